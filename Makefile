@@ -1,0 +1,38 @@
+# The two commands of the README: `make demo` and `make test`.
+# Both create .venv when it is missing. torch is pinned explicitly so that pip
+# never resolves an unpinned (multi-GB CUDA) build.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+TORCH := torch==2.13.0
+
+.PHONY: test demo venv bench clean
+
+$(VENV)/.base:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q $(TORCH)
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.base pyproject.toml
+	$(PIP) install -q $(TORCH) -e '.[dev,plot,demo]'
+	touch $@
+
+$(VENV)/.demo: $(VENV)/.base pyproject.toml
+	$(PIP) install -q $(TORCH) -e '.[demo,plot]'
+	touch $@
+
+venv: $(VENV)/.dev
+
+test: $(VENV)/.dev
+	HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-ci} $(PY) -m pytest -q -n 2 tests
+
+demo: $(VENV)/.demo
+	$(PY) -m plastic demo $(ARGS)
+
+bench: $(VENV)/.dev
+	$(PY) benchmarks/run.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis
