@@ -1,0 +1,198 @@
+"""Spike traces and spike filters: the recurrences every trace rule is built on.
+
+Cumulative trace (all-to-all pairing)::
+
+    x_t = a * x_{t-1} + A * s_t,        a = exp(-dt / tau)
+
+Nearest trace (nearest-spike pairing)::
+
+    x_t = A            where s_t
+    x_t = a * x_{t-1}  elsewhere
+
+Anti-causal cumulative trace of a window (the future spikes, seen from t)::
+
+    y_t = sum_{u >= t} a^(u - t) * A * s_u  =  A * s_t + a * y_{t+1}
+
+Spike filter (SpikingJelly's ``SynapseFilter`` equation)::
+
+    I_t = I_{t-1} - (1 - S_t) * I_{t-1} / tau + S_t
+
+Traces include the current step's spike. ``a`` may be the exact
+``exp(-dt/tau)`` or the Euler ``1 - dt/tau`` (:func:`decay_factor`).
+
+Window forms take ``[T, *shape]`` (time first) and return every step's value
+and the last one, so that the next window continues from it. They run one
+preallocated recurrence over time, each step touching ``prod(shape)`` elements.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from plastic.functional.validation import check_positive
+
+__all__ = [
+    "decay_factor",
+    "trace_cumulative_step",
+    "trace_nearest_step",
+    "trace_cumulative_window",
+    "trace_nearest_window",
+    "trace_anticausal_window",
+    "spike_filter_step",
+    "spike_filter_window",
+]
+
+Scalar = float | Tensor
+
+
+def decay_factor(dt: float, tau: float | Tensor, *, exact: bool = True) -> Scalar:
+    """Per-step decay ``exp(-dt/tau)`` (``exact``) or ``1 - dt/tau`` (Euler).
+
+    ``tau`` may be a tensor (per-element time constants); the Euler form
+    requires ``tau >= dt`` so that the factor stays in ``[0, 1)``.
+    """
+    dt = check_positive(dt, "dt")
+    if isinstance(tau, Tensor):
+        if not bool((tau > 0).all()) or not bool(torch.isfinite(tau).all()):
+            raise ValueError("tau: expected finite values > 0")
+        if exact:
+            return torch.exp(-dt / tau)
+        if not bool((tau >= dt).all()):
+            raise ValueError(f"tau: the Euler decay 1 - dt/tau needs tau >= dt ({dt})")
+        return 1.0 - dt / tau
+    tau = check_positive(tau, "tau", allow_inf=True)
+    if exact:
+        return math.exp(-dt / tau)
+    if tau < dt:
+        raise ValueError(f"tau: the Euler decay 1 - dt/tau needs tau >= dt ({dt}), got {tau}")
+    return 1.0 - dt / tau
+
+
+def _as_values(spikes: Tensor, like: Tensor) -> Tensor:
+    return spikes.to(dtype=like.dtype) if spikes.dtype != like.dtype else spikes
+
+
+def trace_cumulative_step(trace: Tensor, spike: Tensor, decay: Scalar, amplitude: Scalar = 1.0) -> Tensor:
+    """One step of the cumulative trace: ``a * x + A * s`` (new tensor)."""
+    return trace * decay + _as_values(spike, trace) * amplitude
+
+
+def trace_nearest_step(trace: Tensor, spike: Tensor, decay: Scalar, amplitude: Scalar = 1.0) -> Tensor:
+    """One step of the nearest trace: ``A`` where ``s`` else ``a * x`` (new tensor)."""
+    decayed = trace * decay
+    fill = torch.as_tensor(amplitude, dtype=trace.dtype, device=trace.device)
+    return torch.where(spike.bool() if spike.dtype != torch.bool else spike, fill, decayed)
+
+
+def _initial(spikes: Tensor, initial: Tensor | None, dtype: torch.dtype | None) -> Tensor:
+    if initial is not None:
+        if initial.shape != spikes.shape[1:]:
+            raise ValueError(
+                f"initial: expected shape {tuple(spikes.shape[1:])}, got {tuple(initial.shape)}"
+            )
+        return initial
+    dtype = dtype or (spikes.dtype if spikes.is_floating_point() else torch.get_default_dtype())
+    return torch.zeros(spikes.shape[1:], dtype=dtype, device=spikes.device)
+
+
+def trace_cumulative_window(
+    spikes: Tensor,
+    decay: Scalar,
+    amplitude: Scalar = 1.0,
+    initial: Tensor | None = None,
+    *,
+    dtype: torch.dtype | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Cumulative traces of a window ``[T, *shape]``; returns ``(traces, last)``.
+
+    ``traces[t] = a * traces[t-1] + A * spikes[t]`` with ``traces[-1] = initial``
+    (zeros by default).
+    """
+    previous = _initial(spikes, initial, dtype)
+    values = spikes.to(previous.dtype) * amplitude
+    if _needs_graph(values, previous, decay):
+        steps = []
+        for t in range(spikes.shape[0]):
+            previous = previous * decay + values[t]
+            steps.append(previous)
+        out = torch.stack(steps) if steps else values
+        return out, previous
+    out = values  # fresh tensor: filled in place, step by step
+    if out.shape[0]:
+        out[0].add_(previous * decay)
+        for t in range(1, out.shape[0]):
+            out[t].add_(out[t - 1] * decay)
+    return out, (out[-1].clone() if out.shape[0] else previous)
+
+
+def trace_nearest_window(
+    spikes: Tensor,
+    decay: Scalar,
+    amplitude: Scalar = 1.0,
+    initial: Tensor | None = None,
+    *,
+    dtype: torch.dtype | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Nearest-spike traces of a window ``[T, *shape]``; returns ``(traces, last)``."""
+    previous = _initial(spikes, initial, dtype)
+    fired = spikes.bool() if spikes.dtype != torch.bool else spikes
+    out = torch.empty(spikes.shape, dtype=previous.dtype, device=previous.device)
+    fill = torch.as_tensor(amplitude, dtype=previous.dtype, device=previous.device)
+    for t in range(spikes.shape[0]):
+        torch.where(fired[t], fill, previous * decay, out=out[t])
+        previous = out[t]
+    return out, (out[-1].clone() if out.shape[0] else previous)
+
+
+def trace_anticausal_window(
+    spikes: Tensor, decay: Scalar, amplitude: Scalar = 1.0, *, dtype: torch.dtype | None = None
+) -> Tensor:
+    """Anti-causal cumulative trace ``y_t = A*s_t + a*y_{t+1}`` within a window.
+
+    Spikes after the window are unknown, so ``y_{T} = 0``: pairs whose later
+    spike falls in the next window are counted there, through the causal trace
+    carried over.
+    """
+    dtype = dtype or (spikes.dtype if spikes.is_floating_point() else torch.get_default_dtype())
+    out = spikes.to(dtype) * amplitude
+    for t in range(out.shape[0] - 2, -1, -1):
+        out[t].add_(out[t + 1] * decay)
+    return out
+
+
+def _needs_graph(*values: object) -> bool:
+    return torch.is_grad_enabled() and any(isinstance(v, Tensor) and v.requires_grad for v in values)
+
+
+def spike_filter_step(current: Tensor, spike: Tensor, inverse_tau: Scalar) -> Tensor:
+    """``I_t = I_{t-1} - (1 - S_t) * I_{t-1} * inverse_tau + S_t`` (new tensor).
+
+    ``spike`` may be a float tensor carrying gradients (surrogate networks).
+    """
+    values = _as_values(spike, current)
+    return current - (1.0 - values) * current * inverse_tau + values
+
+
+def spike_filter_window(spikes: Tensor, current: Tensor, inverse_tau: Scalar) -> tuple[Tensor, Tensor]:
+    """Spike filter over a window ``[T, *shape]``; returns ``(currents, last)``.
+
+    Gradients flow to ``spikes``, ``current`` and a tensor ``inverse_tau``
+    (the learnable variant); without them the recurrence runs in place.
+    """
+    values = _as_values(spikes, current)
+    if _needs_graph(values, current, inverse_tau):
+        steps = []
+        for t in range(values.shape[0]):
+            current = spike_filter_step(current, values[t], inverse_tau)
+            steps.append(current)
+        return (torch.stack(steps) if steps else values.clone()), current
+    # I_t = I_{t-1} * (1 - (1 - S_t) * k) + S_t: a linear recurrence, in place
+    keep = 1.0 - (1.0 - values) * inverse_tau
+    out = values.clone()
+    for t in range(values.shape[0]):
+        out[t].addcmul_(current, keep[t])
+        current = out[t]
+    return out, (out[-1].clone() if out.shape[0] else current)

@@ -1,0 +1,235 @@
+"""A preallocated ring buffer of per-step samples.
+
+Synapses keep their presynaptic history in one (per-synapse delays), and the
+observation reducers keep theirs (delayed reads, window recorders). Storage is
+allocated once at ``capacity`` samples; a push writes one slot and moves a
+pointer (O(1), nothing rebuilt), so memory never grows with the run length.
+
+Lags are counted in steps back from the newest sample (lag 0). Reads at
+continuous lags go through :mod:`plastic.functional.interpolation`. Samples
+never written read as ``fill`` (0 for spikes and currents: nothing arrived
+before the run began).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from plastic.functional.interpolation import check_method, chosen_lag, interpolate, snap_lags
+from plastic.functional.validation import check_tensor
+
+__all__ = ["RingBuffer"]
+
+
+class RingBuffer(nn.Module):
+    """Fixed-capacity history ``[capacity, *shape]``.
+
+    Args:
+        capacity: number of samples kept (>= 1).
+        shape: shape of one sample (without the time dimension).
+        dtype: sample dtype (bool for spikes).
+        device: where the storage lives.
+        fill: value returned for samples older than anything written.
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        shape: Sequence[int],
+        dtype: torch.dtype = torch.get_default_dtype(),
+        device: torch.device | str | None = None,
+        fill: float | bool = 0,
+    ) -> None:
+        super().__init__()
+        if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1:
+            raise ValueError(f"capacity: expected an int >= 1, got {capacity!r}")
+        self.capacity = capacity
+        self.fill = fill
+        self.register_buffer("data", torch.full((capacity, *shape), fill, dtype=dtype, device=device))
+        self._pointer = 0  # slot of the next write
+        self._count = 0  # samples written, saturating at capacity
+
+    # state_dict carries the pointer and count with the data
+    def get_extra_state(self) -> Any:
+        return {"pointer": self._pointer, "count": self._count, "capacity": self.capacity}
+
+    def set_extra_state(self, state: Any) -> None:
+        if state["capacity"] != self.capacity:
+            raise ValueError(
+                f"state_dict: ring buffer capacity {state['capacity']} does not match {self.capacity}"
+            )
+        self._pointer = int(state["pointer"])
+        self._count = int(state["count"])
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.data.shape[1:])
+
+    @property
+    def count(self) -> int:
+        """Samples held (at most ``capacity``)."""
+        return self._count
+
+    def clear(self) -> None:
+        """Forget every sample (storage kept)."""
+        self.data.fill_(self.fill)
+        self._pointer = 0
+        self._count = 0
+
+    def reshape_storage(self, shape: Sequence[int]) -> None:
+        """Reallocate for a new sample shape (clears)."""
+        self.data = torch.full(
+            (self.capacity, *shape), self.fill, dtype=self.data.dtype, device=self.data.device
+        )
+        self._pointer = 0
+        self._count = 0
+
+    def check_sample(self, value: Tensor, name: str = "value", *, window: bool = False) -> Tensor:
+        expected = ((-1,) if window else ()) + self.shape
+        return check_tensor(value, name, shape=expected)
+
+    def push(self, value: Tensor) -> None:
+        """Append one sample ``[*shape]``."""
+        self.check_sample(value)
+        self.data[self._pointer] = value
+        self._pointer = (self._pointer + 1) % self.capacity
+        self._count = min(self._count + 1, self.capacity)
+
+    def push_window(self, values: Tensor) -> None:
+        """Append ``[T, *shape]`` samples (oldest first) in at most two copies."""
+        self.check_sample(values, "values", window=True)
+        steps = values.shape[0]
+        if steps == 0:
+            return
+        if steps >= self.capacity:
+            values = values[steps - self.capacity :]
+            self.data.copy_(values)
+            self._pointer = 0
+            self._count = self.capacity
+            return
+        first = min(steps, self.capacity - self._pointer)
+        self.data[self._pointer : self._pointer + first] = values[:first]
+        if first < steps:
+            self.data[: steps - first] = values[first:]
+        self._pointer = (self._pointer + steps) % self.capacity
+        self._count = min(self._count + steps, self.capacity)
+
+    def newest(self) -> Tensor:
+        """The latest sample (``fill`` if none)."""
+        return self.back(0)
+
+    def back(self, lag: int) -> Tensor:
+        """The sample ``lag`` steps before the newest (``fill`` beyond the history)."""
+        if not isinstance(lag, int) or lag < 0:
+            raise ValueError(f"lag: expected an int >= 0, got {lag!r}")
+        if lag >= self._count:
+            return torch.full(self.shape, self.fill, dtype=self.data.dtype, device=self.data.device)
+        return self.data[(self._pointer - 1 - lag) % self.capacity]
+
+    def window(self, steps: int | None = None) -> Tensor:
+        """The last ``steps`` samples in time order, ``[steps, *shape]``.
+
+        Positions older than the history hold ``fill``; ``steps`` defaults to
+        the samples held.
+        """
+        steps = self._count if steps is None else steps
+        if not isinstance(steps, int) or steps < 0 or steps > self.capacity:
+            raise ValueError(f"steps: expected an int in [0, {self.capacity}], got {steps!r}")
+        index = (self._pointer - steps + torch.arange(steps, device=self.data.device)) % self.capacity
+        out = self.data[index]
+        missing = steps - self._count
+        if missing > 0:
+            out[:missing] = self.fill
+        return out
+
+    def read(
+        self,
+        lags: Tensor,
+        interpolation: str = "previous",
+        tolerance: float = 1e-7,
+        *,
+        dt: float = 1.0,
+        tau: float | None = None,
+    ) -> Tensor:
+        """Samples at continuous per-element lags (in steps).
+
+        ``lags`` must broadcast with a sample (aligned on the right);
+        the result has the broadcast shape (so a ``[B, 1, N_in]`` spike history
+        read at ``[N_out, N_in]`` delays gives ``[B, N_out, N_in]``).
+        """
+        return self._gather(self.data, self._pointer, self._count, lags, interpolation, tolerance, dt, tau)
+
+    def read_window(
+        self,
+        values: Tensor,
+        lags: Tensor,
+        interpolation: str = "previous",
+        tolerance: float = 1e-7,
+        *,
+        dt: float = 1.0,
+        tau: float | None = None,
+    ) -> Tensor:
+        """Delayed reads for every step of a new window, then push the window.
+
+        ``values`` ``[T, *shape]`` are the window's samples. Step ``t`` of the
+        result is what :meth:`read` would return right after pushing
+        ``values[t]``; storage never grows past ``capacity`` (the history and
+        the window are joined in a temporary).
+        """
+        self.check_sample(values, "values", window=True)
+        check_method(interpolation)
+        steps = values.shape[0]
+        joined = torch.cat([self.window(self.capacity), values.to(self.data.dtype)])
+        total = joined.shape[0]
+        out = []
+        for t in range(steps):
+            # pointer just past step t of the window inside ``joined``
+            pointer = self.capacity + t + 1
+            out.append(
+                self._gather(joined, pointer % total, min(self._count + t + 1, self.capacity), lags, interpolation, tolerance, dt, tau, total)
+            )
+        self.push_window(values)
+        return torch.stack(out) if out else values.new_zeros((0,))
+
+    def _gather(
+        self,
+        data: Tensor,
+        pointer: int,
+        count: int,
+        lags: Tensor,
+        interpolation: str,
+        tolerance: float,
+        dt: float,
+        tau: float | None,
+        capacity: int | None = None,
+    ) -> Tensor:
+        check_method(interpolation)
+        lags = check_tensor(lags, "lags")
+        if lags.ndim > len(self.shape):
+            raise ValueError(f"lags: expected at most {len(self.shape)} dimensions, got shape {tuple(lags.shape)}")
+        try:
+            torch.broadcast_shapes(self.shape, lags.shape)
+        except RuntimeError:
+            raise ValueError(f"lags: shape {tuple(lags.shape)} does not broadcast with samples {self.shape}") from None
+        lags = lags.reshape((1,) * (len(self.shape) - lags.ndim) + tuple(lags.shape))
+        if lags.numel() and (not bool(torch.isfinite(lags).all()) or bool((lags < 0).any())):
+            raise ValueError("lags: expected finite values >= 0")
+        capacity = capacity or self.capacity
+        lags = snap_lags(lags.to(torch.float64 if lags.dtype == torch.float64 else torch.float32), tolerance)
+        earlier_lag, later_lag = chosen_lag(lags, interpolation)
+        shape = torch.broadcast_shapes(self.shape, lags.shape)
+        expanded = data.expand(data.shape[0], *shape)
+
+        def take(lag: Tensor) -> Tensor:
+            index = ((pointer - 1 - lag) % capacity).expand(shape).unsqueeze(0)
+            sample = expanded.gather(0, index).squeeze(0)
+            beyond = (lag >= count).expand(shape)
+            return sample.masked_fill(beyond, self.fill)
+
+        earlier = take(earlier_lag)
+        later = earlier if later_lag is earlier_lag else take(later_lag)
+        return interpolate(earlier, later, (lags - torch.floor(lags)).expand(shape), interpolation, dt=dt, tau=tau)
