@@ -157,9 +157,11 @@ class RingBuffer(nn.Module):
     ) -> Tensor:
         """Samples at continuous per-element lags (in steps).
 
-        ``lags`` must broadcast with a sample (aligned on the right);
-        the result has the broadcast shape (so a ``[B, 1, N_in]`` spike history
-        read at ``[N_out, N_in]`` delays gives ``[B, N_out, N_in]``).
+        ``lags`` must broadcast with a sample (aligned on the right) and may
+        add leading dimensions; the result has the broadcast shape (a
+        ``[B, 1, N_in]`` spike history read at ``[N_out, N_in]`` delays gives
+        ``[B, N_out, N_in]``; a ``[B, N_in]`` history read at
+        ``[N_out, 1, N_in]`` gives ``[N_out, B, N_in]``).
         """
         return self._gather(self.data, self._pointer, self._count, lags, interpolation, tolerance, dt, tau)
 
@@ -209,19 +211,18 @@ class RingBuffer(nn.Module):
     ) -> Tensor:
         check_method(interpolation)
         lags = check_tensor(lags, "lags")
-        if lags.ndim > len(self.shape):
-            raise ValueError(f"lags: expected at most {len(self.shape)} dimensions, got shape {tuple(lags.shape)}")
         try:
-            torch.broadcast_shapes(self.shape, lags.shape)
+            shape = torch.broadcast_shapes(self.shape, lags.shape)
         except RuntimeError:
             raise ValueError(f"lags: shape {tuple(lags.shape)} does not broadcast with samples {self.shape}") from None
-        lags = lags.reshape((1,) * (len(self.shape) - lags.ndim) + tuple(lags.shape))
+        # lags may add leading dimensions (e.g. [N_out, 1, N_in] against [B, N_in])
+        data = data.reshape(data.shape[0], *((1,) * (len(shape) - len(self.shape))), *self.shape)
+        lags = lags.reshape((1,) * (len(shape) - lags.ndim) + tuple(lags.shape))
         if lags.numel() and (not bool(torch.isfinite(lags).all()) or bool((lags < 0).any())):
             raise ValueError("lags: expected finite values >= 0")
         capacity = capacity or self.capacity
         lags = snap_lags(lags.to(torch.float64 if lags.dtype == torch.float64 else torch.float32), tolerance)
         earlier_lag, later_lag = chosen_lag(lags, interpolation)
-        shape = torch.broadcast_shapes(self.shape, lags.shape)
         expanded = data.expand(data.shape[0], *shape)
 
         def take(lag: Tensor) -> Tensor:
