@@ -137,14 +137,18 @@ class ConvGeometry:
     def weight_shape(self) -> tuple[int, ...]:
         return (self.out_channels, self.in_channels // self.groups, *self.kernel_size)
 
-    def pad(self, inputs: Tensor) -> Tensor:
-        """Pad ``[N, C, *spatial]`` exactly as torch's Conv module does."""
+    def pad(self, inputs: Tensor, fill: float = 0.0) -> Tensor:
+        """Pad ``[N, C, *spatial]`` exactly as torch's Conv module does.
+
+        ``fill`` replaces the zeros of ``padding_mode="zeros"``: quantities
+        that are not linear in the spikes (event times) pad with NaN, "no event".
+        """
         if all(p == (0, 0) for p in self.padding_pairs):
             return inputs
         # F.pad takes the last dimension first
         flat = [amount for pair in reversed(self.padding_pairs) for amount in pair]
         if self.padding_mode == "zeros":
-            return F.pad(inputs, flat)
+            return F.pad(inputs, flat, value=fill)
         return F.pad(inputs, flat, mode=self.padding_mode)
 
 
@@ -174,13 +178,14 @@ def dense_post_view(post: Tensor) -> Tensor:
     return rearrange(post, "n o -> n 1 o 1")
 
 
-def conv_pre_view(pre: Tensor, geometry: ConvGeometry) -> Tensor:
+def conv_pre_view(pre: Tensor, geometry: ConvGeometry, fill: float = 0.0) -> Tensor:
     """``[N, C_in, *spatial]`` -> ``[N, G, K, P]`` (im2col, grouped).
 
     Linear in ``pre``, so a trace of the unfolded input equals the unfolded
     trace: traces are kept at the layer's shape and unfolded only when needed.
+    ``fill`` is the value of zero padding (NaN for event times).
     """
-    padded = geometry.pad(pre.to(torch.get_default_dtype()) if pre.dtype == torch.bool else pre)
+    padded = geometry.pad(pre.to(torch.get_default_dtype()) if pre.dtype == torch.bool else pre, fill)
     if geometry.dims == 1:
         columns = F.unfold(
             padded.unsqueeze(2),
