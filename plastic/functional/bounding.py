@@ -1,0 +1,376 @@
+"""Weight bounding: weight-dependence factors, bounded updates, clamping, normalisation.
+
+A learning rule produces two non-negative magnitudes per synapse, a
+potentiation ``pos`` and a depression ``neg``. Bounding turns them into a
+weight change that depends on the current weight ``w``:
+
+    dw = f_upper(w) * pos - f_lower(w) * neg
+
+The same factors are the weight-dependence functions ``f_post(w)`` (scales
+potentiation) and ``f_pre(w)`` (scales depression) of trace STDP rules, so
+each is written here once as a reusable function of ``w``.
+
+Factors (``w_min``, ``w_max`` in the unit of the weight, ``mu`` dimensionless):
+
+========================  ======================================  ======================================
+kind                      upper factor (potentiation)             lower factor (depression)
+========================  ======================================  ======================================
+hard                      ``[w < w_max]``                         ``[w > w_min]``
+soft (multiplicative)     ``max(w_max - w, 0)``                   ``max(w - w_min, 0)``
+power law                 ``max(w_max - w, 0)^mu``                ``max(w - w_min, 0)^mu``
+scaled                    ``max((w_max - w)/(w_max - w_min), 0)^mu``  ``max((w - w_min)/(w_max - w_min), 0)^mu``
+========================  ======================================  ======================================
+
+References:
+
+* Soft (multiplicative) bounds: Kistler & van Hemmen (2000), Neural Comput.
+  12:385; van Rossum, Bi & Turrigiano (2000), J. Neurosci. 20:8812 (additive
+  potentiation, multiplicative depression: ``side="lower"``).
+* Power law / "nonlinear temporally asymmetric Hebbian" rule: Gütig, Aharonov,
+  Rotter & Sompolinsky (2003), J. Neurosci. 23:3697, with ``w`` in ``[0, 1]``:
+  ``f_+(w) = (1 - w)^mu``, ``f_-(w) = w^mu``.
+* Row normalisation: Diehl & Cook (2015), Front. Comput. Neurosci. 9:99
+  (each excitatory neuron's incoming weights summed to 78.4 for 784 inputs).
+
+Bases are clamped at 0 before the power, so a weight outside its bounds gets
+a zero factor (never NaN for fractional ``mu``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+import attrs
+import torch
+from torch import Tensor
+
+from plastic.functional.validation import (
+    check_choice,
+    check_positive,
+    check_tensor,
+)
+
+__all__ = [
+    "hard_upper",
+    "hard_lower",
+    "soft_upper",
+    "soft_lower",
+    "scaled_upper",
+    "scaled_lower",
+    "bound",
+    "Bounding",
+    "BOUNDING_KINDS",
+    "BOUNDING_SIDES",
+    "clamp_",
+    "normalize_rows",
+]
+
+BOUNDING_KINDS = ("none", "hard", "soft", "power", "scaled")
+BOUNDING_SIDES = ("both", "upper", "lower")
+
+Bound = float | Tensor
+Factor = Callable[[Tensor], Tensor]
+
+
+def _check_bound(value: object, name: str) -> None:
+    """A bound is a finite real or a tensor (per-synapse bounds)."""
+    if isinstance(value, Tensor):
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name}: expected a real number or a tensor, got {value!r}")
+    if not math.isfinite(float(value)):
+        raise ValueError(f"{name}: expected a finite value, got {value!r}")
+
+
+def _check_order(w_min: object, w_max: object) -> None:
+    if isinstance(w_min, Tensor) or isinstance(w_max, Tensor):
+        return
+    if not float(w_min) < float(w_max):  # type: ignore[arg-type]
+        raise ValueError(f"w_min: expected w_min < w_max, got w_min={w_min!r}, w_max={w_max!r}")
+
+
+def _check_mu(mu: object) -> float:
+    return check_positive(mu, "mu")
+
+
+def hard_upper(w: Tensor, w_max: Bound) -> Tensor:
+    """Hard upper bound factor ``[w < w_max]`` in ``w``'s dtype.
+
+    Potentiation is allowed only while the weight is below ``w_max``.
+    """
+    check_tensor(w, "w")
+    _check_bound(w_max, "w_max")
+    return (w < w_max).to(w.dtype)
+
+
+def hard_lower(w: Tensor, w_min: Bound) -> Tensor:
+    """Hard lower bound factor ``[w > w_min]`` in ``w``'s dtype.
+
+    Depression is allowed only while the weight is above ``w_min``.
+    """
+    check_tensor(w, "w")
+    _check_bound(w_min, "w_min")
+    return (w > w_min).to(w.dtype)
+
+
+def soft_upper(w: Tensor, w_max: Bound, mu: float = 1.0) -> Tensor:
+    """Soft (multiplicative, ``mu = 1``) or power-law upper factor ``max(w_max - w, 0)^mu``.
+
+    Parameters: ``w_max`` upper weight bound (weight units), ``mu > 0``
+    exponent (Gütig et al. 2003; ``mu = 1`` is the multiplicative rule).
+    """
+    check_tensor(w, "w", floating=True)
+    _check_bound(w_max, "w_max")
+    mu = _check_mu(mu)
+    base = (w_max - w).clamp_min(0)
+    return base if mu == 1.0 else base.pow(mu)
+
+
+def soft_lower(w: Tensor, w_min: Bound, mu: float = 1.0) -> Tensor:
+    """Soft (multiplicative, ``mu = 1``) or power-law lower factor ``max(w - w_min, 0)^mu``.
+
+    Parameters: ``w_min`` lower weight bound (weight units), ``mu > 0`` exponent.
+    """
+    check_tensor(w, "w", floating=True)
+    _check_bound(w_min, "w_min")
+    mu = _check_mu(mu)
+    base = (w - w_min).clamp_min(0)
+    return base if mu == 1.0 else base.pow(mu)
+
+
+def scaled_upper(w: Tensor, w_min: Bound, w_max: Bound, mu: float = 1.0) -> Tensor:
+    """Range-normalised upper factor ``max((w_max - w) / (w_max - w_min), 0)^mu``.
+
+    The multiplicative rule with the distance to the bound measured in units
+    of the weight range, so the factor is 1 at ``w_min`` and 0 at ``w_max``
+    whatever the range.
+    """
+    check_tensor(w, "w", floating=True)
+    _check_bound(w_min, "w_min")
+    _check_bound(w_max, "w_max")
+    _check_order(w_min, w_max)
+    mu = _check_mu(mu)
+    base = ((w_max - w) / (w_max - w_min)).clamp_min(0)
+    return base if mu == 1.0 else base.pow(mu)
+
+
+def scaled_lower(w: Tensor, w_min: Bound, w_max: Bound, mu: float = 1.0) -> Tensor:
+    """Range-normalised lower factor ``max((w - w_min) / (w_max - w_min), 0)^mu``.
+
+    1 at ``w_max``, 0 at ``w_min``.
+    """
+    check_tensor(w, "w", floating=True)
+    _check_bound(w_min, "w_min")
+    _check_bound(w_max, "w_max")
+    _check_order(w_min, w_max)
+    mu = _check_mu(mu)
+    base = ((w - w_min) / (w_max - w_min)).clamp_min(0)
+    return base if mu == 1.0 else base.pow(mu)
+
+
+def bound(
+    param: Tensor,
+    potentiation: Tensor | None,
+    depression: Tensor | None,
+    *,
+    upper: Factor | None = None,
+    lower: Factor | None = None,
+) -> Tensor:
+    """Bounded weight change ``dw = upper(w) * potentiation - lower(w) * depression``.
+
+    Parameters:
+        param: the current weight ``w`` (any shape).
+        potentiation, depression: non-negative magnitudes of ``param``'s shape
+            (``None`` contributes nothing). Not checked for sign here; the
+            Updater checks them when they are accumulated.
+        upper, lower: weight-dependence factors ``w -> tensor`` (e.g.
+            ``functools.partial(soft_upper, w_max=1.0)``); ``None`` is the
+            constant 1 (additive rule).
+
+    Returns ``dw`` in ``param``'s dtype (floating) on ``param``'s device.
+    """
+    check_tensor(param, "param")
+    dw = torch.zeros_like(param)
+    for name, magnitude, factor, sign in (
+        ("potentiation", potentiation, upper, 1.0),
+        ("depression", depression, lower, -1.0),
+    ):
+        if magnitude is None:
+            continue
+        check_tensor(magnitude, name, shape=param.shape, device=param.device)
+        term = magnitude if factor is None else factor(param) * magnitude
+        dw = dw + sign * term
+    return dw
+
+
+def _optional_bound(name: str) -> Callable[[object, attrs.Attribute, object], None]:
+    def validate(_instance: object, _attribute: attrs.Attribute, value: object) -> None:
+        if value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError(f"{name}: expected a real number or None, got {value!r}")
+        if not math.isfinite(float(value)):
+            raise ValueError(f"{name}: expected a finite value, got {value!r}")
+
+    return validate
+
+
+@attrs.frozen
+class Bounding:
+    """How accumulated potentiation and depression become a weight change.
+
+    ``dw = upper_factor(w) * pos - lower_factor(w) * neg`` with the factors of
+    ``kind`` (see the module docstring):
+
+    * ``"none"``: additive, both factors 1.
+    * ``"hard"``: ``[w < w_max]``, ``[w > w_min]``.
+    * ``"soft"``: multiplicative, ``w_max - w``, ``w - w_min`` (``mu`` must be 1).
+    * ``"power"``: ``(w_max - w)^mu``, ``(w - w_min)^mu`` (Gütig et al. 2003).
+    * ``"scaled"``: ``((w_max - w)/(w_max - w_min))^mu`` and the lower analogue;
+      needs both bounds whatever ``side``.
+
+    Parameters:
+        kind: one of ``BOUNDING_KINDS``.
+        w_min, w_max: weight bounds (weight units); ``w_min < w_max`` when both
+            are given; the side(s) in use need their bound.
+        mu: exponent > 0 (``"power"`` and ``"scaled"`` only; 1 otherwise).
+        side: ``"both"``, ``"upper"`` (only potentiation is weight dependent,
+            depression additive) or ``"lower"`` (only depression weight
+            dependent: van Rossum et al. 2000 with ``kind="soft"``, ``w_min=0``).
+    """
+
+    kind: Literal["none", "hard", "soft", "power", "scaled"] = attrs.field(
+        default="none",
+        validator=lambda _i, _a, v: check_choice(v, "kind", BOUNDING_KINDS),
+    )
+    w_min: float | None = attrs.field(default=None, validator=_optional_bound("w_min"))
+    w_max: float | None = attrs.field(default=None, validator=_optional_bound("w_max"))
+    mu: float = attrs.field(default=1.0, validator=lambda _i, _a, v: _check_mu(v))
+    side: Literal["both", "upper", "lower"] = attrs.field(
+        default="both",
+        validator=lambda _i, _a, v: check_choice(v, "side", BOUNDING_SIDES),
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if self.w_min is not None and self.w_max is not None:
+            _check_order(self.w_min, self.w_max)
+        if self.kind in ("none", "hard", "soft") and self.mu != 1.0:
+            raise ValueError(
+                f"mu: kind {self.kind!r} has no exponent (mu must be 1, got {self.mu!r}); "
+                "use kind 'power' or 'scaled'"
+            )
+        if self.kind == "none":
+            return
+        needs_max = self.kind == "scaled" or self.side in ("both", "upper")
+        needs_min = self.kind == "scaled" or self.side in ("both", "lower")
+        if needs_max and self.w_max is None:
+            raise ValueError(f"w_max: kind {self.kind!r} with side {self.side!r} needs w_max")
+        if needs_min and self.w_min is None:
+            raise ValueError(f"w_min: kind {self.kind!r} with side {self.side!r} needs w_min")
+
+    @property
+    def bounds_upper(self) -> bool:
+        """Whether potentiation depends on the weight."""
+        return self.kind != "none" and self.side in ("both", "upper")
+
+    @property
+    def bounds_lower(self) -> bool:
+        """Whether depression depends on the weight."""
+        return self.kind != "none" and self.side in ("both", "lower")
+
+    def upper_factor(self, w: Tensor) -> Tensor:
+        """The factor multiplying potentiation (``f_post(w)`` in trace STDP)."""
+        if not self.bounds_upper:
+            return torch.ones_like(w)
+        assert self.w_max is not None  # guaranteed by __attrs_post_init__
+        if self.kind == "hard":
+            return hard_upper(w, self.w_max)
+        if self.kind in ("soft", "power"):
+            return soft_upper(w, self.w_max, self.mu)
+        assert self.w_min is not None
+        return scaled_upper(w, self.w_min, self.w_max, self.mu)
+
+    def lower_factor(self, w: Tensor) -> Tensor:
+        """The factor multiplying depression (``f_pre(w)`` in trace STDP)."""
+        if not self.bounds_lower:
+            return torch.ones_like(w)
+        assert self.w_min is not None  # guaranteed by __attrs_post_init__
+        if self.kind == "hard":
+            return hard_lower(w, self.w_min)
+        if self.kind in ("soft", "power"):
+            return soft_lower(w, self.w_min, self.mu)
+        assert self.w_max is not None
+        return scaled_lower(w, self.w_min, self.w_max, self.mu)
+
+    def __call__(self, w: Tensor, potentiation: Tensor | None, depression: Tensor | None) -> Tensor:
+        """``dw = upper_factor(w) * potentiation - lower_factor(w) * depression``."""
+        return bound(
+            w,
+            potentiation,
+            depression,
+            upper=self.upper_factor if self.bounds_upper else None,
+            lower=self.lower_factor if self.bounds_lower else None,
+        )
+
+
+def clamp_(param: Tensor, w_min: float | None = None, w_max: float | None = None) -> Tensor:
+    """Clamp ``param`` in place to ``[w_min, w_max]`` (``None``: unbounded side).
+
+    Runs under ``torch.no_grad`` so it works on leaf parameters. Returns ``param``.
+    """
+    check_tensor(param, "param")
+    if w_min is not None:
+        _check_bound(w_min, "w_min")
+    if w_max is not None:
+        _check_bound(w_max, "w_max")
+    if (
+        w_min is not None
+        and w_max is not None
+        and not isinstance(w_min, Tensor)
+        and not isinstance(w_max, Tensor)
+        and not w_min <= w_max
+    ):
+        raise ValueError(f"w_min: expected w_min <= w_max, got w_min={w_min!r}, w_max={w_max!r}")
+    if w_min is None and w_max is None:
+        return param
+    with torch.no_grad():
+        param.clamp_(min=w_min, max=w_max)
+    return param
+
+
+def normalize_rows(
+    weight: Tensor,
+    target_sum: float,
+    dim: int | Sequence[int] | None = None,
+) -> Tensor:
+    """Rescale each postsynaptic neuron's incoming weights to ``sum_j |w_ij| = target_sum``.
+
+    ``w_ij <- w_ij * target_sum / sum_j |w_ij|`` (Diehl & Cook 2015 use
+    ``target_sum = 78.4`` for 784 inputs). Rows whose weights are all zero stay
+    zero. Returns a new tensor.
+
+    Parameters:
+        weight: ``[O, ...]``, the first dimension indexing postsynaptic neurons
+            (dense ``[out, in]``, conv ``[out, in/groups, *kernel]``).
+        target_sum: the L1 norm every row gets (> 0, weight units).
+        dim: dimensions summed over; ``None`` is every dimension but the first.
+            For a 1-d weight (one synapse per neuron) each entry becomes
+            ``sign(w) * target_sum``.
+    """
+    check_tensor(weight, "weight", floating=True, min_ndim=1)
+    target = check_positive(target_sum, "target_sum")
+    if dim is None:
+        dims: tuple[int, ...] = tuple(range(1, weight.ndim))
+    elif isinstance(dim, int):
+        dims = (dim,)
+    else:
+        dims = tuple(dim)
+    if any(not -weight.ndim <= d < weight.ndim for d in dims):
+        raise ValueError(f"dim: expected dimensions of a {weight.ndim}-d weight, got {dim!r}")
+    magnitude = weight.abs()
+    # torch sums over *all* dimensions for dim=(), so the 1-d case is explicit.
+    row_norm = magnitude.sum(dim=dims, keepdim=True) if dims else magnitude
+    scale = torch.where(row_norm > 0, target / row_norm.clamp_min(torch.finfo(weight.dtype).tiny), 0.0)
+    return weight * scale

@@ -1,0 +1,513 @@
+"""Updater: accumulate potentiation and depression, then apply them bounded.
+
+A trainer writes, per trainable parameter ``w`` of a module, non-negative
+magnitudes ``pos`` (potentiation) and ``neg`` (depression) with
+:meth:`Updater.accumulate`, possibly many times per batch. Calls are reduced
+into a running value (``sum``, ``mean``, ``max``, ``min`` or ``last``), so the
+memory held is two tensors of ``w``'s shape plus two counters, whatever the
+number of calls. :meth:`Updater.apply` then does
+
+    (optional)  pos, neg <- all_reduce(pos), all_reduce(neg)      (torch.distributed)
+                dw = upper(w) * pos - lower(w) * neg               (plastic.functional.bounding)
+                dw <- dw * mask                                    (masked synapses never change)
+                w  <- w + dw;  w <- clamp(w);  w <- normalize_rows(w)
+                clear()
+
+or :meth:`Updater.to_grad` writes ``-scale * dw`` into ``w.grad`` so that any
+``torch.optim`` optimizer applies it (``SGD(lr=1)`` applies exactly ``dw``).
+
+References: bounding kinds in :mod:`plastic.functional.bounding`; row
+normalisation after Diehl & Cook (2015), Front. Comput. Neurosci. 9:99.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Literal
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from plastic.functional.bounding import Bounding, clamp_, normalize_rows
+from plastic.functional.validation import check_choice, check_positive, check_tensor
+
+__all__ = ["Updater", "REDUCTIONS"]
+
+REDUCTIONS = ("sum", "mean", "max", "min", "last")
+ALL_REDUCE_OPS = (None, "sum", "mean")
+
+ClampBounds = tuple[float | None, float | None]
+
+
+def _buffer_key(name: str) -> str:
+    # Buffer names may not contain "."; dotted parameter paths are flattened.
+    return name.replace(".", "__")
+
+
+def _resolve(module: nn.Module, name: str) -> object:
+    target: object = module
+    for part in name.split("."):
+        target = getattr(target, part, None)
+        if target is None:
+            return None
+    return target
+
+
+def _check_clamp_pair(value: object, name: str) -> ClampBounds:
+    if not isinstance(value, tuple | list) or len(value) != 2:
+        raise ValueError(f"{name}: expected a pair (w_min, w_max) with None for no bound, got {value!r}")
+    low, high = value
+    for bound_value in (low, high):
+        if bound_value is not None and (
+            isinstance(bound_value, bool) or not isinstance(bound_value, int | float)
+        ):
+            raise TypeError(f"{name}: expected real bounds or None, got {value!r}")
+    if low is not None and high is not None and not float(low) <= float(high):
+        raise ValueError(f"{name}: expected w_min <= w_max, got {value!r}")
+    return (
+        None if low is None else float(low),
+        None if high is None else float(high),
+    )
+
+
+class Updater(nn.Module):
+    """Accumulates potentiation and depression per parameter of ``module`` and applies them.
+
+    Parameters:
+        module: the module owning the parameters (a reference is kept, not a
+            copy, and it is not registered as a submodule: the updater's
+            ``state_dict`` holds only the accumulators).
+        params: names of ``nn.Parameter`` (or tensor attribute) of ``module``;
+            dotted paths (``"synapse.delay"``) reach submodules.
+        reduction: how calls to :meth:`accumulate` combine, one of
+            ``"sum"`` (default), ``"mean"``, ``"max"``, ``"min"``, ``"last"``;
+            each is a running value plus a count.
+        bounding: a :class:`~plastic.functional.bounding.Bounding` for every
+            parameter, or a dict per parameter name (missing names: additive).
+        clamp: ``(w_min, w_max)`` (``None`` for an open side) applied after
+            the update, or a dict per name.
+        normalize: target L1 norm of each postsynaptic row (all dims but the
+            first; Diehl & Cook's 78.4), or a dict per name.
+        normalize_first: normalise before clamping (default: clamp, then
+            normalise, as in Diehl & Cook's code).
+        mask: per name, a bool (or {0, 1}) tensor of the parameter's shape;
+            entries where it is False never change (clamp and normalisation
+            included). Without one, a tensor attribute ``<name>_mask`` of
+            ``module`` (e.g. a lateral connection's ``weight_mask``) is used.
+        all_reduce: ``None``, ``"sum"`` or ``"mean"``: all-reduce the
+            accumulators across ``torch.distributed`` ranks before applying.
+        process_group: the group for ``all_reduce`` (``None``: default group).
+
+    Buffers per parameter ``<name>``: ``<name>_potentiation``,
+    ``<name>_depression`` (the reduced magnitudes), ``<name>_potentiation_count``,
+    ``<name>_depression_count`` (calls received), and ``<name>_mask`` when
+    given. Accumulators follow the parameter's device and dtype: after
+    ``module.to(...)`` or ``updater.to(...)`` they are re-homed lazily on the
+    next call.
+    """
+
+    def __init__(
+        self,
+        module: nn.Module,
+        params: Sequence[str] = ("weight",),
+        *,
+        reduction: Literal["sum", "mean", "max", "min", "last"] = "sum",
+        bounding: Bounding | Mapping[str, Bounding] | None = None,
+        clamp: ClampBounds | Mapping[str, ClampBounds] | None = None,
+        normalize: float | Mapping[str, float] | None = None,
+        normalize_first: bool = False,
+        mask: Mapping[str, Tensor] | None = None,
+        all_reduce: Literal["sum", "mean"] | None = None,
+        process_group: object | None = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(module, nn.Module):
+            raise TypeError(f"module: expected an nn.Module, got {type(module).__name__}")
+        if isinstance(params, str) or not isinstance(params, Sequence):
+            raise TypeError(f"params: expected a sequence of parameter names, got {params!r}")
+        names = tuple(params)
+        if not names:
+            raise ValueError("params: expected at least one parameter name")
+        if len(set(names)) != len(names):
+            raise ValueError(f"params: duplicate names in {list(names)}")
+        for name in names:
+            if not isinstance(name, str):
+                raise TypeError(f"params: expected names as str, got {name!r}")
+            if not isinstance(_resolve(module, name), Tensor):
+                raise ValueError(
+                    f"params: {name!r} is not a parameter or tensor attribute of "
+                    f"{type(module).__name__}"
+                )
+        check_choice(reduction, "reduction", REDUCTIONS)
+        check_choice(all_reduce, "all_reduce", ALL_REDUCE_OPS)
+        boundings = self._per_name(bounding, "bounding", names, self._check_bounding)
+        clamps = self._per_name(clamp, "clamp", names, _check_clamp_pair)
+        normalizes = self._per_name(
+            normalize, "normalize", names, lambda v, n: check_positive(v, n)
+        )
+        masks: dict[str, Tensor] = {}
+        if mask is not None:
+            if not isinstance(mask, Mapping):
+                raise TypeError(f"mask: expected a dict of tensors per name, got {type(mask).__name__}")
+            for name, value in mask.items():
+                if name not in names:
+                    raise ValueError(f"mask: {name!r} is not one of params {list(names)}")
+                masks[name] = self._check_mask(value, name, _resolve(module, name))  # type: ignore[arg-type]
+
+        # Plain attribute, so the module is neither a submodule nor in state_dict.
+        object.__setattr__(self, "_module", module)
+        self.params = names
+        self.reduction = reduction
+        self.bounding = boundings
+        self.clamp = clamps
+        self.normalize = normalizes
+        self.normalize_first = bool(normalize_first)
+        self.all_reduce = all_reduce
+        self.process_group = process_group
+        for name in names:
+            param: Tensor = _resolve(module, name)  # type: ignore[assignment]
+            dtype = param.dtype if param.is_floating_point() else torch.get_default_dtype()
+            key = _buffer_key(name)
+            for kind in ("potentiation", "depression"):
+                self.register_buffer(
+                    f"{key}_{kind}", torch.zeros(param.shape, dtype=dtype, device=param.device)
+                )
+                self.register_buffer(
+                    f"{key}_{kind}_count", torch.zeros((), dtype=torch.int64, device=param.device)
+                )
+            if name in masks:
+                self.register_buffer(f"{key}_mask", masks[name])
+
+    # ------------------------------------------------------------------ validation
+
+    @staticmethod
+    def _check_bounding(value: object, name: str) -> Bounding:
+        if not isinstance(value, Bounding):
+            raise TypeError(f"{name}: expected a Bounding, got {type(value).__name__}")
+        return value
+
+    @staticmethod
+    def _per_name(
+        value: object,
+        argument: str,
+        names: tuple[str, ...],
+        check: Callable[[object, str], object],
+    ) -> dict[str, object]:
+        """Expand a single setting or a dict per name into a dict over ``names``."""
+        if value is None:
+            return {}
+        if isinstance(value, Mapping):
+            result = {}
+            for name, item in value.items():
+                if name not in names:
+                    raise ValueError(f"{argument}: {name!r} is not one of params {list(names)}")
+                result[name] = check(item, argument)
+            return result
+        checked = check(value, argument)
+        return dict.fromkeys(names, checked)
+
+    @staticmethod
+    def _check_mask(value: object, name: str, param: Tensor) -> Tensor:
+        mask = check_tensor(value, "mask", shape=param.shape, device=param.device)
+        if mask.dtype != torch.bool:
+            if mask.is_complex() or not bool(((mask == 0) | (mask == 1)).all()):
+                raise ValueError(f"mask: {name!r} expected bool or {{0, 1}} values")
+            mask = mask != 0
+        return mask.detach().clone()
+
+    def _check_name(self, name: object) -> str:
+        if name not in self.params:
+            raise ValueError(f"name: expected one of {list(self.params)}, got {name!r}")
+        return name  # type: ignore[return-value]
+
+    def _check_magnitude(self, value: object, argument: str, param: Tensor) -> Tensor:
+        tensor = check_tensor(value, argument, shape=param.shape, device=param.device)
+        if tensor.dtype == torch.bool or tensor.is_complex():
+            raise TypeError(f"{argument}: expected a real-valued tensor, got dtype {tensor.dtype}")
+        if param.is_floating_point() and not tensor.is_floating_point():
+            raise TypeError(
+                f"{argument}: expected a floating-point tensor for a {param.dtype} parameter, "
+                f"got dtype {tensor.dtype}"
+            )
+        if tensor.numel():
+            valid = (tensor >= 0) & (tensor < float("inf")) if tensor.is_floating_point() else tensor >= 0
+            if not bool(valid.all()):
+                if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                    raise ValueError(f"{argument}: expected finite values, found NaN or inf")
+                raise ValueError(f"{argument}: expected non-negative magnitudes, found negative values")
+        return tensor
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def module(self) -> nn.Module:
+        """The module whose parameters are updated."""
+        return self._module  # type: ignore[attr-defined,no-any-return]
+
+    def parameter(self, name: str) -> Tensor:
+        """The live tensor ``name`` of the module (follows ``module.to(...)``)."""
+        return _resolve(self.module, self._check_name(name))  # type: ignore[return-value]
+
+    def _home(self, name: str) -> Tensor:
+        """Move ``name``'s buffers to the parameter's device (and floating dtype); return it."""
+        param = self.parameter(name)
+        key = _buffer_key(name)
+        for kind in ("potentiation", "depression"):
+            accumulator: Tensor = self._buffers[f"{key}_{kind}"]  # type: ignore[assignment]
+            dtype = param.dtype if param.is_floating_point() else accumulator.dtype
+            if accumulator.device != param.device or accumulator.dtype != dtype:
+                self._buffers[f"{key}_{kind}"] = accumulator.to(device=param.device, dtype=dtype)
+            count: Tensor = self._buffers[f"{key}_{kind}_count"]  # type: ignore[assignment]
+            if count.device != param.device:
+                self._buffers[f"{key}_{kind}_count"] = count.to(param.device)
+        if f"{key}_mask" in self._buffers:
+            mask: Tensor = self._buffers[f"{key}_mask"]  # type: ignore[assignment]
+            if mask.device != param.device:
+                self._buffers[f"{key}_mask"] = mask.to(param.device)
+        return param
+
+    def _accumulator(self, name: str, kind: str) -> Tensor:
+        return self._buffers[f"{_buffer_key(name)}_{kind}"]  # type: ignore[return-value]
+
+    def _count(self, name: str, kind: str) -> Tensor:
+        return self._buffers[f"{_buffer_key(name)}_{kind}_count"]  # type: ignore[return-value]
+
+    def _mask(self, name: str, param: Tensor) -> Tensor | None:
+        key = f"{_buffer_key(name)}_mask"
+        if key in self._buffers:
+            return self._buffers[key]
+        implicit = _resolve(self.module, f"{name}_mask")
+        if isinstance(implicit, Tensor):
+            return implicit.to(param.device) != 0
+        return None
+
+    def count(self, name: str) -> tuple[int, int]:
+        """How many calls the potentiation and depression accumulators of ``name`` received."""
+        self._check_name(name)
+        return int(self._count(name, "potentiation")), int(self._count(name, "depression"))
+
+    # ------------------------------------------------------------------ accumulate
+
+    def accumulate(
+        self,
+        name: str,
+        potentiation: Tensor | None = None,
+        depression: Tensor | None = None,
+    ) -> None:
+        """Reduce one call's non-negative ``potentiation`` and ``depression`` into ``name``'s accumulators.
+
+        Both must have the parameter's shape and device, be finite and >= 0
+        (floating for a floating parameter). ``None`` leaves that accumulator
+        (and its count) untouched. Everything is checked before any state changes.
+        """
+        self._check_name(name)
+        param = self.parameter(name)
+        checked = {}
+        if potentiation is not None:
+            checked["potentiation"] = self._check_magnitude(potentiation, "potentiation", param)
+        if depression is not None:
+            checked["depression"] = self._check_magnitude(depression, "depression", param)
+        self._home(name)
+        for kind, value in checked.items():
+            self._reduce_into(self._accumulator(name, kind), self._count(name, kind), value.detach())
+
+    def _reduce_into(self, accumulator: Tensor, count: Tensor, value: Tensor) -> None:
+        """One running-reduction step; no host synchronisation (count stays on device)."""
+        value = value.to(accumulator.dtype)
+        if self.reduction == "sum":
+            accumulator.add_(value)
+        elif self.reduction == "mean":
+            # Running mean m_n = m_{n-1} + (x_n - m_{n-1}) / n.
+            accumulator.add_((value - accumulator) / (count + 1).to(accumulator.dtype))
+        elif self.reduction == "last":
+            accumulator.copy_(value)
+        else:
+            extreme = torch.maximum if self.reduction == "max" else torch.minimum
+            # The first call sets the value (the zero start is not a sample).
+            accumulator.copy_(torch.where(count > 0, extreme(accumulator, value), value))
+        count.add_(1)
+
+    def pending(self, name: str) -> tuple[Tensor, Tensor]:
+        """Copies of the reduced ``(potentiation, depression)`` of ``name`` (zeros if none)."""
+        self._check_name(name)
+        self._home(name)
+        return (
+            self._accumulator(name, "potentiation").clone(),
+            self._accumulator(name, "depression").clone(),
+        )
+
+    def has_pending(self, name: str | None = None) -> bool:
+        """Whether ``name`` (any parameter if ``None``) received an accumulate call since the last clear."""
+        names = self.params if name is None else (self._check_name(name),)
+        return any(
+            bool(self._count(n, "potentiation") > 0) or bool(self._count(n, "depression") > 0)
+            for n in names
+        )
+
+    # ------------------------------------------------------------------ distributed
+
+    def sync(self, op: Literal["sum", "mean"] | None = None) -> None:
+        """All-reduce every accumulator (and its count) across ``torch.distributed`` ranks.
+
+        ``op`` defaults to the constructor's ``all_reduce``. ``"sum"`` adds
+        accumulators over ranks; ``"mean"`` divides the sum by the world size.
+        Counts are summed. Every rank must call this (it is collective), which
+        :meth:`apply` ensures by syncing every parameter, pending or not.
+        Raises ``ValueError`` when no process group is initialised.
+        """
+        op = self.all_reduce if op is None else op
+        check_choice(op, "all_reduce", ("sum", "mean"))
+        if not (dist.is_available() and dist.is_initialized()):
+            raise ValueError(
+                "all_reduce: requires an initialised torch.distributed process group "
+                "(torch.distributed.init_process_group)"
+            )
+        world_size = dist.get_world_size(self.process_group)  # type: ignore[arg-type]
+        for name in self.params:
+            self._home(name)
+            positive = self._accumulator(name, "potentiation")
+            negative = self._accumulator(name, "depression")
+            counts = torch.stack([self._count(name, "potentiation"), self._count(name, "depression")])
+            # One collective per parameter: both magnitudes and both counts in one bucket.
+            bucket = torch.cat([positive.flatten(), negative.flatten(), counts.to(positive.dtype)])
+            dist.all_reduce(bucket, op=dist.ReduceOp.SUM, group=self.process_group)  # type: ignore[arg-type]
+            numel = positive.numel()
+            summed_positive = bucket[:numel].view_as(positive)
+            summed_negative = bucket[numel : 2 * numel].view_as(negative)
+            if op == "mean":
+                summed_positive = summed_positive / world_size
+                summed_negative = summed_negative / world_size
+            positive.copy_(summed_positive)
+            negative.copy_(summed_negative)
+            self._count(name, "potentiation").copy_(bucket[-2].round().to(torch.int64))
+            self._count(name, "depression").copy_(bucket[-1].round().to(torch.int64))
+
+    # ------------------------------------------------------------------ apply
+
+    def delta(self, name: str) -> Tensor:
+        """The bounded, masked change ``dw`` that :meth:`apply` would add to ``name`` now."""
+        param = self._home(self._check_name(name))
+        positive = self._accumulator(name, "potentiation")
+        negative = self._accumulator(name, "depression")
+        bounding = self.bounding.get(name)
+        weight = param.detach()
+        if not weight.is_floating_point():
+            weight = weight.to(positive.dtype)
+        if bounding is None:
+            dw = positive - negative
+        else:
+            dw = bounding(weight, positive, negative)  # type: ignore[operator]
+        mask = self._mask(name, param)
+        if mask is not None:
+            dw = torch.where(mask, dw, torch.zeros((), dtype=dw.dtype, device=dw.device))
+        return dw
+
+    def constrain(self, name: str | None = None) -> None:
+        """Apply the clamp and normalisation hooks to ``name`` (every parameter if ``None``).
+
+        Called by :meth:`apply`; call it after ``optimizer.step()`` when using
+        :meth:`to_grad`. Masked entries are restored, so they never change.
+        """
+        names = self.params if name is None else (self._check_name(name),)
+        for each in names:
+            self._constrain(each)
+
+    def _constrain(self, name: str) -> None:
+        clamp = self.clamp.get(name)
+        target = self.normalize.get(name)
+        if clamp is None and target is None:
+            return
+        param = self._home(name)
+        mask = self._mask(name, param)
+        with torch.no_grad():
+            before = param.detach().clone() if mask is not None else None
+            steps = ("normalize", "clamp") if self.normalize_first else ("clamp", "normalize")
+            for step in steps:
+                if step == "clamp" and clamp is not None:
+                    clamp_(param, *clamp)  # type: ignore[misc]
+                elif step == "normalize" and target is not None:
+                    param.copy_(normalize_rows(param.detach(), target))  # type: ignore[arg-type]
+            if before is not None and mask is not None:
+                param.copy_(torch.where(mask, param, before))
+
+    def apply(self, fn: Callable[[nn.Module], None] | None = None) -> Updater:  # type: ignore[override]
+        """Add the bounded change to every parameter with something pending, then constrain and clear.
+
+        Order: all-reduce (if configured; every parameter, so ranks stay in
+        step), ``dw`` from bounding and mask, ``param += dw`` (no autograd),
+        clamp and normalise hooks, :meth:`clear`.
+
+        ``apply(fn)`` with a function keeps ``nn.Module.apply``'s meaning, so
+        ``parent.apply(init)`` still recurses through an updater.
+        """
+        if fn is not None:
+            return super().apply(fn)
+        if self.all_reduce is not None:
+            self.sync()
+        for name in self.params:
+            if not self.has_pending(name):
+                continue
+            dw = self.delta(name)
+            param = self.parameter(name)
+            with torch.no_grad():
+                if param.is_floating_point():
+                    param.add_(dw.to(param.dtype))
+                else:
+                    param.add_(torch.round(dw).to(param.dtype))
+            self._constrain(name)
+            self._clear(name)
+        return self
+
+    def to_grad(self, scale: float = 1.0, accumulate: bool = True) -> None:
+        """Write ``-scale * dw`` into each pending parameter's ``.grad``, then clear.
+
+        A torch optimizer then applies the change (``SGD(lr=1)`` with
+        ``scale=1`` adds exactly ``dw``). With ``accumulate`` an existing grad
+        is added to, else replaced. Clamp and normalisation are not applied
+        here: call :meth:`constrain` after ``optimizer.step()``.
+        """
+        scale = float(check_positive(scale, "scale"))
+        for name in self.params:
+            if not self.parameter(name).is_floating_point():
+                raise TypeError(f"params: {name!r} is not floating point and cannot hold a gradient")
+        if self.all_reduce is not None:
+            self.sync()
+        for name in self.params:
+            if not self.has_pending(name):
+                continue
+            param = self.parameter(name)
+            gradient = (-scale * self.delta(name)).to(param.dtype)
+            if accumulate and param.grad is not None:
+                param.grad.add_(gradient)
+            else:
+                param.grad = gradient
+            self._clear(name)
+
+    # ------------------------------------------------------------------ clear
+
+    def _clear(self, name: str) -> None:
+        for kind in ("potentiation", "depression"):
+            self._accumulator(name, kind).zero_()
+            self._count(name, kind).zero_()
+
+    def clear(self) -> None:
+        """Drop everything accumulated (accumulators and counts to zero)."""
+        for name in self.params:
+            self._clear(name)
+
+    def reset(self) -> None:
+        """Restore the initial state (same as :meth:`clear`)."""
+        self.clear()
+
+    def extra_repr(self) -> str:
+        parts = [f"params={list(self.params)}", f"reduction={self.reduction!r}"]
+        if self.bounding:
+            parts.append(f"bounding={self.bounding}")
+        if self.clamp:
+            parts.append(f"clamp={self.clamp}")
+        if self.normalize:
+            parts.append(f"normalize={self.normalize}")
+        if self.all_reduce is not None:
+            parts.append(f"all_reduce={self.all_reduce!r}")
+        return ", ".join(parts)
