@@ -1,0 +1,241 @@
+"""Cells: a trainable connection bound to the neuron group it drives.
+
+``Cell(connection, neuron)`` computes ``neuron(connection(spikes))``: the
+presynaptic spikes go through the connection's synapse and weights, and the
+resulting input drives the postsynaptic neurons. Trainers are registered with
+cells: they read the connection (``synspike``, ``syncurrent``, receptive
+views, ``weight``, ``delay``) and the neuron (``spike``) and write potentiation
+and depression into ``cell.updater``.
+
+The updater is held by the cell but is **not** one of its submodules: an
+:class:`~plastic.neural.updater.Updater` keeps a reference to the connection,
+and registering it would make the module tree reach the connection twice (and
+put the accumulators in the cell's ``state_dict``). Trainers reach it as
+``cell.updater``; save its accumulators with ``cell.updater.state_dict()``
+where needed.
+
+``Serial(*cells)`` runs cells one after the other, the output spikes of each
+feeding the next.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from torch import Tensor, nn
+
+from plastic.neural.connections import Connection
+
+if TYPE_CHECKING:
+    from plastic.neural.updater import Updater
+
+__all__ = ["Cell", "Serial"]
+
+
+def _neuron_shape(neuron: nn.Module) -> tuple[int, ...]:
+    shape = getattr(neuron, "shape", None)
+    if shape is None:
+        raise TypeError(f"neuron: expected a neuron module with a 'shape', got {type(neuron).__name__}")
+    return (shape,) if isinstance(shape, int) else tuple(shape)
+
+
+class Cell(nn.Module):
+    """A connection and the neurons it drives: ``forward(x) = neuron(connection(x))``.
+
+    Args:
+        connection: a :class:`~plastic.neural.connections.Connection`.
+        neuron: a neuron module (``shape``, ``step_mode``, ``batch_size``,
+            ``dt``, ``spike``, ``reset()``) with ``shape == connection.out_shape``.
+        updater: None, or an :class:`~plastic.neural.updater.Updater` over
+            ``connection`` (see :meth:`make_updater`).
+
+    ``connection`` and ``neuron`` must agree on ``dt``, ``step_mode`` and
+    ``batch_size`` (``ValueError`` otherwise); setting ``step_mode`` or
+    ``batch_size`` on the cell sets both.
+    """
+
+    connection: Connection
+    neuron: nn.Module
+
+    def __init__(self, connection: Connection, neuron: nn.Module, updater: Updater | None = None) -> None:
+        super().__init__()
+        if not isinstance(connection, Connection):
+            raise TypeError(f"connection: expected a plastic Connection, got {type(connection).__name__}")
+        if not isinstance(neuron, nn.Module):
+            raise TypeError(f"neuron: expected an nn.Module, got {type(neuron).__name__}")
+        shape = _neuron_shape(neuron)
+        if shape != tuple(connection.out_shape):
+            raise ValueError(
+                f"neuron: shape {shape} does not match the connection's out_shape {tuple(connection.out_shape)}"
+            )
+        neuron_dt = getattr(neuron, "dt", connection.dt)
+        if not math.isclose(float(neuron_dt), connection.dt, rel_tol=1e-12):
+            raise ValueError(f"neuron: dt {neuron_dt} differs from the connection's dt {connection.dt}")
+        if getattr(neuron, "step_mode", connection.step_mode) != connection.step_mode:
+            raise ValueError(
+                f"neuron: step_mode {neuron.step_mode!r} differs from the connection's {connection.step_mode!r}"
+            )
+        if getattr(neuron, "batch_size", connection.batch_size) != connection.batch_size:
+            raise ValueError(
+                f"neuron: batch_size {neuron.batch_size} differs from the connection's {connection.batch_size}"
+            )
+        self.connection = connection
+        self.neuron = neuron
+        object.__setattr__(self, "_updater", None)
+        self.updater = updater
+
+    # The updater is kept out of the module tree (see the module docstring).
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "updater":
+            self._set_updater(value)
+            return
+        super().__setattr__(name, value)
+
+    @property
+    def updater(self) -> Updater | None:
+        """The updater trainers write into (None until set or made)."""
+        return self.__dict__["_updater"]  # type: ignore[no-any-return]
+
+    def _set_updater(self, updater: object) -> None:
+        if updater is not None:
+            from plastic.neural.updater import Updater  # lazy: updaters are optional
+
+            if not isinstance(updater, Updater):
+                raise TypeError(f"updater: expected None or an Updater, got {type(updater).__name__}")
+            if updater.module is not self.connection:
+                raise ValueError("updater: expected an Updater over this cell's connection")
+        object.__setattr__(self, "_updater", updater)
+
+    def trainable_params(self) -> tuple[str, ...]:
+        """Connection parameters plasticity acts on: ``weight``, plus ``delay`` when learned."""
+        names = ["weight"]
+        delay = getattr(self.connection, "delay", None)
+        if delay is not None and delay.requires_grad:
+            names.append("delay")
+        return tuple(names)
+
+    def make_updater(self, params: Sequence[str] | None = None, **kwargs: Any) -> Updater:
+        """Build an :class:`~plastic.neural.updater.Updater` over the connection, store it as ``cell.updater``.
+
+        ``params`` defaults to :meth:`trainable_params`; ``kwargs`` go to the
+        updater (``reduction``, ``bounding``, ``clamp``, ``normalize``, ...).
+        A lateral connection's ``weight_mask`` is respected by the updater.
+        """
+        from plastic.neural.updater import Updater  # lazy import, see the module docstring
+
+        names = self.trainable_params() if params is None else tuple(params)
+        updater = Updater(self.connection, names, **kwargs)
+        self._set_updater(updater)
+        return updater
+
+    # ------------------------------------------------------------------ configuration
+
+    @property
+    def step_mode(self) -> str:
+        """``"single"`` or ``"window"``; setting it sets the connection and the neuron."""
+        return self.connection.step_mode
+
+    @step_mode.setter
+    def step_mode(self, value: str) -> None:
+        self.connection.step_mode = value
+        self.neuron.step_mode = value
+
+    @property
+    def batch_size(self) -> int:
+        """Samples per step; setting it resizes and resets the connection and the neuron."""
+        return self.connection.batch_size
+
+    @batch_size.setter
+    def batch_size(self, value: int) -> None:
+        self.connection.batch_size = value
+        self.neuron.batch_size = value
+
+    @property
+    def dt(self) -> float:
+        """Step length in time units (shared by the connection and the neuron)."""
+        return self.connection.dt
+
+    @property
+    def in_shape(self) -> tuple[int, ...]:
+        return tuple(self.connection.in_shape)
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return tuple(self.connection.out_shape)
+
+    def reset(self) -> None:
+        """Reset the connection (synapse histories) and the neuron; the updater is left as is."""
+        self.connection.reset()
+        self.neuron.reset()
+
+    def forward(self, spikes: Tensor) -> Tensor:
+        """Presynaptic spikes ``[(T,) B, *in_shape]`` -> postsynaptic spikes ``[(T,) B, *out_shape]``."""
+        return self.neuron(self.connection(spikes))
+
+
+class Serial(nn.Module):
+    """Cells in sequence: the output spikes of each cell feed the next.
+
+    ``Serial(cell_1, cell_2, ...)`` checks that each cell's ``out_shape`` is
+    the next one's ``in_shape`` and that all share ``dt``, ``step_mode`` and
+    ``batch_size``; setting ``step_mode`` or ``batch_size`` sets them all.
+    """
+
+    def __init__(self, *cells: Cell) -> None:
+        super().__init__()
+        if not cells:
+            raise ValueError("cells: expected at least one Cell")
+        for index, cell in enumerate(cells):
+            if not isinstance(cell, Cell):
+                raise TypeError(f"cells: item {index} is a {type(cell).__name__}, expected a Cell")
+        for index, (before, after) in enumerate(zip(cells[:-1], cells[1:])):
+            if before.out_shape != after.in_shape:
+                raise ValueError(
+                    f"cells: cell {index} gives shape {before.out_shape}, cell {index + 1} expects {after.in_shape}"
+                )
+            for name in ("dt", "step_mode", "batch_size"):
+                if getattr(before, name) != getattr(after, name):
+                    raise ValueError(
+                        f"cells: {name} of cell {index} ({getattr(before, name)!r}) differs from "
+                        f"cell {index + 1} ({getattr(after, name)!r})"
+                    )
+        self.cells = nn.ModuleList(cells)
+
+    def __len__(self) -> int:
+        return len(self.cells)
+
+    def __getitem__(self, index: int) -> Cell:
+        return self.cells[index]  # type: ignore[return-value]
+
+    @property
+    def step_mode(self) -> str:
+        return self.cells[0].step_mode  # type: ignore[no-any-return]
+
+    @step_mode.setter
+    def step_mode(self, value: str) -> None:
+        for cell in self.cells:
+            cell.step_mode = value
+
+    @property
+    def batch_size(self) -> int:
+        return self.cells[0].batch_size  # type: ignore[no-any-return]
+
+    @batch_size.setter
+    def batch_size(self, value: int) -> None:
+        for cell in self.cells:
+            cell.batch_size = value
+
+    @property
+    def dt(self) -> float:
+        return self.cells[0].dt  # type: ignore[no-any-return]
+
+    def reset(self) -> None:
+        for cell in self.cells:
+            cell.reset()
+
+    def forward(self, spikes: Tensor) -> Tensor:
+        for cell in self.cells:
+            spikes = cell(spikes)
+        return spikes

@@ -1,0 +1,686 @@
+"""Connections: a synapse, then a weighted sum into the postsynaptic group.
+
+Every connection owns a :mod:`synapse <plastic.neural.synapses>` that turns
+presynaptic spikes into currents ``I`` (and keeps their history), and a
+``weight`` that sums them into the postsynaptic input::
+
+    dense    out[b, i]    = sum_j W[i, j] * I[b, j]                 (+ bias[i])
+    direct   out[b, i]    = W[i] * I[b, i]
+    lateral  out[b, i]    = sum_{j != i} W[i, j] * I[b, j]           (weight_mask)
+    conv     out[b, c, x] = sum_{c', k} W[c, c', k] * I_pad[b, c', s*x + d*k]   (torch.nn.ConvNd)
+
+With per-synapse delays ``d_ij`` (dense, direct, lateral)::
+
+    out[b, i] = sum_j W[i, j] * I_j(t - d_ij)
+
+where ``I_j(t - d)`` is read from the synapse's history
+(:meth:`~plastic.neural.synapses.Synapse.forward_delayed`, interpolation and
+tolerance of the synapse). ``delay`` is an ``nn.Parameter`` of the weight's
+shape in time units (like ``dt``), kept within ``[0, max_delay]`` (it is
+clamped into that range when read). Delays are learned by plasticity rules
+(STDPD) through the updater; no gradient reaches them.
+
+Shapes: steps ``[B, *in_shape]`` -> ``[B, *out_shape]`` (``step_mode="single"``),
+windows ``[T, B, *in_shape]`` -> ``[T, B, *out_shape]`` (``"window"``, one
+matrix product or one convolution over ``T * B``).
+
+After ``forward``: ``synspike`` (bool) and ``syncurrent`` are the presynaptic
+spikes and currents as they reach the weights: ``[(T,) B, *in_shape]``
+without delays, ``[(T,) B, *weight.shape]`` per synapse with delays.
+
+Receptive views (:mod:`plastic.functional.receptive`): a weight is seen as
+``[G, O, K]``; ``pre_view`` arranges presynaptic ``[N, *in_shape]`` as
+``[N, G, K, P]`` (per-synapse ``[N, *weight.shape]`` as ``[N, G, O, K, P]``),
+``post_view`` postsynaptic ``[N, *out_shape]`` as ``[N, G, O, P]``.
+Dense and lateral: ``G = 1, O = N_out, K = N_in, P = 1``; direct: ``G = N,
+O = K = P = 1``; conv: ``G = groups``, ``K = C_in/G * prod(kernel)``, ``P`` the
+output positions.
+
+Weight initialisation follows torch (``nn.Linear``/``nn.ConvNd``: uniform in
+``+-1/sqrt(fan_in)``, i.e. Kaiming uniform with ``a = sqrt(5)``), or
+``weight_init``: a ``(low, high)`` range or a callable that fills the weight
+in place (e.g. ``torch.nn.init.normal_``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+
+from plastic.functional.receptive import (
+    ConvGeometry,
+    conv_output_shape,
+    conv_post_view,
+    conv_pre_view,
+    dense_post_view,
+    dense_pre_view,
+    grouped_to_weight,
+    weight_to_grouped,
+)
+from plastic.functional.validation import check_choice, check_non_negative, check_positive, check_tensor
+from plastic.neural.synapses import Synapse, check_batch_size, make_synapse
+
+__all__ = ["Connection", "LinearDense", "LinearDirect", "LinearLateral", "Conv1d", "Conv2d"]
+
+WeightInit = Callable[[Tensor], Any] | tuple[float, float] | None
+DELAY_INITS = ("zeros", "uniform")
+# set by the connection; a synapse_kwargs entry for them is an error
+_OWNED_SYNAPSE_KWARGS = ("shape", "dt", "max_delay", "batch_size", "step_mode")
+
+
+def _count(value: object, name: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name}: expected an int >= 1, got {value!r}")
+    return value
+
+
+class Connection(nn.Module):
+    """Base class: synapse, weight, bias, optional delays, outputs and views.
+
+    Subclasses define the weight's shape and :meth:`_propagate` (and, where
+    delays are supported, :meth:`_propagate_delayed`) and the views.
+
+    Attributes: ``weight``, ``bias`` (or None), ``delay`` (or None),
+    ``max_delay`` (0.0 without delays), ``synapse``, ``in_shape``,
+    ``out_shape``, ``groups``, ``weight_mask`` (or None), ``dt``.
+    """
+
+    weight: nn.Parameter
+    bias: nn.Parameter | None
+    delay: nn.Parameter | None
+    weight_mask: Tensor | None
+    synspike: Tensor
+    syncurrent: Tensor
+    supports_delay = True
+
+    def __init__(
+        self,
+        in_shape: tuple[int, ...],
+        out_shape: tuple[int, ...],
+        weight_shape: tuple[int, ...],
+        fan_in: int,
+        groups: int,
+        *,
+        bias: bool,
+        synapse: str | Synapse | None,
+        synapse_kwargs: Mapping[str, object] | None,
+        delay: float | None,
+        learn_delay: bool,
+        delay_init: str | Tensor,
+        weight_init: WeightInit,
+        dt: float,
+        batch_size: int,
+        step_mode: str,
+        device: torch.device | str | None,
+        dtype: torch.dtype | None,
+    ) -> None:
+        super().__init__()
+        dt = check_positive(dt, "dt")
+        batch_size = check_batch_size(batch_size)
+        if delay is not None:
+            if not self.supports_delay:
+                raise ValueError(
+                    f"delay: per-synapse delays are not supported by {type(self).__name__}; "
+                    "use delay=None (delays are available for LinearDense, LinearDirect, LinearLateral)"
+                )
+            delay = check_non_negative(delay, "delay")
+        max_delay = 0.0 if delay is None else delay
+        if not isinstance(delay_init, Tensor):
+            check_choice(delay_init, "learn_delay_init", DELAY_INITS)
+        self.in_shape = in_shape
+        self.out_shape = out_shape
+        self.groups = groups
+        self.dt = dt
+        self.max_delay = max_delay
+        self.synapse = self._build_synapse(synapse, synapse_kwargs, max_delay, delay is not None, dt, batch_size, step_mode, device, dtype)
+        dtype = self.synapse.state.dtype
+        device = self.synapse.state.device
+
+        self.weight = nn.Parameter(torch.empty(weight_shape, dtype=dtype, device=device))
+        self.bias = nn.Parameter(torch.empty(out_shape[:1], dtype=dtype, device=device)) if bias else None
+        self._fan_in = fan_in
+        # None unless lateral; a buffer slot so that a mask moves with .to() and is saved
+        self.register_buffer("weight_mask", None)
+        self._init_weight(weight_init)
+
+        if delay is None:
+            self.delay = None
+        else:
+            values = torch.zeros(weight_shape, dtype=dtype, device=device)
+            if isinstance(delay_init, Tensor):
+                check_tensor(delay_init, "learn_delay_init", shape=weight_shape, floating=True, finite=True)
+                values.copy_(delay_init)
+            elif delay_init == "uniform":
+                values.uniform_(0.0, max_delay)
+            self.delay = nn.Parameter(values.clamp_(0.0, max_delay), requires_grad=bool(learn_delay))
+        self.learn_delay = delay is not None and bool(learn_delay)
+
+        step_shape = (batch_size, *self.synapse_shape)
+        self.register_buffer("synspike", torch.zeros(step_shape, dtype=torch.bool, device=device), persistent=False)
+        self.register_buffer("syncurrent", torch.zeros(step_shape, dtype=dtype, device=device), persistent=False)
+
+    # ------------------------------------------------------------------ construction
+
+    def _build_synapse(
+        self,
+        synapse: str | Synapse | None,
+        synapse_kwargs: Mapping[str, object] | None,
+        max_delay: float,
+        delayed: bool,
+        dt: float,
+        batch_size: int,
+        step_mode: str,
+        device: torch.device | str | None,
+        dtype: torch.dtype | None,
+    ) -> Synapse:
+        if synapse is None:
+            synapse = "delta"
+        if isinstance(synapse, Synapse):
+            if synapse_kwargs:
+                raise ValueError("synapse_kwargs: only used when synapse is given by name")
+            if tuple(synapse.shape) != self.in_shape:
+                raise ValueError(f"synapse: expected shape {self.in_shape} (in_shape), got {synapse.shape}")
+            if not math.isclose(synapse.dt, dt, rel_tol=1e-12):
+                raise ValueError(f"synapse: dt {synapse.dt} differs from the connection's dt {dt}")
+            if delayed and synapse.max_delay < max_delay:
+                raise ValueError(
+                    f"synapse: max_delay {synapse.max_delay} is shorter than the connection's delay bound {max_delay}"
+                )
+            synapse.step_mode = step_mode
+            if synapse.batch_size != batch_size:
+                synapse.batch_size = batch_size
+            return synapse
+        if not isinstance(synapse, str):
+            raise TypeError(f"synapse: expected a name or a Synapse module, got {type(synapse).__name__}")
+        kwargs = dict(synapse_kwargs or {})
+        owned = [key for key in kwargs if key in _OWNED_SYNAPSE_KWARGS]
+        if owned:
+            raise ValueError(f"synapse_kwargs: {owned} are set by the connection")
+        return make_synapse(
+            synapse, self.in_shape, dt=dt, max_delay=max_delay, batch_size=batch_size,
+            step_mode=step_mode, device=device, dtype=dtype, **kwargs,
+        )
+
+    def _init_weight(self, weight_init: WeightInit) -> None:
+        bound = 1.0 / math.sqrt(self._fan_in)
+        with torch.no_grad():
+            if weight_init is None:
+                # torch's default for Linear/ConvNd: kaiming_uniform_(a=sqrt(5)) == U(-1/sqrt(fan_in), +)
+                self.weight.uniform_(-bound, bound)
+            elif callable(weight_init):
+                weight_init(self.weight)
+            elif isinstance(weight_init, tuple) and len(weight_init) == 2:
+                low, high = (float(v) for v in weight_init)
+                if not (math.isfinite(low) and math.isfinite(high) and low <= high):
+                    raise ValueError(f"weight_init: expected a finite range (low <= high), got {weight_init!r}")
+                self.weight.uniform_(low, high)
+            else:
+                raise TypeError(f"weight_init: expected None, a callable or a (low, high) range, got {weight_init!r}")
+            if self.bias is not None:
+                self.bias.uniform_(-bound, bound)
+
+    # ------------------------------------------------------------------ configuration
+
+    @property
+    def step_mode(self) -> str:
+        """``"single"`` or ``"window"`` (held by the synapse)."""
+        return self.synapse.step_mode
+
+    @step_mode.setter
+    def step_mode(self, value: str) -> None:
+        self.synapse.step_mode = value
+
+    @property
+    def batch_size(self) -> int:
+        """Samples per step; setting it resets the synapse's state."""
+        return self.synapse.batch_size
+
+    @batch_size.setter
+    def batch_size(self, value: int) -> None:
+        self.synapse.batch_size = value
+        self._clear_outputs()
+
+    @property
+    def synapse_shape(self) -> tuple[int, ...]:
+        """Shape (without batch) of ``synspike``/``syncurrent``: ``in_shape``, or the weight's with delays."""
+        return tuple(self.weight.shape) if self.delay is not None else self.in_shape
+
+    def reset(self) -> None:
+        """Reset the synapse (histories, state) and the outputs."""
+        self.synapse.reset()
+        self._clear_outputs()
+
+    def _clear_outputs(self) -> None:
+        shape = (self.synapse.batch_size, *self.synapse_shape)
+        self.synspike = torch.zeros(shape, dtype=torch.bool, device=self.weight.device)
+        self.syncurrent = torch.zeros(shape, dtype=self.weight.dtype, device=self.weight.device)
+
+    def effective_weight(self) -> Tensor:
+        """The weight the forward uses (masked for lateral connections)."""
+        return self.weight if self.weight_mask is None else self.weight * self.weight_mask
+
+    def clamped_delay(self) -> Tensor:
+        """The delays as read: ``delay`` clamped into ``[0, max_delay]``, detached."""
+        if self.delay is None:
+            raise ValueError("delay: this connection has no delays (built with delay=None)")
+        return self.delay.detach().clamp(0.0, self.max_delay)
+
+    # ------------------------------------------------------------------ forward
+
+    def forward(self, spikes: Tensor) -> Tensor:
+        """Presynaptic spikes ``[(T,) B, *in_shape]`` -> postsynaptic input ``[(T,) B, *out_shape]``."""
+        if self.delay is None:
+            currents = self.synapse(spikes)
+            out = self._propagate(currents)
+            self.synspike = self.synapse.spike
+        else:
+            # clamped_delay() is finite and within [0, max_delay] <= synapse.max_delay
+            arrived, currents = self.synapse.forward_delayed(spikes, self.clamped_delay(), check_delay=False)
+            out = self._propagate_delayed(currents)
+            self.synspike = arrived
+        self.syncurrent = currents
+        return out
+
+    def _propagate(self, currents: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def _propagate_delayed(self, currents: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ receptive views
+
+    def pre_view(self, pre: Tensor, *, per_synapse: bool | None = None, fill: float = 0.0) -> Tensor:
+        """``[N, *in_shape]`` -> ``[N, G, K, P]``; per-synapse ``[N, *weight.shape]`` -> ``[N, G, O, K, P]``.
+
+        ``per_synapse`` defaults to detecting the layout from the shape;
+        ``fill`` is the value of zero padding (conv; NaN for event times).
+        """
+        raise NotImplementedError
+
+    def post_view(self, post: Tensor) -> Tensor:
+        """``[N, *out_shape]`` -> ``[N, G, O, P]``."""
+        raise NotImplementedError
+
+    def weight_grouped(self) -> Tensor:
+        """The weight as ``[G, O, K]`` (a view: it shares storage and gradient)."""
+        raise NotImplementedError
+
+    def ungroup(self, grouped: Tensor) -> Tensor:
+        """``[G, O, K]`` -> the weight's shape (inverse of :meth:`weight_grouped`)."""
+        raise NotImplementedError
+
+    def _is_per_synapse(self, pre: Tensor, per_synapse: bool | None) -> bool:
+        check_tensor(pre, "pre", min_ndim=1)
+        step = tuple(pre.shape[1:])
+        if per_synapse is None:
+            per_synapse = step == tuple(self.weight.shape) and step != self.in_shape
+        expected = tuple(self.weight.shape) if per_synapse else self.in_shape
+        if step != expected:
+            layout = "*weight.shape" if per_synapse else "*in_shape"
+            raise ValueError(f"pre: expected shape [N, {layout}] = [N, {', '.join(map(str, expected))}], got {tuple(pre.shape)}")
+        return per_synapse
+
+    def _check_post(self, post: Tensor) -> Tensor:
+        check_tensor(post, "post", min_ndim=1)
+        if tuple(post.shape[1:]) != self.out_shape:
+            raise ValueError(f"post: expected shape [N, {', '.join(map(str, self.out_shape))}], got {tuple(post.shape)}")
+        return post
+
+    def extra_repr(self) -> str:
+        text = f"in_shape={self.in_shape}, out_shape={self.out_shape}, bias={self.bias is not None}, dt={self.dt}"
+        if self.delay is not None:
+            text += f", max_delay={self.max_delay}, learn_delay={self.learn_delay}"
+        return text
+
+
+class _LinearBase(Connection):
+    """Dense weight ``[N_out, N_in]`` (dense and lateral)."""
+
+    def _propagate(self, currents: Tensor) -> Tensor:
+        # one matrix product over every leading dimension (B, or T and B)
+        return F.linear(currents, self.effective_weight(), self.bias)
+
+    def _propagate_delayed(self, currents: Tensor) -> Tensor:
+        out = torch.einsum("...oi,oi->...o", currents, self.effective_weight())
+        return out if self.bias is None else out + self.bias
+
+    def pre_view(self, pre: Tensor, *, per_synapse: bool | None = None, fill: float = 0.0) -> Tensor:
+        if self._is_per_synapse(pre, per_synapse):
+            return rearrange(pre, "n o k -> n 1 o k 1")
+        return dense_pre_view(pre)
+
+    def post_view(self, post: Tensor) -> Tensor:
+        return dense_post_view(self._check_post(post))
+
+    def weight_grouped(self) -> Tensor:
+        return weight_to_grouped(self.weight, 1)
+
+    def ungroup(self, grouped: Tensor) -> Tensor:
+        check_tensor(grouped, "grouped", shape=(1, *self.weight.shape))
+        return grouped_to_weight(grouped, self.weight.shape)
+
+
+class LinearDense(_LinearBase):
+    """All-to-all connection: ``out = I @ W^T (+ bias)``, weight ``[N_out, N_in]``.
+
+    Args:
+        in_features: presynaptic neurons ``N_in``.
+        out_features: postsynaptic neurons ``N_out``.
+        bias: add a learnable bias ``[N_out]``.
+        synapse: ``"delta"`` (also None), ``"exponential"``, ``"spike_filter"``
+            or a :class:`~plastic.neural.synapses.Synapse` of shape ``(N_in,)``
+            (its ``dt`` must match; with delays its ``max_delay`` must reach
+            ``delay``; its ``step_mode`` and ``batch_size`` are set to the
+            connection's).
+        synapse_kwargs: keyword arguments of the named synapse (``tau``,
+            ``amplitude``, ``learnable``, ``interpolation``, ``tolerance``).
+        delay: the delay bound ``max_delay`` in time units (enables
+            per-synapse delays), or None for none.
+        learn_delay: delays are trainable (``delay.requires_grad`` and
+            :meth:`Cell.make_updater` includes them).
+        learn_delay_init: ``"zeros"``, ``"uniform"`` (in ``[0, max_delay]``)
+            or a tensor of the weight's shape (clamped into range).
+        weight_init: None (torch's init), a ``(low, high)`` range or a callable
+            filling the weight in place.
+        dt: step length in time units (``> 0``).
+        batch_size, step_mode, device, dtype: state layout.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        bias: bool = False,
+        synapse: str | Synapse | None = "delta",
+        synapse_kwargs: Mapping[str, object] | None = None,
+        delay: float | None = None,
+        learn_delay: bool = True,
+        learn_delay_init: str | Tensor = "zeros",
+        weight_init: WeightInit = None,
+        dt: float = 1.0,
+        batch_size: int = 1,
+        step_mode: str = "single",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        in_features = _count(in_features, "in_features")
+        out_features = _count(out_features, "out_features")
+        super().__init__(
+            (in_features,), (out_features,), (out_features, in_features), in_features, 1,
+            bias=bias, synapse=synapse, synapse_kwargs=synapse_kwargs, delay=delay,
+            learn_delay=learn_delay, delay_init=learn_delay_init, weight_init=weight_init,
+            dt=dt, batch_size=batch_size, step_mode=step_mode, device=device, dtype=dtype,
+        )
+
+
+class LinearLateral(_LinearBase):
+    """Lateral connection within one group: dense without self-connections.
+
+    ``out[b, i] = sum_{j != i} W[i, j] * I[b, j]``; ``weight_mask`` (a buffer,
+    ones with a zero diagonal) multiplies the weight in every forward, and the
+    diagonal of ``weight`` is zero from construction (updaters leave masked
+    entries unchanged). Arguments as :class:`LinearDense` with ``features``
+    neurons on both sides.
+    """
+
+    def __init__(
+        self,
+        features: int,
+        *,
+        bias: bool = False,
+        synapse: str | Synapse | None = "delta",
+        synapse_kwargs: Mapping[str, object] | None = None,
+        delay: float | None = None,
+        learn_delay: bool = True,
+        learn_delay_init: str | Tensor = "zeros",
+        weight_init: WeightInit = None,
+        dt: float = 1.0,
+        batch_size: int = 1,
+        step_mode: str = "single",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        features = _count(features, "features")
+        super().__init__(
+            (features,), (features,), (features, features), features, 1,
+            bias=bias, synapse=synapse, synapse_kwargs=synapse_kwargs, delay=delay,
+            learn_delay=learn_delay, delay_init=learn_delay_init, weight_init=weight_init,
+            dt=dt, batch_size=batch_size, step_mode=step_mode, device=device, dtype=dtype,
+        )
+        mask = 1.0 - torch.eye(features, dtype=self.weight.dtype, device=self.weight.device)
+        self.weight_mask = mask
+        with torch.no_grad():
+            self.weight.masked_fill_(mask == 0, 0.0)
+
+
+class LinearDirect(Connection):
+    """One-to-one connection: ``out[b, i] = W[i] * I[b, i] (+ bias[i])``, weight ``[N]``.
+
+    Receptive view: every neuron is its own group (``G = N``, ``O = K = P = 1``).
+    Arguments as :class:`LinearDense` with ``features`` neurons on both sides
+    (torch's init with ``fan_in = 1``: uniform in ``[-1, 1]``).
+    """
+
+    def __init__(
+        self,
+        features: int,
+        *,
+        bias: bool = False,
+        synapse: str | Synapse | None = "delta",
+        synapse_kwargs: Mapping[str, object] | None = None,
+        delay: float | None = None,
+        learn_delay: bool = True,
+        learn_delay_init: str | Tensor = "zeros",
+        weight_init: WeightInit = None,
+        dt: float = 1.0,
+        batch_size: int = 1,
+        step_mode: str = "single",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        features = _count(features, "features")
+        super().__init__(
+            (features,), (features,), (features,), 1, features,
+            bias=bias, synapse=synapse, synapse_kwargs=synapse_kwargs, delay=delay,
+            learn_delay=learn_delay, delay_init=learn_delay_init, weight_init=weight_init,
+            dt=dt, batch_size=batch_size, step_mode=step_mode, device=device, dtype=dtype,
+        )
+
+    def _propagate(self, currents: Tensor) -> Tensor:
+        out = currents * self.weight
+        return out if self.bias is None else out + self.bias
+
+    _propagate_delayed = _propagate  # delayed currents have the weight's shape [N], too
+
+    def pre_view(self, pre: Tensor, *, per_synapse: bool | None = None, fill: float = 0.0) -> Tensor:
+        # [N] data is ambiguous (presynaptic = per synapse); presynaptic unless told
+        if self._is_per_synapse(pre, bool(per_synapse)):
+            return rearrange(pre, "n g -> n g 1 1 1")
+        return rearrange(pre, "n g -> n g 1 1")
+
+    def post_view(self, post: Tensor) -> Tensor:
+        return rearrange(self._check_post(post), "n g -> n g 1 1")
+
+    def weight_grouped(self) -> Tensor:
+        return rearrange(self.weight, "g -> g 1 1")
+
+    def ungroup(self, grouped: Tensor) -> Tensor:
+        check_tensor(grouped, "grouped", shape=(self.weight.shape[0], 1, 1))
+        return rearrange(grouped, "g 1 1 -> g")
+
+
+class _ConvBase(Connection):
+    """Convolution over ``[C_in, *spatial]``; padding exactly as ``torch.nn.ConvNd``."""
+
+    supports_delay = False
+    geometry: ConvGeometry
+
+    def _setup(
+        self,
+        dims: int,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | Sequence[int],
+        stride: int | Sequence[int],
+        padding: int | Sequence[int] | str,
+        dilation: int | Sequence[int],
+        groups: int,
+        padding_mode: str,
+        in_size: int | Sequence[int],
+    ) -> tuple[ConvGeometry, tuple[int, ...], tuple[int, ...]]:
+        geometry = ConvGeometry.create(
+            dims, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, padding_mode
+        )
+        spatial = (in_size,) if isinstance(in_size, int) and not isinstance(in_size, bool) else tuple(in_size)
+        if len(spatial) != dims or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in spatial):
+            raise ValueError(f"in_size: expected {dims} int(s) >= 1, got {in_size!r}")
+        for size, (left, right) in zip(spatial, geometry.padding_pairs):
+            if padding_mode == "reflect" and max(left, right) >= size:
+                raise ValueError(f"padding: reflect padding {max(left, right)} must be smaller than the input size {size}")
+            if padding_mode == "circular" and max(left, right) > size:
+                raise ValueError(f"padding: circular padding {max(left, right)} must not exceed the input size {size}")
+        try:
+            out_spatial = conv_output_shape(geometry, spatial)
+        except ValueError as error:
+            raise ValueError(f"in_size: {error}") from None
+        return geometry, (in_channels, *spatial), (out_channels, *out_spatial)
+
+    def _propagate(self, currents: Tensor) -> Tensor:
+        leading = currents.shape[: currents.ndim - len(self.in_shape)]
+        flat = currents.reshape(-1, *self.in_shape)  # (T B) folded into one conv batch
+        padded = self.geometry.pad(flat)
+        conv = F.conv1d if self.geometry.dims == 1 else F.conv2d
+        out = conv(
+            padded, self.weight, self.bias, stride=self.geometry.stride, padding=0,
+            dilation=self.geometry.dilation, groups=self.geometry.groups,
+        )
+        return out.reshape(*leading, *self.out_shape)
+
+    def pre_view(self, pre: Tensor, *, per_synapse: bool | None = None, fill: float = 0.0) -> Tensor:
+        if per_synapse:
+            raise ValueError("per_synapse: convolutions have no per-synapse data (no delays)")
+        self._is_per_synapse(pre, False)
+        return conv_pre_view(pre, self.geometry, fill)
+
+    def post_view(self, post: Tensor) -> Tensor:
+        return conv_post_view(self._check_post(post), self.geometry)
+
+    def weight_grouped(self) -> Tensor:
+        return weight_to_grouped(self.weight, self.geometry.groups)
+
+    def ungroup(self, grouped: Tensor) -> Tensor:
+        g, o = self.geometry.groups, self.geometry.out_channels // self.geometry.groups
+        check_tensor(grouped, "grouped", shape=(g, o, self.geometry.receptive_size))
+        return grouped_to_weight(grouped, self.weight.shape)
+
+    def extra_repr(self) -> str:
+        g = self.geometry
+        return (
+            f"{g.in_channels}, {g.out_channels}, kernel_size={g.kernel_size}, stride={g.stride}, "
+            f"padding={g.padding_pairs}, dilation={g.dilation}, groups={g.groups}, "
+            f"padding_mode={g.padding_mode!r}, " + super().extra_repr()
+        )
+
+
+class Conv1d(_ConvBase):
+    """1-d convolution ``[C_in, L]`` -> ``[C_out, L_out]``, as ``torch.nn.Conv1d``.
+
+    ``out[b, c, x] = bias[c] + sum_{c' in group(c), k} W[c, c', k] * I_pad[b, c', stride*x + dilation*k]``
+
+    Args:
+        in_channels, out_channels, kernel_size, stride, padding (int, tuple,
+        ``"valid"``, ``"same"``), dilation, groups, padding_mode (``"zeros"``,
+        ``"reflect"``, ``"replicate"``, ``"circular"``): as ``torch.nn.Conv1d``.
+        in_size: input length ``L`` (the state is allocated for it).
+        bias, synapse, synapse_kwargs, weight_init, dt, batch_size, step_mode,
+        device, dtype: as :class:`LinearDense`.
+        delay: must be None (per-synapse delays are not supported for
+            convolutions; a ``ValueError`` names ``delay`` otherwise).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | Sequence[int],
+        stride: int | Sequence[int] = 1,
+        padding: int | Sequence[int] | str = 0,
+        dilation: int | Sequence[int] = 1,
+        groups: int = 1,
+        padding_mode: str = "zeros",
+        *,
+        in_size: int,
+        bias: bool = False,
+        synapse: str | Synapse | None = "delta",
+        synapse_kwargs: Mapping[str, object] | None = None,
+        delay: float | None = None,
+        weight_init: WeightInit = None,
+        dt: float = 1.0,
+        batch_size: int = 1,
+        step_mode: str = "single",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        if delay is not None:
+            raise ValueError("delay: per-synapse delays are not supported by Conv1d; use delay=None")
+        geometry, in_shape, out_shape = self._setup(
+            1, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, padding_mode, in_size
+        )
+        super().__init__(
+            in_shape, out_shape, geometry.weight_shape, geometry.receptive_size, geometry.groups,
+            bias=bias, synapse=synapse, synapse_kwargs=synapse_kwargs, delay=None,
+            learn_delay=False, delay_init="zeros", weight_init=weight_init,
+            dt=dt, batch_size=batch_size, step_mode=step_mode, device=device, dtype=dtype,
+        )
+        self.geometry = geometry
+
+
+class Conv2d(_ConvBase):
+    """2-d convolution ``[C_in, H, W]`` -> ``[C_out, H_out, W_out]``, as ``torch.nn.Conv2d``.
+
+    Arguments as :class:`Conv1d`, with ``in_size = (H, W)`` and per-dimension
+    pairs allowed for ``kernel_size``, ``stride``, ``padding``, ``dilation``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | Sequence[int],
+        stride: int | Sequence[int] = 1,
+        padding: int | Sequence[int] | str = 0,
+        dilation: int | Sequence[int] = 1,
+        groups: int = 1,
+        padding_mode: str = "zeros",
+        *,
+        in_size: tuple[int, int],
+        bias: bool = False,
+        synapse: str | Synapse | None = "delta",
+        synapse_kwargs: Mapping[str, object] | None = None,
+        delay: float | None = None,
+        weight_init: WeightInit = None,
+        dt: float = 1.0,
+        batch_size: int = 1,
+        step_mode: str = "single",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        if delay is not None:
+            raise ValueError("delay: per-synapse delays are not supported by Conv2d; use delay=None")
+        geometry, in_shape, out_shape = self._setup(
+            2, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, padding_mode, in_size
+        )
+        super().__init__(
+            in_shape, out_shape, geometry.weight_shape, geometry.receptive_size, geometry.groups,
+            bias=bias, synapse=synapse, synapse_kwargs=synapse_kwargs, delay=None,
+            learn_delay=False, delay_init="zeros", weight_init=weight_init,
+            dt=dt, batch_size=batch_size, step_mode=step_mode, device=device, dtype=dtype,
+        )
+        self.geometry = geometry
