@@ -121,11 +121,21 @@ class Cell(nn.Module):
 
         ``params`` defaults to :meth:`trainable_params`; ``kwargs`` go to the
         updater (``reduction``, ``bounding``, ``clamp``, ``normalize``, ...).
+        A learned ``delay`` is clamped to ``[0, max_delay]`` unless ``clamp``
+        names it.
         A lateral connection's ``weight_mask`` is respected by the updater.
         """
         from plastic.neural.updater import Updater  # lazy import, see the module docstring
 
         names = self.trainable_params() if params is None else tuple(params)
+        if "delay" in names:
+            # learned delays stay within [0, max_delay] unless the caller says otherwise
+            clamp = kwargs.get("clamp")
+            delay_range = (0.0, float(self.connection.max_delay))
+            if clamp is None:
+                kwargs["clamp"] = {"delay": delay_range}
+            elif isinstance(clamp, dict) and "delay" not in clamp:
+                kwargs["clamp"] = {**clamp, "delay": delay_range}
         updater = Updater(self.connection, names, **kwargs)
         self._set_updater(updater)
         return updater
@@ -170,9 +180,24 @@ class Cell(nn.Module):
         self.connection.reset()
         self.neuron.reset()
 
-    def forward(self, spikes: Tensor) -> Tensor:
-        """Presynaptic spikes ``[(T,) B, *in_shape]`` -> postsynaptic spikes ``[(T,) B, *out_shape]``."""
-        return self.neuron(self.connection(spikes))
+    def forward(self, spikes: Tensor, current: Tensor | None = None) -> Tensor:
+        """Presynaptic spikes ``[(T,) B, *in_shape]`` -> postsynaptic spikes ``[(T,) B, *out_shape]``.
+
+        ``current`` (optional, the shape of the connection's output) is added
+        to the connection's output before the neuron: the input of other
+        connections onto the same neurons, e.g. lateral inhibition.
+        """
+        if current is not None:
+            # checked before anything runs, so a bad call changes no state
+            leading = tuple(spikes.shape[: spikes.ndim - len(self.connection.in_shape)])
+            expected = leading + tuple(self.connection.out_shape)
+            if not isinstance(current, Tensor) or tuple(current.shape) != expected:
+                shown = tuple(current.shape) if isinstance(current, Tensor) else type(current).__name__
+                raise ValueError(f"current: expected shape {expected}, got {shown}")
+        drive = self.connection(spikes)
+        if current is not None:
+            drive = drive + current
+        return self.neuron(drive)
 
 
 class Serial(nn.Module):
