@@ -1,0 +1,34 @@
+"""Observation: monitors (forward hooks) and reducers over bounded state.
+
+See :mod:`plastic.observe.reducers` and :mod:`plastic.observe.monitors`;
+the ring buffer they keep history in is :class:`plastic.neural.history.RingBuffer`.
+"""
+
+from plastic.neural.history import RingBuffer
+from plastic.observe.monitors import Monitor, MonitorPool, Target, parse_target
+from plastic.observe.reducers import (
+    CumulativeAverageReducer,
+    CumulativeTraceReducer,
+    EMAReducer,
+    EventTimeReducer,
+    NearestTraceReducer,
+    PassthroughReducer,
+    Reducer,
+    WindowReducer,
+)
+
+__all__ = [
+    "RingBuffer",
+    "Monitor",
+    "MonitorPool",
+    "Target",
+    "parse_target",
+    "Reducer",
+    "EventTimeReducer",
+    "PassthroughReducer",
+    "CumulativeTraceReducer",
+    "NearestTraceReducer",
+    "EMAReducer",
+    "CumulativeAverageReducer",
+    "WindowReducer",
+]
