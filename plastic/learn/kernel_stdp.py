@@ -1,0 +1,315 @@
+"""Kernel STDP in event-time form, with and without synaptic delays.
+
+Monitors keep, per neuron, the time elapsed since its most recent spike
+(``e``, NaN before any spike). When the trainer is called, normally once after
+a batch, every synapse (and, for convolutions, every receptive position) gets
+
+    delta = e_pre - e_post             (= t_post_spike - t_pre_spike)
+    delta = e_pre - e_post - d         (delay-adjusted rules, delay d)
+
+and two spike-time kernels give the update:
+
+    v = K_post(delta, **kernel_post_kwargs) + K_pre(delta, **kernel_pre_kwargs)
+    potentiation = sum_positions max(v, 0),  depression = sum_positions max(-v, 0)
+
+(positive and negative parts are taken per kernel; NaN adds nothing), reduced
+over the batch (``batch_reduction``, mean by default) and written into the
+cell's updater. The default kernels are ``K_post = eta_post exp(-|delta| /
+tau_post) [delta >= 0]`` and ``K_pre = eta_pre exp(-|delta| / tau_pre)
+[delta < 0]``: Hebbian with ``eta_post > 0`` and ``eta_pre < 0``.
+
+* :class:`KernelSTDP`: any kernels; ``delayed=True`` reads presynaptic event
+  times at the synapses' current (learned) delays from the presynaptic
+  history, within ``interp_tolerance``.
+* :class:`DelayAdjustedKernelSTDP`: ``delta`` minus the learned delay, writes
+  the weight. :class:`DelayAdjustedKernelSTDPD`: the same ``delta``, writes
+  the delay (kept within ``[0, max_delay]`` by the updater's clamp).
+* :class:`DelayAdjustedSTDP`, :class:`DelayAdjustedSTDPD`: the exponential
+  kernels built in; the signs of ``lr_post`` and ``lr_pre`` choose the
+  behaviour: Hebbian (+, -), anti-Hebbian (-, +), potentiation only (+, +),
+  depression only (-, -).
+
+References: Bi & Poo (1998), J. Neurosci. 18(24); Song, Miller & Abbott (2000),
+Nat. Neurosci. 3(9); delay learning after Hazan et al. (2022) and the
+"STDP of delays" of Nadafian & Ganjtabesh (2020).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+import torch
+from torch import Tensor
+
+from plastic.functional.kernels import exp_post, exp_pre, split_kernel_values
+from plastic.functional.receptive import grouped_to_weight, weight_to_grouped
+from plastic.learn.base import CellState, IndependentCellTrainer, Unit, check_batch_reduction, reduce_batch
+from plastic.neural.cell import Cell
+from plastic.observe.monitors import Monitor
+from plastic.observe.reducers import EventTimeReducer
+
+__all__ = [
+    "KernelSTDP",
+    "DelayAdjustedKernelSTDP",
+    "DelayAdjustedKernelSTDPD",
+    "DelayAdjustedSTDP",
+    "DelayAdjustedSTDPD",
+]
+
+
+def _callable(instance: Any, attribute: attrs.Attribute, value: object) -> None:
+    if not callable(value):
+        raise TypeError(f"{attribute.name}: expected a kernel callable(delta, **kwargs), got {value!r}")
+
+
+def _mapping(instance: Any, attribute: attrs.Attribute, value: object) -> None:
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise TypeError(f"{attribute.name}: expected a mapping of keyword arguments, got {value!r}")
+
+
+def _non_negative(instance: Any, attribute: attrs.Attribute, value: float) -> None:
+    if not (isinstance(value, (int, float)) and value >= 0 and math.isfinite(value)):
+        raise ValueError(f"{attribute.name}: expected a finite value >= 0, got {value!r}")
+
+
+def _interpolation(instance: Any, attribute: attrs.Attribute, value: str) -> None:
+    if value not in ("previous", "nearest"):
+        raise ValueError(f"{attribute.name}: expected 'previous' or 'nearest', got {value!r}")
+
+
+def _frozen_dict(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return dict(value or {})
+
+
+@attrs.frozen
+class KernelSTDPParams:
+    """Hyperparameters of :class:`KernelSTDP` (times in the unit of ``dt``).
+
+    ``kernel_post``/``kernel_pre``: callables ``kernel(delta, **kwargs)``;
+    their keyword arguments in ``kernel_post_kwargs``/``kernel_pre_kwargs``
+    (tensors become buffers of the cell's state; a tensor with the weight's
+    shape is a per-synapse value). ``batch_reduction``: ``mean``, ``sum``,
+    ``amax``, ``amin``, ``median`` or a callable reducing dimension 0.
+    ``delayed``: read presynaptic times at the connection's current delays.
+    ``interp_tolerance``: delays within this of an integer number of steps
+    read that step exactly. ``interpolation``: ``previous`` or ``nearest``.
+    """
+
+    kernel_post: Callable[..., Tensor] = attrs.field(default=exp_post, validator=_callable)
+    kernel_pre: Callable[..., Tensor] = attrs.field(default=exp_pre, validator=_callable)
+    kernel_post_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_dict, validator=_mapping)
+    kernel_pre_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_dict, validator=_mapping)
+    batch_reduction: str | Callable[[Tensor], Tensor] = attrs.field(default="mean", validator=check_batch_reduction)
+    delayed: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    interp_tolerance: float = attrs.field(default=1e-7, validator=_non_negative)
+    interpolation: str = attrs.field(default="previous", validator=_interpolation)
+
+
+def _positive_time(instance: Any, attribute: attrs.Attribute, value: object) -> None:
+    if isinstance(value, Tensor):
+        if not bool((value > 0).all()):
+            raise ValueError(f"{attribute.name}: expected values > 0")
+        return
+    if not (isinstance(value, (int, float)) and value > 0 and math.isfinite(value)):
+        raise ValueError(f"{attribute.name}: expected a finite value > 0, got {value!r}")
+
+
+def _real(instance: Any, attribute: attrs.Attribute, value: object) -> None:
+    if isinstance(value, Tensor):
+        if not bool(torch.isfinite(value).all()):
+            raise ValueError(f"{attribute.name}: expected finite values")
+        return
+    if not (isinstance(value, (int, float)) and math.isfinite(value)):
+        raise ValueError(f"{attribute.name}: expected a finite number, got {value!r}")
+
+
+@attrs.frozen
+class ExponentialSTDPParams:
+    """Hyperparameters of the exponential-kernel rules (times in units of ``dt``).
+
+    ``lr_post``: amplitude of the causal branch (post after pre, delta >= 0);
+    ``lr_pre``: amplitude of the acausal branch (delta < 0); ``tau_post``,
+    ``tau_pre``: their time constants. Signs choose the behaviour (see module
+    docs). Tensors are allowed (per-synapse values with the weight's shape).
+    """
+
+    lr_post: float | Tensor = attrs.field(default=1.0, validator=_real)
+    lr_pre: float | Tensor = attrs.field(default=-1.0, validator=_real)
+    tau_post: float | Tensor = attrs.field(default=20.0, validator=_positive_time)
+    tau_pre: float | Tensor = attrs.field(default=20.0, validator=_positive_time)
+    batch_reduction: str | Callable[[Tensor], Tensor] = attrs.field(default="mean", validator=check_batch_reduction)
+    interp_tolerance: float = attrs.field(default=1e-7, validator=_non_negative)
+    interpolation: str = attrs.field(default="previous", validator=_interpolation)
+
+    @property
+    def delayed(self) -> bool:
+        return False
+
+
+class KernelSTDP(IndependentCellTrainer):
+    """Kernel STDP on the most recent pre and post spike times (see module docs).
+
+    Example::
+
+        trainer = KernelSTDP(kernel_post=my_kernel, kernel_post_kwargs={"width": 5.0})
+        trainer.register_cell("hidden", cell, batch_reduction="sum")
+        ...  # run the network
+        trainer()          # potentiation and depression into cell.updater
+        trainer.update()   # apply, bounded
+    """
+
+    Params = KernelSTDPParams
+    requires = ("weight",)
+    #: subtract the connection's delay from delta
+    adjust_for_delay = False
+    #: the connection parameter the update is written to
+    target = "weight"
+
+    # -- registration ------------------------------------------------------
+    def uses_delays(self, params: Any) -> bool:
+        return self.adjust_for_delay or bool(params.delayed)
+
+    def check_cell(self, name: str, cell: Cell, params: Any) -> None:
+        connection = cell.connection
+        if self.uses_delays(params):
+            if not isinstance(getattr(connection, "delay", None), Tensor):
+                raise ValueError(
+                    f"cell: {type(self).__name__} needs a connection with delays; "
+                    f"{type(connection).__name__} {name!r} has none (construct it with delay=max_delay)"
+                )
+            if connection.weight.ndim > 2:
+                raise ValueError(f"cell: delay rules support dense and direct connections, not {type(connection).__name__}")
+
+    def init_state(self, state: CellState, cell: Cell) -> None:
+        post_function, post_kwargs, pre_function, pre_kwargs = self.kernel_spec(state.params)
+        state.register_kwargs("kernel_post", self._layout_kwargs(post_kwargs, cell))
+        state.register_kwargs("kernel_pre", self._layout_kwargs(pre_kwargs, cell))
+        state.kernel_post_function = post_function
+        state.kernel_pre_function = pre_function
+
+    @staticmethod
+    def _layout_kwargs(kwargs: Mapping[str, Any], cell: Cell) -> dict[str, Any]:
+        """Per-synapse tensors (the weight's shape) to the ``[G, O, K, 1]`` layout."""
+        weight_shape = tuple(cell.connection.weight.shape)
+        result = {}
+        for key, value in kwargs.items():
+            if isinstance(value, Tensor) and value.ndim > 0 and tuple(value.shape) == weight_shape:
+                value = weight_to_grouped(value, cell.connection.groups).unsqueeze(-1)
+            result[key] = value
+        return result
+
+    def kernel_spec(self, params: Any) -> tuple[Callable[..., Tensor], dict, Callable[..., Tensor], dict]:
+        return params.kernel_post, dict(params.kernel_post_kwargs), params.kernel_pre, dict(params.kernel_pre_kwargs)
+
+    def make_monitors(self, cell: Cell, params: Any) -> dict[str, Monitor]:
+        dt = cell.dt
+        post = self.pool.get_or_create(
+            cell, "neuron.spike", lambda: EventTimeReducer(dt, initial="nan"), hook="post"
+        )
+        if self.uses_delays(params):
+            # emission times of presynaptic spikes, with a history long enough
+            # to read them back at any delay up to max_delay
+            max_delay = float(cell.connection.max_delay)
+            pre = self.pool.get_or_create(
+                cell,
+                "connection.synapse.spike",
+                lambda: EventTimeReducer(dt, initial="nan", duration=max_delay),
+                hook="post",
+            )
+        else:
+            pre = self.pool.get_or_create(
+                cell, "connection.synspike", lambda: EventTimeReducer(dt, initial="nan"), hook="post"
+            )
+        return {"post": post, "pre": pre}
+
+    # -- learning ----------------------------------------------------------
+    def presynaptic_times(self, unit: Unit) -> Tensor:
+        """Presynaptic event times in the receptive layout ``[B, G, O|1, K, P]``."""
+        connection = unit.cell.connection
+        reducer = unit.monitors["pre"].reducer
+        params = unit.state.params
+        if params.delayed:
+            # time since the spike arrived at each synapse, at the current delays
+            delay = connection.delay.detach()
+            times = reducer.view(delay, tolerance=params.interp_tolerance)  # [B, *weight.shape]
+            if delay.ndim == 1:  # one-to-one: per-synapse times have the input's shape
+                return connection.pre_view(times, fill=math.nan).unsqueeze(2)
+            return connection.pre_view(times, fill=math.nan)
+        times = reducer.peek()
+        view = connection.pre_view(times, fill=math.nan)
+        return view if view.ndim == 5 else view.unsqueeze(2)
+
+    def deltas(self, unit: Unit) -> Tensor:
+        """``t_post - t_pre`` (minus the delay where adjusted), ``[B, G, O, K, P]``."""
+        connection = unit.cell.connection
+        post_times = connection.post_view(unit.monitors["post"].reducer.peek()).unsqueeze(3)
+        delta = self.presynaptic_times(unit) - post_times
+        if self.adjust_for_delay:
+            delta = delta - weight_to_grouped(connection.delay.detach(), connection.groups).unsqueeze(0).unsqueeze(-1)
+        return delta
+
+    def learn(self, unit: Unit) -> None:
+        state = unit.state
+        delta = self.deltas(unit)
+        values_post = state.kernel_post_function(delta, **state.kwargs("kernel_post"))
+        values_pre = state.kernel_pre_function(delta, **state.kwargs("kernel_pre"))
+        potentiation_post, depression_post = split_kernel_values(values_post)
+        potentiation_pre, depression_pre = split_kernel_values(values_pre)
+        # sum over receptive positions, then over the batch
+        potentiation = (potentiation_post + potentiation_pre).sum(-1)
+        depression = (depression_post + depression_pre).sum(-1)
+        reduction = state.params.batch_reduction
+        connection = unit.cell.connection
+        parameter = getattr(connection, self.target)
+        potentiation = grouped_to_weight(reduce_batch(potentiation, reduction), parameter.shape)
+        depression = grouped_to_weight(reduce_batch(depression, reduction), parameter.shape)
+        unit.cell.updater.accumulate(
+            self.target,
+            potentiation=potentiation.to(parameter.dtype),
+            depression=depression.to(parameter.dtype),
+        )
+
+
+class DelayAdjustedKernelSTDP(KernelSTDP):
+    """Kernel STDP on ``delta = t_post - t_pre - d``; writes the weight."""
+
+    adjust_for_delay = True
+    requires = ("weight", "delay")
+
+
+class DelayAdjustedKernelSTDPD(KernelSTDP):
+    """STDP of delays: the delay-adjusted ``delta`` written to the delay.
+
+    Positive kernel values lengthen the delay, negative ones shorten it; the
+    updater keeps delays within ``[0, max_delay]`` (``cell.make_updater``
+    clamps the delay parameter there).
+    """
+
+    adjust_for_delay = True
+    requires = ("delay",)
+    target = "delay"
+
+
+class _ExponentialKernels:
+    """Mix-in: the exponential kernels built from ``lr_*`` and ``tau_*``."""
+
+    Params = ExponentialSTDPParams
+
+    def kernel_spec(self, params: Any) -> tuple[Callable[..., Tensor], dict, Callable[..., Tensor], dict]:
+        return (
+            exp_post,
+            {"eta_post": params.lr_post, "tau_post": params.tau_post},
+            exp_pre,
+            {"eta_pre": params.lr_pre, "tau_pre": params.tau_pre},
+        )
+
+
+class DelayAdjustedSTDP(_ExponentialKernels, DelayAdjustedKernelSTDP):
+    """Delay-adjusted STDP with exponential kernels; writes the weight."""
+
+
+class DelayAdjustedSTDPD(_ExponentialKernels, DelayAdjustedKernelSTDPD):
+    """Delay-adjusted STDP of delays with exponential kernels; writes the delay."""

@@ -1,0 +1,187 @@
+"""Pair STDP in trace form on cells: dense and convolutional, window by window.
+
+Presynaptic traces ``x_pre`` (``tau_pre``) and postsynaptic traces ``x_post``
+(``tau_post``), cumulative (``pairing="all"``, all-to-all) or nearest
+(``pairing="nearest"``); traces include the current step's spike::
+
+    at a post spike:  dw_ij += eta_post * f_post(w_ij) * sum_b s_post[b,i] * x_pre[b,j]
+    at a pre spike:   dw_ij -= eta_pre  * f_pre(w_ij)  * sum_b x_post[b,i] * s_pre[b,j]
+
+(``sum_b`` is the ``batch_reduction``: sum, mean or a callable). Hebbian:
+``eta_post > 0`` and ``eta_pre > 0``; a negative rate moves its term to the
+other side. Convolutions take the presynaptic quantities over each output
+position's receptive field and sum over positions. The weight dependences
+``f_post``/``f_pre`` are callables of the weight (``None``: 1), e.g.
+``Bounding("soft", w_min=0, w_max=1).upper_factor`` for multiplicative STDP.
+
+Each call consumes the spikes recorded since the previous call and carries the
+traces, so the update does not depend on how often the trainer is called.
+With all-to-all pairing, no weight dependence and an updater whose bounding is
+``none`` (sum or mean over calls), the window is ONE matrix product
+(:func:`~plastic.functional.stdp.stdp_window_net`); sparse spikes switch to an
+event-driven product automatically (``method="auto"``).
+
+References: Bi & Poo (1998), J. Neurosci. 18:10464; Song, Miller & Abbott
+(2000), Nat. Neurosci. 3:919; Morrison, Diesmann & Gerstner (2008), Biol.
+Cybern. 98:459.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import torch
+from torch import Tensor
+
+from plastic.functional.receptive import grouped_to_weight
+from plastic.functional.stdp import stdp_window, stdp_window_net
+from plastic.learn.base import CellState, Unit, check_batch_reduction
+from plastic.learn.window import WindowTrainer, check_window
+from plastic.neural.cell import Cell
+
+__all__ = ["STDP", "STDPParams", "signed_terms"]
+
+
+def _finite(instance: Any, attribute: attrs.Attribute, value: object) -> None:
+    if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)):
+        raise ValueError(f"{attribute.name}: expected a finite number, got {value!r}")
+
+
+def _positive(instance: Any, attribute: attrs.Attribute, value: object) -> None:
+    if not (isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 and math.isfinite(value)):
+        raise ValueError(f"{attribute.name}: expected a finite value > 0, got {value!r}")
+
+
+def _optional_callable(instance: Any, attribute: attrs.Attribute, value: object) -> None:
+    if value is not None and not callable(value):
+        raise TypeError(f"{attribute.name}: expected None or a callable of the weight, got {value!r}")
+
+
+def _one_of(*choices: object) -> Callable[[Any, attrs.Attribute, object], None]:
+    def validate(instance: Any, attribute: attrs.Attribute, value: object) -> None:
+        if value not in choices:
+            raise ValueError(f"{attribute.name}: expected one of {list(choices)}, got {value!r}")
+
+    return validate
+
+
+@attrs.frozen
+class STDPParams:
+    """Hyperparameters of :class:`STDP` (times in the unit of ``dt``, ms).
+
+    eta_post: rate of the post-spike (potentiation) term.
+    eta_pre: rate of the pre-spike (depression) term.
+    tau_pre, tau_post: trace time constants.
+    amplitude_pre, amplitude_post: trace jump at a spike.
+    pairing: ``"all"`` (cumulative traces) or ``"nearest"``.
+    exact: decay ``exp(-dt/tau)`` (True) or the Euler ``1 - dt/tau``.
+    weight_dependence_post, weight_dependence_pre: ``f_post(w)``, ``f_pre(w)``.
+    batch_reduction: ``"sum"`` (default), ``"mean"`` or a callable on dim 0.
+    window: most steps the cell may run between two calls.
+    method: ``"auto"``, ``"dense"`` or ``"sparse"`` products.
+    fuse: ``None`` (auto), True or False: the one-product window form.
+    """
+
+    eta_post: float = attrs.field(default=1.0, validator=_finite)
+    eta_pre: float = attrs.field(default=1.0, validator=_finite)
+    tau_pre: float = attrs.field(default=20.0, validator=_positive)
+    tau_post: float = attrs.field(default=20.0, validator=_positive)
+    amplitude_pre: float = attrs.field(default=1.0, validator=_finite)
+    amplitude_post: float = attrs.field(default=1.0, validator=_finite)
+    pairing: str = attrs.field(default="all", validator=_one_of("all", "nearest"))
+    exact: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
+    weight_dependence_post: Callable[[Tensor], Tensor] | None = attrs.field(default=None, validator=_optional_callable)
+    weight_dependence_pre: Callable[[Tensor], Tensor] | None = attrs.field(default=None, validator=_optional_callable)
+    batch_reduction: str | Callable[[Tensor], Tensor] = attrs.field(default="sum", validator=check_batch_reduction)
+    window: int = attrs.field(default=1000, validator=check_window)
+    method: str = attrs.field(default="auto", validator=_one_of("auto", "dense", "sparse"))
+    fuse: bool | None = attrs.field(default=None, validator=_one_of(None, True, False))
+
+
+def signed_terms(*terms: Tensor) -> tuple[Tensor, Tensor]:
+    """Signed contributions to (potentiation, depression) magnitudes.
+
+    Each term is a signed change; its positive part is potentiation and its
+    negative part (negated) depression.
+    """
+    potentiation = sum(term.clamp(min=0) for term in terms)
+    depression = sum((-term).clamp(min=0) for term in terms)
+    return potentiation, depression  # type: ignore[return-value]
+
+
+class STDP(WindowTrainer):
+    """Pair STDP with traces (see module docs).
+
+    Example::
+
+        trainer = STDP(eta_post=1e-2, eta_pre=1e-4, tau_pre=20.0, tau_post=20.0)
+        trainer.register_cell("exc", cell)
+        cell.step_mode = "window"
+        cell(spikes)        # [T, B, N_in]
+        trainer()           # the window's update into cell.updater
+        trainer.update()
+    """
+
+    Params = STDPParams
+
+    def init_carry(self, state: CellState, cell: Cell) -> None:
+        for name in ("trace_pre", "trace_post"):
+            if name in state._buffers:
+                del state._buffers[name]
+
+    def uses_one_product(self, unit: Unit) -> bool:
+        params = unit.state.params
+        if params.fuse is not None:
+            if params.fuse and (params.pairing != "all" or params.weight_dependence_post or params.weight_dependence_pre):
+                raise ValueError("fuse: the one-product form needs pairing='all' and no weight dependence")
+            return params.fuse
+        updater = unit.cell.updater
+        bounding = updater.bounding.get("weight") if isinstance(updater.bounding, dict) else None
+        linear_updater = (bounding is None or bounding.kind == "none") and updater.reduction in ("sum", "mean")
+        return (
+            params.pairing == "all"
+            and params.weight_dependence_post is None
+            and params.weight_dependence_pre is None
+            and linear_updater
+            and not callable(params.batch_reduction)
+        )
+
+    def learn_window(self, unit: Unit, windows: dict[str, Tensor]) -> None:
+        params = unit.state.params
+        connection = unit.cell.connection
+        weight = connection.weight
+        spikes_pre, spikes_post = windows["pre"], windows["post"]
+        dtype = weight.dtype
+        trace_pre = self.carried(unit.state, "trace_pre", spikes_pre, dtype)
+        trace_post = self.carried(unit.state, "trace_post", spikes_post, dtype)
+        common = dict(
+            tau_pre=params.tau_pre,
+            tau_post=params.tau_post,
+            dt=unit.cell.dt,
+            exact=params.exact,
+            amplitude_pre=params.amplitude_pre,
+            amplitude_post=params.amplitude_post,
+            view=connection,
+            batch_reduction=params.batch_reduction,
+            method=params.method,
+        )
+        if self.uses_one_product(unit):
+            result = stdp_window_net(
+                spikes_pre, spikes_post, trace_pre, trace_post,
+                eta_post=params.eta_post, eta_pre=params.eta_pre, **common,
+            )  # fmt: skip
+            potentiation, depression = signed_terms(grouped_to_weight(result.delta_weight, weight.shape))
+        else:
+            result = stdp_window(spikes_pre, spikes_post, trace_pre, trace_post, pairing=params.pairing, **common)
+            with torch.no_grad():
+                factor_post = params.weight_dependence_post(weight) if params.weight_dependence_post else 1.0
+                factor_pre = params.weight_dependence_pre(weight) if params.weight_dependence_pre else 1.0
+                term_post = params.eta_post * factor_post * grouped_to_weight(result.potentiation, weight.shape)
+                term_pre = -params.eta_pre * factor_pre * grouped_to_weight(result.depression, weight.shape)
+            potentiation, depression = signed_terms(term_post, term_pre)
+        unit.state.trace_pre.copy_(result.trace_pre)
+        unit.state.trace_post.copy_(result.trace_post)
+        unit.cell.updater.accumulate("weight", potentiation=potentiation, depression=depression)

@@ -1,0 +1,115 @@
+"""Window trainers: rules that learn from the spike trains recorded since their last call.
+
+Monitors with :class:`~plastic.observe.reducers.WindowReducer` keep the last
+``window`` steps of presynaptic (``connection.synspike``) and postsynaptic
+(``neuron.spike``) spikes. At each call the trainer takes the steps recorded
+since its previous call, ``[T, B, *shape]``, runs the rule's window function
+once (traces by a recurrence, the update as matrix products over ``T*B``) and
+carries whatever state the rule needs (traces, eligibility) to the next call,
+so that calling after every step, after every batch or once after a long run
+gives the same update. Pooled monitors are never cleared by a trainer: each
+trainer counts for itself what it has consumed, so two trainers can share
+one recording.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import attrs
+import torch
+from torch import Tensor
+
+from plastic.learn.base import CellState, IndependentCellTrainer, Unit
+from plastic.neural.cell import Cell
+from plastic.observe.monitors import Monitor
+from plastic.observe.reducers import WindowReducer
+
+__all__ = ["WindowTrainer", "check_window"]
+
+
+def check_window(instance: Any, attribute: attrs.Attribute, value: object) -> None:
+    """attrs validator for the ``window`` capacity (steps between calls)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{attribute.name}: expected an int >= 1 (steps kept between calls), got {value!r}")
+
+
+class WindowTrainer(IndependentCellTrainer):
+    """Base class of rules computed over recorded spike windows.
+
+    Subclasses give ``recorded`` (monitor key -> target on the cell), a
+    ``Params`` class with a ``window`` field, implement :meth:`init_carry`
+    (the per-cell state carried between calls, as buffers of ``state``) and
+    :meth:`learn_window`.
+    """
+
+    recorded: ClassVar[dict[str, str]] = {"pre": "connection.synspike", "post": "neuron.spike"}
+
+    def check_cell(self, name: str, cell: Cell, params: Any) -> None:
+        if "pre" in self.recorded and isinstance(getattr(cell.connection, "delay", None), Tensor):
+            raise ValueError(
+                f"cell: {type(self).__name__} learns from presynaptic spike trains; {name!r} has "
+                "per-synapse delays (use DelayAdjustedSTDP or KernelSTDP(delayed=True))"
+            )
+
+    def make_monitors(self, cell: Cell, params: Any) -> dict[str, Monitor]:
+        steps, dt = params.window, cell.dt
+        return {
+            key: self.pool.get_or_create(cell, target, lambda: WindowReducer(steps, dt=dt), hook="post")
+            for key, target in self.recorded.items()
+        }
+
+    def init_state(self, state: CellState, cell: Cell) -> None:
+        state.consumed = {key: 0 for key in self.recorded}
+        self.init_carry(state, cell)
+
+    def init_carry(self, state: CellState, cell: Cell) -> None:
+        """Create the carried per-cell buffers (traces, eligibility)."""
+
+    def reset_state(self, unit: Unit) -> None:
+        unit.state.consumed = {key: monitor.reducer.total for key, monitor in unit.monitors.items()}
+        self.init_carry(unit.state, unit.cell)
+
+    def new_steps(self, unit: Unit) -> dict[str, Tensor]:
+        """What each monitor recorded since this trainer's last call, ``[T, B, ...]``."""
+        windows: dict[str, Tensor] = {}
+        counts = {}
+        for key, monitor in unit.monitors.items():
+            reducer = monitor.reducer
+            fresh = reducer.total - unit.state.consumed.get(key, 0)
+            if fresh < 0:  # the recording was cleared since: start over from it
+                fresh = reducer.total
+            if fresh > reducer.steps:
+                raise RuntimeError(
+                    f"{type(self).__name__}: cell {unit.name!r} ran {fresh} steps since the last call, "
+                    f"but the window keeps {reducer.steps}; raise `window` or call the trainer more often"
+                )
+            counts[key] = fresh
+            windows[key] = reducer.peek()[reducer.steps - fresh :]
+        if len(set(counts.values())) > 1:
+            raise RuntimeError(
+                f"{type(self).__name__}: the recordings of cell {unit.name!r} disagree on the steps "
+                f"since the last call ({counts}); were some monitors cleared separately?"
+            )
+        return windows
+
+    def learn(self, unit: Unit, *args: Any, **kwargs: Any) -> None:
+        windows = self.new_steps(unit)
+        steps = next(iter(windows.values())).shape[0]
+        if steps:
+            self.learn_window(unit, windows, *args, **kwargs)
+        unit.state.consumed = {key: monitor.reducer.total for key, monitor in unit.monitors.items()}
+
+    def learn_window(self, unit: Unit, windows: dict[str, Tensor], *args: Any, **kwargs: Any) -> None:
+        raise NotImplementedError
+
+    # shared helpers -------------------------------------------------------
+    @staticmethod
+    def carried(state: CellState, name: str, like: Tensor, dtype: torch.dtype) -> Tensor:
+        """The carried buffer ``name`` for a batch shaped like ``like[0]`` (zeros if new or resized)."""
+        buffer = getattr(state, name, None)
+        shape = tuple(like.shape[1:])
+        if not isinstance(buffer, Tensor) or tuple(buffer.shape) != shape or buffer.dtype != dtype:
+            buffer = torch.zeros(shape, dtype=dtype, device=like.device)
+            state.register_buffer(name, buffer)
+        return buffer.to(like.device)

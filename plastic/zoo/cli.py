@@ -1,0 +1,97 @@
+"""Command line: ``python -m plastic {demo,window,triplet,figures} ...``.
+
+* ``demo``: unsupervised digit learning (Diehl & Cook style) with figures.
+* ``window``: the STDP window of a built-in rule, measured by running the
+  real trainer on spike pairs.
+* ``triplet``: the Pfister & Gerstner pairing-frequency protocol.
+* ``figures``: regenerate every figure of ``zoo_docs/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from plastic.zoo.demo import DemoConfig, run_demo
+
+    config = DemoConfig(
+        neurons=args.neurons,
+        epochs=args.epochs,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        device=args.device,
+        output=args.output,
+        threads=args.threads,
+        progress=not args.no_progress,
+    )
+    result = run_demo(config)
+    print(f"test accuracy: {100 * result['test_accuracy']:.2f}%  ({result['seconds']:.1f} s)")
+    print(f"figures and run.json in {config.output}")
+    return 0
+
+
+def _window(args: argparse.Namespace) -> int:
+    from plastic.zoo.windows import RULES, plot_window
+
+    if args.rule not in RULES:
+        print(f"--rule: expected one of {sorted(RULES)}, got {args.rule!r}", file=sys.stderr)
+        return 2
+    path = plot_window(args.rule, args.output)
+    print(f"wrote {path}")
+    return 0
+
+
+def _triplet(args: argparse.Namespace) -> int:
+    from plastic.zoo.windows import plot_triplet_frequency
+
+    path = plot_triplet_frequency(args.output)
+    print(f"wrote {path}")
+    return 0
+
+
+def _figures(args: argparse.Namespace) -> int:
+    from plastic.zoo.figures import make_all
+
+    for path in make_all(args.output):
+        print(f"wrote {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m plastic", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="unsupervised digit learning with figures")
+    demo.add_argument("--neurons", type=int, default=None, help="excitatory neurons")
+    demo.add_argument("--epochs", type=int, default=None, help="passes over the training split")
+    demo.add_argument("--steps", type=int, default=None, help="time steps per presentation (dt = 1 ms)")
+    demo.add_argument("--batch-size", type=int, default=None, help="digits presented in parallel")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    demo.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
+    demo.add_argument("--output", default="runs/demo", help="directory for figures and run.json")
+    demo.add_argument("--no-progress", action="store_true", help="no progress bars")
+    demo.set_defaults(handler=_demo)
+
+    window = commands.add_parser("window", help="draw the STDP window of a built-in rule")
+    window.add_argument("--rule", default="stdp", help="rule name (see --help of plastic.zoo.windows)")
+    window.add_argument("--output", default="runs/window", help="output directory")
+    window.set_defaults(handler=_window)
+
+    triplet = commands.add_parser("triplet", help="Pfister & Gerstner pairing-frequency protocol")
+    triplet.add_argument("--output", default="runs/triplet", help="output directory")
+    triplet.set_defaults(handler=_triplet)
+
+    figures = commands.add_parser("figures", help="regenerate the figures of zoo_docs/")
+    figures.add_argument("--output", default="zoo_docs/figures", help="output directory")
+    figures.set_defaults(handler=_figures)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.handler(args))
