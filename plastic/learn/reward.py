@@ -1,0 +1,201 @@
+"""Reward-modulated STDP (Florian 2007) on cells: MSTDP and MSTDP-ET, window by window.
+
+Traces ``x_pre`` (``tau_plus``, jump ``a_plus``) and ``x_post`` (``tau_minus``,
+jump ``a_minus``), cumulative or nearest, including the current step's spike.
+Per-sample eligibility of synapse ``post i <- pre j``::
+
+    z_{b,t} = f_post(w) * s_post_{b,t,i} * x_pre_{b,t,j} - f_pre(w) * x_post_{b,t,i} * s_pre_{b,t,j}
+
+MSTDP, the reward at ``t`` acting on the eligibility up to ``t - 1``::
+
+    dw_t = eta * sum_b r_{b,t} * z_{b,t-1}
+
+MSTDP-ET, with the eligibility trace ``e`` (``c = exp(-dt/tau_e)``)::
+
+    e_{b,t} = c * e_{b,t-1} + z_{b,t-1} / tau_e,      dw_t = eta * sum_b r_{b,t} * e_{b,t}
+
+``trainer(reward)`` consumes the steps the cell ran since the previous call;
+``reward`` is a scalar, ``[B]`` (per sample), ``[T]`` (per step) or ``[T, B]``
+over those ``T`` steps (``[T, 1]``/``[1, B]`` where ``T == B`` would be
+ambiguous). The traces and the last eligibility ``z`` (MSTDP) or eligibility
+trace ``e`` (MSTDP-ET), ``[B, G, O, K]`` per cell, are carried, so calling
+after every step with that step's reward equals one call over the window with
+the rewards stacked. The signed change goes to ``cell.updater`` (positive part
+as potentiation, negative part as depression).
+
+The math is :mod:`plastic.functional.reward` (one product over ``T*B*P`` per
+term, the reward folded into the postsynaptic factor).
+
+Reference: R. V. Florian (2007), "Reinforcement learning through modulation of
+spike-timing-dependent synaptic plasticity", Neural Computation
+19(6):1468-1502. Defaults: ``tau_plus = tau_minus = 20`` ms,
+``a_plus = a_minus = 1``, ``tau_e = 25`` ms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import attrs
+from torch import Tensor
+
+from plastic.functional.reward import (
+    MSTDPETState,
+    MSTDPState,
+    RewardSTDPParameters,
+    broadcast_reward,
+    mstdp_et_window,
+    mstdp_window,
+)
+from plastic.learn.base import CellState, Unit, check_batch_reduction
+from plastic.learn.stdp import signed_terms
+from plastic.learn.triplet import (
+    check_bilinear_cell,
+    connection_geometry,
+    functional_reduction,
+    non_negative,
+    one_of,
+    optional_callable,
+    positive,
+)
+from plastic.learn.window import WindowTrainer, check_window
+from plastic.neural.cell import Cell
+
+__all__ = ["MSTDP", "MSTDPET", "MSTDPParams", "MSTDPETParams"]
+
+
+@attrs.frozen
+class MSTDPParams:
+    """Hyperparameters of :class:`MSTDP` (times in the unit of ``dt``, ms).
+
+    tau_plus, tau_minus: presynaptic and postsynaptic trace time constants.
+    a_plus, a_minus: trace jumps at a pre / post spike (Florian's ``A+``, ``-A-``), >= 0.
+    learning_rate: ``eta`` (Florian's ``gamma``), weight units per reward unit, >= 0.
+    pairing: ``"all_to_all"`` (cumulative traces) or ``"nearest"``.
+    exact: decay ``exp(-dt/tau)`` (True) or the Euler ``1 - dt/tau``.
+    weight_dependence_post, weight_dependence_pre: ``f_post(w)``, ``f_pre(w)`` (None: 1).
+    batch_reduction: ``"sum"`` (default), ``"mean"``, ``"amax"``, ... or a callable on dim 0.
+    window: most steps the cell may run between two calls.
+    """
+
+    tau_plus: float = attrs.field(default=20.0, validator=positive)
+    tau_minus: float = attrs.field(default=20.0, validator=positive)
+    a_plus: float = attrs.field(default=1.0, validator=non_negative)
+    a_minus: float = attrs.field(default=1.0, validator=non_negative)
+    learning_rate: float = attrs.field(default=1.0, validator=non_negative)
+    pairing: str = attrs.field(default="all_to_all", validator=one_of("all_to_all", "nearest"))
+    exact: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
+    weight_dependence_post: Callable[[Tensor], Tensor] | None = attrs.field(default=None, validator=optional_callable)
+    weight_dependence_pre: Callable[[Tensor], Tensor] | None = attrs.field(default=None, validator=optional_callable)
+    batch_reduction: str | Callable[[Tensor], Tensor] = attrs.field(default="sum", validator=check_batch_reduction)
+    window: int = attrs.field(default=1000, validator=check_window)
+
+    def rule(self) -> RewardSTDPParameters:
+        """The functional :class:`~plastic.functional.reward.RewardSTDPParameters`."""
+        return RewardSTDPParameters(
+            tau_plus=self.tau_plus, tau_minus=self.tau_minus, a_plus=self.a_plus, a_minus=self.a_minus,
+            learning_rate=self.learning_rate, tau_eligibility=getattr(self, "tau_eligibility", 25.0),
+            pairing=self.pairing, exact_decay=self.exact,
+        )  # fmt: skip
+
+
+@attrs.frozen
+class MSTDPETParams(MSTDPParams):
+    """Hyperparameters of :class:`MSTDPET`: those of :class:`MSTDPParams` and
+    tau_eligibility: ``tau_e``, the eligibility trace's time constant (ms)."""
+
+    tau_eligibility: float = attrs.field(default=25.0, validator=positive)
+
+
+class _RewardTrainer(WindowTrainer):
+    """Shared machinery of :class:`MSTDP` and :class:`MSTDPET`."""
+
+    carried_name: ClassVar[str]
+    window_function: ClassVar[Callable[..., Any]]
+    state_type: ClassVar[type]
+
+    def check_cell(self, name: str, cell: Cell, params: Any) -> None:
+        super().check_cell(name, cell, params)
+        check_bilinear_cell(name, cell, type(self).__name__)
+
+    def init_carry(self, state: CellState, cell: Cell) -> None:
+        for buffer in ("trace_pre", "trace_post", self.carried_name):
+            state._buffers.pop(buffer, None)
+
+    def forward(self, reward: float | Tensor) -> None:  # type: ignore[override]
+        """Learn from the steps since the last call with ``reward`` over them.
+
+        ``reward``: a number, or a tensor ``[]``, ``[B]``, ``[T]``, ``[T, B]``
+        (``T``: steps since the last call). It is checked against every
+        registered cell before any state changes.
+        """
+        # cells that ran no step since their monitors were attached are skipped (as in the base)
+        units = [unit for unit in self.active_units() if self.has_recorded(unit)]
+        for unit in units:
+            windows = self.new_steps(unit)
+            steps, batch = windows["post"].shape[:2]
+            if steps:
+                broadcast_reward(
+                    reward, steps, batch, dtype=unit.cell.connection.weight.dtype, device=windows["post"].device
+                )
+        for unit in units:
+            self.learn(unit, reward)
+
+    def learn_window(self, unit: Unit, windows: dict[str, Tensor], reward: float | Tensor) -> None:  # type: ignore[override]
+        params: MSTDPParams = unit.state.params
+        connection = unit.cell.connection
+        weight = connection.weight.detach()
+        spikes_pre, spikes_post = windows["pre"], windows["post"]
+        dtype = weight.dtype
+        geometry = connection_geometry(connection)
+        layout = check_bilinear_cell(unit.name, unit.cell, type(self).__name__)
+        batch = spikes_pre.shape[1]
+        # a shape donor for the carried [B, G, O, K] eligibility (expanded: no memory)
+        grouped = spikes_pre.new_zeros(()).expand(1, batch, *layout.grouped_shape)
+        state = self.state_type(
+            self.carried(unit.state, "trace_pre", spikes_pre, dtype),
+            self.carried(unit.state, "trace_post", spikes_post, dtype),
+            self.carried(unit.state, self.carried_name, grouped, dtype),
+        )
+        result = type(self).window_function(
+            spikes_pre, spikes_post, reward, state, params.rule(),
+            dt=unit.cell.dt, geometry=geometry, weight=weight,
+            f_post=params.weight_dependence_post, f_pre=params.weight_dependence_pre,
+            batch_reduction=functional_reduction(params.batch_reduction),
+        )  # fmt: skip
+        for buffer, value in zip(("trace_pre", "trace_post", self.carried_name), result.state):
+            getattr(unit.state, buffer).copy_(value)
+        potentiation, depression = signed_terms(result.update)
+        unit.cell.updater.accumulate("weight", potentiation=potentiation, depression=depression)
+
+
+class MSTDP(_RewardTrainer):
+    """MSTDP (Florian 2007): ``dw_t = eta * sum_b r_{b,t} z_{b,t-1}`` (module docstring).
+
+    Example::
+
+        trainer = MSTDP(learning_rate=1e-3, tau_plus=20.0, tau_minus=20.0)
+        trainer.register_cell("out", cell)
+        for t in range(steps):
+            cell(spikes[t])
+            trainer(reward[t])       # scalar or [B]: the reward of this step
+        trainer.update()
+    """
+
+    Params = MSTDPParams
+    carried_name = "eligibility"
+    window_function = staticmethod(mstdp_window)
+    state_type = MSTDPState
+
+
+class MSTDPET(_RewardTrainer):
+    """MSTDP-ET (Florian 2007): eligibility trace ``e``, ``dw_t = eta * sum_b r_{b,t} e_{b,t}``.
+
+    As :class:`MSTDP`, with ``tau_eligibility`` (``tau_e``, ms).
+    """
+
+    Params = MSTDPETParams
+    carried_name = "eligibility_trace"
+    window_function = staticmethod(mstdp_et_window)
+    state_type = MSTDPETState

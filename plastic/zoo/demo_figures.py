@@ -1,0 +1,118 @@
+"""Figures of the digit demo: receptive fields, the STDP window of the rule
+used, a raster of one presentation and the confusion matrix."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+__all__ = ["draw_demo_figures"]
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def receptive_fields(weight: Tensor, assignments: Tensor, path: Path) -> Path:
+    """Each neuron's 64 incoming weights as an 8x8 image, titled with its label."""
+    plt = _pyplot()
+    neurons = weight.shape[0]
+    columns = math.ceil(math.sqrt(neurons))
+    rows = math.ceil(neurons / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * 0.7, rows * 0.75))
+    for index, axis in enumerate(axes.flat):
+        axis.axis("off")
+        if index < neurons:
+            axis.imshow(weight[index].reshape(8, 8).numpy(), cmap="hot_r", vmin=0.0)
+            label = int(assignments[index])
+            axis.set_title("-" if label < 0 else str(label), fontsize=6, pad=1)
+    figure.suptitle("learned receptive fields (label assigned to each neuron)", fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def stdp_window(config: Any, path: Path) -> Path:
+    """The window of the demo's rule, measured by running the trainer on spike pairs."""
+    from plastic.learn.stdp import STDP
+    from plastic.zoo.windows import measure_window
+
+    plt = _pyplot()
+    lags = torch.arange(-60, 61)
+    factory = lambda: STDP(  # noqa: E731
+        eta_post=config.eta_post, eta_pre=config.eta_pre, tau_pre=config.tau_pre,
+        tau_post=config.tau_post, pairing=config.pairing,
+    )  # fmt: skip
+    changes = measure_window(factory, lags)
+    figure, axis = plt.subplots(figsize=(5.5, 3.5))
+    axis.axhline(0.0, color="0.7", linewidth=0.8)
+    axis.axvline(0.0, color="0.7", linewidth=0.8)
+    axis.plot(lags.numpy(), changes.numpy(), "o-", markersize=2.5)
+    axis.set_xlabel("t_post - t_pre (ms)")
+    axis.set_ylabel("weight change")
+    axis.set_title(f"pair STDP ({config.pairing} traces) as trained in the demo", fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def raster(sample: dict[str, Tensor], path: Path) -> Path:
+    """Input and excitatory spikes of one test digit."""
+    plt = _pyplot()
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(6, 5), sharex=True)
+    for axis, key, title in ((top, "input", "input (64 pixels)"), (bottom, "output", "excitatory neurons")):
+        times, neurons = sample[key].nonzero(as_tuple=True)
+        axis.scatter(times.numpy(), neurons.numpy(), s=2, marker="|", color="black")
+        axis.set_ylabel("neuron")
+        axis.set_title(title, fontsize=9)
+    bottom.set_xlabel("time (ms)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def confusion(labels: Tensor, predicted: Tensor, path: Path) -> Path:
+    """Counts of (true, predicted) classes on the test split."""
+    plt = _pyplot()
+    matrix = torch.zeros(10, 10, dtype=torch.long)
+    matrix.index_put_((labels.long(), predicted.long().clamp(min=0)), torch.ones_like(labels, dtype=torch.long), accumulate=True)
+    figure, axis = plt.subplots(figsize=(4.5, 4))
+    image = axis.imshow(matrix.numpy(), cmap="Blues")
+    for i in range(10):
+        for j in range(10):
+            if matrix[i, j]:
+                axis.text(j, i, int(matrix[i, j]), ha="center", va="center", fontsize=6)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    axis.set_xticks(range(10))
+    axis.set_yticks(range(10))
+    accuracy = float((labels == predicted).float().mean())
+    axis.set_title(f"test confusion matrix (accuracy {100 * accuracy:.1f}%)", fontsize=9)
+    figure.colorbar(image, ax=axis, fraction=0.046)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def draw_demo_figures(
+    output: Path, weight: Tensor, classifier: Any, labels: Tensor, predicted: Tensor, sample: dict[str, Tensor], config: Any
+) -> list[Path]:
+    return [
+        receptive_fields(weight, classifier.assignments.cpu(), output / "receptive_fields.png"),
+        stdp_window(config, output / "stdp_window.png"),
+        raster(sample, output / "raster.png"),
+        confusion(labels, predicted, output / "confusion_matrix.png"),
+    ]
