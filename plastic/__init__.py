@@ -1,3 +1,57 @@
-"""plastic: synaptic plasticity for spiking neural networks in PyTorch."""
+"""plastic: synaptic plasticity for spiking neural networks in PyTorch.
+
+The pure math lives in :mod:`plastic.functional`; stateful modules in
+:mod:`plastic.neural`; monitors and reducers in :mod:`plastic.observe`;
+trainers in :mod:`plastic.learn`; property tests for users in
+:mod:`plastic.testing`. The names users need most are exported here.
+"""
+
+from plastic.learn.all_pairs import AllPairsKernelSTDP
+from plastic.learn.base import CellState, IndependentCellTrainer, Unit
+from plastic.learn.homeostasis import Homeostasis
+from plastic.learn.integer import IntegerSTDP
+from plastic.learn.kernel_stdp import (
+    DelayAdjustedKernelSTDP,
+    DelayAdjustedKernelSTDPD,
+    DelayAdjustedSTDP,
+    DelayAdjustedSTDPD,
+    KernelSTDP,
+)
+from plastic.learn.learners import MSTDPETLearner, MSTDPLearner, STDPLearner
+from plastic.learn.online import OnlineSTDP
+from plastic.learn.reward import MSTDP, MSTDPET
+from plastic.learn.stdp import STDP
+from plastic.learn.triplet import TripletSTDP
+from plastic.learn.window import WindowTrainer
+from plastic.neural.cell import Cell, Serial
+from plastic.neural.classifiers import MaxRateClassifier
+from plastic.neural.connections import Conv1d, Conv2d, LinearDense, LinearDirect, LinearLateral
+from plastic.neural.encoders import BernoulliEncoder, PoissonEncoder
+from plastic.neural.layers import Delay, SynapseFilter, VotingLayer
+from plastic.neural.neurons import IF, LIF, AdaptiveLIF
+from plastic.neural.synapses import DeltaCurrent, ExponentialCurrent, SpikeFilterCurrent
+from plastic.neural.updater import Updater
+from plastic.observe.monitors import Monitor, MonitorPool
+from plastic.observe.reducers import (
+    CumulativeAverageReducer,
+    CumulativeTraceReducer,
+    EMAReducer,
+    EventTimeReducer,
+    NearestTraceReducer,
+    PassthroughReducer,
+    WindowReducer,
+)
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "AdaptiveLIF", "AllPairsKernelSTDP", "BernoulliEncoder", "Cell", "CellState", "Conv1d", "Conv2d",
+    "CumulativeAverageReducer", "CumulativeTraceReducer", "Delay", "DelayAdjustedKernelSTDP",
+    "DelayAdjustedKernelSTDPD", "DelayAdjustedSTDP", "DelayAdjustedSTDPD", "DeltaCurrent", "EMAReducer",
+    "EventTimeReducer", "ExponentialCurrent", "Homeostasis", "IF", "IndependentCellTrainer", "IntegerSTDP",
+    "KernelSTDP", "LIF", "LinearDense", "LinearDirect", "LinearLateral", "MSTDP", "MSTDPET",
+    "MSTDPETLearner", "MSTDPLearner", "MaxRateClassifier", "Monitor", "MonitorPool",
+    "NearestTraceReducer", "OnlineSTDP", "PassthroughReducer", "PoissonEncoder", "STDP", "STDPLearner",
+    "Serial", "SpikeFilterCurrent", "SynapseFilter", "TripletSTDP", "Unit", "Updater", "VotingLayer",
+    "WindowReducer", "WindowTrainer",
+]  # fmt: skip

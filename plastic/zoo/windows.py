@@ -57,7 +57,12 @@ def _triplet() -> TrainerFactory:
 def _all_pairs() -> TrainerFactory:
     from plastic.learn.all_pairs import AllPairsKernelSTDP
 
-    return lambda: AllPairsKernelSTDP(kernel=mexican_hat, kernel_kwargs={"amplitude": 1.0, "sigma": 10.0})
+    return lambda: AllPairsKernelSTDP(
+        kernel_post=mexican_hat,
+        kernel_post_kwargs={"amplitude": 1.0, "sigma": 10.0},
+        kernel_pre=lambda delta: torch.zeros_like(delta),
+        batch_reduction="sum",
+    )
 
 
 #: rule name -> (description, factory builder, connection delay)
