@@ -212,21 +212,9 @@ CASES: dict[str, Case | Any] = {
     "cell-neuron-shape-mismatch": Case(lambda w: Cell(LinearDense(6, 4), LIF(5)), ValueError, arg("neuron")),
     "cell-current-wrong-shape": Case(lambda w: w.cell(torch.ones(B, 6), torch.ones(B, 5)), ValueError, arg("current")),
     "cell-step-mode-unknown": Case(lambda w: setattr(w.cell, "step_mode", "bogus"), ValueError, arg("step_mode")),
-    "cell-current-nan": pytest.param(
-        Case(lambda w: w.cell(torch.ones(B, 6), nan_like((B, 4))), ValueError, arg("current")),
-        marks=xfail("Cell.forward checks only the shape of `current`: the connection (synapse state) runs "
-                    "before the neuron refuses the NaN drive, and the error names `inputs`"),
-    ),
-    "cell-current-other-device": pytest.param(
-        Case(lambda w: w.cell(torch.ones(B, 6), torch.ones(B, 4, device="meta")), ValueError, arg("current")),
-        marks=xfail("Cell.forward does not check the device of `current`: RuntimeError from `drive + current` "
-                    "after the connection advanced its synapse state"),
-    ),
-    "cell-current-wrong-dtype": pytest.param(
-        Case(lambda w: w.cell(torch.ones(B, 6), torch.ones(B, 4, dtype=torch.float64)), TypeError, arg("current")),
-        marks=xfail("Cell.forward does not check the dtype of `current`: the synapse state advances, then the "
-                    "neuron refuses float64 `inputs`"),
-    ),
+    "cell-current-nan": Case(lambda w: w.cell(torch.ones(B, 6), nan_like((B, 4))), ValueError, arg("current")),
+    "cell-current-other-device": Case(lambda w: w.cell(torch.ones(B, 6), torch.ones(B, 4, device="meta")), ValueError, arg("current")),
+    "cell-current-wrong-dtype": Case(lambda w: w.cell(torch.ones(B, 6), torch.ones(B, 4, dtype=torch.float64)), TypeError, arg("current")),
     # ---- synapses
     "synapse-tau-zero": Case(
         lambda w: LinearDense(6, 4, synapse="exponential", synapse_kwargs={"tau": 0.0}), ValueError, arg("tau")

@@ -24,6 +24,7 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import torch
 from torch import Tensor, nn
 
 from plastic.neural.connections import Connection
@@ -194,6 +195,13 @@ class Cell(nn.Module):
             if not isinstance(current, Tensor) or tuple(current.shape) != expected:
                 shown = tuple(current.shape) if isinstance(current, Tensor) else type(current).__name__
                 raise ValueError(f"current: expected shape {expected}, got {shown}")
+            voltage = self.neuron.voltage
+            if current.dtype != voltage.dtype:
+                raise TypeError(f"current: expected dtype {voltage.dtype} (the neuron's state), got {current.dtype}")
+            if current.device != voltage.device:
+                raise ValueError(f"current: expected a tensor on {voltage.device}, got {current.device}")
+            if not bool(torch.isfinite(current).all()):
+                raise ValueError("current: expected finite values, found NaN or inf")
         drive = self.connection(spikes)
         if current is not None:
             drive = drive + current

@@ -1,0 +1,346 @@
+"""Benchmark of issue 9: our STDP paths against the matmul bound and the peer libraries.
+
+Usage (from the repository root)::
+
+    python benchmarks/run.py                          # every case, table on stdout
+    python benchmarks/run.py --cases B1,B2 --repeats 7 --json benchmarks/results/latest.json
+    python benchmarks/run.py --quick --no-peers       # tiny sizes, seconds (the smoke test)
+
+Cases (``benchmarks/common.py`` holds the sizes):
+
+* B1 dense pair STDP 784 -> 400, T = 100, B in {1, 64}, pre p = 0.05, post
+  p = 0.02, tau = 20 steps; bound = 2 GEMMs ``[400 x T*B] @ [T*B x 784]``.
+* B2 conv2d pair STDP, 1x28x28, B = 16, 1 -> 32 channels 5x5, T = 50; bound
+  = 2 GEMMs ``[32 x T*B*576] @ [T*B*576 x 25]``.
+* B3 event-time kernel STDP and delay-adjusted STDP per batch call (B1's
+  B = 64 trains, their last spike times).
+* B4 one training step of a Diehl & Cook network (samples per second).
+
+The spikes are generated once per case with a fixed seed and fed to every
+implementation as recorded trains. Columns: median wall time over the
+repeats; ``x bound`` = median / matmul bound of the same run; ``x ours`` =
+median / the fastest of our rows in the case; peak memory (see
+``benchmarks/common.py``: torch tensors allocated during one call); ``max abs Δdw``
+= max |dw_row - dw_reference| with the reference of matching conventions
+(``benchmarks/cases_ours.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+from torch import Tensor  # noqa: E402
+
+from benchmarks import cases_ours  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    ConvCase,
+    DenseCase,
+    NetworkCase,
+    PeerUnavailable,
+    Row,
+    bernoulli_trains,
+    conv_case,
+    dense_case,
+    event_times,
+    max_abs_difference,
+    median_ms,
+    network_case,
+    peak_memory,
+    time_callable,
+)
+
+ALL_CASES = ("B1", "B2", "B3", "B4")
+
+
+# ----------------------------------------------------------------------- data
+
+
+def dense_data(case: DenseCase, device: torch.device) -> dict[str, Tensor]:
+    generator = torch.Generator().manual_seed(case.seed)
+    pre = bernoulli_trains((case.steps, case.batch, case.n_in), case.p_pre, generator)
+    post = bernoulli_trains((case.steps, case.batch, case.n_out), case.p_post, generator)
+    delay = torch.randint(0, int(case.max_delay) + 1, (case.n_out, case.n_in), generator=generator).float()
+    data = {"pre": pre, "post": post, "delay": delay}
+    data["e_pre"], data["e_post"] = event_times(pre), event_times(post)
+    return {key: value.to(device) for key, value in data.items()}
+
+
+def conv_data(case: ConvCase, device: torch.device) -> dict[str, Tensor]:
+    generator = torch.Generator().manual_seed(case.seed)
+    pre = bernoulli_trains((case.steps, case.batch, case.in_channels, case.height, case.width), case.p_pre, generator)
+    post = bernoulli_trains(
+        (case.steps, case.batch, case.out_channels, case.out_height, case.out_width), case.p_post, generator
+    )
+    return {"pre": pre.to(device), "post": post.to(device)}
+
+
+def network_data(case: NetworkCase, device: torch.device) -> dict[str, Tensor]:
+    generator = torch.Generator().manual_seed(case.seed)
+    return {"input": bernoulli_trains((case.steps, case.batch, case.n_in), case.rate, generator).to(device)}
+
+
+# --------------------------------------------------------------------- bound
+
+
+def gemm_bound(label: str, rows: int, inner: int, columns: int, args: argparse.Namespace, device: torch.device) -> Row:
+    """Two float32 GEMMs ``[rows x inner] @ [inner x columns]``, timed here: the floor of two products."""
+    generator = torch.Generator().manual_seed(0)
+    left = torch.randn(rows, inner, generator=generator).to(device)
+    right = torch.randn(inner, columns, generator=generator).to(device)
+    out = torch.empty(rows, columns, device=device)
+    times = time_callable(
+        lambda: torch.mm(left, right, out=out), warmup=max(args.warmup, 2), repeats=max(args.repeats, 5), device=device
+    )
+    one = median_ms(times)
+    flops = 2.0 * rows * inner * columns
+    rate = flops / (one / 1e3) / 1e9
+    return Row(
+        case=label, implementation="matmul bound (2 GEMMs)", kind="bound", median_ms=2 * one,
+        min_ms=2 * min(times) * 1e3, repeats=len(times), ratio_to_bound=1.0,
+        note=f"2 x [{rows}x{inner}]@[{inner}x{columns}] float32, {rate:.1f} GFLOP/s measured",
+        extra={"gflops_per_s": rate, "flops": 2 * flops},
+    )  # fmt: skip
+
+
+# ----------------------------------------------------------------------- rows
+
+
+def evaluate(
+    label: str,
+    name: str,
+    kind: str,
+    function: Callable[..., object],
+    case: object,
+    data: dict[str, Tensor],
+    references: dict[str, Callable[[], Tensor]],
+    reference_cache: dict[str, Tensor],
+    args: argparse.Namespace,
+    device: torch.device,
+) -> Row:
+    row = Row(case=label, implementation=name, kind=kind)
+    # each row gets its own copy: a library that keeps the step tensors as state may write into them
+    data = {key: value.clone() for key, value in data.items()}
+    try:
+        prepared = function(case, data)
+    except NotImplementedError as error:
+        row.status, row.note = "not available", str(error)
+        return row
+    except PeerUnavailable as error:
+        row.status = f"unavailable: {error}"
+        return row
+    except Exception as error:  # a peer whose API differs: show why, keep going
+        row.status = f"unavailable: {type(error).__name__}: {error}".splitlines()[0][:200]
+        return row
+    row.note = prepared.note
+    try:
+        times = time_callable(prepared.run, warmup=args.warmup, repeats=args.repeats, device=device, budget_s=args.budget)
+        row.median_ms, row.min_ms, row.repeats = median_ms(times), min(times) * 1e3, len(times)
+        if prepared.samples:
+            row.samples_per_s = prepared.samples / (row.median_ms / 1e3)
+        if not args.no_memory:
+            row.peak_memory_bytes = peak_memory(prepared.run, device)
+        if prepared.reference is not None:
+            with torch.no_grad():
+                value = prepared.run()
+            if prepared.reference not in reference_cache:
+                reference_cache[prepared.reference] = references[prepared.reference]()
+            reference = reference_cache[prepared.reference]
+            row.max_abs_diff = max_abs_difference(value, reference)
+            row.max_abs_dw = float(reference.abs().max())
+            row.extra["reference"] = prepared.reference
+    except Exception as error:
+        row.status = f"error: {type(error).__name__}: {error}".splitlines()[0][:200]
+    return row
+
+
+def run_case(
+    label: str, case: object, data: dict[str, Tensor], bound: Row | None, args: argparse.Namespace, device: torch.device
+) -> list[Row]:
+    from benchmarks.cases_peers import PEERS
+
+    family = label.split()[0]
+    references = cases_ours.references(case, data) if not isinstance(case, NetworkCase) else {}
+    cache: dict[str, Tensor] = {}
+    rows = [bound] if bound is not None else []
+    for name, function in cases_ours.OURS[family]:
+        rows.append(evaluate(label, name, "ours", function, case, data, references, cache, args, device))
+    if not args.no_peers:
+        for name, function in PEERS[family]:
+            rows.append(evaluate(label, name, "peer", function, case, data, references, cache, args, device))
+            print(f"  {label}: {name}: {rows[-1].status} {fmt_ms(rows[-1].median_ms)}", file=sys.stderr, flush=True)
+    ours = [row.median_ms for row in rows if row.kind == "ours" and row.status == "ok" and row.median_ms]
+    for row in rows:
+        if row.median_ms is None:
+            continue
+        if bound is not None:
+            row.ratio_to_bound = row.median_ms / bound.median_ms
+        if ours:
+            row.ratio_to_ours = row.median_ms / min(ours)
+    return rows
+
+
+# --------------------------------------------------------------------- output
+
+
+def fmt_ms(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:.3f}" if value < 1 else f"{value:.1f}" if value < 1000 else f"{value:.0f}"
+
+
+def fmt_ratio(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
+def fmt_bytes(value: int | None) -> str:
+    return "" if value is None else f"{value / 2**20:.1f}"
+
+
+def fmt_diff(row: Row) -> str:
+    if row.max_abs_diff is None:
+        return ""
+    return f"{row.max_abs_diff:.1e}"
+
+
+def table(rows: list[Row]) -> str:
+    """A Markdown table (also readable on a terminal)."""
+    header = ["case", "implementation", "median ms", "x bound", "x ours", "peak MiB", "max abs Δdw", "note"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
+    for row in rows:
+        if row.status != "ok":
+            cells = [row.case, row.implementation, row.status, "", "", "", "", row.note]
+        else:
+            note = row.note
+            if row.samples_per_s is not None:
+                note = f"{row.samples_per_s:.1f} samples/s; " + note
+            if row.max_abs_dw is not None:
+                note = f"dw up to {row.max_abs_dw:.3g} (ref {row.extra.get('reference')}); " + note
+            cells = [
+                row.case, row.implementation, fmt_ms(row.median_ms), fmt_ratio(row.ratio_to_bound),
+                fmt_ratio(row.ratio_to_ours), fmt_bytes(row.peak_memory_bytes), fmt_diff(row), note,
+            ]  # fmt: skip
+        lines.append("| " + " | ".join(cell.replace("|", "/") for cell in cells) + " |")
+    return "\n".join(lines)
+
+
+def environment(args: argparse.Namespace, device: torch.device, peers: dict[str, str]) -> dict[str, object]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            cpu = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": "python benchmarks/run.py " + " ".join(sys.argv[1:]),
+        "device": str(device) if device.type != "cuda" else f"{device} ({torch.cuda.get_device_name(device)})",
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "peers": peers,
+        "repeats": args.repeats,
+        "warmup": args.warmup,
+        "quick": args.quick,
+        "memory_column": (
+            "peak torch-tensor bytes allocated during one call above those live before it "
+            + ("(torch.cuda.max_memory_allocated)" if device.type == "cuda" else "(torch.profiler CPU memory events)")
+        ),
+    }
+
+
+# ------------------------------------------------------------------------ main
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cases", default=",".join(ALL_CASES), help="comma-separated subset of B1,B2,B3,B4")
+    parser.add_argument("--repeats", type=int, default=5, help="timed calls per row (median reported)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed calls before timing")
+    parser.add_argument("--budget", type=float, default=30.0, help="seconds of timed calls per row before cutting repeats")
+    parser.add_argument("--json", type=Path, default=None, help="write the rows and the environment here")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
+    parser.add_argument("--no-peers", action="store_true", help="only our rows and the bound")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory pass")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    args = parser.parse_args(argv)
+    cases = [name.strip().upper() for name in args.cases.split(",") if name.strip()]
+    unknown = [name for name in cases if name not in ALL_CASES]
+    if unknown:
+        parser.error(f"--cases: unknown {unknown}, expected a subset of {list(ALL_CASES)}")
+    if args.repeats < 1 or args.warmup < 0:
+        parser.error("--repeats must be >= 1 and --warmup >= 0")
+    args.case_list = cases
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    peers: dict[str, str] = {}
+    if not args.no_peers:
+        from benchmarks.cases_peers import import_status
+
+        peers = import_status()
+    rows: list[Row] = []
+    for family in args.case_list:
+        print(f"running {family} ...", file=sys.stderr, flush=True)
+        if family == "B1":
+            for batch in (1, 64):
+                case = dense_case(batch, args.quick)
+                bound = gemm_bound(case.name, case.n_out, case.steps * case.batch, case.n_in, args, device)
+                rows += run_case(case.name, case, dense_data(case, device), bound, args, device)
+        elif family == "B2":
+            case = conv_case(args.quick)
+            positions = case.out_height * case.out_width
+            inner = case.steps * case.batch * positions
+            kernel = case.in_channels * case.kernel**2
+            bound = gemm_bound(case.name, case.out_channels, inner, kernel, args, device)
+            rows += run_case(case.name, case, conv_data(case, device), bound, args, device)
+        elif family == "B3":
+            case = dense_case(64, args.quick)
+            case = DenseCase(**{**case.__dict__, "name": case.name.replace("B1", "B3")})
+            rows += run_case(case.name, case, dense_data(case, device), None, args, device)
+        else:
+            case = network_case(args.quick)
+            rows += run_case(case.name, case, network_data(case, device), None, args, device)
+    info = environment(args, device, peers)
+    print(
+        f"\n{info['date']}  device {info['device']}  cpu {info['cpu']} x{info['cpu_count']}  "
+        f"torch {info['torch']} ({info['torch_threads']} threads)"
+    )
+    print(table(rows))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"environment": info, "rows": [row.to_json() for row in rows]}
+        args.json.write_text(json.dumps(payload, indent=2, allow_nan=False, default=_json_default) + "\n")
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return str(value)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Smoke test of the benchmark harness: ``benchmarks/run.py --quick`` on our rows only.
+
+Runs the script as a user would (a subprocess, tiny sizes, no peer libraries)
+and checks that it prints the table and writes valid JSON whose functional
+rows agree with the reference. Independent check of the harness's helper
+``event_times`` against a per-element loop.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_quick_run_prints_table_and_writes_json(tmp_path: Path) -> None:
+    output = tmp_path / "bench.json"
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--no-peers", "--repeats", "2",
+         "--threads", "1", "--json", str(output)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    stdout = completed.stdout
+    assert "| case | implementation | median ms |" in stdout
+    for case in ("B1 B=1", "B1 B=4", "B2", "B3 B=4", "B4"):
+        assert f"| {case} |" in stdout, case
+    assert "not available" in stdout  # the trainer hooks, until they are written
+
+    payload = json.loads(output.read_text())
+    assert payload["environment"]["quick"] is True
+    rows = payload["rows"]
+    cases = {row["case"] for row in rows}
+    assert cases == {"B1 B=1", "B1 B=4", "B2", "B3 B=4", "B4"}
+    assert not any(row["kind"] == "peer" for row in rows)
+    functional = [row for row in rows if row["kind"] == "ours" and row["status"] == "ok"]
+    assert len(functional) >= 12
+    for row in functional:
+        assert row["median_ms"] > 0 and row["repeats"] >= 1
+        # every functional path computes the same window as the dense reference
+        assert row["max_abs_diff"] is not None and row["max_abs_diff"] < 1e-4 * max(1.0, row["max_abs_dw"])
+    bounds = [row for row in rows if row["kind"] == "bound"]
+    assert len(bounds) == 3 and all(row["median_ms"] > 0 for row in bounds)
+    for row in rows:
+        assert row["status"] in ("ok", "not available"), row
+
+
+def test_event_times_against_a_loop() -> None:
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.common import event_times
+
+    generator = torch.Generator().manual_seed(3)
+    spikes = (torch.rand(7, 2, 5, generator=generator) < 0.2).float()
+    times = event_times(spikes, dt=0.5)
+    for b in range(2):
+        for n in range(5):
+            last = None
+            for t in range(7):
+                if spikes[t, b, n] > 0:
+                    last = t
+            expected = math.nan if last is None else (6 - last) * 0.5
+            value = float(times[b, n])
+            assert (math.isnan(value) and math.isnan(expected)) or value == expected
