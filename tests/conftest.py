@@ -1,26 +1,10 @@
-"""Test configuration: hypothesis profiles (``ci`` deterministic and bounded,
-``thorough`` for long local runs), selected by HYPOTHESIS_PROFILE."""
-
-import os
+"""Test configuration: the hypothesis profiles of plastic.testing (``ci``
+deterministic and bounded, ``thorough`` for long runs), chosen by
+HYPOTHESIS_PROFILE; one torch thread per test process."""
 
 import torch
-from hypothesis import HealthCheck, settings
 
-settings.register_profile(
-    "ci",
-    max_examples=25,
-    deadline=None,
-    derandomize=True,
-    print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-settings.register_profile(
-    "thorough",
-    max_examples=500,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-settings.register_profile("dev", max_examples=10, deadline=None)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+from plastic.testing import register_profiles
 
+register_profiles()
 torch.set_num_threads(1)

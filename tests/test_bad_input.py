@@ -319,11 +319,7 @@ CASES: dict[str, Case | Any] = {
         lambda w: w.kernel.register_cell("other", w.conv, delayed=True), ValueError, arg("cell")
     ),
     "kernel-kernel-not-callable": Case(lambda w: KernelSTDP(kernel_post=3), TypeError, arg("kernel_post")),
-    "kernel-kwargs-not-a-mapping": pytest.param(
-        Case(lambda w: KernelSTDP(kernel_post_kwargs=3), TypeError, arg("kernel_post_kwargs")),
-        marks=xfail("KernelSTDPParams converts kernel_*_kwargs with dict() before validating: "
-                    "\"'int' object is not iterable\", not naming the argument"),
-    ),
+    "kernel-kwargs-not-a-mapping": Case(lambda w: KernelSTDP(kernel_post_kwargs=3), TypeError, arg("kernel_post_kwargs")),
     "kernel-batch-reduction-unknown": Case(
         lambda w: KernelSTDP(batch_reduction="bogus"), ValueError, arg("batch_reduction")
     ),
@@ -338,11 +334,7 @@ CASES: dict[str, Case | Any] = {
     "stdp-window-overflow": Case(
         lambda w: w.stdp(), RuntimeError, r"window", setup=lambda w: [w.cell(torch.ones(B, 6)) for _ in range(7)]
     ),
-    "stdp-window-overflow-in-a-later-cell": pytest.param(
-        Case(lambda w: w.stdp(), RuntimeError, r"window", setup=lambda w: [w.conv(torch.ones(B, 2, 4, 4)) for _ in range(7)]),
-        marks=xfail("IndependentCellTrainer.forward learns cell by cell: cell 'dense' accumulates into its "
-                    "updater before the window overflow of cell 'conv' is detected"),
-    ),
+    "stdp-window-overflow-in-a-later-cell": Case(lambda w: w.stdp(), RuntimeError, r"window", setup=lambda w: [w.conv(torch.ones(B, 2, 4, 4)) for _ in range(7)]),
     # ---- encoders (their generator state must not move either)
     "bernoulli-probability-above-one": Case(lambda w: w.bernoulli(torch.full((B, 3), 1.5)), ValueError, arg("probabilities")),
     "bernoulli-nan": Case(lambda w: w.bernoulli(nan_like((B, 3))), ValueError, arg("probabilities")),

@@ -202,6 +202,8 @@ class IndependentCellTrainer(nn.Module):
         self.states[name] = state
         self.monitors[name] = nn.ModuleDict(monitors)
         self._attached.add(name)
+        if not self.training:  # an evaluating trainer keeps no hooks until train()
+            self._release(unit)
         return unit
 
     def del_cell(self, name: str) -> None:
@@ -284,23 +286,28 @@ class IndependentCellTrainer(nn.Module):
             return []
         return [unit for unit in self._units.values() if unit.cell.training]
 
-    def check_recorded(self, unit: Unit) -> None:
-        """Refuse to learn before the cell ran a single step."""
-        for monitor in unit.monitors.values():
-            if monitor.reducer.shape is None:
-                raise RuntimeError(
-                    f"{type(self).__name__}: called before any step was recorded for cell {unit.name!r}"
-                )
+    @staticmethod
+    def has_recorded(unit: Unit) -> bool:
+        """Whether every monitor of ``unit`` observed at least one step since its last clear."""
+        return all(monitor.reducer.shape is not None for monitor in unit.monitors.values())
 
     def forward(self, *args: Any, **kwargs: Any) -> None:
         """Turn each active unit's records into accumulated updates.
 
-        Extra arguments (e.g. a reward) are passed to :meth:`learn`.
+        Units whose cell has not run a step since the monitors were attached
+        or cleared are skipped (nothing to learn from: no accumulation, the
+        updater is untouched). Extra arguments (e.g. a reward) are passed to
+        :meth:`learn`.
         """
-        for unit in self.active_units():
-            self.check_recorded(unit)
-        for unit in self.active_units():
+        units = [unit for unit in self.active_units() if self.has_recorded(unit)]
+        # every check first: a refused call leaves every updater untouched
+        for unit in units:
+            self.check_unit(unit)
+        for unit in units:
             self.learn(unit, *args, **kwargs)
+
+    def check_unit(self, unit: Unit) -> None:
+        """Raise if :meth:`learn` would fail for ``unit`` (called for all units before any learns)."""
 
     def update(self) -> None:
         """Apply every distinct updater once (shared updaters too), then clear them."""

@@ -81,7 +81,10 @@ def _interpolation(instance: Any, attribute: attrs.Attribute, value: str) -> Non
 
 
 def _frozen_dict(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    return dict(value or {})
+    # anything but a mapping is left for the validator, which names the argument
+    if value is None:
+        return {}
+    return dict(value) if isinstance(value, Mapping) else value
 
 
 @attrs.frozen
@@ -206,9 +209,16 @@ class KernelSTDP(IndependentCellTrainer):
 
     def make_monitors(self, cell: Cell, params: Any) -> dict[str, Monitor]:
         dt = cell.dt
-        post = self.pool.get_or_create(
-            cell, "neuron.spike", lambda: EventTimeReducer(dt, initial="nan"), hook="post"
-        )
+        # event times in the weight's floating dtype: they meet the delays (and
+        # a float64 network keeps float64 times)
+        dtype = cell.connection.weight.dtype if cell.connection.weight.is_floating_point() else None
+
+        def event_times(duration: float = 0.0) -> EventTimeReducer:
+            reducer = EventTimeReducer(dt, initial="nan", duration=duration)
+            return reducer if dtype is None else reducer.to(dtype)
+
+        # only training-mode steps are recorded: an evaluating cell leaves no trace
+        post = self.pool.get_or_create(cell, "neuron.spike", event_times, hook="post", train_only="train")
         if self.uses_delays(params):
             # emission times of presynaptic spikes, with a history long enough
             # to read them back at any delay up to max_delay
@@ -216,12 +226,13 @@ class KernelSTDP(IndependentCellTrainer):
             pre = self.pool.get_or_create(
                 cell,
                 "connection.synapse.spike",
-                lambda: EventTimeReducer(dt, initial="nan", duration=max_delay),
+                lambda: event_times(max_delay),
                 hook="post",
+                train_only="train",
             )
         else:
             pre = self.pool.get_or_create(
-                cell, "connection.synspike", lambda: EventTimeReducer(dt, initial="nan"), hook="post"
+                cell, "connection.synspike", event_times, hook="post", train_only="train"
             )
         return {"post": post, "pre": pre}
 
@@ -277,7 +288,8 @@ class DelayAdjustedKernelSTDP(KernelSTDP):
     """Kernel STDP on ``delta = t_post - t_pre - d``; writes the weight."""
 
     adjust_for_delay = True
-    requires = ("weight", "delay")
+    # the delay is read, not written: fixed (learn_delay=False) delays are fine
+    requires = ("weight",)
 
 
 class DelayAdjustedKernelSTDPD(KernelSTDP):

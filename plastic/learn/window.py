@@ -55,7 +55,11 @@ class WindowTrainer(IndependentCellTrainer):
     def make_monitors(self, cell: Cell, params: Any) -> dict[str, Monitor]:
         steps, dt = params.window, cell.dt
         return {
-            key: self.pool.get_or_create(cell, target, lambda: WindowReducer(steps, dt=dt), hook="post")
+            # only training-mode steps are recorded (an evaluating cell neither fills the window
+            # nor leaves steps for the next call)
+            key: self.pool.get_or_create(
+                cell, target, lambda: WindowReducer(steps, dt=dt), hook="post", train_only="train"
+            )
             for key, target in self.recorded.items()
         }
 
@@ -92,6 +96,10 @@ class WindowTrainer(IndependentCellTrainer):
                 f"since the last call ({counts}); were some monitors cleared separately?"
             )
         return windows
+
+    def check_unit(self, unit: Unit) -> None:
+        # window overflow or disagreeing recordings, before any cell learns
+        self.new_steps(unit)
 
     def learn(self, unit: Unit, *args: Any, **kwargs: Any) -> None:
         windows = self.new_steps(unit)
