@@ -15,7 +15,13 @@ from collections.abc import Sequence
 
 
 def _demo(args: argparse.Namespace) -> int:
+    import torch
+
     from plastic.zoo.demo import DemoConfig, run_demo
+
+    # decaying traces reach subnormal floats, which are slow on CPUs; the
+    # setting is process-wide, so only the command line takes it
+    torch.set_flush_denormal(True)
 
     config = DemoConfig(
         neurons=args.neurons,

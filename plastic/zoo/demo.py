@@ -204,7 +204,6 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     started = time.perf_counter()
     if config.threads:
         torch.set_num_threads(config.threads)
-    torch.set_flush_denormal(True)
     device = torch.device(config.device)
     generator = torch.Generator(device=device).manual_seed(config.seed)
     torch.manual_seed(config.seed)
