@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--batch-size", type=int, default=None, help="digits presented in parallel")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
-    demo.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
+    demo.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: each step is a small op)")
     demo.add_argument("--output", default="runs/demo", help="directory for figures and run.json")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
     demo.set_defaults(handler=_demo)

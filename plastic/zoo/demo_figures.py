@@ -74,6 +74,8 @@ def raster(sample: dict[str, Tensor], path: Path) -> Path:
     for axis, key, title in ((top, "input", "input (64 pixels)"), (bottom, "output", "excitatory neurons")):
         times, neurons = sample[key].nonzero(as_tuple=True)
         axis.scatter(times.numpy(), neurons.numpy(), s=2, marker="|", color="black")
+        axis.set_ylim(-0.5, sample[key].shape[1] - 0.5)
+        axis.set_xlim(-0.5, sample[key].shape[0] - 0.5)
         axis.set_ylabel("neuron")
         axis.set_title(title, fontsize=9)
     bottom.set_xlabel("time (ms)")
