@@ -224,12 +224,8 @@ CASES: dict[str, Case | Any] = {
         lambda w: LinearDense(6, 4, synapse="exponential", synapse_kwargs={"tau": 2.0, "dt": 2.0}),
         ValueError, arg("synapse_kwargs"),
     ),
-    "synapse-kwargs-unknown-name": pytest.param(
-        Case(lambda w: LinearDense(6, 4, synapse="exponential", synapse_kwargs={"tau": 2.0, "bogus": 1.0}),
+    "synapse-kwargs-unknown-name": Case(lambda w: LinearDense(6, 4, synapse="exponential", synapse_kwargs={"tau": 2.0, "bogus": 1.0}),
              TypeError, arg("synapse_kwargs")),
-        marks=xfail("an unknown synapse_kwargs key reaches ExponentialCurrent.__init__: "
-                    "'__init__() got an unexpected keyword argument', not naming synapse_kwargs"),
-    ),
     "synapse-nan-spikes": Case(
         lambda w: w.synapse.forward_delayed(nan_like((B, 6)), torch.ones(4, 6)), ValueError, arg("spikes")
     ),
@@ -291,12 +287,8 @@ CASES: dict[str, Case | Any] = {
     "updater-integer-magnitudes": Case(
         lambda w: w.cell.updater.accumulate("weight", torch.ones(W_SHAPE, dtype=torch.int64)), TypeError, arg("potentiation")
     ),
-    "updater-other-float-dtype": pytest.param(
-        Case(lambda w: w.cell.updater.accumulate("weight", torch.ones(W_SHAPE, dtype=torch.float64)),
+    "updater-other-float-dtype": Case(lambda w: w.cell.updater.accumulate("weight", torch.ones(W_SHAPE, dtype=torch.float64)),
              TypeError, arg("potentiation")),
-        marks=xfail("Updater.accumulate silently casts float64 magnitudes to a float32 parameter "
-                    "(neurons refuse a dtype other than their state's)"),
-    ),
     "updater-unknown-name": Case(lambda w: w.cell.updater.accumulate("bias", torch.ones(W_SHAPE)), ValueError, arg("name")),
     "updater-clamp-reversed": Case(lambda w: Updater(w.cell.connection, clamp=(1.0, 0.0)), ValueError, arg("clamp")),
     "updater-unknown-reduction": Case(lambda w: Updater(w.cell.connection, reduction="median"), ValueError, arg("reduction")),

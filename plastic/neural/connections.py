@@ -44,6 +44,7 @@ in place (e.g. ``torch.nn.init.normal_``).
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -64,7 +65,7 @@ from plastic.functional.receptive import (
     weight_to_grouped,
 )
 from plastic.functional.validation import check_choice, check_non_negative, check_positive, check_tensor
-from plastic.neural.synapses import Synapse, check_batch_size, make_synapse
+from plastic.neural.synapses import SYNAPSE_KINDS, Synapse, check_batch_size, make_synapse
 
 __all__ = ["Connection", "LinearDense", "LinearDirect", "LinearLateral", "Conv1d", "Conv2d"]
 
@@ -202,6 +203,13 @@ class Connection(nn.Module):
         owned = [key for key in kwargs if key in _OWNED_SYNAPSE_KWARGS]
         if owned:
             raise ValueError(f"synapse_kwargs: {owned} are set by the connection")
+        accepted = set(inspect.signature(SYNAPSE_KINDS.get(synapse, Synapse).__init__).parameters)
+        unknown = sorted(key for key in kwargs if key not in accepted)
+        if synapse in SYNAPSE_KINDS and unknown:
+            raise TypeError(
+                f"synapse_kwargs: unknown argument(s) {unknown} for a {synapse!r} synapse; "
+                f"expected some of {sorted(accepted - {'self', 'shape', *_OWNED_SYNAPSE_KWARGS})}"
+            )
         return make_synapse(
             synapse, self.in_shape, dt=dt, max_delay=max_delay, batch_size=batch_size,
             step_mode=step_mode, device=device, dtype=dtype, **kwargs,

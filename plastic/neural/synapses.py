@@ -579,11 +579,14 @@ def make_synapse(
     **kwargs: object,
 ) -> Synapse:
     """Build a synapse by name: ``"delta"``, ``"exponential"`` or ``"spike_filter"``."""
-    kinds: dict[str, type[Synapse]] = {
-        "delta": DeltaCurrent,
-        "exponential": ExponentialCurrent,
-        "spike_filter": SpikeFilterCurrent,
-    }
-    check_choice(kind, "synapse", tuple(kinds))
-    return kinds[kind](shape, **kwargs)  # type: ignore[arg-type]
+    check_choice(kind, "synapse", tuple(SYNAPSE_KINDS))
+    return SYNAPSE_KINDS[kind](shape, **kwargs)  # type: ignore[arg-type]
+
+
+#: synapse kinds by name
+SYNAPSE_KINDS: dict[str, type[Synapse]] = {
+    "delta": DeltaCurrent,
+    "exponential": ExponentialCurrent,
+    "spike_filter": SpikeFilterCurrent,
+}
 

@@ -225,10 +225,10 @@ class Updater(nn.Module):
         tensor = check_tensor(value, argument, shape=param.shape, device=param.device)
         if tensor.dtype == torch.bool or tensor.is_complex():
             raise TypeError(f"{argument}: expected a real-valued tensor, got dtype {tensor.dtype}")
-        if param.is_floating_point() and not tensor.is_floating_point():
+        if param.is_floating_point() and tensor.dtype != param.dtype:
+            # no silent casts: a float64 rule on a float32 weight is a mistake
             raise TypeError(
-                f"{argument}: expected a floating-point tensor for a {param.dtype} parameter, "
-                f"got dtype {tensor.dtype}"
+                f"{argument}: expected dtype {param.dtype} (the parameter's), got dtype {tensor.dtype}"
             )
         if tensor.numel():
             valid = (tensor >= 0) & (tensor < float("inf")) if tensor.is_floating_point() else tensor >= 0
