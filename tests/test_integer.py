@@ -20,6 +20,7 @@ from plastic.functional.integer import (
     stochastic_round,
 )
 from plastic.functional.receptive import ConvGeometry
+from plastic.neural.connections import Conv1d
 
 
 def round_reference(value: int, u: float, k: int) -> int:
@@ -209,13 +210,20 @@ def test_conv1d_matches_reference_on_unfolded_input(
     post = torch.rand(steps, batch, c_out, out_length, generator=generator) < 0.4
     weight = torch.zeros(geometry.weight_shape, dtype=torch.int64)
     result = integer_stdp_window(
-        pre, post, weight, None, parameters, geometry=geometry, generator=torch.Generator().manual_seed(seed)
+        pre, post, weight, None, parameters, view=geometry, generator=torch.Generator().manual_seed(seed)
     )
     new, pot, dep, _ = reference_integer(
         pre, post, weight, parameters, seed, conv=(groups, kernel, stride, padding, dilation)
     )
     assert torch.equal(result.potentiation, pot) and torch.equal(result.depression, dep)
     assert torch.equal(result.weight, new)
+    # the connection itself as the view: the same reference
+    connection = Conv1d(c_in, c_out, kernel, stride, padding, dilation, groups, in_size=length)
+    by_connection = integer_stdp_window(
+        pre, post, weight, None, parameters, view=connection, generator=torch.Generator().manual_seed(seed)
+    )
+    assert torch.equal(by_connection.potentiation, pot) and torch.equal(by_connection.depression, dep)
+    assert torch.equal(by_connection.weight, new)
 
 
 # ----------------------------------------------------------------- hand case, halving, reproducibility
@@ -320,6 +328,8 @@ def test_bad_input_raises_named_errors():
                             threshold=torch.zeros(3))
     with pytest.raises(TypeError, match="^generator"):
         integer_stdp_window(pre, post, weight, generator=0)
+    with pytest.raises(TypeError, match="^view"):
+        integer_stdp_window(pre, post, weight, view="dense")
     with pytest.raises(ValueError, match="^trace_decay_pre"):
         IntegerSTDPParameters(trace_decay_pre=256, trace_decay_shift=8)
     with pytest.raises(ValueError, match="^w_min"):

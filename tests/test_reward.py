@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from plastic.functional.receptive import ConvGeometry
+from plastic.neural.connections import Conv1d, Conv2d
 from plastic.functional.reward import (
     MSTDPETState,
     MSTDPState,
@@ -112,7 +113,7 @@ parameters_strategy = st.builds(
     a_minus=st.floats(0.0, 2.0),
     learning_rate=st.floats(0.0, 2.0),
     tau_eligibility=st.floats(1.0, 50.0),
-    pairing=st.sampled_from(["all_to_all", "nearest"]),
+    pairing=st.sampled_from(["all", "nearest"]),
     exact_decay=st.booleans(),
 )
 
@@ -303,7 +304,7 @@ def test_conv_equals_dense_on_unfolded_input(
         torch.zeros(post.shape[1:], dtype=torch.float64),
         torch.zeros(batch, groups, 1, 2 * kernel**dims, dtype=torch.float64),
     )
-    result = WINDOWS[kind](pre, post, table, zero, parameters, geometry=geometry)
+    result = WINDOWS[kind](pre, post, table, zero, parameters, view=geometry)
     positions = out_size**dims
     updates, carried = [], []
     for g in range(groups):
@@ -319,6 +320,13 @@ def test_conv_equals_dense_on_unfolded_input(
     scale = float(torch.stack(updates).abs().max()) + 1.0
     assert_close(result.update, expected, torch.float64, scale)
     assert_close(result.state[2], torch.stack(carried, dim=1), torch.float64, scale)
+    # the connection itself as the view: the same reference
+    connection = (Conv1d if dims == 1 else Conv2d)(
+        c_in, c_out, kernel, stride, padding, dilation, groups, in_size=(size,) * dims, dtype=torch.float64
+    )
+    by_connection = WINDOWS[kind](pre, post, table, zero, parameters, view=connection)
+    assert_close(by_connection.update, expected, torch.float64, scale)
+    assert_close(by_connection.state[2], torch.stack(carried, dim=1), torch.float64, scale)
 
 
 # ----------------------------------------------------------------- broadcasting, errors
@@ -366,6 +374,8 @@ def test_bad_input_raises_named_errors():
             window(pre, torch.full((3, 2, 2), float("nan")), 1.0)
         with pytest.raises(ValueError, match="^dt"):
             window(pre, post, 1.0, dt=-1.0)
+        with pytest.raises(TypeError, match="^view"):
+            window(pre, post, 1.0, view="dense")
         with pytest.raises(ValueError, match="^state.eligibility"):
             window(pre, post, 1.0, (torch.zeros(2, 4), torch.zeros(2, 2), torch.zeros(2, 1, 2, 3)))
     for step in STEPS.values():

@@ -16,7 +16,7 @@ from plastic.neural.neurons import IF, LIF
 
 
 def reward_reference(pre, post, reward, *, dt, tau_plus, tau_minus, a_plus, a_minus, learning_rate,
-                     tau_eligibility=None, pairing="all_to_all"):  # fmt: skip
+                     tau_eligibility=None, pairing="all"):  # fmt: skip
     """Florian (2007) step by step. pre [T, B, N_in], post [T, B, N_out], reward [T, B].
 
     ``tau_eligibility=None``: MSTDP, ``dw_t = sum_b r_{b,t} z_{b,t-1}``; else MSTDP-ET,
@@ -31,7 +31,7 @@ def reward_reference(pre, post, reward, *, dt, tau_plus, tau_minus, a_plus, a_mi
     eligibility_trace = torch.zeros(batch, n_out, n_in, dtype=torch.float64)
     dw = torch.zeros(n_out, n_in, dtype=torch.float64)
     for t in range(steps):
-        if pairing == "all_to_all":
+        if pairing == "all":
             x_pre = x_pre * decay_pre + a_plus * pre[t]
             x_post = x_post * decay_post + a_minus * post[t]
         else:
@@ -74,7 +74,7 @@ def random_spikes(shape, rate, seed, dtype=torch.float64):
     n_in=st.integers(1, 4), n_out=st.integers(1, 3), batch=st.integers(1, 3), steps=st.integers(1, 20),
     rate=st.floats(0.05, 0.7), dt=st.sampled_from([0.5, 1.0]), tau_plus=st.floats(2.0, 40.0),
     tau_minus=st.floats(2.0, 40.0), tau_e=st.floats(3.0, 50.0), trace=st.sampled_from([True, False]),
-    reward_kind=st.sampled_from(["scalar", "batch", "time", "both"]), pairing=st.sampled_from(["all_to_all", "nearest"]),
+    reward_kind=st.sampled_from(["scalar", "batch", "time", "both"]), pairing=st.sampled_from(["all", "nearest"]),
     seed=st.integers(0, 2**16),
 )  # fmt: skip
 def test_window_matches_reference(n_in, n_out, batch, steps, rate, dt, tau_plus, tau_minus, tau_e, trace,

@@ -68,13 +68,13 @@ NOT_HEBBIAN = "not a Hebbian pair rule"
 def pair_stdp(pairing: str):
     """stdp_window as a stateful FunctionalRule (traces carried, terms in the weight's shape)."""
 
-    def rule(pre, post, *, state=None, geometry=None, batch_reduction="sum"):
+    def rule(pre, post, *, state=None, view=None, batch_reduction="sum"):
         traces = state or (pre.new_zeros(pre.shape[1:]), post.new_zeros(post.shape[1:]))
         result = stdp_window(
-            pre, post, *traces, tau_pre=20.0, tau_post=10.0, pairing=pairing, view=geometry,
+            pre, post, *traces, tau_pre=20.0, tau_post=10.0, pairing=pairing, view=view,
             batch_reduction=batch_reduction,
         )  # fmt: skip
-        shape = geometry.weight_shape if geometry else (post.shape[2], pre.shape[2])
+        shape = view.weight_shape if view else (post.shape[2], pre.shape[2])
         terms = (grouped_to_weight(result.potentiation, shape), grouped_to_weight(result.depression, shape))
         return terms, (result.trace_pre, result.trace_post)
 
@@ -82,21 +82,21 @@ def pair_stdp(pairing: str):
     return rule
 
 
-def triplet(pre, post, *, state=None, geometry=None, batch_reduction="sum"):
+def triplet(pre, post, *, state=None, view=None, batch_reduction="sum"):
     result = triplet_stdp_window(
-        pre, post, state, TripletParameters(a2_plus=5e-3), geometry=geometry, batch_reduction=batch_reduction
+        pre, post, state, TripletParameters(a2_plus=5e-3), view=view, batch_reduction=batch_reduction
     )
     return (result.potentiation, result.depression), result.traces
 
 
-def mstdp(pre, post, *, state=None, geometry=None, batch_reduction="sum"):
-    result = mstdp_window(pre, post, 1.0, state, RewardSTDPParameters(), geometry=geometry, batch_reduction=batch_reduction)
+def mstdp(pre, post, *, state=None, view=None, batch_reduction="sum"):
+    result = mstdp_window(pre, post, 1.0, state, RewardSTDPParameters(), view=view, batch_reduction=batch_reduction)
     return result.update, result.state
 
 
-def mstdp_et(pre, post, *, state=None, geometry=None, batch_reduction="sum"):
+def mstdp_et(pre, post, *, state=None, view=None, batch_reduction="sum"):
     result = mstdp_et_window(
-        pre, post, 1.0, state, RewardSTDPParameters(), geometry=geometry, batch_reduction=batch_reduction
+        pre, post, 1.0, state, RewardSTDPParameters(), view=view, batch_reduction=batch_reduction
     )
     return result.update, result.state
 
@@ -230,9 +230,9 @@ def test_wrong_sign_kernel_fails_causality_only() -> None:
         check_rule(anti, properties=[CAUSALITY])
 
 
-def double_counted(pre, post, *, state=None, geometry=None, batch_reduction="sum"):
+def double_counted(pre, post, *, state=None, view=None, batch_reduction="sum"):
     """Pair STDP whose batch reduction counts every sample B times."""
-    terms, state = pair_stdp("all")(pre, post, state=state, geometry=geometry, batch_reduction=batch_reduction)
+    terms, state = pair_stdp("all")(pre, post, state=state, view=view, batch_reduction=batch_reduction)
     batch = pre.shape[1]
     return (terms[0] * batch, terms[1] * batch), state
 
@@ -255,9 +255,9 @@ def test_trainer_with_double_counting_reduction_fails_batch_additivity() -> None
     assert report.failed[BATCH_ADDITIVITY].startswith("batch additivity: STDP counting the batch twice")
 
 
-def forgetful(pre, post, *, state=None, geometry=None, batch_reduction="sum"):
+def forgetful(pre, post, *, state=None, view=None, batch_reduction="sum"):
     """Pair STDP that returns its traces but always starts from zero."""
-    return pair_stdp("all")(pre, post, state=None, geometry=geometry, batch_reduction=batch_reduction)
+    return pair_stdp("all")(pre, post, state=None, view=view, batch_reduction=batch_reduction)
 
 
 class ForgetfulSTDP(STDP):
@@ -356,10 +356,10 @@ def test_no_spikes_and_conv_checks() -> None:
     check_conv_consistency(rule, pre, post, dims=1)
     check_conv_consistency(rule, pre, post, dims=2)
 
-    def leaky(pre, post, *, geometry=None):
+    def leaky(pre, post, *, view=None):
         # wrong on conv: counts a "pre" spike at every padded position
         dw = torch.einsum("tbo,tbi->oi", post.flatten(2), pre.flatten(2))
-        return dw.reshape(geometry.weight_shape) + 1.0 if geometry is not None else dw
+        return dw.reshape(view.weight_shape) + 1.0 if view is not None else dw
 
     with pytest.raises(AssertionError, match=r"^dense/conv consistency: leaky"):
         check_conv_consistency(FunctionalRule(leaky), pre, post)

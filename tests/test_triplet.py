@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from plastic.functional.receptive import ConvGeometry
+from plastic.neural.connections import Conv1d, Conv2d, LinearDense
 from plastic.functional.triplet import (
     TripletParameters,
     TripletTraces,
@@ -128,7 +129,7 @@ parameters_strategy = st.builds(
     a3_plus=st.floats(0.0, 2.0),
     a2_minus=st.floats(0.0, 2.0),
     a3_minus=st.floats(0.0, 2.0),
-    pairing=st.sampled_from(["all_to_all", "nearest"]),
+    pairing=st.sampled_from(["all", "nearest"]),
     exact_decay=st.booleans(),
 )
 
@@ -253,7 +254,7 @@ def test_conv_equals_dense_on_unfolded_input(
     pre = spikes(generator, (steps, batch, c_in, *([size] * dims)), 0.4)
     post = spikes(generator, (steps, batch, c_out, *([out_size] * dims)), 0.4)
     zero = triplet_initial_traces(batch, pre.shape[2:], post.shape[2:], dtype=torch.float64)
-    result = triplet_stdp_window(pre, post, zero, parameters, geometry=geometry)
+    result = triplet_stdp_window(pre, post, zero, parameters, view=geometry)
     dense = conv_as_dense(
         pre, post, groups, (kernel,) * dims, (stride,) * dims, (padding,) * dims, (dilation,) * dims,
         lambda p_, q_: reference_triplet(p_, q_, parameters, 1.0)[:2],
@@ -262,6 +263,13 @@ def test_conv_equals_dense_on_unfolded_input(
     dep = torch.cat([d[1] for d in dense]).reshape(geometry.weight_shape)
     assert_close(result.potentiation, pot, torch.float64)
     assert_close(result.depression, dep, torch.float64)
+    # the connection itself as the view: the same reference
+    connection = (Conv1d if dims == 1 else Conv2d)(
+        c_in, c_out, kernel, stride, padding, dilation, groups, in_size=(size,) * dims, dtype=torch.float64
+    )
+    by_connection = triplet_stdp_window(pre, post, zero, parameters, view=connection)
+    assert_close(by_connection.potentiation, pot, torch.float64)
+    assert_close(by_connection.depression, dep, torch.float64)
 
 
 # ----------------------------------------------------------------- pairing protocol
@@ -287,8 +295,8 @@ def analytic_protocol(pre_times, post_times, p: TripletParameters):
 @pytest.mark.parametrize(
     ("dt", "frequencies", "pairing"),
     [
-        (10.0, [0.1, 1.0, 5.0, 10.0, 20.0, 50.0], "all_to_all"),
-        (1.0, [10.0, 20.0, 40.0, 50.0], "all_to_all"),
+        (10.0, [0.1, 1.0, 5.0, 10.0, 20.0, 50.0], "all"),
+        (1.0, [10.0, 20.0, 40.0, 50.0], "all"),
         (1.0, [10.0, 20.0, 40.0, 50.0], "nearest"),
     ],
 )
@@ -359,6 +367,10 @@ def test_bad_input_raises_named_errors():
         triplet_stdp_window(pre, torch.zeros(3, 1, 2))
     with pytest.raises(ValueError, match="^dt"):
         triplet_stdp_window(pre, post, dt=0.0)
+    with pytest.raises(TypeError, match="^view"):
+        triplet_stdp_window(pre, post, view="dense")
+    with pytest.raises(ValueError, match="^spikes_pre"):
+        triplet_stdp_window(pre, post, view=LinearDense(3, 2))
     with pytest.raises(ValueError, match="^tau_plus"):
         TripletParameters(tau_plus=-1.0)
     with pytest.raises(ValueError, match="^a3_plus"):
@@ -377,5 +389,5 @@ def test_bad_input_raises_named_errors():
         triplet_stdp_window(pre, post, batch_reduction="median")
     with pytest.raises(ValueError, match="^spikes_post"):
         triplet_stdp_window(
-            torch.zeros(3, 2, 1, 5), torch.zeros(3, 2, 1, 5), geometry=ConvGeometry.create(1, 1, 1, 3)
+            torch.zeros(3, 2, 1, 5), torch.zeros(3, 2, 1, 5), view=ConvGeometry.create(1, 1, 1, 3)
         )

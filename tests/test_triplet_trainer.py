@@ -32,7 +32,7 @@ def triplet_reference(pre, post, *, dt, pairing, tau_plus, tau_minus, tau_x, tau
     depression = torch.zeros(n_out, n_in, dtype=torch.float64)
 
     def advance(trace, spikes, decay):
-        if pairing == "all_to_all":
+        if pairing == "all":
             return trace * decay + spikes
         return torch.where(spikes > 0, torch.ones_like(trace), trace * decay)
 
@@ -82,7 +82,7 @@ def random_spikes(shape, rate, seed, dtype=torch.float64):
 
 @given(
     n_in=st.integers(1, 5), n_out=st.integers(1, 4), batch=st.integers(1, 3), steps=st.integers(1, 25),
-    rate=st.floats(0.05, 0.7), dt=st.sampled_from([0.5, 1.0, 2.0]), pairing=st.sampled_from(["all_to_all", "nearest"]),
+    rate=st.floats(0.05, 0.7), dt=st.sampled_from([0.5, 1.0, 2.0]), pairing=st.sampled_from(["all", "nearest"]),
     scale=st.floats(0.3, 3.0), seed=st.integers(0, 2**16),
 )  # fmt: skip
 def test_matches_naive_reference(n_in, n_out, batch, steps, rate, dt, pairing, scale, seed):
@@ -100,7 +100,7 @@ def test_matches_naive_reference(n_in, n_out, batch, steps, rate, dt, pairing, s
 
 
 @given(steps=st.integers(2, 20), batch=st.integers(1, 3), seed=st.integers(0, 2**16),
-       pairing=st.sampled_from(["all_to_all", "nearest"]))  # fmt: skip
+       pairing=st.sampled_from(["all", "nearest"]))  # fmt: skip
 def test_every_step_equals_one_call(steps, batch, seed, pairing):
     inputs = random_spikes((steps, batch, 4), 0.4, seed)
     results = []
@@ -121,7 +121,7 @@ def test_float32_within_1e5():
     trainer.register_cell("c", cell32)
     pre, post = run(cell32, trainer, random_spikes((40, 2, 5), 0.4, 3, torch.float32), per_step=False)
     assert post.sum() > 0
-    expected_pot, expected_dep = triplet_reference(pre, post, dt=1.0, pairing="all_to_all", **{**PARAMS, "a2_plus": 1e-2})
+    expected_pot, expected_dep = triplet_reference(pre, post, dt=1.0, pairing="all", **{**PARAMS, "a2_plus": 1e-2})
     potentiation, depression = cell32.updater.pending("weight")
     torch.testing.assert_close(potentiation.double(), expected_pot, rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(depression.double(), expected_dep, rtol=1e-5, atol=1e-7)
@@ -169,7 +169,7 @@ def test_conv_equals_dense_on_unfolded_input(kernel, stride, padding, dilation, 
             # each output position is a dense layer on its receptive field
             dense_pre = unfolded[:, :, p, ins, :].reshape(pre.shape[0], batch, -1)
             dense_post = post[:, :, outs, p]
-            pot, dep = triplet_reference(dense_pre, dense_post, dt=1.0, pairing="all_to_all", **params)
+            pot, dep = triplet_reference(dense_pre, dense_post, dt=1.0, pairing="all", **params)
             expected_pot[outs] += pot.reshape(per_group_out, per_group_in, kernel)
             expected_dep[outs] += dep.reshape(per_group_out, per_group_in, kernel)
     potentiation, depression = cell.updater.pending("weight")
@@ -183,7 +183,7 @@ def test_mean_reduction_and_weight_dependence():
                           weight_dependence_post=lambda w: 1.0 - w, weight_dependence_pre=lambda w: w)  # fmt: skip
     trainer.register_cell("c", cell)
     pre, post = run(cell, trainer, random_spikes((15, 3, 4), 0.5, 5), per_step=False)
-    pot, dep = triplet_reference(pre, post, dt=1.0, pairing="all_to_all", **{**PARAMS, "a2_plus": 1e-2})
+    pot, dep = triplet_reference(pre, post, dt=1.0, pairing="all", **{**PARAMS, "a2_plus": 1e-2})
     weight = cell.connection.weight.detach()
     potentiation, depression = cell.updater.pending("weight")
     torch.testing.assert_close(potentiation, pot / 3 * (1 - weight), rtol=1e-9, atol=1e-12)
@@ -205,7 +205,7 @@ def test_refuses_bad_input():
     with pytest.raises(ValueError, match="^tau_plus"):
         TripletSTDP(tau_plus=-1.0)
     with pytest.raises(ValueError, match="^pairing"):
-        TripletSTDP(pairing="all")
+        TripletSTDP(pairing="all_to_all")
     with pytest.raises(TypeError):
         TripletSTDP(unknown=1.0)
     direct = Cell(LinearDirect(3), LIF(3))

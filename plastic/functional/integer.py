@@ -63,8 +63,7 @@ import attrs
 import torch
 from torch import Tensor
 
-from plastic.functional.receptive import ConvGeometry
-from plastic.functional.triplet import SynapseLayout, check_window_spikes
+from plastic.functional.bilinear import SynapseLayout, View, check_window_spikes
 from plastic.functional.validation import check_tensor
 
 __all__ = [
@@ -218,7 +217,7 @@ def integer_stdp_window(
     traces: IntegerTraces | None = None,
     parameters: IntegerSTDPParameters = IntegerSTDPParameters(),
     *,
-    geometry: ConvGeometry | None = None,
+    view: View = None,
     threshold: Tensor | None = None,
     generator: torch.Generator | None = None,
 ) -> IntegerSTDPResult:
@@ -226,11 +225,12 @@ def integer_stdp_window(
 
     Args:
         spikes_pre: ``[T, B, *in_shape]``; spikes_post: ``[T, B, *out_shape]`` (bool or {0, 1}).
-        weight: integer tensor, or a floating tensor holding integers; dense
+        weight: integer tensor, or a floating tensor holding integers, of the view's weight shape: dense
             ``[N_out, N_in]`` or conv ``[C_out, C_in/groups, *kernel]``.
         traces: carried :class:`IntegerTraces` (integer dtype; zeros, int64, when None).
         parameters: :class:`IntegerSTDPParameters`.
-        geometry: None (dense) or a ConvGeometry.
+        view: None (dense), a ConvGeometry or a connection
+            (:data:`plastic.functional.bilinear.View`).
         threshold: ``[weight.shape[0]]``, one threshold per weight row (per
             postsynaptic neuron, or per output channel for a conv; reduce an
             adaptive per-sample threshold before calling). Used only when
@@ -243,7 +243,7 @@ def integer_stdp_window(
     pre, post = check_window_spikes(spikes_pre, spikes_post)
     if not isinstance(parameters, IntegerSTDPParameters):
         raise TypeError(f"parameters: expected IntegerSTDPParameters, got {type(parameters).__name__}")
-    layout = SynapseLayout.infer(pre.shape[2:], post.shape[2:], geometry)
+    layout = SynapseLayout.infer(pre.shape[2:], post.shape[2:], view, device=pre.device)
     weight = check_tensor(weight, "weight", shape=layout.weight_shape, finite=True)
     if weight.is_floating_point():
         if not bool((weight == torch.round(weight)).all()):
@@ -304,7 +304,7 @@ def integer_stdp_step(
     traces: IntegerTraces | None = None,
     parameters: IntegerSTDPParameters = IntegerSTDPParameters(),
     *,
-    geometry: ConvGeometry | None = None,
+    view: View = None,
     threshold: Tensor | None = None,
     generator: torch.Generator | None = None,
 ) -> IntegerSTDPResult:
@@ -314,5 +314,5 @@ def integer_stdp_step(
     pre, post = check_window_spikes(spike_pre, spike_post, step=True)
     return integer_stdp_window(
         pre.unsqueeze(0), post.unsqueeze(0), weight, traces, parameters,
-        geometry=geometry, threshold=threshold, generator=generator,
+        view=view, threshold=threshold, generator=generator,
     )

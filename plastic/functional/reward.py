@@ -1,7 +1,7 @@
 """Reward-modulated STDP (Florian 2007): MSTDP and MSTDP-ET, dense and conv, step and window.
 
-Traces (all-to-all: cumulative, or nearest-spike), including the current
-step's spike::
+Traces (``pairing="all"``: cumulative, all-to-all; ``"nearest"``: nearest-spike),
+including the current step's spike::
 
     x_pre_t  = a_+ * x_pre_{t-1}  + A_plus  * s_pre_t       a_+ = exp(-dt/tau_plus)
     x_post_t = a_- * x_post_{t-1} + A_minus * s_post_t      a_- = exp(-dt/tau_minus)
@@ -71,25 +71,22 @@ import attrs
 import torch
 from torch import Tensor
 
-from plastic.functional.receptive import ConvGeometry
-from plastic.functional.traces import (
-    decay_factor,
-    trace_anticausal_window,
-    trace_cumulative_window,
-    trace_nearest_window,
-)
-from plastic.functional.triplet import (
+from plastic.functional.attrs_validators import non_negative, one_of, positive
+from plastic.functional.bilinear import (
     PAIRINGS,
     BatchReduction,
     SynapseLayout,
+    View,
     WeightFactor,
     check_batch_reduction,
     check_state_tensor,
     check_window_spikes,
     compute_dtype,
+    pairing_traces,
     reduce_batch,
 )
-from plastic.functional.validation import check_choice, check_non_negative, check_positive, check_tensor
+from plastic.functional.traces import decay_factor, trace_anticausal_window
+from plastic.functional.validation import check_positive, check_tensor
 
 __all__ = [
     "RewardSTDPParameters",
@@ -104,18 +101,6 @@ __all__ = [
 ]
 
 
-def _positive(instance: object, attribute: attrs.Attribute, value: object) -> None:
-    check_positive(value, attribute.name)
-
-
-def _non_negative(instance: object, attribute: attrs.Attribute, value: object) -> None:
-    check_non_negative(value, attribute.name)
-
-
-def _pairing(instance: object, attribute: attrs.Attribute, value: object) -> None:
-    check_choice(value, attribute.name, PAIRINGS)
-
-
 @attrs.frozen
 class RewardSTDPParameters:
     """Hyperparameters of MSTDP / MSTDP-ET (defaults: Florian 2007).
@@ -123,18 +108,19 @@ class RewardSTDPParameters:
     ``tau_plus``, ``tau_minus``, ``tau_eligibility`` (> 0) in the unit of
     ``dt`` (ms); ``a_plus``, ``a_minus`` (>= 0) trace amplitudes in weight units
     per spike pair; ``learning_rate`` (>= 0, Florian's ``gamma``) scales the
-    reward-weighted eligibility; ``pairing`` ``"all_to_all"`` or ``"nearest"``;
+    reward-weighted eligibility; ``pairing`` ``"all"`` (cumulative traces,
+    all-to-all) or ``"nearest"``;
     ``exact_decay`` ``exp(-dt/tau)`` or the Euler ``1 - dt/tau``.
     ``tau_eligibility`` is used by MSTDP-ET only.
     """
 
-    tau_plus: float = attrs.field(default=20.0, validator=_positive)
-    tau_minus: float = attrs.field(default=20.0, validator=_positive)
-    a_plus: float = attrs.field(default=1.0, validator=_non_negative)
-    a_minus: float = attrs.field(default=1.0, validator=_non_negative)
-    learning_rate: float = attrs.field(default=1.0, validator=_non_negative)
-    tau_eligibility: float = attrs.field(default=25.0, validator=_positive)
-    pairing: str = attrs.field(default="all_to_all", validator=_pairing)
+    tau_plus: float = attrs.field(default=20.0, validator=positive)
+    tau_minus: float = attrs.field(default=20.0, validator=positive)
+    a_plus: float = attrs.field(default=1.0, validator=non_negative)
+    a_minus: float = attrs.field(default=1.0, validator=non_negative)
+    learning_rate: float = attrs.field(default=1.0, validator=non_negative)
+    tau_eligibility: float = attrs.field(default=25.0, validator=positive)
+    pairing: str = attrs.field(default="all", validator=one_of(*PAIRINGS))
     exact_decay: bool = True
 
 
@@ -235,7 +221,7 @@ def _prepare(
     state: tuple | None,
     parameters: RewardSTDPParameters,
     dt: float,
-    geometry: ConvGeometry | None,
+    view: View,
     weight: Tensor | None,
     f_post: WeightFactor | None,
     f_pre: WeightFactor | None,
@@ -248,7 +234,7 @@ def _prepare(
         raise TypeError(f"parameters: expected RewardSTDPParameters, got {type(parameters).__name__}")
     check_positive(dt, "dt")
     batch_reduction = check_batch_reduction(batch_reduction)
-    layout = SynapseLayout.infer(pre.shape[2:], post.shape[2:], geometry)
+    layout = SynapseLayout.infer(pre.shape[2:], post.shape[2:], view, device=pre.device)
     layout.check_weight(weight, pre.device)
     steps, batch = pre.shape[:2]
     grouped = (batch, *layout.grouped_shape)
@@ -301,9 +287,10 @@ def _modulated_update(
     """
     p, d = parameters, prepared
     layout, dtype = d.layout, d.dtype
-    window = trace_cumulative_window if p.pairing == "all_to_all" else trace_nearest_window
-    x_pre, trace_pre = window(d.pre, decay_factor(dt, p.tau_plus, exact=p.exact_decay), p.a_plus, d.trace_pre)
-    x_post, trace_post = window(d.post, decay_factor(dt, p.tau_minus, exact=p.exact_decay), p.a_minus, d.trace_post)
+    decay_pre = decay_factor(dt, p.tau_plus, exact=p.exact_decay)
+    decay_post = decay_factor(dt, p.tau_minus, exact=p.exact_decay)
+    x_pre, trace_pre = pairing_traces(d.pre, decay_pre, p.a_plus, d.trace_pre, p.pairing)
+    x_post, trace_post = pairing_traces(d.post, decay_post, p.a_minus, d.trace_post, p.pairing)
     s_pre, s_post = d.pre.to(dtype), d.post.to(dtype)
     out_ones = (1,) * len(layout.out_shape)
     weighted = event_weight.reshape(*event_weight.shape, *out_ones)  # [T, B, 1...] over the post layer
@@ -338,7 +325,7 @@ def mstdp_window(
     parameters: RewardSTDPParameters = RewardSTDPParameters(),
     *,
     dt: float = 1.0,
-    geometry: ConvGeometry | None = None,
+    view: View = None,
     weight: Tensor | None = None,
     f_post: WeightFactor | None = None,
     f_pre: WeightFactor | None = None,
@@ -351,14 +338,15 @@ def mstdp_window(
         reward: scalar, ``[T]``, ``[B]``, ``[T, B]`` (module docstring).
         state: carried :class:`MSTDPState` (zeros when None).
         parameters: :class:`RewardSTDPParameters`; dt: step length (> 0).
-        geometry: None (dense) or a ConvGeometry; weight: needed by ``f_post``/``f_pre``.
+        view: None (dense), a ConvGeometry or a connection (:data:`plastic.functional.bilinear.View`).
+        weight: needed by ``f_post``/``f_pre``.
         batch_reduction: ``"sum"``, ``"mean"`` or a callable reducing dim 0.
 
     Returns:
         :class:`RewardUpdate` (signed update in the weight's shape, new :class:`MSTDPState`).
     """
     d = _prepare(
-        spikes_pre, spikes_post, reward, state, parameters, dt, geometry, weight, f_post, f_pre,
+        spikes_pre, spikes_post, reward, state, parameters, dt, view, weight, f_post, f_pre,
         batch_reduction, "eligibility",
     )
     table = d.reward
@@ -379,7 +367,7 @@ def mstdp_et_window(
     parameters: RewardSTDPParameters = RewardSTDPParameters(),
     *,
     dt: float = 1.0,
-    geometry: ConvGeometry | None = None,
+    view: View = None,
     weight: Tensor | None = None,
     f_post: WeightFactor | None = None,
     f_pre: WeightFactor | None = None,
@@ -392,7 +380,7 @@ def mstdp_et_window(
     Returns :class:`RewardUpdate` with a new :class:`MSTDPETState`.
     """
     d = _prepare(
-        spikes_pre, spikes_post, reward, state, parameters, dt, geometry, weight, f_post, f_pre,
+        spikes_pre, spikes_post, reward, state, parameters, dt, view, weight, f_post, f_pre,
         batch_reduction, "eligibility_trace",
     )
     table = d.reward
@@ -438,7 +426,7 @@ def mstdp_step(
     parameters: RewardSTDPParameters = RewardSTDPParameters(),
     *,
     dt: float = 1.0,
-    geometry: ConvGeometry | None = None,
+    view: View = None,
     weight: Tensor | None = None,
     f_post: WeightFactor | None = None,
     f_pre: WeightFactor | None = None,
@@ -449,7 +437,7 @@ def mstdp_step(
     returned state holds this step's ``z``. Equal to :func:`mstdp_window` with ``T = 1``."""
     return _step(
         mstdp_window, spike_pre, spike_post, reward, state, parameters,
-        dt=dt, geometry=geometry, weight=weight, f_post=f_post, f_pre=f_pre, batch_reduction=batch_reduction,
+        dt=dt, view=view, weight=weight, f_post=f_post, f_pre=f_pre, batch_reduction=batch_reduction,
     )
 
 
@@ -461,7 +449,7 @@ def mstdp_et_step(
     parameters: RewardSTDPParameters = RewardSTDPParameters(),
     *,
     dt: float = 1.0,
-    geometry: ConvGeometry | None = None,
+    view: View = None,
     weight: Tensor | None = None,
     f_post: WeightFactor | None = None,
     f_pre: WeightFactor | None = None,
@@ -471,5 +459,5 @@ def mstdp_et_step(
     the returned trace is ``c * e + z_t / tau_e``. Equal to :func:`mstdp_et_window` with ``T = 1``."""
     return _step(
         mstdp_et_window, spike_pre, spike_post, reward, state, parameters,
-        dt=dt, geometry=geometry, weight=weight, f_post=f_post, f_pre=f_pre, batch_reduction=batch_reduction,
+        dt=dt, view=view, weight=weight, f_post=f_post, f_pre=f_pre, batch_reduction=batch_reduction,
     )

@@ -47,10 +47,10 @@ import attrs
 import torch
 from torch import Tensor
 
+from plastic.functional.attrs_validators import non_negative, one_of, positive
 from plastic.functional.homeostasis import homeostatic_change, rate_ema_alpha, rate_ema_window
 from plastic.learn.base import CellState, Unit, check_batch_reduction, reduce_batch
 from plastic.learn.stdp import signed_terms
-from plastic.learn.triplet import non_negative, one_of, positive
 from plastic.learn.window import WindowTrainer, check_window
 from plastic.neural.cell import Cell
 

@@ -58,7 +58,7 @@ from torch import Tensor
 
 from plastic.functional.integer import IntegerSTDPParameters, IntegerTraces, integer_stdp_window
 from plastic.learn.base import CellState, Unit
-from plastic.learn.triplet import check_bilinear_cell, connection_geometry
+from plastic.learn.bilinear import check_bilinear_cell
 from plastic.learn.window import WindowTrainer, check_window
 from plastic.neural.cell import Cell
 from plastic.observe.monitors import MonitorPool
@@ -200,7 +200,7 @@ class IntegerSTDP(WindowTrainer):
         rule = attrs.evolve(params.rule(), max_threshold=None)  # halving is done at update time
         result = integer_stdp_window(
             spikes_pre, spikes_post, weight, traces, rule,
-            geometry=connection_geometry(connection), generator=self.generator,
+            view=connection, generator=self.generator,
         )  # fmt: skip
         unit.state.trace_pre.copy_(result.traces.trace_pre)
         unit.state.trace_post.copy_(result.traces.trace_post)

@@ -51,6 +51,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
+from plastic.functional.attrs_validators import finite, non_negative, one_of, optional_callable, positive
+from plastic.functional.bilinear import PAIRINGS
 from plastic.functional.receptive import ConvGeometry, weight_to_grouped
 from plastic.functional.reward import (
     MSTDPETState,
@@ -62,7 +64,7 @@ from plastic.functional.reward import (
 from plastic.functional.stdp import stdp_delta_weight, stdp_window
 from plastic.functional.validation import check_positive, check_spikes, check_tensor
 from plastic.learn.base import check_batch_reduction
-from plastic.learn.triplet import finite, functional_reduction, non_negative, one_of, optional_callable, positive
+from plastic.learn.bilinear import functional_reduction
 from plastic.learn.window import check_window
 
 __all__ = [
@@ -109,7 +111,7 @@ class LearnerParams:
     tau_post: float = attrs.field(default=20.0, validator=positive)
     eta_pre: float = attrs.field(default=1.0, validator=finite)
     eta_post: float = attrs.field(default=1.0, validator=finite)
-    pairing: str = attrs.field(default="all", validator=one_of("all", "nearest"))
+    pairing: str = attrs.field(default="all", validator=one_of(*PAIRINGS))
     exact: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
     dt: float = attrs.field(default=1.0, validator=positive)
     weight_dependence_post: Callable[[Tensor], Tensor] | None = attrs.field(default=None, validator=optional_callable)
@@ -138,7 +140,7 @@ class RewardLearnerParams:
     eta_post: float = attrs.field(default=1.0, validator=non_negative)
     learning_rate: float = attrs.field(default=1.0, validator=non_negative)
     tau_eligibility: float = attrs.field(default=25.0, validator=positive)
-    pairing: str = attrs.field(default="all", validator=one_of("all", "nearest"))
+    pairing: str = attrs.field(default="all", validator=one_of(*PAIRINGS))
     exact: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
     dt: float = attrs.field(default=1.0, validator=positive)
     weight_dependence_post: Callable[[Tensor], Tensor] | None = attrs.field(default=None, validator=optional_callable)
@@ -151,7 +153,7 @@ class RewardLearnerParams:
         return RewardSTDPParameters(
             tau_plus=self.tau_pre, tau_minus=self.tau_post, a_plus=self.eta_post, a_minus=self.eta_pre,
             learning_rate=self.learning_rate, tau_eligibility=self.tau_eligibility,
-            pairing="all_to_all" if self.pairing == "all" else "nearest", exact_decay=self.exact,
+            pairing=self.pairing, exact_decay=self.exact,
         )  # fmt: skip
 
 
@@ -435,7 +437,7 @@ class _RewardLearner(_Learner):
             self._carried(self.carried_name, grouped, weight),
         )
         result = type(self).window_function(
-            spikes_pre, spikes_post, reward, state, p.rule(), dt=p.dt, geometry=self.geometry, weight=weight,
+            spikes_pre, spikes_post, reward, state, p.rule(), dt=p.dt, view=self.geometry, weight=weight,
             f_post=p.weight_dependence_post, f_pre=p.weight_dependence_pre,
             batch_reduction=functional_reduction(p.batch_reduction),
         )  # fmt: skip

@@ -44,12 +44,13 @@ import attrs
 import torch
 from torch import Tensor
 
+from plastic.functional.attrs_validators import finite, non_negative, one_of, positive
 from plastic.functional.bounding import clamp_, normalize_rows
 from plastic.functional.receptive import grouped_to_weight
 from plastic.functional.stdp import stdp_window, stdp_window_net
 from plastic.learn.base import CellState, Unit, check_batch_reduction
+from plastic.learn.bilinear import check_bilinear_cell
 from plastic.learn.stdp import signed_terms
-from plastic.learn.triplet import check_bilinear_cell, finite, non_negative, one_of, positive
 from plastic.learn.window import WindowTrainer, check_window
 from plastic.neural.cell import Cell
 from plastic.neural.updater import Updater

@@ -40,6 +40,8 @@ from typing import Any, ClassVar
 import attrs
 from torch import Tensor
 
+from plastic.functional.attrs_validators import non_negative, one_of, optional_callable, positive
+from plastic.functional.bilinear import PAIRINGS
 from plastic.functional.reward import (
     MSTDPETState,
     MSTDPState,
@@ -49,16 +51,8 @@ from plastic.functional.reward import (
     mstdp_window,
 )
 from plastic.learn.base import CellState, Unit, check_batch_reduction
+from plastic.learn.bilinear import check_bilinear_cell, functional_reduction
 from plastic.learn.stdp import signed_terms
-from plastic.learn.triplet import (
-    check_bilinear_cell,
-    connection_geometry,
-    functional_reduction,
-    non_negative,
-    one_of,
-    optional_callable,
-    positive,
-)
 from plastic.learn.window import WindowTrainer, check_window
 from plastic.neural.cell import Cell
 
@@ -72,7 +66,7 @@ class MSTDPParams:
     tau_plus, tau_minus: presynaptic and postsynaptic trace time constants.
     a_plus, a_minus: trace jumps at a pre / post spike (Florian's ``A+``, ``-A-``), >= 0.
     learning_rate: ``eta`` (Florian's ``gamma``), weight units per reward unit, >= 0.
-    pairing: ``"all_to_all"`` (cumulative traces) or ``"nearest"``.
+    pairing: ``"all"`` (cumulative traces, all-to-all) or ``"nearest"``.
     exact: decay ``exp(-dt/tau)`` (True) or the Euler ``1 - dt/tau``.
     weight_dependence_post, weight_dependence_pre: ``f_post(w)``, ``f_pre(w)`` (None: 1).
     batch_reduction: ``"sum"`` (default), ``"mean"``, ``"amax"``, ... or a callable on dim 0.
@@ -84,7 +78,7 @@ class MSTDPParams:
     a_plus: float = attrs.field(default=1.0, validator=non_negative)
     a_minus: float = attrs.field(default=1.0, validator=non_negative)
     learning_rate: float = attrs.field(default=1.0, validator=non_negative)
-    pairing: str = attrs.field(default="all_to_all", validator=one_of("all_to_all", "nearest"))
+    pairing: str = attrs.field(default="all", validator=one_of(*PAIRINGS))
     exact: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
     weight_dependence_post: Callable[[Tensor], Tensor] | None = attrs.field(default=None, validator=optional_callable)
     weight_dependence_pre: Callable[[Tensor], Tensor] | None = attrs.field(default=None, validator=optional_callable)
@@ -148,11 +142,9 @@ class _RewardTrainer(WindowTrainer):
         weight = connection.weight.detach()
         spikes_pre, spikes_post = windows["pre"], windows["post"]
         dtype = weight.dtype
-        geometry = connection_geometry(connection)
-        layout = check_bilinear_cell(unit.name, unit.cell, type(self).__name__)
         batch = spikes_pre.shape[1]
         # a shape donor for the carried [B, G, O, K] eligibility (expanded: no memory)
-        grouped = spikes_pre.new_zeros(()).expand(1, batch, *layout.grouped_shape)
+        grouped = spikes_pre.new_zeros(()).expand(1, batch, *connection.weight_grouped().shape)
         state = self.state_type(
             self.carried(unit.state, "trace_pre", spikes_pre, dtype),
             self.carried(unit.state, "trace_post", spikes_post, dtype),
@@ -160,7 +152,7 @@ class _RewardTrainer(WindowTrainer):
         )
         result = type(self).window_function(
             spikes_pre, spikes_post, reward, state, params.rule(),
-            dt=unit.cell.dt, geometry=geometry, weight=weight,
+            dt=unit.cell.dt, view=connection, weight=weight,
             f_post=params.weight_dependence_post, f_pre=params.weight_dependence_pre,
             batch_reduction=functional_reduction(params.batch_reduction),
         )  # fmt: skip

@@ -3,7 +3,7 @@
 Four traces per connection, carried between calls. Presynaptic ``r1``
 (``tau_plus``) and ``r2`` (``tau_x``), postsynaptic ``o1`` (``tau_minus``) and
 ``o2`` (``tau_y``); each decays by ``exp(-dt/tau)`` per step and, at a spike,
-is incremented by 1 (``pairing="all_to_all"``) or set to 1
+is incremented by 1 (``pairing="all"``, all-to-all) or set to 1
 (``pairing="nearest"``). Traces include the current step's spike::
 
     at a post spike:  dw_ij += f_post(w_ij) * r1_j(t) * (A2+ + A3+ * o2_i(t-))
@@ -22,112 +22,26 @@ Defaults: the paper's visual-cortex fit, all-to-all, full model
 
 Reference: J.-P. Pfister & W. Gerstner (2006), "Triplets of spikes in a model
 of spike timing-dependent plasticity", J. Neurosci. 26(38):9673-9682.
-
-This module also holds the small helpers shared by the trainers of
-:mod:`plastic.learn.reward`, :mod:`plastic.learn.integer`,
-:mod:`plastic.learn.online` and :mod:`plastic.learn.homeostasis`: attrs
-validators, the connection's geometry, and the check that a cell's weight fits
-the bilinear layout.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
 import attrs
 from torch import Tensor
 
-from plastic.functional.receptive import ConvGeometry
-from plastic.functional.triplet import SynapseLayout, TripletParameters, TripletTraces, triplet_stdp_window
-from plastic.functional.validation import check_non_negative, check_positive
-from plastic.learn.base import CellState, Unit, check_batch_reduction, reduce_batch
+from plastic.functional.attrs_validators import non_negative, one_of, optional_callable, positive
+from plastic.functional.bilinear import PAIRINGS
+from plastic.functional.triplet import TripletParameters, TripletTraces, triplet_stdp_window
+from plastic.learn.base import CellState, Unit, check_batch_reduction
+from plastic.learn.bilinear import check_bilinear_cell, functional_reduction
 from plastic.learn.stdp import signed_terms
 from plastic.learn.window import WindowTrainer, check_window
 from plastic.neural.cell import Cell
 
-__all__ = [
-    "TripletSTDP",
-    "TripletSTDPParams",
-    "connection_geometry",
-    "check_bilinear_cell",
-    "functional_reduction",
-    "positive",
-    "non_negative",
-    "finite",
-    "one_of",
-    "optional_callable",
-]
-
-
-# ----------------------------------------------------------------- shared helpers
-
-
-def positive(instance: Any, attribute: attrs.Attribute, value: object) -> None:
-    """attrs validator: a finite real number > 0."""
-    check_positive(value, attribute.name)
-
-
-def non_negative(instance: Any, attribute: attrs.Attribute, value: object) -> None:
-    """attrs validator: a finite real number >= 0."""
-    check_non_negative(value, attribute.name)
-
-
-def finite(instance: Any, attribute: attrs.Attribute, value: object) -> None:
-    """attrs validator: a finite real number."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{attribute.name}: expected a finite number, got {value!r}")
-
-
-def one_of(*choices: object) -> Callable[[Any, attrs.Attribute, object], None]:
-    """attrs validator factory: the value is one of ``choices``."""
-
-    def validate(instance: Any, attribute: attrs.Attribute, value: object) -> None:
-        if value not in choices:
-            raise ValueError(f"{attribute.name}: expected one of {list(choices)}, got {value!r}")
-
-    return validate
-
-
-def optional_callable(instance: Any, attribute: attrs.Attribute, value: object) -> None:
-    """attrs validator: None or a callable of the weight."""
-    if value is not None and not callable(value):
-        raise TypeError(f"{attribute.name}: expected None or a callable of the weight, got {value!r}")
-
-
-def connection_geometry(connection: Any) -> ConvGeometry | None:
-    """The connection's :class:`ConvGeometry` (Conv1d, Conv2d) or None (dense)."""
-    geometry = getattr(connection, "geometry", None)
-    return geometry if isinstance(geometry, ConvGeometry) else None
-
-
-def check_bilinear_cell(name: str, cell: Cell, trainer: str) -> SynapseLayout:
-    """Refuse cells whose weight is not ``[N_out, N_in]`` (dense) or a conv kernel.
-
-    The functional rules see a weight through :class:`SynapseLayout`; a
-    one-to-one ``LinearDirect`` (weight ``[N]``) does not fit it.
-    """
-    connection = cell.connection
-    layout = SynapseLayout.infer(connection.in_shape, connection.out_shape, connection_geometry(connection))
-    if tuple(connection.weight.shape) != tuple(layout.weight_shape):
-        raise ValueError(
-            f"cell: {trainer} needs a dense ([N_out, N_in]) or convolutional weight; {name!r} "
-            f"({type(connection).__name__}) has weight shape {tuple(connection.weight.shape)}"
-        )
-    return layout
-
-
-def functional_reduction(value: str | Callable[[Tensor], Tensor]) -> str | Callable[[Tensor], Tensor]:
-    """A trainer's ``batch_reduction`` as the functional rules take it.
-
-    ``"sum"``/``"mean"`` fold the batch into the products; the other names of
-    :data:`plastic.learn.base.BATCH_REDUCTIONS` (``"amax"``, ...) and callables
-    reduce the per-sample ``[B, G, O, K]`` tensor.
-    """
-    if callable(value) or value in ("sum", "mean"):
-        return value
-    return lambda per_sample: reduce_batch(per_sample, value)
+__all__ = ["TripletSTDP", "TripletSTDPParams"]
 
 
 # ------------------------------------------------------------------------- trainer
@@ -141,7 +55,7 @@ class TripletSTDPParams:
     tau_minus, tau_y: postsynaptic pair (``o1``) and triplet (``o2``) traces.
     a2_plus, a3_plus: pair and triplet potentiation amplitudes (weight units, >= 0).
     a2_minus, a3_minus: pair and triplet depression amplitudes (weight units, >= 0).
-    pairing: ``"all_to_all"`` (cumulative traces) or ``"nearest"`` (traces set to 1).
+    pairing: ``"all"`` (cumulative traces, all-to-all) or ``"nearest"`` (traces set to 1).
     exact: decay ``exp(-dt/tau)`` (True) or the Euler ``1 - dt/tau``.
     weight_dependence_post, weight_dependence_pre: ``f_post(w)``, ``f_pre(w)`` (None: 1).
     batch_reduction: ``"sum"`` (default), ``"mean"``, ``"amax"``, ... or a callable on dim 0.
@@ -156,7 +70,7 @@ class TripletSTDPParams:
     a3_plus: float = attrs.field(default=6.2e-3, validator=non_negative)
     a2_minus: float = attrs.field(default=7e-3, validator=non_negative)
     a3_minus: float = attrs.field(default=2.3e-4, validator=non_negative)
-    pairing: str = attrs.field(default="all_to_all", validator=one_of("all_to_all", "nearest"))
+    pairing: str = attrs.field(default="all", validator=one_of(*PAIRINGS))
     exact: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
     weight_dependence_post: Callable[[Tensor], Tensor] | None = attrs.field(default=None, validator=optional_callable)
     weight_dependence_pre: Callable[[Tensor], Tensor] | None = attrs.field(default=None, validator=optional_callable)
@@ -180,7 +94,7 @@ class TripletSTDP(WindowTrainer):
 
     Example::
 
-        trainer = TripletSTDP(pairing="all_to_all")     # visual-cortex defaults
+        trainer = TripletSTDP(pairing="all")     # visual-cortex defaults
         trainer.register_cell("exc", cell, a3_plus=1e-2)
         cell.step_mode = "window"
         cell(spikes)        # [T, B, *in_shape]
@@ -213,7 +127,7 @@ class TripletSTDP(WindowTrainer):
         dependence = params.weight_dependence_post is not None or params.weight_dependence_pre is not None
         result = triplet_stdp_window(
             spikes_pre, spikes_post, traces, params.rule(),
-            dt=unit.cell.dt, geometry=connection_geometry(connection),
+            dt=unit.cell.dt, view=connection,
             weight=weight if dependence else None,
             f_post=params.weight_dependence_post, f_pre=params.weight_dependence_pre,
             batch_reduction=functional_reduction(params.batch_reduction),

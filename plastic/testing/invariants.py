@@ -517,7 +517,8 @@ class FunctionalRule(RuleUnderTest):
         kwargs: fixed keyword arguments of every call.
         stateful: the rule carries state between windows: it is called with
             ``state=`` (None for a fresh start) and returns ``(result, state)``.
-        geometry_keyword: the keyword receiving the
+        view_keyword: the keyword receiving the view
+            (:data:`plastic.functional.bilinear.View`): the
             :class:`~plastic.functional.receptive.ConvGeometry` of a
             convolution (nothing is passed for dense).
         reduction_keyword: the keyword receiving the batch reduction.
@@ -532,7 +533,7 @@ class FunctionalRule(RuleUnderTest):
         name: str | None = None,
         kwargs: Mapping[str, Any] | None = None,
         stateful: bool = False,
-        geometry_keyword: str = "geometry",
+        view_keyword: str = "view",
         reduction_keyword: str = "batch_reduction",
         kinds: Sequence[str] = ("dense", "conv1d", "conv2d"),
         reductions: Sequence[str] = ("sum",),
@@ -547,7 +548,7 @@ class FunctionalRule(RuleUnderTest):
         self.function = function
         self.kwargs = dict(kwargs or {})
         self.stateful = bool(stateful)
-        self.geometry_keyword = geometry_keyword
+        self.view_keyword = view_keyword
         self.reduction_keyword = reduction_keyword
 
     def run(
@@ -568,7 +569,7 @@ class FunctionalRule(RuleUnderTest):
         kwargs = dict(self.kwargs)
         geometry = config.geometry()
         if geometry is not None:
-            kwargs[self.geometry_keyword] = geometry
+            kwargs[self.view_keyword] = geometry
         if batch_reduction is not None:
             kwargs[self.reduction_keyword] = batch_reduction
         pre = pre.to(device=device, dtype=dtype)

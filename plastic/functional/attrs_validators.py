@@ -1,0 +1,53 @@
+"""attrs validators for the hyperparameter classes of rules and trainers.
+
+Each one runs the argument check of :mod:`plastic.functional.validation` with
+the field's name, so a bad hyperparameter fails at construction with a
+message that starts with that name (``tau_plus: expected a finite value > 0,
+got -1``). Shared by the ``@attrs.frozen`` parameter classes of
+:mod:`plastic.functional` and :mod:`plastic.learn`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from plastic.functional.validation import check_choice, check_non_negative, check_positive
+
+__all__ = ["positive", "non_negative", "finite", "one_of", "optional_callable"]
+
+Validator = Callable[[Any, attrs.Attribute, object], None]
+
+
+def positive(instance: Any, attribute: attrs.Attribute, value: object) -> None:
+    """A finite real number > 0."""
+    check_positive(value, attribute.name)
+
+
+def non_negative(instance: Any, attribute: attrs.Attribute, value: object) -> None:
+    """A finite real number >= 0."""
+    check_non_negative(value, attribute.name)
+
+
+def finite(instance: Any, attribute: attrs.Attribute, value: object) -> None:
+    """A finite real number (int or float, not bool)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{attribute.name}: expected a finite number, got {value!r}")
+
+
+def one_of(*choices: object) -> Validator:
+    """Validator factory: the value is one of ``choices``."""
+
+    def validate(instance: Any, attribute: attrs.Attribute, value: object) -> None:
+        check_choice(value, attribute.name, choices)
+
+    return validate
+
+
+def optional_callable(instance: Any, attribute: attrs.Attribute, value: object) -> None:
+    """None or a callable of the weight (a weight dependence ``f(w)``)."""
+    if value is not None and not callable(value):
+        raise TypeError(f"{attribute.name}: expected None or a callable of the weight, got {value!r}")
