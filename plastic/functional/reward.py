@@ -277,13 +277,14 @@ def _modulated_update(
     event_weight: Tensor,
     carry_decay: float,
     carry_weight: Tensor,
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    state_type: type[MSTDPState] | type[MSTDPETState],
+) -> RewardUpdate:
     """The shared core of both rules.
 
     ``dw = eta * reduce_b [carried_weight_b * C_b + sum_u event_weight_{u,b} * z_{u,b}]``
     and the new carried state ``carry_decay * C + sum_u carry_weight_u * z_u``
     (``carry_weight`` covers the last ``len(carry_weight)`` steps).
-    Returns ``(update [G, O, K], trace_pre, trace_post, carried)``.
+    Returns the update in the weight's shape and ``state_type(trace_pre, trace_post, carried)``.
     """
     p, d = parameters, prepared
     layout, dtype = d.layout, d.dtype
@@ -314,7 +315,7 @@ def _modulated_update(
     carried = carried - _scaled(layout.per_sample(x_post[-recent:] * last, s_pre[-recent:]), d.factor_pre)
     if carry_decay != 0.0:
         carried = carried + carry_decay * d.carried
-    return update * p.learning_rate, trace_pre, trace_post, carried
+    return RewardUpdate(layout.to_weight(update * p.learning_rate), state_type(trace_pre, trace_post, carried))
 
 
 def mstdp_window(
@@ -353,10 +354,7 @@ def mstdp_window(
     # z_u meets the reward of step u + 1; the last z waits for the next window.
     event_weight = torch.cat([table[1:], torch.zeros_like(table[:1])])
     carry_weight = torch.ones(1, dtype=d.dtype, device=table.device)
-    update, trace_pre, trace_post, carried = _modulated_update(
-        d, parameters, dt, table[0], event_weight, 0.0, carry_weight
-    )
-    return RewardUpdate(d.layout.to_weight(update), MSTDPState(trace_pre, trace_post, carried))
+    return _modulated_update(d, parameters, dt, table[0], event_weight, 0.0, carry_weight, MSTDPState)
 
 
 def mstdp_et_window(
@@ -393,10 +391,7 @@ def mstdp_et_window(
     event_weight = torch.cat([filtered[1:], torch.zeros_like(filtered[:1])]) / tau
     powers = torch.arange(steps - 1, -1, -1, dtype=d.dtype, device=table.device)
     carry_weight = torch.pow(torch.as_tensor(decay, dtype=d.dtype, device=table.device), powers) / tau
-    update, trace_pre, trace_post, carried = _modulated_update(
-        d, parameters, dt, filtered[0], event_weight, decay**steps, carry_weight
-    )
-    return RewardUpdate(d.layout.to_weight(update), MSTDPETState(trace_pre, trace_post, carried))
+    return _modulated_update(d, parameters, dt, filtered[0], event_weight, decay**steps, carry_weight, MSTDPETState)
 
 
 def _step(

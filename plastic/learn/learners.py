@@ -163,6 +163,8 @@ class _Learner(nn.Module):
     Params: ClassVar[type]
 
     def __init__(self, layer: nn.Module, spiking_module: nn.Module, **params: Any) -> None:
+        """``layer`` and ``spiking_module`` are hooked; ``params`` are the fields of :attr:`Params`
+        (:class:`LearnerParams` or :class:`RewardLearnerParams`, whose defaults apply)."""
         super().__init__()
         geometry = layer_geometry(layer)
         if not isinstance(spiking_module, nn.Module):
@@ -332,25 +334,6 @@ class STDPLearner(_Learner):
 
     Params = LearnerParams
 
-    def __init__(
-        self,
-        layer: nn.Module,
-        spiking_module: nn.Module,
-        *,
-        tau_pre: float = 20.0,
-        tau_post: float = 20.0,
-        eta_pre: float = 1.0,
-        eta_post: float = 1.0,
-        step_mode: str = "single",
-        window: int = 1000,
-        pairing: str = "all",
-        **params: Any,
-    ) -> None:
-        super().__init__(
-            layer, spiking_module, tau_pre=tau_pre, tau_post=tau_post, eta_pre=eta_pre, eta_post=eta_post,
-            step_mode=step_mode, window=window, pairing=pairing, **params,
-        )  # fmt: skip
-
     def _on_record(self) -> None:
         # fold complete records into the pending change once `window` steps are held
         if self.recorded_steps >= self.params.window:
@@ -396,26 +379,6 @@ class _RewardLearner(_Learner):
     carried_name: ClassVar[str]
     window_function: ClassVar[Callable[..., Any]]
     state_type: ClassVar[type]
-
-    def __init__(
-        self,
-        layer: nn.Module,
-        spiking_module: nn.Module,
-        *,
-        tau_pre: float = 20.0,
-        tau_post: float = 20.0,
-        eta_pre: float = 1.0,
-        eta_post: float = 1.0,
-        learning_rate: float = 1.0,
-        step_mode: str = "single",
-        window: int = 1000,
-        pairing: str = "all",
-        **params: Any,
-    ) -> None:
-        super().__init__(
-            layer, spiking_module, tau_pre=tau_pre, tau_post=tau_post, eta_pre=eta_pre, eta_post=eta_post,
-            learning_rate=learning_rate, step_mode=step_mode, window=window, pairing=pairing, **params,
-        )  # fmt: skip
 
     def step(self, reward: float | Tensor, *, on_grad: bool = True, scale: float = 1.0) -> Tensor:
         """The change ``scale * dw`` of the steps since the last call under ``reward``

@@ -525,10 +525,50 @@ class LinearDirect(Connection):
 
 
 class _ConvBase(Connection):
-    """Convolution over ``[C_in, *spatial]``; padding exactly as ``torch.nn.ConvNd``."""
+    """Convolution over ``[C_in, *spatial]``; padding exactly as ``torch.nn.ConvNd``.
+
+    Subclasses set ``dims`` (1 or 2); the arguments are those of :class:`Conv1d`.
+    """
 
     supports_delay = False
+    dims: int
     geometry: ConvGeometry
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | Sequence[int],
+        stride: int | Sequence[int] = 1,
+        padding: int | Sequence[int] | str = 0,
+        dilation: int | Sequence[int] = 1,
+        groups: int = 1,
+        padding_mode: str = "zeros",
+        *,
+        in_size: int | Sequence[int],
+        bias: bool = False,
+        synapse: str | Synapse | None = "delta",
+        synapse_kwargs: Mapping[str, object] | None = None,
+        delay: float | None = None,
+        weight_init: WeightInit = None,
+        dt: float = 1.0,
+        batch_size: int = 1,
+        step_mode: str = "single",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        if delay is not None:
+            raise ValueError(f"delay: per-synapse delays are not supported by {type(self).__name__}; use delay=None")
+        geometry, in_shape, out_shape = self._setup(
+            self.dims, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, padding_mode, in_size
+        )
+        super().__init__(
+            in_shape, out_shape, geometry.weight_shape, geometry.receptive_size, geometry.groups,
+            bias=bias, synapse=synapse, synapse_kwargs=synapse_kwargs, delay=None,
+            learn_delay=False, delay_init="zeros", weight_init=weight_init,
+            dt=dt, batch_size=batch_size, step_mode=step_mode, device=device, dtype=dtype,
+        )  # fmt: skip
+        self.geometry = geometry
 
     def _setup(
         self,
@@ -613,41 +653,7 @@ class Conv1d(_ConvBase):
             convolutions; a ``ValueError`` names ``delay`` otherwise).
     """
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int | Sequence[int],
-        stride: int | Sequence[int] = 1,
-        padding: int | Sequence[int] | str = 0,
-        dilation: int | Sequence[int] = 1,
-        groups: int = 1,
-        padding_mode: str = "zeros",
-        *,
-        in_size: int,
-        bias: bool = False,
-        synapse: str | Synapse | None = "delta",
-        synapse_kwargs: Mapping[str, object] | None = None,
-        delay: float | None = None,
-        weight_init: WeightInit = None,
-        dt: float = 1.0,
-        batch_size: int = 1,
-        step_mode: str = "single",
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        if delay is not None:
-            raise ValueError("delay: per-synapse delays are not supported by Conv1d; use delay=None")
-        geometry, in_shape, out_shape = self._setup(
-            1, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, padding_mode, in_size
-        )
-        super().__init__(
-            in_shape, out_shape, geometry.weight_shape, geometry.receptive_size, geometry.groups,
-            bias=bias, synapse=synapse, synapse_kwargs=synapse_kwargs, delay=None,
-            learn_delay=False, delay_init="zeros", weight_init=weight_init,
-            dt=dt, batch_size=batch_size, step_mode=step_mode, device=device, dtype=dtype,
-        )
-        self.geometry = geometry
+    dims = 1
 
 
 class Conv2d(_ConvBase):
@@ -657,38 +663,4 @@ class Conv2d(_ConvBase):
     pairs allowed for ``kernel_size``, ``stride``, ``padding``, ``dilation``.
     """
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int | Sequence[int],
-        stride: int | Sequence[int] = 1,
-        padding: int | Sequence[int] | str = 0,
-        dilation: int | Sequence[int] = 1,
-        groups: int = 1,
-        padding_mode: str = "zeros",
-        *,
-        in_size: tuple[int, int],
-        bias: bool = False,
-        synapse: str | Synapse | None = "delta",
-        synapse_kwargs: Mapping[str, object] | None = None,
-        delay: float | None = None,
-        weight_init: WeightInit = None,
-        dt: float = 1.0,
-        batch_size: int = 1,
-        step_mode: str = "single",
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        if delay is not None:
-            raise ValueError("delay: per-synapse delays are not supported by Conv2d; use delay=None")
-        geometry, in_shape, out_shape = self._setup(
-            2, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, padding_mode, in_size
-        )
-        super().__init__(
-            in_shape, out_shape, geometry.weight_shape, geometry.receptive_size, geometry.groups,
-            bias=bias, synapse=synapse, synapse_kwargs=synapse_kwargs, delay=None,
-            learn_delay=False, delay_init="zeros", weight_init=weight_init,
-            dt=dt, batch_size=batch_size, step_mode=step_mode, device=device, dtype=dtype,
-        )
-        self.geometry = geometry
+    dims = 2
