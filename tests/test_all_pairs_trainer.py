@@ -13,96 +13,13 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
-from torch import nn
 
 from plastic.learn.all_pairs import AllPairsKernelSTDP
 from plastic.learn.stdp import STDP
 from plastic.neural.cell import Cell
-from plastic.neural.connections import Conv1d, Conv2d, LinearDense
+from plastic.neural.connections import LinearDense
 
-F64 = torch.float64
-
-
-class ScriptedNeuron(nn.Module):
-    """Emits the spikes put in ``script``, whatever the input."""
-
-    def __init__(self, shape, *, batch_size=1, dt=1.0, step_mode="single"):
-        super().__init__()
-        self.shape = (shape,) if isinstance(shape, int) else tuple(shape)
-        self.dt, self.step_mode, self.batch_size = dt, step_mode, batch_size
-        self.script = None
-        self.spike = torch.zeros(batch_size, *self.shape, dtype=torch.bool)
-
-    def reset(self):
-        self.spike = torch.zeros(self.batch_size, *self.shape, dtype=torch.bool)
-
-    def forward(self, x):
-        self.spike = self.script.clone()
-        return self.spike.to(x.dtype)
-
-
-def run(cell, pre, post, mode="single"):
-    cell.step_mode = mode
-    if mode == "window":
-        cell.neuron.script = post
-        cell(pre.to(F64))
-    else:
-        for step in range(pre.shape[0]):
-            cell.neuron.script = post[step]
-            cell(pre[step].to(F64))
-
-
-def make_cell(spec, batch, dt, n_in=3, n_out=2):
-    if spec is None:
-        connection = LinearDense(n_in, n_out, batch_size=batch, dt=dt, dtype=F64)
-    else:
-        dims = len(spec["in_size"])
-        cls = Conv1d if dims == 1 else Conv2d
-        connection = cls(
-            2, 2 * spec["groups"], spec["kernel"], spec["stride"], spec["padding"], 1, spec["groups"],
-            spec["padding_mode"], in_size=spec["in_size"][0] if dims == 1 else tuple(spec["in_size"]),
-            batch_size=batch, dt=dt, dtype=F64,
-        )  # fmt: skip
-    cell = Cell(connection, ScriptedNeuron(connection.out_shape, batch_size=batch, dt=dt))
-    cell.make_updater()
-    return cell
-
-
-def padded_index(x, size, mode):
-    if 0 <= x < size:
-        return x
-    if mode == "zeros":
-        return None
-    if mode == "reflect":
-        return -x if x < 0 else 2 * (size - 1) - x
-    if mode == "replicate":
-        return min(max(x, 0), size - 1)
-    return x % size
-
-
-def synapse_sites(connection):
-    if isinstance(connection, LinearDense):
-        n_out, n_in = connection.weight.shape
-        return [((i, j), (i,), (j,)) for i in range(n_out) for j in range(n_in)]
-    geometry = connection.geometry
-    in_channels, *in_spatial = connection.in_shape
-    out_channels, *out_spatial = connection.out_shape
-    per_in, per_out = in_channels // geometry.groups, out_channels // geometry.groups
-    sites = []
-    for oc in range(out_channels):
-        for c in range(per_in):
-            for kpos in itertools.product(*(range(k) for k in geometry.kernel_size)):
-                for opos in itertools.product(*(range(o) for o in out_spatial)):
-                    coords = [
-                        padded_index(
-                            opos[d] * geometry.stride[d] + kpos[d] - geometry.padding_pairs[d][0],
-                            in_spatial[d], geometry.padding_mode,
-                        )  # fmt: skip
-                        for d in range(len(kpos))
-                    ]
-                    pre = None if None in coords else ((oc // per_out) * per_in + c, *coords)
-                    sites.append(((oc, c, *kpos), (oc, *opos), pre))
-    return sites
+from helpers import F64, ScriptedNeuron, assert_close_relative, make_cell, run, synapse_sites
 
 
 def brute_force_pairs(connection, pre, post, kernels, dt, reduction):
@@ -125,14 +42,6 @@ def brute_force_pairs(connection, pre, post, kernels, dt, reduction):
     if reduction == "mean":
         return potentiation / batch, depression / batch
     return potentiation, depression
-
-
-def assert_close(actual, expected, rel=1e-6, atol=1e-12):
-    expected = torch.as_tensor(np.asarray(expected), dtype=F64)
-    actual = actual.detach().to(F64)
-    assert actual.shape == expected.shape, (actual.shape, expected.shape)
-    error = (actual - expected).abs().max().item()
-    assert error <= rel * expected.abs().max().item() + atol, error
 
 
 def hat_torch(delta, amplitude=1.0, width=3.0):
@@ -242,8 +151,8 @@ def test_matches_brute_force_pair_sum(
     trainer()
     expected = brute_force_pairs(cell.connection, pre, post, kernels, dt, reduction)
     potentiation, depression = cell.updater.pending("weight")
-    assert_close(potentiation, expected[0])
-    assert_close(depression, expected[1])
+    assert_close_relative(potentiation, expected[0])
+    assert_close_relative(depression, expected[1])
 
 
 @given(
@@ -283,8 +192,8 @@ def test_exponential_kernels_equal_cumulative_trace_stdp(
         potentiation, depression = cell.updater.pending("weight")
         results.append((potentiation, depression))
     # the trace trainer splits each signed term by sign, like the kernel trainer splits each kernel
-    assert_close(results[1][0], results[0][0].numpy())
-    assert_close(results[1][1], results[0][1].numpy())
+    assert_close_relative(results[1][0], results[0][0].numpy())
+    assert_close_relative(results[1][1], results[0][1].numpy())
 
 
 @given(**cases, splits=st.lists(st.integers(0, 7), max_size=3), kernel=st.sampled_from(["exp", "hat"]))
@@ -307,8 +216,8 @@ def test_carried_steps_make_calls_independent_of_their_frequency(
             trainer()
         results.append(cell.updater.pending("weight"))
     for other in results[1:]:
-        assert_close(other[0], results[0][0].numpy())
-        assert_close(other[1], results[0][1].numpy())
+        assert_close_relative(other[0], results[0][0].numpy())
+        assert_close_relative(other[1], results[0][1].numpy())
 
 
 def test_pairs_straddling_calls_need_carried_steps():

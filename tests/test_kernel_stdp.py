@@ -9,7 +9,6 @@ spikes, with kernels written in plain Python.
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np
@@ -17,7 +16,6 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
-from torch import nn
 
 from plastic.learn.kernel_stdp import (
     DelayAdjustedKernelSTDP,
@@ -29,42 +27,10 @@ from plastic.learn.kernel_stdp import (
 from plastic.neural.cell import Cell
 from plastic.neural.connections import Conv1d, Conv2d, LinearDense
 
-F64 = torch.float64
+from helpers import F64, ScriptedNeuron, assert_close_relative, run, synapse_sites
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-class ScriptedNeuron(nn.Module):
-    """Emits the spikes put in ``script`` (``[B, *shape]`` or ``[T, B, *shape]``), whatever the input."""
-
-    def __init__(self, shape, *, batch_size=1, dt=1.0, step_mode="single"):
-        super().__init__()
-        self.shape = (shape,) if isinstance(shape, int) else tuple(shape)
-        self.dt = dt
-        self.step_mode = step_mode
-        self.batch_size = batch_size
-        self.script = None
-        self.spike = torch.zeros(batch_size, *self.shape, dtype=torch.bool)
-
-    def reset(self):
-        self.spike = torch.zeros(self.batch_size, *self.shape, dtype=torch.bool)
-
-    def forward(self, x):
-        self.spike = self.script.clone()
-        return self.spike.to(x.dtype)
-
-
-def run(cell, pre, post, mode="single"):
-    """Drive ``cell`` with presynaptic ``pre`` [T, B, *in]; the neuron emits ``post`` [T, B, *out]."""
-    cell.step_mode = mode
-    if mode == "window":
-        cell.neuron.script = post
-        cell(pre.to(F64))
-    else:
-        for step in range(pre.shape[0]):
-            cell.neuron.script = post[step]
-            cell(pre[step].to(F64))
 
 
 def dense_cell(n_in, n_out, batch, dt=1.0, delay=None, delays=None, **updater):
@@ -89,45 +55,6 @@ def conv_cell(spec, batch, dt=1.0):
     cell = Cell(connection, ScriptedNeuron(connection.out_shape, batch_size=batch, dt=dt))
     cell.make_updater()
     return cell
-
-
-def padded_index(x, size, mode):
-    """Input coordinate read at padded coordinate ``x`` (None: zero padding)."""
-    if 0 <= x < size:
-        return x
-    if mode == "zeros":
-        return None
-    if mode == "reflect":
-        return -x if x < 0 else 2 * (size - 1) - x
-    if mode == "replicate":
-        return min(max(x, 0), size - 1)
-    return x % size  # circular
-
-
-def synapse_sites(cell):
-    """Every (weight index, post index, pre index or None) of the cell, explicitly."""
-    connection = cell.connection
-    weight_shape = tuple(connection.weight.shape)
-    if isinstance(connection, LinearDense):
-        return [((i, j), (i,), (j,)) for i in range(weight_shape[0]) for j in range(weight_shape[1])]
-    geometry = connection.geometry
-    in_channels, *in_spatial = connection.in_shape
-    out_channels, *out_spatial = connection.out_shape
-    per_group_in = in_channels // geometry.groups
-    per_group_out = out_channels // geometry.groups
-    sites = []
-    for oc in range(out_channels):
-        group = oc // per_group_out
-        for c in range(per_group_in):
-            for kpos in itertools.product(*(range(k) for k in geometry.kernel_size)):
-                for opos in itertools.product(*(range(o) for o in out_spatial)):
-                    coords = []
-                    for d in range(len(kpos)):
-                        x = opos[d] * geometry.stride[d] + kpos[d] * geometry.dilation[d] - geometry.padding_pairs[d][0]
-                        coords.append(padded_index(x, in_spatial[d], geometry.padding_mode))
-                    pre = None if None in coords else (group * per_group_in + c, *coords)
-                    sites.append(((oc, c, *kpos), (oc, *opos), pre))
-    return sites
 
 
 def last_spike(train, b, index):
@@ -183,7 +110,7 @@ def brute_force_kernel(cell, pre, post, kernels, dt, reduction, delays=None, pre
     potentiation = np.zeros((batch, *weight_shape))
     depression = np.zeros((batch, *weight_shape))
     for b in range(batch):
-        for weight_index, post_index, pre_index in synapse_sites(cell):
+        for weight_index, post_index, pre_index in synapse_sites(cell.connection):
             if pre_index is None:
                 continue
             t_post = last_spike(post, b, post_index)
@@ -202,15 +129,6 @@ def brute_force_kernel(cell, pre, post, kernels, dt, reduction, delays=None, pre
                 potentiation[(b, *weight_index)] += max(value, 0.0)
                 depression[(b, *weight_index)] += max(-value, 0.0)
     return reduce_reference(potentiation, reduction), reduce_reference(depression, reduction)
-
-
-def assert_close(actual, expected, rel=1e-6, atol=1e-12):
-    expected = torch.as_tensor(np.asarray(expected), dtype=F64)
-    actual = actual.detach().to(F64)
-    assert actual.shape == expected.shape, (actual.shape, expected.shape)
-    error = (actual - expected).abs().max().item() if expected.numel() else 0.0
-    scale = expected.abs().max().item() if expected.numel() else 0.0
-    assert error <= rel * scale + atol, (error, scale)
 
 
 def spikes(generator, shape, rate):
@@ -286,8 +204,8 @@ def test_kernel_stdp_dense_matches_brute_force(
     trainer()
     expected_pos, expected_neg = brute_force_kernel(cell, pre, post, kernels, dt, reference_reduction(reduction))
     potentiation, depression = cell.updater.pending("weight")
-    assert_close(potentiation, expected_pos)
-    assert_close(depression, expected_neg)
+    assert_close_relative(potentiation, expected_pos)
+    assert_close_relative(depression, expected_neg)
 
 
 conv_specs = st.one_of(
@@ -371,8 +289,8 @@ def test_kernel_stdp_conv_matches_brute_force(
     trainer()
     expected_pos, expected_neg = brute_force_kernel(cell, pre, post, kernels, dt, reduction)
     potentiation, depression = cell.updater.pending("weight")
-    assert_close(potentiation, expected_pos)
-    assert_close(depression, expected_neg)
+    assert_close_relative(potentiation, expected_pos)
+    assert_close_relative(depression, expected_neg)
 
 
 def test_window_mode_equals_single_mode_and_repeated_calls_use_latest_times():
@@ -387,8 +305,8 @@ def test_window_mode_equals_single_mode_and_repeated_calls_use_latest_times():
         run(cell, pre, post, mode)
         trainer()
         results.append(cell.updater.pending("weight"))
-    assert_close(results[0][0], results[1][0].numpy(), rel=1e-12)
-    assert_close(results[0][1], results[1][1].numpy(), rel=1e-12)
+    assert_close_relative(results[0][0], results[1][0].numpy(), rel=1e-12)
+    assert_close_relative(results[0][1], results[1][1].numpy(), rel=1e-12)
 
 
 # --------------------------------------------------------------------------- delays
@@ -450,12 +368,12 @@ def test_zero_delays_equal_kernel_stdp(
     reference = plain.updater.pending("weight")
     for cell, name in ((delayed, "weight"), (delayed_d, "delay"), (read_delayed, "weight")):
         result = cell.updater.pending(name)
-        assert_close(result[0], reference[0].numpy(), rel=1e-12)
-        assert_close(result[1], reference[1].numpy(), rel=1e-12)
+        assert_close_relative(result[0], reference[0].numpy(), rel=1e-12)
+        assert_close_relative(result[1], reference[1].numpy(), rel=1e-12)
     hat_reference = hat_plain.updater.pending("weight")
     for result in (hat_delayed.updater.pending("weight"), hat_delayed_d.updater.pending("delay")):
-        assert_close(result[0], hat_reference[0].numpy(), rel=1e-12)
-        assert_close(result[1], hat_reference[1].numpy(), rel=1e-12)
+        assert_close_relative(result[0], hat_reference[0].numpy(), rel=1e-12)
+        assert_close_relative(result[1], hat_reference[1].numpy(), rel=1e-12)
     # the weight rules leave the delays alone and the delay rule the weights
     assert not delayed.updater.has_pending("delay")
     assert not delayed_d.updater.has_pending("weight")
@@ -497,8 +415,8 @@ def test_delay_adjusted_rules_match_brute_force(
     trainer()
     expected = brute_force_kernel(cell, pre, post, kernels, dt, reduction, delays=delays.numpy())
     result = cell.updater.pending("delay" if rule == "delay" else "weight")
-    assert_close(result[0], expected[0])
-    assert_close(result[1], expected[1])
+    assert_close_relative(result[0], expected[0])
+    assert_close_relative(result[1], expected[1])
 
 
 def test_delay_learning_keeps_delays_within_bounds():
@@ -556,8 +474,8 @@ def test_delayed_reads_presynaptic_times_at_learned_delays(
     kernels = [lambda d: exp_post_py(d, 1.0, 3.0), lambda d: exp_pre_py(d, -0.5, 5.0)]
     expected = brute_force_kernel(cell, pre, post, kernels, dt, reduction, pre_times=arrived)
     result = cell.updater.pending("weight")
-    assert_close(result[0], expected[0])
-    assert_close(result[1], expected[1])
+    assert_close_relative(result[0], expected[0])
+    assert_close_relative(result[1], expected[1])
 
 
 # --------------------------------------------------------------------------- learning-rate signs
@@ -632,5 +550,5 @@ def test_per_synapse_kernel_parameters():
                     expected_pos[i, j] += max(value, 0.0)
                     expected_neg[i, j] += max(-value, 0.0)
     potentiation, depression = cell.updater.pending("weight")
-    assert_close(potentiation, expected_pos)
-    assert_close(depression, expected_neg)
+    assert_close_relative(potentiation, expected_pos)
+    assert_close_relative(depression, expected_neg)

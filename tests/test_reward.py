@@ -4,7 +4,6 @@ against the dense rule on an explicitly unfolded input; reward broadcasting."""
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import pytest
@@ -13,7 +12,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from plastic.functional.receptive import ConvGeometry
-from plastic.neural.connections import Conv1d, Conv2d
 from plastic.functional.reward import (
     MSTDPETState,
     MSTDPState,
@@ -23,6 +21,9 @@ from plastic.functional.reward import (
     mstdp_step,
     mstdp_window,
 )
+from plastic.neural.connections import Conv1d, Conv2d
+
+from helpers import assert_close_for_dtype, explicit_unfold, spikes
 
 WINDOWS = {"mstdp": mstdp_window, "mstdp_et": mstdp_et_window}
 STEPS = {"mstdp": mstdp_step, "mstdp_et": mstdp_et_step}
@@ -69,40 +70,6 @@ def reference_reward(pre, post, reward, p: RewardSTDPParameters, dt, kind, state
             else:
                 carried[b] = c * carried[b] + z / p.tau_eligibility  # e_{t+1}
     return changes, (x_pre, x_post, carried)
-
-
-def explicit_unfold(x, kernel, stride, padding, dilation):
-    """``[N, C, *spatial]`` -> ``[N, P, C * prod(kernel)]`` by explicit indexing, zero padding."""
-    n, channels, *spatial = x.shape
-    padded = torch.zeros(n, channels, *[s + 2 * q for s, q in zip(spatial, padding)], dtype=x.dtype)
-    padded[(slice(None), slice(None), *[slice(q, q + s) for s, q in zip(spatial, padding)])] = x
-    out_sizes = [
-        (s + 2 * q - d * (k - 1) - 1) // st_ + 1
-        for s, q, d, k, st_ in zip(spatial, padding, dilation, kernel, stride)
-    ]
-    columns = []
-    for position in itertools.product(*[range(o) for o in out_sizes]):
-        entries = []
-        for c in range(channels):
-            for offset in itertools.product(*[range(k) for k in kernel]):
-                index = [pos * st_ + off * d for pos, off, st_, d in zip(position, offset, stride, dilation)]
-                entries.append(padded[(slice(None), c, *index)])
-        columns.append(torch.stack(entries, dim=1))
-    return torch.stack(columns, dim=1)
-
-
-def spikes(generator, shape, rate):
-    return torch.rand(shape, generator=generator) < rate
-
-
-def assert_close(actual, expected, dtype, scale=None):
-    expected = expected.to(torch.float64)
-    tolerance = 1e-5 if dtype == torch.float32 else 1e-9
-    if scale is None:
-        scale = float(expected.abs().max()) if expected.numel() else 0.0
-    torch.testing.assert_close(
-        actual.to(torch.float64), expected, rtol=tolerance, atol=tolerance * max(scale, 1e-12)
-    )
 
 
 parameters_strategy = st.builds(
@@ -170,10 +137,10 @@ def test_dense_window_matches_naive_loop(
     assert result.update.dtype == dtype and result.update.shape == (n_out, n_in)
     # cancellations: compare against the scale of the terms, not of the (signed) sum
     scale = float(changes.abs().sum(0).max()) + 1e-3
-    assert_close(result.update, changes.sum(0), dtype, scale)
-    assert_close(result.state.trace_pre, x_pre, dtype)
-    assert_close(result.state.trace_post, x_post, dtype)
-    assert_close(result.state[2].reshape(batch, n_out, n_in), carried, dtype, float(carried.abs().max()) + 1e-3)
+    assert_close_for_dtype(result.update, changes.sum(0), dtype, scale)
+    assert_close_for_dtype(result.state.trace_pre, x_pre, dtype)
+    assert_close_for_dtype(result.state.trace_post, x_post, dtype)
+    assert_close_for_dtype(result.state[2].reshape(batch, n_out, n_in), carried, dtype, float(carried.abs().max()) + 1e-3)
 
 
 @given(
@@ -203,11 +170,11 @@ def test_window_equals_steps_and_chained_windows(seed, kind, steps, split, batch
     first = WINDOWS[kind](pre[:split], post[:split], table[:split], zero, parameters)
     second = WINDOWS[kind](pre[split:], post[split:], table[split:], first.state, parameters)
     scale = float(whole.update.abs().max()) + 1.0
-    assert_close(total, whole.update, torch.float64, scale)
-    assert_close(first.update + second.update, whole.update, torch.float64, scale)
+    assert_close_for_dtype(total, whole.update, torch.float64, scale)
+    assert_close_for_dtype(first.update + second.update, whole.update, torch.float64, scale)
     for got_step, got_chain, want in zip(state, second.state, whole.state):
-        assert_close(got_step, want, torch.float64, float(want.abs().max()) + 1.0)
-        assert_close(got_chain, want, torch.float64, float(want.abs().max()) + 1.0)
+        assert_close_for_dtype(got_step, want, torch.float64, float(want.abs().max()) + 1.0)
+        assert_close_for_dtype(got_chain, want, torch.float64, float(want.abs().max()) + 1.0)
 
 
 @pytest.mark.parametrize("kind", ["mstdp", "mstdp_et"])
@@ -220,15 +187,15 @@ def test_weight_dependence_and_batch_reductions(kind):
     p = RewardSTDPParameters(learning_rate=0.5, a_minus=0.7)
     result = WINDOWS[kind](pre, post, table, None, p, weight=weight, f_post=lambda w: 1.0 - w, f_pre=lambda w: w)
     changes, _ = reference_reward(pre, post, table, p, 1.0, kind, None, 1.0 - weight, weight)
-    assert_close(result.update, changes.sum(0), torch.float64, float(changes.abs().sum(0).max()) + 1.0)
+    assert_close_for_dtype(result.update, changes.sum(0), torch.float64, float(changes.abs().sum(0).max()) + 1.0)
     mean = WINDOWS[kind](pre, post, table, None, p, weight=weight, batch_reduction="mean")
     plain, _ = reference_reward(pre, post, table, p, 1.0, kind)
-    assert_close(mean.update, plain.mean(0), torch.float64, 1.0)
+    assert_close_for_dtype(mean.update, plain.mean(0), torch.float64, 1.0)
     maximum = WINDOWS[kind](
         pre, post, table, None, p, weight=weight, f_post=lambda w: 1.0 - w, f_pre=lambda w: w,
         batch_reduction=lambda x: x.max(0).values,
     )
-    assert_close(maximum.update, changes.max(0).values, torch.float64, 1.0)
+    assert_close_for_dtype(maximum.update, changes.max(0).values, torch.float64, 1.0)
 
 
 # ----------------------------------------------------------------- ordering (hand cases)
@@ -318,15 +285,15 @@ def test_conv_equals_dense_on_unfolded_input(
         carried.append(state.reshape(batch, positions, 1, -1).sum(1))
     expected = torch.cat(updates).reshape(geometry.weight_shape)
     scale = float(torch.stack(updates).abs().max()) + 1.0
-    assert_close(result.update, expected, torch.float64, scale)
-    assert_close(result.state[2], torch.stack(carried, dim=1), torch.float64, scale)
+    assert_close_for_dtype(result.update, expected, torch.float64, scale)
+    assert_close_for_dtype(result.state[2], torch.stack(carried, dim=1), torch.float64, scale)
     # the connection itself as the view: the same reference
     connection = (Conv1d if dims == 1 else Conv2d)(
         c_in, c_out, kernel, stride, padding, dilation, groups, in_size=(size,) * dims, dtype=torch.float64
     )
     by_connection = WINDOWS[kind](pre, post, table, zero, parameters, view=connection)
-    assert_close(by_connection.update, expected, torch.float64, scale)
-    assert_close(by_connection.state[2], torch.stack(carried, dim=1), torch.float64, scale)
+    assert_close_for_dtype(by_connection.update, expected, torch.float64, scale)
+    assert_close_for_dtype(by_connection.state[2], torch.stack(carried, dim=1), torch.float64, scale)
 
 
 # ----------------------------------------------------------------- broadcasting, errors

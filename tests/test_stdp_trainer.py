@@ -4,103 +4,22 @@ products per sample, synapse and receptive position."""
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
-from torch import nn
 
 from plastic.learn.stdp import STDP
-from plastic.neural.cell import Cell
-from plastic.neural.connections import Conv1d, Conv2d, LinearDense
 
-F64 = torch.float64
-
-
-class ScriptedNeuron(nn.Module):
-    """Emits the spikes put in ``script``, whatever the input."""
-
-    def __init__(self, shape, *, batch_size=1, dt=1.0, step_mode="single"):
-        super().__init__()
-        self.shape = (shape,) if isinstance(shape, int) else tuple(shape)
-        self.dt, self.step_mode, self.batch_size = dt, step_mode, batch_size
-        self.script = None
-        self.spike = torch.zeros(batch_size, *self.shape, dtype=torch.bool)
-
-    def reset(self):
-        self.spike = torch.zeros(self.batch_size, *self.shape, dtype=torch.bool)
-
-    def forward(self, x):
-        self.spike = self.script.clone()
-        return self.spike.to(x.dtype)
-
-
-def run(cell, pre, post, mode="single"):
-    cell.step_mode = mode
-    if mode == "window":
-        cell.neuron.script = post
-        cell(pre.to(F64))
-    else:
-        for step in range(pre.shape[0]):
-            cell.neuron.script = post[step]
-            cell(pre[step].to(F64))
+from helpers import F64, assert_close_relative, run, synapse_sites
+from helpers import make_cell as make_scripted_cell
 
 
 def make_cell(spec, batch, dt):
-    if spec is None:
-        connection = LinearDense(3, 2, batch_size=batch, dt=dt, dtype=F64, weight_init=(-1.0, 1.0))
-    else:
-        dims = len(spec["in_size"])
-        cls = Conv1d if dims == 1 else Conv2d
-        connection = cls(
-            2, 2 * spec["groups"], spec["kernel"], spec["stride"], spec["padding"], 1, spec["groups"],
-            spec["padding_mode"], in_size=spec["in_size"][0] if dims == 1 else tuple(spec["in_size"]),
-            batch_size=batch, dt=dt, dtype=F64, weight_init=(-1.0, 1.0),
-        )  # fmt: skip
-    cell = Cell(connection, ScriptedNeuron(connection.out_shape, batch_size=batch, dt=dt))
-    cell.make_updater()
-    return cell
-
-
-def padded_index(x, size, mode):
-    if 0 <= x < size:
-        return x
-    if mode == "zeros":
-        return None
-    if mode == "reflect":
-        return -x if x < 0 else 2 * (size - 1) - x
-    if mode == "replicate":
-        return min(max(x, 0), size - 1)
-    return x % size
-
-
-def synapse_sites(connection):
-    """Every (weight index, post index, pre index or None), explicitly."""
-    if isinstance(connection, LinearDense):
-        n_out, n_in = connection.weight.shape
-        return [((i, j), (i,), (j,)) for i in range(n_out) for j in range(n_in)]
-    geometry = connection.geometry
-    in_channels, *in_spatial = connection.in_shape
-    out_channels, *out_spatial = connection.out_shape
-    per_in, per_out = in_channels // geometry.groups, out_channels // geometry.groups
-    sites = []
-    for oc in range(out_channels):
-        for c in range(per_in):
-            for kpos in itertools.product(*(range(k) for k in geometry.kernel_size)):
-                for opos in itertools.product(*(range(o) for o in out_spatial)):
-                    coords = [
-                        padded_index(
-                            opos[d] * geometry.stride[d] + kpos[d] - geometry.padding_pairs[d][0],
-                            in_spatial[d], geometry.padding_mode,
-                        )  # fmt: skip
-                        for d in range(len(kpos))
-                    ]
-                    pre = None if None in coords else ((oc // per_out) * per_in + c, *coords)
-                    sites.append(((oc, c, *kpos), (oc, *opos), pre))
-    return sites
+    """A scripted cell (helpers.make_cell) whose weights are drawn in [-1, 1]."""
+    return make_scripted_cell(spec, batch, dt, weight_init=(-1.0, 1.0))
 
 
 def naive_products(connection, pre, post, *, tau_pre, tau_post, dt, exact, pairing, amp_pre=1.0, amp_post=1.0,
@@ -142,14 +61,6 @@ def reduce_reference(values, reduction):
 
 def resolve(reduction):
     return (lambda values: values.amax(0)) if reduction == "amax" else reduction
-
-
-def assert_close(actual, expected, rel=1e-6, atol=1e-12):
-    expected = torch.as_tensor(np.asarray(expected), dtype=F64)
-    actual = actual.detach().to(F64)
-    assert actual.shape == expected.shape, (actual.shape, expected.shape)
-    error = (actual - expected).abs().max().item()
-    assert error <= rel * expected.abs().max().item() + atol, error
 
 
 def net(cell):
@@ -233,15 +144,15 @@ def test_stdp_trainer_matches_naive_per_step_reference(
     term_post = eta_post * factor_post * potentiation
     term_pre = -eta_pre * factor_pre * depression
     pending_pos, pending_neg = cell.updater.pending("weight")
-    assert_close(pending_pos - pending_neg, term_post + term_pre)
+    assert_close_relative(pending_pos - pending_neg, term_post + term_pre)
     if trainer.uses_one_product(trainer.get_unit("c")):
         return
     # the two-term path keeps the terms apart: each one's sign decides its side
-    assert_close(pending_pos, np.maximum(term_post, 0) + np.maximum(term_pre, 0))
-    assert_close(pending_neg, np.maximum(-term_post, 0) + np.maximum(-term_pre, 0))
+    assert_close_relative(pending_pos, np.maximum(term_post, 0) + np.maximum(term_pre, 0))
+    assert_close_relative(pending_neg, np.maximum(-term_post, 0) + np.maximum(-term_pre, 0))
     # the carried traces are the reference's
-    assert_close(trainer.get_unit("c").state.trace_pre, products[2])
-    assert_close(trainer.get_unit("c").state.trace_post, products[3])
+    assert_close_relative(trainer.get_unit("c").state.trace_pre, products[2])
+    assert_close_relative(trainer.get_unit("c").state.trace_post, products[3])
 
 
 @given(
@@ -279,8 +190,8 @@ def test_calling_often_equals_calling_once(
                 run(cell, pre[start:stop], post[start:stop], "window")
                 trainer()
         results.append(net(cell))
-    assert_close(results[1], results[0].numpy())
-    assert_close(results[2], results[0].numpy())
+    assert_close_relative(results[1], results[0].numpy())
+    assert_close_relative(results[2], results[0].numpy())
 
 
 @given(**cases, eta_post=st.floats(-1.0, 1.0), eta_pre=st.floats(-1.0, 1.0), reduction=st.sampled_from(["sum", "mean"]))
@@ -305,7 +216,7 @@ def test_fused_one_product_equals_two_terms(steps, batch, dt, rate_pre, rate_pos
         trainer()
         results.append((net(cell), trainer.get_unit("c").state.trace_pre, trainer.get_unit("c").state.trace_post))
     for fused, plain in zip(*results):
-        assert_close(fused, plain.numpy())
+        assert_close_relative(fused, plain.numpy())
 
 
 def test_auto_fusion_only_where_the_result_is_the_same():

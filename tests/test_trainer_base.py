@@ -19,36 +19,7 @@ from plastic.neural.connections import Conv1d, LinearDense
 from plastic.neural.neurons import IF
 from plastic.observe.monitors import MonitorPool
 
-F64 = torch.float64
-
-
-class ScriptedNeuron(nn.Module):
-    """Emits the spikes put in ``script``, whatever the input."""
-
-    def __init__(self, shape, *, batch_size=1, dt=1.0, step_mode="single"):
-        super().__init__()
-        self.shape = (shape,) if isinstance(shape, int) else tuple(shape)
-        self.dt, self.step_mode, self.batch_size = dt, step_mode, batch_size
-        self.script = None
-        self.spike = torch.zeros(batch_size, *self.shape, dtype=torch.bool)
-
-    def reset(self):
-        self.spike = torch.zeros(self.batch_size, *self.shape, dtype=torch.bool)
-
-    def forward(self, x):
-        self.spike = self.script.clone()
-        return self.spike.to(x.dtype)
-
-
-def run(cell, pre, post, mode="single"):
-    cell.step_mode = mode
-    if mode == "window":
-        cell.neuron.script = post
-        cell(pre.to(F64))
-    else:
-        for step in range(pre.shape[0]):
-            cell.neuron.script = post[step]
-            cell(pre[step].to(F64))
+from helpers import F64, ScriptedNeuron, run
 
 
 def dense_cell(n_in=3, n_out=2, batch=2, updater=True, **kwargs):

@@ -5,7 +5,6 @@ dense rule applied to an explicitly unfolded input."""
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import pytest
@@ -14,7 +13,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from plastic.functional.receptive import ConvGeometry
-from plastic.neural.connections import Conv1d, Conv2d, LinearDense
 from plastic.functional.triplet import (
     TripletParameters,
     TripletTraces,
@@ -22,6 +20,9 @@ from plastic.functional.triplet import (
     triplet_stdp_step,
     triplet_stdp_window,
 )
+from plastic.neural.connections import Conv1d, Conv2d, LinearDense
+
+from helpers import assert_close_for_dtype, explicit_unfold, spikes
 
 
 # ----------------------------------------------------------------- references
@@ -68,26 +69,6 @@ def reference_triplet(pre, post, p: TripletParameters, dt, traces=None, factor_p
     return pot, dep, (r1, r2, o1, o2)
 
 
-def explicit_unfold(x, kernel, stride, padding, dilation):
-    """``[N, C, *spatial]`` -> ``[N, P, C * prod(kernel)]`` by explicit indexing, zero padding."""
-    n, channels, *spatial = x.shape
-    padded = torch.zeros(n, channels, *[s + 2 * q for s, q in zip(spatial, padding)], dtype=x.dtype)
-    padded[(slice(None), slice(None), *[slice(q, q + s) for s, q in zip(spatial, padding)])] = x
-    out_sizes = [
-        (s + 2 * q - d * (k - 1) - 1) // st_ + 1
-        for s, q, d, k, st_ in zip(spatial, padding, dilation, kernel, stride)
-    ]
-    columns = []
-    for position in itertools.product(*[range(o) for o in out_sizes]):
-        entries = []
-        for c in range(channels):
-            for offset in itertools.product(*[range(k) for k in kernel]):
-                index = [pos * st_ + off * d for pos, off, st_, d in zip(position, offset, stride, dilation)]
-                entries.append(padded[(slice(None), c, *index)])
-        columns.append(torch.stack(entries, dim=1))
-    return torch.stack(columns, dim=1)
-
-
 def conv_as_dense(pre, post, groups, kernel, stride, padding, dilation, rule):
     """Apply ``rule(pre_dense [T, B*P, K], post_dense [T, B*P, O_g])`` per group and
     reassemble ``[C_out, K]`` (each output position becomes a sample)."""
@@ -104,19 +85,6 @@ def conv_as_dense(pre, post, groups, kernel, stride, padding, dilation, rule):
         post_dense = group_post.permute(0, 1, 3, 2).reshape(steps, batch * positions, per_out)
         results.append(rule(pre_dense, post_dense))
     return results
-
-
-def spikes(generator, shape, rate):
-    return torch.rand(shape, generator=generator) < rate
-
-
-def assert_close(actual, expected, dtype):
-    expected = expected.to(torch.float64)
-    tolerance = 1e-5 if dtype == torch.float32 else 1e-9
-    scale = float(expected.abs().max()) if expected.numel() else 0.0
-    torch.testing.assert_close(
-        actual.to(torch.float64), expected, rtol=tolerance, atol=tolerance * max(scale, 1e-12)
-    )
 
 
 parameters_strategy = st.builds(
@@ -162,10 +130,10 @@ def test_dense_window_matches_naive_loop(seed, steps, batch, n_in, n_out, rate_p
     result = triplet_stdp_window(pre, post, initial, parameters, dt=dt)
     pot, dep, final = reference_triplet(pre, post, parameters, dt, initial)
     assert result.potentiation.dtype == dtype
-    assert_close(result.potentiation, pot, dtype)
-    assert_close(result.depression, dep, dtype)
+    assert_close_for_dtype(result.potentiation, pot, dtype)
+    assert_close_for_dtype(result.depression, dep, dtype)
     for got, want in zip(result.traces, final):
-        assert_close(got, want, dtype)
+        assert_close_for_dtype(got, want, dtype)
     assert bool((result.potentiation >= 0).all()) and bool((result.depression >= 0).all())
 
 
@@ -191,11 +159,11 @@ def test_window_equals_steps_and_chained_windows(seed, steps, split, batch, para
     first = triplet_stdp_window(pre[:split], post[:split], zero, parameters, dt=dt)
     second = triplet_stdp_window(pre[split:], post[split:], first.traces, parameters, dt=dt)
     for value in (pot, first.potentiation + second.potentiation):
-        assert_close(value, whole.potentiation, torch.float64)
+        assert_close_for_dtype(value, whole.potentiation, torch.float64)
     for value in (dep, first.depression + second.depression):
-        assert_close(value, whole.depression, torch.float64)
+        assert_close_for_dtype(value, whole.depression, torch.float64)
     for got, want in zip(second.traces, whole.traces):
-        assert_close(got, want, torch.float64)
+        assert_close_for_dtype(got, want, torch.float64)
 
 
 def test_weight_dependence_and_batch_reductions():
@@ -208,19 +176,19 @@ def test_weight_dependence_and_batch_reductions():
         pre, post, None, parameters, weight=weight, f_post=lambda w: 1.0 - w, f_pre=lambda w: w * w
     )
     pot, dep, _ = reference_triplet(pre, post, parameters, 1.0, None, 1.0 - weight, weight * weight)
-    assert_close(result.potentiation, pot, torch.float64)
-    assert_close(result.depression, dep, torch.float64)
+    assert_close_for_dtype(result.potentiation, pot, torch.float64)
+    assert_close_for_dtype(result.depression, dep, torch.float64)
     mean = triplet_stdp_window(pre, post, None, parameters, weight=weight, batch_reduction="mean")
     plain, plain_dep, _ = reference_triplet(pre, post, parameters, 1.0)
-    assert_close(mean.potentiation, plain / 3, torch.float64)
-    assert_close(mean.depression, plain_dep / 3, torch.float64)
+    assert_close_for_dtype(mean.potentiation, plain / 3, torch.float64)
+    assert_close_for_dtype(mean.depression, plain_dep / 3, torch.float64)
     # a callable reduction sees per-sample values: the max over samples
     maximum = triplet_stdp_window(
         pre, post, None, parameters, weight=weight, batch_reduction=lambda x: x.max(0).values
     )
     per_sample = [reference_triplet(pre[:, b:b + 1], post[:, b:b + 1], parameters, 1.0) for b in range(3)]
-    assert_close(maximum.potentiation, torch.stack([r[0] for r in per_sample]).max(0).values, torch.float64)
-    assert_close(maximum.depression, torch.stack([r[1] for r in per_sample]).max(0).values, torch.float64)
+    assert_close_for_dtype(maximum.potentiation, torch.stack([r[0] for r in per_sample]).max(0).values, torch.float64)
+    assert_close_for_dtype(maximum.depression, torch.stack([r[1] for r in per_sample]).max(0).values, torch.float64)
 
 
 # ----------------------------------------------------------------- conv vs unfolded dense
@@ -261,15 +229,15 @@ def test_conv_equals_dense_on_unfolded_input(
     )
     pot = torch.cat([d[0] for d in dense]).reshape(geometry.weight_shape)
     dep = torch.cat([d[1] for d in dense]).reshape(geometry.weight_shape)
-    assert_close(result.potentiation, pot, torch.float64)
-    assert_close(result.depression, dep, torch.float64)
+    assert_close_for_dtype(result.potentiation, pot, torch.float64)
+    assert_close_for_dtype(result.depression, dep, torch.float64)
     # the connection itself as the view: the same reference
     connection = (Conv1d if dims == 1 else Conv2d)(
         c_in, c_out, kernel, stride, padding, dilation, groups, in_size=(size,) * dims, dtype=torch.float64
     )
     by_connection = triplet_stdp_window(pre, post, zero, parameters, view=connection)
-    assert_close(by_connection.potentiation, pot, torch.float64)
-    assert_close(by_connection.depression, dep, torch.float64)
+    assert_close_for_dtype(by_connection.potentiation, pot, torch.float64)
+    assert_close_for_dtype(by_connection.depression, dep, torch.float64)
 
 
 # ----------------------------------------------------------------- pairing protocol

@@ -1,0 +1,165 @@
+"""Helpers shared by the test files: a scripted neuron, cell drivers, explicit references.
+
+Everything here is written independently of the code under test: receptive
+sites and unfolded inputs come from explicit loops over the geometry's numbers
+(kernel, stride, dilation, padding), never from :mod:`plastic.functional.receptive`,
+so a test's expected value stays an independent reference.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import torch
+from torch import nn
+
+from plastic.neural.cell import Cell
+from plastic.neural.connections import Conv1d, Conv2d, LinearDense
+
+F64 = torch.float64
+
+
+# --------------------------------------------------------------------------- cells
+
+
+class ScriptedNeuron(nn.Module):
+    """Emits the spikes put in ``script`` (``[B, *shape]`` or ``[T, B, *shape]``), whatever the input."""
+
+    def __init__(self, shape, *, batch_size=1, dt=1.0, step_mode="single"):
+        super().__init__()
+        self.shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        self.dt, self.step_mode, self.batch_size = dt, step_mode, batch_size
+        self.script = None
+        self.spike = torch.zeros(batch_size, *self.shape, dtype=torch.bool)
+
+    def reset(self):
+        self.spike = torch.zeros(self.batch_size, *self.shape, dtype=torch.bool)
+
+    def forward(self, x):
+        self.spike = self.script.clone()
+        return self.spike.to(x.dtype)
+
+
+def run(cell, pre, post, mode="single"):
+    """Drive ``cell`` with presynaptic ``pre`` [T, B, *in]; its scripted neuron emits ``post`` [T, B, *out]."""
+    cell.step_mode = mode
+    if mode == "window":
+        cell.neuron.script = post
+        cell(pre.to(F64))
+    else:
+        for step in range(pre.shape[0]):
+            cell.neuron.script = post[step]
+            cell(pre[step].to(F64))
+
+
+def make_cell(spec, batch, dt, *, n_in=3, n_out=2, weight_init=None):
+    """A float64 cell with a scripted neuron and a default updater: ``LinearDense(n_in, n_out)``
+    when ``spec`` is None, else a ``Conv1d``/``Conv2d`` from 2 input channels to 2 output channels
+    per group (dilation 1) described by ``spec``: ``in_size``, ``groups``, ``kernel``, ``stride``,
+    ``padding``, ``padding_mode``."""
+    if spec is None:
+        connection = LinearDense(n_in, n_out, batch_size=batch, dt=dt, dtype=F64, weight_init=weight_init)
+    else:
+        dims = len(spec["in_size"])
+        cls = Conv1d if dims == 1 else Conv2d
+        connection = cls(
+            2, 2 * spec["groups"], spec["kernel"], spec["stride"], spec["padding"], 1, spec["groups"],
+            spec["padding_mode"], in_size=spec["in_size"][0] if dims == 1 else tuple(spec["in_size"]),
+            batch_size=batch, dt=dt, dtype=F64, weight_init=weight_init,
+        )  # fmt: skip
+    cell = Cell(connection, ScriptedNeuron(connection.out_shape, batch_size=batch, dt=dt))
+    cell.make_updater()
+    return cell
+
+
+# --------------------------------------------------------------------------- receptive references
+
+
+def padded_index(x, size, mode):
+    """Input coordinate read at padded coordinate ``x`` (None: zero padding)."""
+    if 0 <= x < size:
+        return x
+    if mode == "zeros":
+        return None
+    if mode == "reflect":
+        return -x if x < 0 else 2 * (size - 1) - x
+    if mode == "replicate":
+        return min(max(x, 0), size - 1)
+    return x % size  # circular
+
+
+def synapse_sites(connection):
+    """Every (weight index, post index, pre index or None) of a dense or conv connection, explicitly."""
+    if isinstance(connection, LinearDense):
+        n_out, n_in = connection.weight.shape
+        return [((i, j), (i,), (j,)) for i in range(n_out) for j in range(n_in)]
+    geometry = connection.geometry
+    in_channels, *in_spatial = connection.in_shape
+    out_channels, *out_spatial = connection.out_shape
+    per_in, per_out = in_channels // geometry.groups, out_channels // geometry.groups
+    sites = []
+    for oc in range(out_channels):
+        for c in range(per_in):
+            for kpos in itertools.product(*(range(k) for k in geometry.kernel_size)):
+                for opos in itertools.product(*(range(o) for o in out_spatial)):
+                    coords = [
+                        padded_index(
+                            opos[d] * geometry.stride[d] + kpos[d] * geometry.dilation[d] - geometry.padding_pairs[d][0],
+                            in_spatial[d], geometry.padding_mode,
+                        )  # fmt: skip
+                        for d in range(len(kpos))
+                    ]
+                    pre = None if None in coords else ((oc // per_out) * per_in + c, *coords)
+                    sites.append(((oc, c, *kpos), (oc, *opos), pre))
+    return sites
+
+
+def explicit_unfold(x, kernel, stride, padding, dilation):
+    """``[N, C, *spatial]`` -> ``[N, P, C * prod(kernel)]`` by explicit indexing, zero padding."""
+    n, channels, *spatial = x.shape
+    padded = torch.zeros(n, channels, *[s + 2 * q for s, q in zip(spatial, padding)], dtype=x.dtype)
+    padded[(slice(None), slice(None), *[slice(q, q + s) for s, q in zip(spatial, padding)])] = x
+    out_sizes = [
+        (s + 2 * q - d * (k - 1) - 1) // st_ + 1
+        for s, q, d, k, st_ in zip(spatial, padding, dilation, kernel, stride)
+    ]
+    columns = []
+    for position in itertools.product(*[range(o) for o in out_sizes]):
+        entries = []
+        for c in range(channels):
+            for offset in itertools.product(*[range(k) for k in kernel]):
+                index = [pos * st_ + off * d for pos, off, st_, d in zip(position, offset, stride, dilation)]
+                entries.append(padded[(slice(None), c, *index)])
+        columns.append(torch.stack(entries, dim=1))
+    return torch.stack(columns, dim=1)
+
+
+# --------------------------------------------------------------------------- data and comparisons
+
+
+def spikes(generator, shape, rate):
+    """Bernoulli spikes (bool) from the default-dtype uniform draws of ``generator``."""
+    return torch.rand(shape, generator=generator) < rate
+
+
+def assert_close_relative(actual, expected, rel=1e-6, atol=1e-12):
+    """``max |actual - expected| <= rel * max |expected| + atol``, shapes equal (float64)."""
+    expected = torch.as_tensor(np.asarray(expected), dtype=F64)
+    actual = actual.detach().to(F64)
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    error = (actual - expected).abs().max().item() if expected.numel() else 0.0
+    scale = expected.abs().max().item() if expected.numel() else 0.0
+    assert error <= rel * scale + atol, (error, scale)
+
+
+def assert_close_for_dtype(actual, expected, dtype, scale=None):
+    """Relative and absolute tolerance 1e-5 (float32) or 1e-9 (float64), the absolute one
+    times ``scale`` (default: ``max |expected|``)."""
+    expected = expected.to(torch.float64)
+    tolerance = 1e-5 if dtype == torch.float32 else 1e-9
+    if scale is None:
+        scale = float(expected.abs().max()) if expected.numel() else 0.0
+    torch.testing.assert_close(
+        actual.to(torch.float64), expected, rtol=tolerance, atol=tolerance * max(scale, 1e-12)
+    )
