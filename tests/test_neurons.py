@@ -730,3 +730,21 @@ def test_spike_attribute_is_bool_of_the_output():
 def test_decay_factor_of_theta():
     assert theta_decay_factor(math.inf, 1.0) == 1.0
     assert theta_decay_factor(1e7, 0.5) == pytest.approx(math.exp(-0.5e-7))
+
+
+def test_lif_tau_is_in_time_units():
+    """tau is in the unit of dt (DESIGN conventions): tau=10 ms at dt=0.5 ms is 20 steps.
+
+    Hand case: constant input X = 1, V_0 = 0, tau/dt = 20 steps:
+    V_t = 1 - (1 - 1/20)^t (no threshold reached at v_threshold=10).
+    """
+    neuron = LIF(1, tau=10.0, dt=0.5, v_threshold=10.0, dtype=torch.float64)
+    voltages = []
+    for _ in range(5):
+        neuron(torch.ones(1, 1, dtype=torch.float64))
+        voltages.append(float(neuron.voltage))
+    expected = [1 - (1 - 1 / 20) ** t for t in range(1, 6)]
+    assert voltages == pytest.approx(expected, rel=1e-12)
+    assert neuron.tau == pytest.approx(10.0)
+    with pytest.raises(ValueError, match="^tau"):
+        LIF(1, tau=0.4, dt=0.5)

@@ -4,7 +4,7 @@ Each module holds the state of a group of neurons of shape ``shape`` for a
 batch of ``batch_size`` samples and advances it with the charge-fire-reset
 math of :mod:`plastic.functional.neurons`::
 
-    LIF charge  H_t = V_{t-1} + (X_t - (V_{t-1} - V_reset)) / tau     (tau in steps)
+    LIF charge  H_t = V_{t-1} + (X_t - (V_{t-1} - V_reset)) * dt / tau
     IF charge   H_t = V_{t-1} + X_t
     fire        S_t = [H_t >= V_th (+ theta_{t-1})]                  (Heaviside(0) = 1)
     hard reset  V_t = S_t * V_reset + (1 - S_t) * H_t
@@ -15,10 +15,12 @@ spikes of one step. ``step_mode="window"``: ``forward`` takes ``[T, B,
 *shape]`` (time first) and runs the fused window recurrence (one autograd
 node; see :func:`plastic.functional.neurons.neuron_window_state`).
 
-Units: voltages and inputs in the same voltage unit (e.g. mV); ``tau`` in
-steps; ``dt``, ``refractory`` and ``tau_theta`` in time units (ms by
-convention). ``dt`` only converts ``refractory`` (to ``ceil(refractory/dt)``
-steps) and ``tau_theta`` (to the decay ``exp(-dt/tau_theta)`` per step).
+Units: voltages and inputs in the same voltage unit (e.g. mV); ``dt``,
+``tau``, ``refractory`` and ``tau_theta`` in time units (ms by convention),
+as everywhere in plastic. ``dt`` converts ``tau`` to ``tau/dt`` steps (the
+DESIGN charge equation is written per step, with ``tau`` in steps when
+``dt = 1``), ``refractory`` to ``ceil(refractory/dt)`` steps and ``tau_theta``
+to the decay ``exp(-dt/tau_theta)`` per step.
 
 Gradients: in training mode with grad enabled the returned float spikes carry
 the surrogate gradient and the voltage state keeps its graph across calls
@@ -48,7 +50,7 @@ from plastic.functional.neurons import (
     theta_decay_factor,
 )
 from plastic.functional.surrogate import ATan, SurrogateGradient
-from plastic.functional.validation import check_choice, check_shape, check_tensor
+from plastic.functional.validation import check_choice, check_positive, check_shape, check_tensor
 
 __all__ = ["SpikingNeuron", "IF", "LIF", "AdaptiveLIF", "STEP_MODES"]
 
@@ -67,6 +69,16 @@ def _neuron_shape(shape: int | Sequence[int]) -> tuple[int, ...]:
     if any(s < 1 for s in result):
         raise ValueError(f"shape: expected sizes >= 1, got {result}")
     return result
+
+
+def _tau_in_steps(tau: float, dt: float) -> float:
+    """A membrane time constant in time units as a number of steps (>= 1)."""
+    tau = check_positive(tau, "tau")
+    dt = check_positive(dt, "dt")
+    steps = tau / dt
+    if steps < 1.0 - 1e-12:
+        raise ValueError(f"tau: expected a membrane time constant >= dt ({dt}), got {tau}")
+    return max(steps, 1.0)
 
 
 def _batch_size(value: object) -> int:
@@ -360,9 +372,8 @@ class LIF(SpikingNeuron):
     shape:
         Neuron shape without the batch (int or tuple).
     tau:
-        Membrane time constant **in steps** (``>= 1``; 1 means no memory).
-        Default 2.0. For a time constant ``tau_m`` in time units use
-        ``tau = tau_m / dt``.
+        Membrane time constant in time units (``>= dt``; ``tau = dt`` means
+        no memory). Default 2.0. The charge equation uses ``tau / dt`` steps.
     v_threshold, v_reset, reset, surrogate, detach_reset, refractory, dt,
     batch_size, step_mode, device, dtype:
         As for :class:`IF`. ``v_reset`` is also the resting potential.
@@ -387,7 +398,7 @@ class LIF(SpikingNeuron):
     ) -> None:
         params = NeuronParams(
             kind="lif",
-            tau=tau,
+            tau=_tau_in_steps(tau, dt),
             v_threshold=v_threshold,
             v_reset=v_reset,
             reset=reset,
@@ -402,8 +413,8 @@ class LIF(SpikingNeuron):
 
     @property
     def tau(self) -> float:
-        """Membrane time constant in steps."""
-        return self.params.tau
+        """Membrane time constant in time units."""
+        return self.params.tau * self.dt
 
 
 class AdaptiveLIF(SpikingNeuron):
@@ -462,7 +473,7 @@ class AdaptiveLIF(SpikingNeuron):
     ) -> None:
         params = NeuronParams(
             kind="lif",
-            tau=tau,
+            tau=_tau_in_steps(tau, dt),
             v_threshold=v_threshold,
             v_reset=v_reset,
             reset=reset,
@@ -480,8 +491,8 @@ class AdaptiveLIF(SpikingNeuron):
 
     @property
     def tau(self) -> float:
-        """Membrane time constant in steps."""
-        return self.params.tau
+        """Membrane time constant in time units."""
+        return self.params.tau * self.dt
 
     @property
     def theta_plus(self) -> float:
