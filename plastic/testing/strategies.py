@@ -640,7 +640,12 @@ def cells(
     elif neuron == "if":
         group = IF(config.out_shape, v_threshold=draw(st.floats(0.1, 2.0)), **common)
     else:
-        group = LIF(config.out_shape, tau=draw(st.floats(1.0, 20.0)), v_threshold=draw(st.floats(0.1, 2.0)), **common)
+        group = LIF(
+            config.out_shape,
+            tau=step * draw(st.floats(1.0, 20.0)),  # tau >= dt: at least one step
+            v_threshold=draw(st.floats(0.1, 2.0)),
+            **common,
+        )
     cell = Cell(built, group)
     cell.make_updater(**dict(updater or {}))
     return cell
