@@ -43,6 +43,7 @@ __all__ = [
     "trace_anticausal_window",
     "spike_filter_step",
     "spike_filter_window",
+    "spike_values",
 ]
 
 Scalar = float | Tensor
@@ -69,6 +70,18 @@ def decay_factor(dt: float, tau: float | Tensor, *, exact: bool = True) -> Scala
     if tau < dt:
         raise ValueError(f"tau: the Euler decay 1 - dt/tau needs tau >= dt ({dt}), got {tau}")
     return 1.0 - dt / tau
+
+
+def spike_values(spikes: Tensor, dtype: torch.dtype, *, copy: bool = False) -> Tensor:
+    """Spikes (bool or numbers) as a tensor of the floating ``dtype`` (``copy``: always a new one).
+
+    Bool spikes are read through a ``uint8`` view of the same bytes (0 and
+    1): the integer-to-float conversion is vectorised where the bool one is
+    not (about 5x faster on CPU), with identical values.
+    """
+    if spikes.dtype == torch.bool:
+        return spikes.view(torch.uint8).to(dtype)
+    return spikes.to(dtype, copy=copy)
 
 
 def _as_values(spikes: Tensor, like: Tensor) -> Tensor:
@@ -112,7 +125,7 @@ def trace_cumulative_window(
     (zeros by default).
     """
     previous = _initial(spikes, initial, dtype)
-    values = spikes.to(previous.dtype) * amplitude
+    values = _scaled_values(spikes, previous.dtype, amplitude)
     if _needs_graph(values, previous, decay):
         steps = []
         for t in range(spikes.shape[0]):
@@ -123,8 +136,7 @@ def trace_cumulative_window(
     out = values  # fresh tensor: filled in place, step by step
     if out.shape[0]:
         out[0].add_(previous * decay)
-        for t in range(1, out.shape[0]):
-            out[t].add_(out[t - 1] * decay)
+        _decayed_accumulate(out, decay, range(1, out.shape[0]), -1)
     return out, (out[-1].clone() if out.shape[0] else previous)
 
 
@@ -157,10 +169,42 @@ def trace_anticausal_window(
     carried over.
     """
     dtype = dtype or (spikes.dtype if spikes.is_floating_point() else torch.get_default_dtype())
-    out = spikes.to(dtype) * amplitude
-    for t in range(out.shape[0] - 2, -1, -1):
-        out[t].add_(out[t + 1] * decay)
+    out = _scaled_values(spikes, dtype, amplitude)
+    _decayed_accumulate(out, decay, range(out.shape[0] - 2, -1, -1), +1)
     return out
+
+
+def _scaled_values(spikes: Tensor, dtype: torch.dtype, amplitude: Scalar) -> Tensor:
+    """``A * spikes`` as a NEW tensor of ``dtype`` (one pass when ``A`` is a plain number).
+
+    The window recurrences fill this tensor in place, so it must never alias
+    ``spikes``; a tensor amplitude may broadcast to a larger shape, so it
+    keeps the out-of-place product.
+    """
+    if isinstance(amplitude, Tensor):
+        return spike_values(spikes, dtype) * amplitude
+    values = spike_values(spikes, dtype, copy=True)
+    return values if amplitude == 1 else values.mul_(amplitude)
+
+
+def _decayed_accumulate(out: Tensor, decay: Scalar, steps: range, neighbour: int) -> None:
+    """``out[t] += out[t + neighbour] * decay`` for ``t`` in ``steps`` (in order), in place.
+
+    The product goes into one scratch buffer reused by every step (no
+    allocation per step); it is rounded before the sum exactly as the
+    single-step functions round it, so a window equals its steps bit for bit.
+    """
+    if not len(steps):
+        return
+    step_shape = out.shape[1:]
+    if isinstance(decay, Tensor) and torch.broadcast_shapes(decay.shape, step_shape) != step_shape:
+        for t in steps:  # a decay that broadcasts beyond the step's shape: let the sum raise as before
+            out[t].add_(out[t + neighbour] * decay)
+        return
+    scratch = torch.empty(step_shape, dtype=out.dtype, device=out.device)
+    for t in steps:
+        torch.mul(out[t + neighbour], decay, out=scratch)
+        out[t].add_(scratch)
 
 
 def _needs_graph(*values: object) -> bool:

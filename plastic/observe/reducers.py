@@ -907,6 +907,11 @@ class WindowReducer(Reducer):
         assert self.history is not None
         return value.to(self.history.data.dtype) if self._shape is not None else value
 
+    def _state_device(self) -> torch.device:
+        # the history holds the only buffer: no walk over the module tree at every step
+        assert self.history is not None
+        return self.history.data.device
+
     def _allocate(self, shape: tuple[int, ...], value: Tensor) -> None:
         self.history = RingBuffer(self.steps, shape, dtype=value.dtype, device=value.device, fill=0)
 
