@@ -6,9 +6,11 @@ benchmark device, see ``run.py``) and returns a :class:`Prepared` whose
 "not available" in the table.
 
 Functional rows call ``plastic.functional.stdp`` directly. The trainer rows
-(``ours_trainer_*``) and the demo row (``ours_demo_b4``) are HOOKS for the
-toolkit's public API (cells, monitors, trainers, updaters): they raise
-``NotImplementedError`` until that path is written here.
+(``ours_trainer_*``) go through the toolkit's public API: a window-mode
+:class:`~plastic.neural.cell.Cell` whose neuron is scripted to fire the
+recorded postsynaptic trains, the trainer's monitors (forward hooks), the
+trainer call and the updater's apply. The demo row (``ours_demo_b4``) times
+one training presentation of :class:`plastic.zoo.demo.DigitNetwork`.
 
 References (the ``max|dw|`` column): the raw products of
 :func:`plastic.functional.stdp.stdp_window` with ``method="dense"``, as the
@@ -23,9 +25,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
 from torch import Tensor
 
 from benchmarks.common import ConvCase, DenseCase, NetworkCase, Prepared
+from plastic.learn.kernel_stdp import DelayAdjustedSTDP, KernelSTDP
+from plastic.learn.stdp import STDP
+from plastic.neural.cell import Cell
+from plastic.neural.connections import Connection, Conv2d, LinearDense
+from plastic.testing.strategies import ScriptedNeuron
 from plastic.functional.kernels import exp_post, exp_pre, split_kernel_values
 from plastic.functional.receptive import ConvGeometry, grouped_to_weight
 from plastic.functional.stdp import stdp_window, stdp_window_net
@@ -153,56 +161,192 @@ def functional_kernel(delayed: bool) -> RowFunction:
     return prepare
 
 
-# ------------------------------------------------- HOOKS: the public-API rows
+# ---------------------------------------------------------- public-API rows
+
+
+def _replaying(connection_class: type) -> type:
+    """``connection_class`` whose forward computes no postsynaptic current (zeros of the output shape).
+
+    The neuron of a benchmark cell is scripted (it emits the recorded
+    postsynaptic trains whatever its input), so the current would be computed
+    and thrown away; the synapse still runs and ``synspike`` is set as usual,
+    so the monitors and the trainer see exactly what a real cell gives them.
+    The same holds for the BindsNET row (no current computation). A real
+    forward adds one product of the forward's size (the bound row's half).
+    """
+
+    class Replaying(connection_class):  # type: ignore[misc, valid-type]
+        def _propagate(self, currents: Tensor) -> Tensor:
+            lead = currents.shape[: currents.ndim - len(self.in_shape)]
+            return currents.new_zeros(*lead, *self.out_shape)
+
+        def _propagate_delayed(self, currents: Tensor) -> Tensor:
+            lead = currents.shape[: currents.ndim - self.weight.ndim]
+            return currents.new_zeros(*lead, *self.out_shape)
+
+    Replaying.__name__ = Replaying.__qualname__ = f"Replaying{connection_class.__name__}"
+    return Replaying
+
+
+def _scripted_cell(connection: Connection, data: Data, batch: int) -> Cell:
+    """A window-mode cell over ``connection`` whose neuron fires the recorded ``data["post"]``."""
+    device = data["pre"].device
+    neuron = ScriptedNeuron(tuple(connection.out_shape), batch_size=batch, step_mode="window", device=device)
+    cell = Cell(connection, neuron)
+    cell.make_updater(params=["weight"])  # sum over calls, no bounding: weight += pos - neg
+    return cell
+
+
+def _dense_cell(case: DenseCase, data: Data, *, delays: bool = False) -> Cell:
+    device = data["pre"].device
+    extra: dict[str, object] = {}
+    if delays:
+        extra = {"delay": case.max_delay, "learn_delay": False, "learn_delay_init": data["delay"]}
+    connection = _replaying(LinearDense)(
+        case.n_in, case.n_out, batch_size=case.batch, step_mode="window", weight_init=(0.0, 0.0),
+        device=device, **extra,
+    )  # fmt: skip
+    return _scripted_cell(connection, data, case.batch)
+
+
+def _window_run(cell: Cell, trainer: STDP, data: Data) -> Callable[[], Tensor]:
+    """One window through the public API: cell forward (monitor hooks), ``trainer()``, ``trainer.update()``."""
+    weight = cell.connection.weight
+    # the recorded trains as bool, the dtype encoders and neurons give spikes in (a float {0, 1}
+    # train is checked value by value at the cell's input: validation.check_spikes, 5 passes)
+    pre, post = data["pre"].bool(), data["post"].bool()
+
+    def run() -> Tensor:
+        with torch.no_grad():
+            weight.zero_()  # the applied change is then the weight itself
+        trainer.clear()  # a fresh recording and zero carried traces: one window from zero, as every row
+        cell.reset()
+        cell.neuron.script(post)
+        cell(pre)
+        trainer()
+        trainer.update()
+        return weight.detach().clone()
+
+    return run
+
+
+def _trainer_row(method: str) -> RowFunction:
+    """B1 / B2 through the trainer API (pair STDP, one product per window, ``method``)."""
+
+    def prepare(case: DenseCase | ConvCase, data: Data) -> Prepared:
+        if isinstance(case, ConvCase):
+            connection = _replaying(Conv2d)(
+                case.in_channels, case.out_channels, case.kernel, in_size=(case.height, case.width),
+                batch_size=case.batch, step_mode="window", weight_init=(0.0, 0.0), device=data["pre"].device,
+            )  # fmt: skip
+            cell = _scripted_cell(connection, data, case.batch)
+        else:
+            cell = _dense_cell(case, data)
+        trainer = STDP(
+            tau_pre=case.tau, tau_post=case.tau, batch_reduction="sum", window=case.steps, method=method
+        )
+        trainer.register_cell("cell", cell)
+        unit = trainer.get_unit("cell")
+        form = "one product" if trainer.uses_one_product(unit) else "two products"
+        return Prepared(
+            _window_run(cell, trainer, data), reference="exact",
+            note=f"{type(cell.connection).__name__[9:]} cell (scripted neuron, no current) + STDP("
+            f"method={method!r}) monitors + trainer() + update(); {form}",
+        )  # fmt: skip
+
+    return prepare
 
 
 def ours_trainer_b1(case: DenseCase, data: Data) -> Prepared:
-    """HOOK (lead): B1 through the trainer API: monitors + trainer + updater apply.
+    """B1 through the trainer API: a ``LinearDense`` cell, monitors + ``STDP`` + updater apply, dense product.
 
-    Build a ``Cell(LinearDense(n_in, n_out), neuron)`` fed with the recorded
-    trains ``data["pre"]`` / ``data["post"]`` ([T, B, n], float {0, 1}),
-    register it with the pair-STDP trainer (tau = ``case.tau``, batch sum,
-    identity weight dependence, learning rates 1), and return a ``Prepared``
-    whose ``run()`` does one window (monitor records + trainer call +
-    ``updater.apply()``) and returns ``weight_after - weight_before``
-    ``[n_out, n_in]`` with ``reference="exact"``.
+    ``run()``: zero the weight, clear the trainer's recording, run the window
+    ``data["pre"]`` through the cell (window mode, neuron scripted to fire
+    ``data["post"]``), ``trainer()``, ``trainer.update()``; returns the weight
+    (= the change) ``[n_out, n_in]``, reference ``"exact"``.
     """
-    raise NotImplementedError("trainer row not written yet")
+    return _trainer_row("dense")(case, data)
 
 
 def ours_trainer_b1_event(case: DenseCase, data: Data) -> Prepared:
-    """HOOK (lead): as :func:`ours_trainer_b1`, with the event-driven path chosen automatically."""
-    raise NotImplementedError("trainer row not written yet")
+    """As :func:`ours_trainer_b1` with ``method="auto"`` (the event-driven product chosen by spike density)."""
+    return _trainer_row("auto")(case, data)
 
 
 def ours_trainer_b2(case: ConvCase, data: Data) -> Prepared:
-    """HOOK (lead): B2 through the trainer API on a ``Conv2d`` cell (see :func:`ours_trainer_b1`)."""
-    raise NotImplementedError("trainer row not written yet")
+    """B2 through the trainer API on a ``Conv2d`` cell, ``method="auto"`` (see :func:`ours_trainer_b1`)."""
+    return _trainer_row("auto")(case, data)
+
+
+def _kernel_row(case: DenseCase, data: Data, *, delayed: bool) -> Prepared:
+    """B3: the event-time monitors are filled by one untimed window; ``run()`` = trainer call + update."""
+    cell = _dense_cell(case, data, delays=delayed)
+    if delayed:
+        trainer: KernelSTDP = DelayAdjustedSTDP(
+            lr_post=KERNEL_ETA_POST, lr_pre=KERNEL_ETA_PRE, tau_post=case.tau, tau_pre=case.tau,
+            batch_reduction="mean",
+        )  # fmt: skip
+    else:
+        trainer = KernelSTDP(
+            kernel_post_kwargs={"eta_post": KERNEL_ETA_POST, "tau_post": case.tau},
+            kernel_pre_kwargs={"eta_pre": KERNEL_ETA_PRE, "tau_pre": case.tau},
+            batch_reduction="mean",
+        )  # fmt: skip
+    trainer.register_cell("cell", cell)
+    cell.neuron.script(data["post"].bool())
+    with torch.no_grad():
+        cell(data["pre"].bool())  # fills the event-time monitors (untimed, as the inferno rows)
+    weight = cell.connection.weight
+
+    def run() -> Tensor:
+        with torch.no_grad():
+            weight.zero_()
+        trainer()
+        trainer.update()
+        return weight.detach().clone()
+
+    name = "DelayAdjustedSTDP" if delayed else "KernelSTDP"
+    return Prepared(
+        run, reference="delay" if delayed else "kernel",
+        note=f"{name} trainer call + update on a LinearDense cell, exponential kernels, batch mean",
+    )  # fmt: skip
 
 
 def ours_trainer_b3_kernel(case: DenseCase, data: Data) -> Prepared:
-    """HOOK (lead): B3 ``KernelSTDP`` trainer call per batch (monitors hold ``data["e_pre"]``/``["e_post"]``).
-
-    Kernels ``exp_post(eta_post=1, tau_post=case.tau)``, ``exp_pre(eta_pre=-1,
-    tau_pre=case.tau)``, batch mean; ``run()`` = trainer call + updater apply,
-    returns the net change ``[n_out, n_in]`` with ``reference="kernel"``.
-    """
-    raise NotImplementedError("trainer row not written yet")
+    """B3 ``KernelSTDP`` trainer call per batch (exponential kernels, eta 1 / -1, tau of the case)."""
+    return _kernel_row(case, data, delayed=False)
 
 
 def ours_trainer_b3_delay(case: DenseCase, data: Data) -> Prepared:
-    """HOOK (lead): B3 ``DelayAdjustedSTDP`` per batch, delays ``data["delay"]`` ``[n_out, n_in]``; ``reference="delay"``."""
-    raise NotImplementedError("trainer row not written yet")
+    """B3 ``DelayAdjustedSTDP`` per batch, fixed delays ``data["delay"]`` ``[n_out, n_in]``."""
+    return _kernel_row(case, data, delayed=True)
 
 
 def ours_demo_b4(case: NetworkCase, data: Data) -> Prepared:
-    """HOOK (lead): one training step of the demo network (``plastic.zoo.demo``) at B4 size.
+    """One training step of the demo network (:class:`plastic.zoo.demo.DigitNetwork`) at B4 size.
 
-    ``data["input"]`` is the Poisson input ``[T, batch, n_in]``; ``run()`` =
-    network forward over the window + trainer + updater apply (+ the
-    normalisation the demo does); ``Prepared(samples=case.batch)``.
+    ``run()`` = ``network.present(images, learn=True)``: Poisson encoding,
+    ``steps`` single steps of the cell with lateral inhibition (monitors
+    recording), the STDP trainer, the updater's apply with normalisation and
+    clamping. ``samples = case.batch``.
     """
-    raise NotImplementedError("demo network row not written yet")
+    from plastic.zoo.demo import DemoConfig, DigitNetwork
+
+    device = data["images"].device
+    config = DemoConfig(
+        neurons=case.n_neurons, steps=case.steps, batch_size=case.batch, max_rate=case.max_rate, progress=False
+    ).resolved()
+    generator = torch.Generator(device=device).manual_seed(case.seed)
+    network = DigitNetwork(config, device, generator)
+    images = data["images"]
+
+    def run() -> None:
+        network.present(images, learn=True)
+
+    return Prepared(
+        run, reference=None, samples=case.batch,
+        note=f"DigitNetwork.present(learn=True): {case.steps} single steps, STDP + normalising updater",
+    )  # fmt: skip
 
 
 # ------------------------------------------------------------------ registry
@@ -210,7 +354,7 @@ def ours_demo_b4(case: NetworkCase, data: Data) -> Prepared:
 #: per case: (implementation name, row function)
 OURS: dict[str, list[tuple[str, RowFunction]]] = {
     "B1": [
-        ("ours: trainer API (monitors+trainer+updater)", ours_trainer_b1),
+        ("ours: trainer API (monitors+trainer+updater, dense)", ours_trainer_b1),
         ("ours: trainer API, event-driven auto", ours_trainer_b1_event),
         ("ours: stdp_window (2 products, auto)", functional_window("auto")),
         ("ours: stdp_window (2 GEMMs, dense)", functional_window("dense")),
@@ -219,7 +363,7 @@ OURS: dict[str, list[tuple[str, RowFunction]]] = {
         ("ours: stdp_window_net (event-driven, sparse)", functional_window_net("sparse")),
     ],
     "B2": [
-        ("ours: trainer API (Conv2d cell)", ours_trainer_b2),
+        ("ours: trainer API (Conv2d cell, auto)", ours_trainer_b2),
         ("ours: stdp_window conv (2 products, auto)", functional_window("auto")),
         ("ours: stdp_window conv (dense)", functional_window("dense")),
         ("ours: stdp_window_net conv (1 product, auto)", functional_window_net("auto")),

@@ -101,8 +101,10 @@ class NetworkCase:
     """B4: one training step (one presentation of ``steps`` steps) of a Diehl & Cook network.
 
     ``n_in`` inputs (64: scikit-learn's 8x8 digits, the demo's data set),
-    ``n_neurons`` excitatory and as many inhibitory neurons, Poisson input
-    with ``rate`` (probability per step), ``batch`` samples per call.
+    ``n_neurons`` excitatory and as many inhibitory neurons (BindsNET; the
+    demo's inhibition is a fixed lateral connection), ``batch`` samples per
+    call. The images are digits from the demo's data set; both networks see
+    Poisson trains at ``intensity / 16 * max_rate`` Hz (1 ms steps).
     """
 
     name: str
@@ -110,7 +112,7 @@ class NetworkCase:
     batch: int
     n_in: int
     n_neurons: int
-    rate: float = 0.05
+    max_rate: float = 300.0
     seed: int = 2
 
 
@@ -128,11 +130,23 @@ def conv_case(quick: bool) -> ConvCase:
     return ConvCase(name="B2", steps=50, batch=16, in_channels=1, out_channels=32, height=28, width=28, kernel=5)
 
 
-def network_case(quick: bool) -> NetworkCase:
-    """B4 sizes: 64 inputs, 100 excitatory neurons, 100 steps, one sample per call."""
+def network_case(batch: int | None, quick: bool) -> NetworkCase:
+    """B4 sizes: the demo's own defaults (``plastic.zoo.demo.DemoConfig``), read at run time.
+
+    ``batch=None`` takes the demo's training batch size; ``quick``: 8 neurons,
+    10 steps, at most 2 samples.
+    """
+    from plastic.zoo.demo import DemoConfig
+
+    config = DemoConfig().resolved()
+    batch = config.batch_size if batch is None else batch
+    assert batch is not None and config.neurons is not None and config.steps is not None
     if quick:
-        return NetworkCase(name="B4", steps=10, batch=1, n_in=16, n_neurons=8)
-    return NetworkCase(name="B4", steps=100, batch=1, n_in=64, n_neurons=100)
+        return NetworkCase(name=f"B4 B={min(batch, 2)}", steps=10, batch=min(batch, 2), n_in=64, n_neurons=8)
+    return NetworkCase(
+        name=f"B4 B={batch}", steps=config.steps, batch=batch, n_in=64, n_neurons=config.neurons,
+        max_rate=config.max_rate,
+    )  # fmt: skip
 
 
 # ----------------------------------------------------------------------- data

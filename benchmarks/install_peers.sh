@@ -24,9 +24,10 @@ IMPORTS=(
   numpy scipy einops attrs psutil
   loguru tensorboard                # spikingjelly: its logger; torch.utils.tensorboard in its monitor
   matplotlib pandas tensorboardX    # bindsnet's package __init__ imports analysis, ...
-  scikit-learn tqdm                 # ... evaluation, pipeline,
+  scikit-learn tqdm                 # ... evaluation, pipeline (and plastic's demo),
   opencv-python-headless            # ... datasets (cv2) and
   gymnasium ale-py                  # ... environment
+  hypothesis                        # plastic.testing (ScriptedNeuron drives the trainer rows)
 )
 
 if [ ! -x "$VENV/bin/python" ]; then

@@ -14,7 +14,8 @@ Cases (``benchmarks/common.py`` holds the sizes):
   = 2 GEMMs ``[32 x T*B*576] @ [T*B*576 x 25]``.
 * B3 event-time kernel STDP and delay-adjusted STDP per batch call (B1's
   B = 64 trains, their last spike times).
-* B4 one training step of a Diehl & Cook network (samples per second).
+* B4 one training step of a Diehl & Cook network (samples per second) at the
+  demo's sizes, batch 1 and the demo's batch.
 
 The spikes are generated once per case with a fixed seed and fed to every
 implementation as recorded trains. Columns: median wall time over the
@@ -88,8 +89,15 @@ def conv_data(case: ConvCase, device: torch.device) -> dict[str, Tensor]:
 
 
 def network_data(case: NetworkCase, device: torch.device) -> dict[str, Tensor]:
+    """Digits of the demo's data set ``[B, 64]`` and their Poisson trains ``[T, B, 64]`` (as the demo encodes)."""
+    from plastic.functional.encoders import poisson_encode
+    from plastic.zoo.demo import load_digit_splits
+
     generator = torch.Generator().manual_seed(case.seed)
-    return {"input": bernoulli_trains((case.steps, case.batch, case.n_in), case.rate, generator).to(device)}
+    images = load_digit_splits(0.25, 0)[0]
+    images = images[torch.randperm(images.shape[0], generator=generator)[: case.batch]]
+    trains = poisson_encode(images / 16.0 * case.max_rate, case.steps, 1.0, generator=generator).to(torch.float32)
+    return {"images": images.to(device), "input": trains.to(device)}
 
 
 # --------------------------------------------------------------------- bound
@@ -320,8 +328,9 @@ def main(argv: list[str] | None = None) -> int:
             case = DenseCase(**{**case.__dict__, "name": case.name.replace("B1", "B3")})
             rows += run_case(case.name, case, dense_data(case, device), None, args, device)
         else:
-            case = network_case(args.quick)
-            rows += run_case(case.name, case, network_data(case, device), None, args, device)
+            for batch in (1, None):  # one sample, and the demo's training batch
+                case = network_case(batch, args.quick)
+                rows += run_case(case.name, case, network_data(case, device), None, args, device)
     info = environment(args, device, peers)
     print(
         f"\n{info['date']}  device {info['device']}  cpu {info['cpu']} x{info['cpu_count']}  "

@@ -29,26 +29,30 @@ def test_quick_run_prints_table_and_writes_json(tmp_path: Path) -> None:
     assert completed.returncode == 0, completed.stderr[-2000:]
     stdout = completed.stdout
     assert "| case | implementation | median ms |" in stdout
-    for case in ("B1 B=1", "B1 B=4", "B2", "B3 B=4", "B4"):
+    for case in ("B1 B=1", "B1 B=4", "B2", "B3 B=4", "B4 B=1", "B4 B=2"):
         assert f"| {case} |" in stdout, case
-    assert "not available" in stdout  # the trainer hooks, until they are written
+    assert "not available" not in stdout  # every row of ours is written
 
     payload = json.loads(output.read_text())
     assert payload["environment"]["quick"] is True
     rows = payload["rows"]
     cases = {row["case"] for row in rows}
-    assert cases == {"B1 B=1", "B1 B=4", "B2", "B3 B=4", "B4"}
+    assert cases == {"B1 B=1", "B1 B=4", "B2", "B3 B=4", "B4 B=1", "B4 B=2"}
     assert not any(row["kind"] == "peer" for row in rows)
-    functional = [row for row in rows if row["kind"] == "ours" and row["status"] == "ok"]
-    assert len(functional) >= 12
-    for row in functional:
+    ours = [row for row in rows if row["kind"] == "ours"]
+    assert all(row["status"] == "ok" for row in ours), [row for row in ours if row["status"] != "ok"]
+    compared = [row for row in ours if not row["case"].startswith("B4")]
+    assert len(compared) >= 21
+    trainer_rows = [row for row in compared if "trainer" in row["implementation"]]
+    assert len(trainer_rows) == 7  # B1 x2 at both sizes, B2, B3 x2
+    for row in compared:
         assert row["median_ms"] > 0 and row["repeats"] >= 1
-        # every functional path computes the same window as the dense reference
+        # every path (functional and through the trainer API) computes the same window as the reference
         assert row["max_abs_diff"] is not None and row["max_abs_diff"] < 1e-4 * max(1.0, row["max_abs_dw"])
+    demo = [row for row in ours if row["case"].startswith("B4")]
+    assert len(demo) == 2 and all(row["samples_per_s"] > 0 for row in demo)
     bounds = [row for row in rows if row["kind"] == "bound"]
     assert len(bounds) == 3 and all(row["median_ms"] > 0 for row in bounds)
-    for row in rows:
-        assert row["status"] in ("ok", "not available"), row
 
 
 def test_event_times_against_a_loop() -> None:
