@@ -101,10 +101,13 @@ def check_spikes(
         return tensor
     if tensor.is_complex():
         raise TypeError(f"{name}: expected bool or real {{0, 1}} spikes, got dtype {tensor.dtype}")
-    if tensor.numel() and not bool(((tensor == 0) | (tensor == 1)).all()):
+    fired = tensor != 0
+    # three passes: the values are {0, 1} exactly when they equal their own nonzero mask
+    # (NaN is nonzero but not 1; -0.0 equals 0)
+    if tensor.numel() and not torch.equal(tensor, fired.to(tensor.dtype)):
         bad = tensor[(tensor != 0) & (tensor != 1)].flatten()[0].item()
         raise ValueError(f"{name}: expected spikes with values in {{0, 1}} (or bool), found {bad}")
-    return tensor != 0
+    return fired
 
 
 def spikes_as(spikes: Tensor, like: Tensor) -> Tensor:

@@ -60,6 +60,7 @@ from plastic.functional.traces import (
     decay_factor,
     spike_filter_step,
     spike_filter_window,
+    spike_values,
     trace_cumulative_step,
     trace_cumulative_window,
 )
@@ -264,8 +265,12 @@ class Synapse(nn.Module):
 
     # ------------------------------------------------------------------ dynamics
 
-    def _integrate(self, values: Tensor) -> Tensor:
-        """Currents for ``values`` (float spikes, one step or a window); updates ``state``."""
+    def _integrate(self, values: Tensor, owned: bool = False) -> Tensor:
+        """Currents for ``values`` (float spikes, one step or a window); updates ``state``.
+
+        ``owned``: ``values`` is a fresh tensor of this call (converted from
+        bool spikes, no autograd graph) that the synapse may write into or keep.
+        """
         raise NotImplementedError
 
     def _interpolation_tau(self) -> float | None:
@@ -274,8 +279,11 @@ class Synapse(nn.Module):
 
     def _advance(self, spikes: Tensor, fired: Tensor) -> Tensor:
         # floats keep their autograd graph (surrogate gradients); bool becomes the state dtype
-        values = spikes.to(self.state.dtype) if spikes.is_floating_point() else fired.to(self.state.dtype)
-        currents = self._integrate(values)
+        if spikes.is_floating_point():
+            values, owned = spikes.to(self.state.dtype), False
+        else:
+            values, owned = spike_values(fired, self.state.dtype), True
+        currents = self._integrate(values, owned)
         self.spike = fired
         self.current = currents
         return currents
@@ -423,8 +431,11 @@ class DeltaCurrent(Synapse):
         )
         self.amplitude = amplitude
 
-    def _integrate(self, values: Tensor) -> Tensor:
-        currents = values * self.amplitude
+    def _integrate(self, values: Tensor, owned: bool = False) -> Tensor:
+        if owned:  # a fresh conversion of bool spikes: scale it in place (nothing when A = 1)
+            currents = values if self.amplitude == 1.0 else values.mul_(self.amplitude)
+        else:
+            currents = values * self.amplitude
         self.state = currents if self._step_mode == "single" else currents[-1]
         return currents
 
@@ -481,7 +492,7 @@ class ExponentialCurrent(Synapse):
     def _interpolation_tau(self) -> float | None:
         return self.tau
 
-    def _integrate(self, values: Tensor) -> Tensor:
+    def _integrate(self, values: Tensor, owned: bool = False) -> Tensor:
         if self._step_mode == "single":
             self.state = trace_cumulative_step(self.state, values, self.decay, self.amplitude)
             return self.state
@@ -562,7 +573,7 @@ class SpikeFilterCurrent(Synapse):
             return float(1.0 / torch.sigmoid(self.inverse_tau_logit.detach()))
         return self._initial_tau
 
-    def _integrate(self, values: Tensor) -> Tensor:
+    def _integrate(self, values: Tensor, owned: bool = False) -> Tensor:
         if self._step_mode == "single":
             self.state = spike_filter_step(self.state, values, self.inverse_tau)
             return self.state

@@ -42,6 +42,7 @@ from torch import Tensor, nn
 
 from plastic.functional.kernels import exp_post, exp_pre, gaussian, mexican_hat, rectangular
 from plastic.functional.receptive import ConvGeometry, conv_output_shape
+from plastic.functional.traces import spike_values
 from plastic.functional.validation import check_choice, check_positive, check_spikes, check_tensor
 from plastic.neural.cell import Cell
 from plastic.neural.connections import Connection, Conv1d, Conv2d, LinearDense, LinearDirect, LinearLateral
@@ -578,7 +579,7 @@ class ScriptedNeuron(nn.Module):
         emitted = self._script[self._position : self._position + steps]
         self._position += steps
         self.spike = emitted if lead == 2 else emitted[0]
-        return self.spike.to(inputs.dtype)
+        return spike_values(self.spike, inputs.dtype)
 
     def extra_repr(self) -> str:
         return f"shape={self.shape}, dt={self.dt}, batch_size={self._batch_size}, step_mode={self._step_mode!r}"
