@@ -89,7 +89,7 @@ class WindowTrainer(IndependentCellTrainer):
                     f"but the window keeps {reducer.steps}; raise `window` or call the trainer more often"
                 )
             counts[key] = fresh
-            windows[key] = reducer.peek()[reducer.steps - fresh :]
+            windows[key] = reducer.recent(fresh)  # a view where possible: rules only read it
         if len(set(counts.values())) > 1:
             raise RuntimeError(
                 f"{type(self).__name__}: the recordings of cell {unit.name!r} disagree on the steps "

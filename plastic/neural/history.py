@@ -150,6 +150,19 @@ class RingBuffer(nn.Module):
             out[:missing] = self.fill
         return out
 
+    def recent(self, steps: int) -> Tensor:
+        """The last ``steps`` samples in time order, as :meth:`window`, but a view of the
+        storage (no copy) when they are held and lie contiguously in it.
+
+        A view changes with the next push: read it before writing again.
+        """
+        if not isinstance(steps, int) or steps < 0 or steps > self.capacity:
+            raise ValueError(f"steps: expected an int in [0, {self.capacity}], got {steps!r}")
+        start = (self._pointer - steps) % self.capacity
+        if steps <= self._count and start + steps <= self.capacity:
+            return self.data[start : start + steps]
+        return self.window(steps)
+
     def read(
         self,
         lags: Tensor,

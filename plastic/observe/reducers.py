@@ -939,6 +939,17 @@ class WindowReducer(Reducer):
         assert self.history is not None
         return self.history.window(self.steps)
 
+    def recent(self, steps: int) -> Tensor:
+        """The last ``steps`` observations ``[steps, *shape]``, time order, newest last.
+
+        Unlike :meth:`peek` it may be a view of the storage (no copy: the
+        window trainers' read); it changes with the next observation.
+        """
+        if self._shape is None:
+            raise RuntimeError(f"{type(self).__name__}.recent: nothing observed yet")
+        assert self.history is not None
+        return self.history.recent(steps)
+
     def view(self, delay: float | Tensor, tolerance: float | None = None) -> Tensor:
         raise NotImplementedError("WindowReducer keeps whole windows: read them with peek()")
 
