@@ -107,6 +107,9 @@ def signed_terms(*terms: Tensor) -> tuple[Tensor, Tensor]:
     Each term is a signed change; its positive part is potentiation and its
     negative part (negated) depression.
     """
+    if len(terms) == 1:  # two passes: max(t, 0) and max(t, 0) - t = max(-t, 0), both exact
+        potentiation = terms[0].clamp(min=0)
+        return potentiation, potentiation - terms[0]
     potentiation = sum(term.clamp(min=0) for term in terms)
     depression = sum((-term).clamp(min=0) for term in terms)
     return potentiation, depression  # type: ignore[return-value]

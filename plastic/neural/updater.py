@@ -231,8 +231,13 @@ class Updater(nn.Module):
                 f"{argument}: expected dtype {param.dtype} (the parameter's), got dtype {tensor.dtype}"
             )
         if tensor.numel():
-            valid = (tensor >= 0) & (tensor < float("inf")) if tensor.is_floating_point() else tensor >= 0
-            if not bool(valid.all()):
+            if tensor.is_floating_point():
+                # one pass: NaN propagates into both extremes and fails both comparisons
+                low, high = torch.aminmax(tensor)
+                valid = bool(low >= 0) and bool(high < float("inf"))
+            else:
+                valid = bool((tensor >= 0).all())
+            if not valid:
                 if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
                     raise ValueError(f"{argument}: expected finite values, found NaN or inf")
                 raise ValueError(f"{argument}: expected non-negative magnitudes, found negative values")
