@@ -213,7 +213,7 @@ def _window_run(cell: Cell, trainer: STDP, data: Data) -> Callable[[], Tensor]:
     """One window through the public API: cell forward (monitor hooks), ``trainer()``, ``trainer.update()``."""
     weight = cell.connection.weight
     # the recorded trains as bool, the dtype encoders and neurons give spikes in (a float {0, 1}
-    # train is checked value by value at the cell's input: validation.check_spikes, 5 passes)
+    # train is checked value by value at the cell's input: validation.check_spikes, 3 passes)
     pre, post = data["pre"].bool(), data["post"].bool()
 
     def run() -> Tensor:
