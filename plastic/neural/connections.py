@@ -65,6 +65,7 @@ from plastic.functional.receptive import (
     weight_to_grouped,
 )
 from plastic.functional.validation import check_choice, check_non_negative, check_positive, check_tensor
+from plastic.neural.buffers import rebind_buffer
 from plastic.neural.synapses import SYNAPSE_KINDS, Synapse, check_batch_size, make_synapse
 
 __all__ = ["Connection", "LinearDense", "LinearDirect", "LinearLateral", "Conv1d", "Conv2d"]
@@ -266,8 +267,8 @@ class Connection(nn.Module):
 
     def _clear_outputs(self) -> None:
         shape = (self.synapse.batch_size, *self.synapse_shape)
-        self.synspike = torch.zeros(shape, dtype=torch.bool, device=self.weight.device)
-        self.syncurrent = torch.zeros(shape, dtype=self.weight.dtype, device=self.weight.device)
+        rebind_buffer(self, "synspike", torch.zeros(shape, dtype=torch.bool, device=self.weight.device))
+        rebind_buffer(self, "syncurrent", torch.zeros(shape, dtype=self.weight.dtype, device=self.weight.device))
 
     def effective_weight(self) -> Tensor:
         """The weight the forward uses (masked for lateral connections)."""
@@ -286,13 +287,13 @@ class Connection(nn.Module):
         if self.delay is None:
             currents = self.synapse(spikes)
             out = self._propagate(currents)
-            self.synspike = self.synapse.spike
+            rebind_buffer(self, "synspike", self.synapse.spike)
         else:
             # clamped_delay() is finite and within [0, max_delay] <= synapse.max_delay
             arrived, currents = self.synapse.forward_delayed(spikes, self.clamped_delay(), check_delay=False)
             out = self._propagate_delayed(currents)
-            self.synspike = arrived
-        self.syncurrent = currents
+            rebind_buffer(self, "synspike", arrived)
+        rebind_buffer(self, "syncurrent", currents)
         return out
 
     def _propagate(self, currents: Tensor) -> Tensor:

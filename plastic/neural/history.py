@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from plastic.functional.interpolation import check_method, chosen_lag, interpolate, snap_lags
 from plastic.functional.validation import check_tensor
+from plastic.neural.buffers import set_plain
 
 __all__ = ["RingBuffer"]
 
@@ -77,8 +78,8 @@ class RingBuffer(nn.Module):
     def clear(self) -> None:
         """Forget every sample (storage kept)."""
         self.data.fill_(self.fill)
-        self._pointer = 0
-        self._count = 0
+        set_plain(self, "_pointer", 0)
+        set_plain(self, "_count", 0)
 
     def reshape_storage(self, shape: Sequence[int]) -> None:
         """Reallocate for a new sample shape (clears)."""
@@ -98,10 +99,13 @@ class RingBuffer(nn.Module):
 
     def push(self, value: Tensor) -> None:
         """Append one sample ``[*shape]``."""
-        self.check_sample(value)
-        self.data[self._pointer] = value
-        self._pointer = (self._pointer + 1) % self.capacity
-        self._count = min(self._count + 1, self.capacity)
+        data = self.data  # one module attribute lookup per push (this runs several times a step)
+        if not (isinstance(value, Tensor) and value.shape == data.shape[1:]):
+            self.check_sample(value)  # the same test, then the full check with its message
+        data[self._pointer] = value
+        # plain ints: object.__setattr__ skips nn.Module's table checks (the same result)
+        set_plain(self, "_pointer", (self._pointer + 1) % self.capacity)
+        set_plain(self, "_count", min(self._count + 1, self.capacity))
 
     def push_window(self, values: Tensor) -> None:
         """Append ``[T, *shape]`` samples (oldest first) in at most two copies."""
@@ -119,8 +123,8 @@ class RingBuffer(nn.Module):
         self.data[self._pointer : self._pointer + first] = values[:first]
         if first < steps:
             self.data[: steps - first] = values[first:]
-        self._pointer = (self._pointer + steps) % self.capacity
-        self._count = min(self._count + steps, self.capacity)
+        set_plain(self, "_pointer", (self._pointer + steps) % self.capacity)
+        set_plain(self, "_count", min(self._count + steps, self.capacity))
 
     def newest(self) -> Tensor:
         """The latest sample (``fill`` if none)."""

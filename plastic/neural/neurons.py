@@ -51,6 +51,7 @@ from plastic.functional.neurons import (
 )
 from plastic.functional.surrogate import ATan, SurrogateGradient
 from plastic.functional.validation import check_choice, check_positive, check_shape, check_tensor
+from plastic.neural.buffers import rebind_buffer
 
 __all__ = ["SpikingNeuron", "IF", "LIF", "AdaptiveLIF", "STEP_MODES"]
 
@@ -215,11 +216,11 @@ class SpikingNeuron(nn.Module):
     def _reset_batched(self) -> None:
         # New tensors rather than in-place fills: the old ones may be saved in
         # an autograd graph that is still to be backpropagated.
-        self.voltage = torch.full_like(self.voltage, self.params.v_reset).detach()
+        rebind_buffer(self, "voltage", torch.full_like(self.voltage, self.params.v_reset).detach())
         if self.params.refractory_steps > 0:
-            self.refractory_remaining = torch.zeros_like(self.refractory_remaining)
-        self.spike = torch.zeros(
-            (self._batch_size, *self.shape), dtype=torch.bool, device=self.voltage.device
+            rebind_buffer(self, "refractory_remaining", torch.zeros_like(self.refractory_remaining))
+        rebind_buffer(
+            self, "spike", torch.zeros((self._batch_size, *self.shape), dtype=torch.bool, device=self.voltage.device)
         )
 
     def reset(self) -> None:
@@ -239,11 +240,11 @@ class SpikingNeuron(nn.Module):
         )
 
     def _store(self, state: NeuronState) -> None:
-        self.voltage = state.voltage
+        rebind_buffer(self, "voltage", state.voltage)
         if state.refractory_remaining is not None:
-            self.refractory_remaining = state.refractory_remaining
+            rebind_buffer(self, "refractory_remaining", state.refractory_remaining)
         if state.theta is not None:
-            self.theta = state.theta
+            rebind_buffer(self, "theta", state.theta)
 
     # -- dynamics ------------------------------------------------------------
 
@@ -285,7 +286,7 @@ class SpikingNeuron(nn.Module):
                 result = neuron_window_state(inputs, state, self.params)
                 spikes, new_state = result.spikes, result.state
         self._store(new_state)
-        self.spike = spikes.detach() != 0
+        rebind_buffer(self, "spike", spikes.detach() != 0)
         return spikes
 
     def extra_repr(self) -> str:

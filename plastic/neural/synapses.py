@@ -72,6 +72,7 @@ from plastic.functional.validation import (
     check_spikes,
     check_tensor,
 )
+from plastic.neural.buffers import rebind_buffer
 from plastic.neural.history import RingBuffer
 
 __all__ = ["Synapse", "DeltaCurrent", "ExponentialCurrent", "SpikeFilterCurrent", "STEP_MODES"]
@@ -213,9 +214,10 @@ class Synapse(nn.Module):
         self.spike_history.clear()
         self.current_history.clear()
         # a fresh tensor: the old state may hold an autograd graph
-        self.state = torch.zeros(sample, dtype=self.state.dtype, device=self.state.device)
-        self.spike = torch.zeros(sample, dtype=torch.bool, device=self.state.device)
-        self.current = torch.zeros(sample, dtype=self.state.dtype, device=self.state.device)
+        dtype, device = self.state.dtype, self.state.device
+        rebind_buffer(self, "state", torch.zeros(sample, dtype=dtype, device=device))
+        rebind_buffer(self, "spike", torch.zeros(sample, dtype=torch.bool, device=device))
+        rebind_buffer(self, "current", torch.zeros(sample, dtype=dtype, device=device))
 
     def detach(self) -> None:
         """Cut the autograd history of the state (truncated backpropagation through time)."""
@@ -284,8 +286,8 @@ class Synapse(nn.Module):
         else:
             values, owned = spike_values(fired, self.state.dtype), True
         currents = self._integrate(values, owned)
-        self.spike = fired
-        self.current = currents
+        rebind_buffer(self, "spike", fired)
+        rebind_buffer(self, "current", currents)
         return currents
 
     def _push(self, fired: Tensor, currents: Tensor) -> None:
@@ -436,7 +438,7 @@ class DeltaCurrent(Synapse):
             currents = values if self.amplitude == 1.0 else values.mul_(self.amplitude)
         else:
             currents = values * self.amplitude
-        self.state = currents if self._step_mode == "single" else currents[-1]
+        rebind_buffer(self, "state", currents if self._step_mode == "single" else currents[-1])
         return currents
 
     def extra_repr(self) -> str:
@@ -494,7 +496,7 @@ class ExponentialCurrent(Synapse):
 
     def _integrate(self, values: Tensor, owned: bool = False) -> Tensor:
         if self._step_mode == "single":
-            self.state = trace_cumulative_step(self.state, values, self.decay, self.amplitude)
+            rebind_buffer(self, "state", trace_cumulative_step(self.state, values, self.decay, self.amplitude))
             return self.state
         currents, self.state = trace_cumulative_window(values, self.decay, self.amplitude, initial=self.state)
         return currents
@@ -575,7 +577,7 @@ class SpikeFilterCurrent(Synapse):
 
     def _integrate(self, values: Tensor, owned: bool = False) -> Tensor:
         if self._step_mode == "single":
-            self.state = spike_filter_step(self.state, values, self.inverse_tau)
+            rebind_buffer(self, "state", spike_filter_step(self.state, values, self.inverse_tau))
             return self.state
         currents, self.state = spike_filter_window(values, self.state, self.inverse_tau)
         return currents

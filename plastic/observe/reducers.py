@@ -71,6 +71,7 @@ from plastic.functional.validation import (
     check_spikes,
     check_tensor,
 )
+from plastic.neural.buffers import set_plain
 from plastic.neural.history import RingBuffer
 
 __all__ = [
@@ -918,15 +919,15 @@ class WindowReducer(Reducer):
     def _update_step(self, value: Tensor) -> None:
         assert self.history is not None
         self.history.push(value)
-        self._total += 1
+        set_plain(self, "_total", self._total + 1)  # a plain int: skips nn.Module.__setattr__
 
     def _update_window(self, values: Tensor) -> None:
         assert self.history is not None
         self.history.push_window(values)
-        self._total += values.shape[0]
+        set_plain(self, "_total", self._total + values.shape[0])
 
     def _reset_state(self) -> None:
-        self._total = 0  # the base class clears the history
+        set_plain(self, "_total", 0)  # the base class clears the history
 
     def get_extra_state(self) -> Any:
         return {**super().get_extra_state(), "total": self._total}
