@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
+from plastic.functional.validation import all_finite
 from plastic.neural.connections import Connection
 
 if TYPE_CHECKING:
@@ -200,7 +201,7 @@ class Cell(nn.Module):
                 raise TypeError(f"current: expected dtype {voltage.dtype} (the neuron's state), got {current.dtype}")
             if current.device != voltage.device:
                 raise ValueError(f"current: expected a tensor on {voltage.device}, got {current.device}")
-            if not bool(torch.isfinite(current).all()):
+            if not all_finite(current):
                 raise ValueError("current: expected finite values, found NaN or inf")
         drive = self.connection(spikes)
         if current is not None:
