@@ -154,6 +154,14 @@ class DigitNetwork:
         With ``learn`` the trainer consumes the presentation and the updater
         applies it (normalised, clamped); without, thresholds stay fixed.
         """
+        # plasticity needs no autograd: without this every step would extend one graph
+        # through the whole presentation (the weights are parameters, the neuron trains)
+        with torch.no_grad():
+            return self._present(images, learn=learn, record=record, max_rate=max_rate)
+
+    def _present(
+        self, images: Tensor, *, learn: bool, record: bool, max_rate: float | None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
         config = self.config
         batch = images.shape[0]
         self.set_batch(batch)
