@@ -34,6 +34,7 @@ from plastic.learn.stdp import STDP
 from plastic.neural.cell import Cell
 from plastic.neural.connections import Connection, Conv2d, LinearDense
 from plastic.testing.strategies import ScriptedNeuron
+from plastic.functional.kernel_stdp import kernel_pair_sums, kernel_split
 from plastic.functional.kernels import exp_post, exp_pre, split_kernel_values
 from plastic.functional.receptive import ConvGeometry, grouped_to_weight
 from plastic.functional.stdp import stdp_window, stdp_window_net
@@ -147,16 +148,33 @@ def functional_window_net(method: str) -> RowFunction:
 
 
 def functional_kernel(delayed: bool) -> RowFunction:
-    """B3 event-time kernel STDP with the functional kernels (per batch call)."""
+    """B3 event-time kernel STDP through :func:`plastic.functional.kernel_stdp.kernel_pair_sums`.
+
+    The kernels are passed as plain callables (:func:`kernel_split` of
+    ``exp_post``/``exp_pre``), the way a user's own kernels are: no
+    exponential fast path; ``method="auto"`` (grouped by postsynaptic time
+    without delays, direct with them).
+    """
 
     def prepare(case: DenseCase, data: Data) -> Prepared:
         name = "delay" if delayed else "kernel"
+        times_pre = data["e_pre"].view(case.batch, 1, 1, case.n_in, 1)
+        times_post = data["e_post"].view(case.batch, 1, case.n_out, 1)
+        delay = data["delay"].unsqueeze(0) if delayed else None
+        split = kernel_split(
+            exp_post, exp_pre, {"eta_post": KERNEL_ETA_POST, "tau_post": case.tau},
+            {"eta_pre": KERNEL_ETA_PRE, "tau_pre": case.tau},
+        )  # fmt: skip
+
+        def run() -> Tensor:
+            potentiation, depression = kernel_pair_sums(times_pre, times_post, split, delay=delay)
+            return (potentiation - depression)[0] / case.batch
+
         return Prepared(
-            lambda: kernel_change(case, data, delayed=delayed),
-            reference=name,
-            note="exp_post/exp_pre + split_kernel_values on [B, n_out, n_in] deltas"
-            + (", minus per-synapse delays" if delayed else ""),
-        )
+            run, reference=name,
+            note="kernel_pair_sums with kernel_split(exp_post, exp_pre) (user-kernel path), batch mean"
+            + (", minus per-synapse delays (direct)" if delayed else " (grouped by post time)"),
+        )  # fmt: skip
 
     return prepare
 

@@ -166,7 +166,9 @@ common_cases = dict(
 @given(
     **common_cases,
     n_in=st.integers(1, 4),
-    n_out=st.integers(1, 3),
+    # up to 6 outputs: with few steps, at most O/2 distinct postsynaptic times
+    # (the sums grouped by postsynaptic time) as well as more (direct)
+    n_out=st.integers(1, 6),
     eta_post=st.floats(-2.0, 2.0),
     eta_pre=st.floats(-2.0, 2.0),
     tau_post=st.floats(0.5, 20.0),

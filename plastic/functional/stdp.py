@@ -220,7 +220,7 @@ def _density(events: Tensor) -> float:
     return float(torch.count_nonzero(events)) / max(events.numel(), 1)
 
 
-def _csr_product(events: Tensor, values: Tensor) -> Tensor:
+def event_product(events: Tensor, values: Tensor) -> Tensor:
     """``out[g, r, c] = sum_{n, p} events[n, g, r, p] * values[n, g, c, p]`` for binary events.
 
     The events become a CSR matrix ``[(G R), (N G P)]`` with one entry per
@@ -380,9 +380,9 @@ def pair_product(
         pre_view, post_view = layout.pre(pre_flat), layout.post(post_flat)
         _check_views(pre_view, post_view)
         if events == "post":
-            out = _csr_product(post_view, pre_view)
+            out = event_product(post_view, pre_view)
         else:
-            out = _csr_product(pre_view, post_view).transpose(1, 2)
+            out = event_product(pre_view, post_view).transpose(1, 2)
     else:
         # bool spikes on the event side, read as {0, 1} values for the dense product
         if post_flat.dtype == torch.bool:

@@ -44,7 +44,8 @@ import attrs
 import torch
 from torch import Tensor
 
-from plastic.functional.kernels import exp_post, exp_pre, split_kernel_values
+from plastic.functional.kernel_stdp import KernelSplit, exponential_split, kernel_pair_sums, kernel_split
+from plastic.functional.kernels import exp_post, exp_pre
 from plastic.functional.receptive import grouped_to_weight, weight_to_grouped
 from plastic.learn.base import CellState, IndependentCellTrainer, Unit, check_batch_reduction, reduce_batch
 from plastic.neural.cell import Cell
@@ -260,34 +261,60 @@ class KernelSTDP(IndependentCellTrainer):
         delta = self.presynaptic_times(unit) - post_times
         if self.adjust_for_delay:
             # in place: ``delta`` is a fresh tensor of the full [B, G, O, K, P] shape
-            delta.sub_(weight_to_grouped(connection.delay.detach(), connection.groups).unsqueeze(0).unsqueeze(-1))
+            delta.sub_(self._grouped_delay(unit).unsqueeze(-1))
         return delta
+
+    @staticmethod
+    def _grouped_delay(unit: Unit) -> Tensor:
+        connection = unit.cell.connection
+        return weight_to_grouped(connection.delay.detach(), connection.groups)
+
+    def kernel_split(self, state: CellState) -> KernelSplit:
+        """``delta -> (potentiation, depression)`` of the cell's kernels.
+
+        The built-in exponential kernels with number-valued parameters take
+        :func:`~plastic.functional.kernel_stdp.exponential_split` (one
+        exponential per element, in place); any other pair is evaluated as
+        given (:func:`~plastic.functional.kernel_stdp.kernel_split`, which also
+        raises the kernels' own argument errors).
+        """
+        post_kwargs, pre_kwargs = state.kwargs("kernel_post"), state.kwargs("kernel_pre")
+        if _exponential_parameters(state, post_kwargs, pre_kwargs):
+            parameters = {
+                "eta_post": post_kwargs.get("eta_post", 1.0),
+                "tau_post": post_kwargs.get("tau_post", 20.0),
+                "eta_pre": pre_kwargs.get("eta_pre", -1.0),
+                "tau_pre": pre_kwargs.get("tau_pre", 20.0),
+            }
+            return lambda delta: exponential_split(delta, **parameters)
+        return kernel_split(state.kernel_post_function, state.kernel_pre_function, post_kwargs, pre_kwargs)
 
     def learn(self, unit: Unit) -> None:
         state = unit.state
-        delta = self.deltas(unit)
-        split = _exponential_split(state, delta)
-        if split is not None:
-            potentiation, depression = split
-        else:
-            values_post = state.kernel_post_function(delta, **state.kwargs("kernel_post"))
-            values_pre = state.kernel_pre_function(delta, **state.kwargs("kernel_pre"))
-            potentiation_post, depression_post = split_kernel_values(values_post)
-            potentiation_pre, depression_pre = split_kernel_values(values_pre)
-            potentiation = potentiation_post + potentiation_pre
-            depression = depression_post + depression_pre
-        # sum over receptive positions (dense: the one position as it is), then over the batch
-        potentiation = potentiation.squeeze(-1) if potentiation.shape[-1] == 1 else potentiation.sum(-1)
-        depression = depression.squeeze(-1) if depression.shape[-1] == 1 else depression.sum(-1)
-        reduction = state.params.batch_reduction
         connection = unit.cell.connection
+        split = self.kernel_split(state)
+        reduction = state.params.batch_reduction
+        if reduction in ("sum", "mean") and not _per_synapse_kwargs(state):
+            # sums over samples and positions without a [B, G, O, K, P] tensor
+            times_post = connection.post_view(unit.monitors["post"].reducer.peek())
+            times_pre = self.presynaptic_times(unit)
+            delay = self._grouped_delay(unit).to(times_pre.dtype) if self.adjust_for_delay else None
+            potentiation, depression = kernel_pair_sums(times_pre, times_post.to(times_pre.dtype), split, delay=delay)
+            if reduction == "mean":
+                samples = times_post.shape[0]
+                potentiation, depression = potentiation.div_(samples), depression.div_(samples)
+        else:
+            potentiation, depression = split(self.deltas(unit))
+            # sum over receptive positions (dense: the one position as it is), then over the batch
+            potentiation = potentiation.squeeze(-1) if potentiation.shape[-1] == 1 else potentiation.sum(-1)
+            depression = depression.squeeze(-1) if depression.shape[-1] == 1 else depression.sum(-1)
+            potentiation = reduce_batch(potentiation, reduction)
+            depression = reduce_batch(depression, reduction)
         parameter = getattr(connection, self.target)
-        potentiation = grouped_to_weight(reduce_batch(potentiation, reduction), parameter.shape)
-        depression = grouped_to_weight(reduce_batch(depression, reduction), parameter.shape)
         unit.cell.updater.accumulate(
             self.target,
-            potentiation=potentiation.to(parameter.dtype),
-            depression=depression.to(parameter.dtype),
+            potentiation=grouped_to_weight(potentiation, parameter.shape).to(parameter.dtype),
+            depression=grouped_to_weight(depression, parameter.shape).to(parameter.dtype),
         )
 
 
@@ -295,53 +322,25 @@ def _plain_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _exponential_split(state: CellState, delta: Tensor) -> tuple[Tensor, Tensor] | None:
-    """Potentiation and depression of the default exponential kernels, in a few in-place passes.
+def _per_synapse_kwargs(state: CellState) -> bool:
+    """Whether a kernel parameter has more than one value (e.g. one per synapse)."""
+    return any(
+        isinstance(value, Tensor) and value.numel() > 1
+        for kwargs in (state.kwargs("kernel_post"), state.kwargs("kernel_pre"))
+        for value in kwargs.values()
+    )
 
-    Same values as ``split_kernel_values(exp_post(delta)) + split_kernel_values(exp_pre(delta))``
-    element by element: at each ``delta`` exactly one kernel is nonzero (``delta >= 0``: the
-    causal one, ``eta_post * exp(-|delta|/tau_post)``; ``delta < 0``: ``eta_pre *
-    exp(-|delta|/tau_pre)``; NaN: neither), so one exponential per element, computed
-    in ``delta``'s own storage, replaces two kernel evaluations, their masks and four
-    splits (each a temporary of the full ``[B, G, O, K, P]`` size; on CPU every fresh
-    temporary of that size also pays its page faults): one mask and one more tensor
-    remain. Since ``max(eta * m, 0) = eta * m`` for ``eta >= 0`` and ``max(-eta * m, 0)
-    = |eta| * m`` for ``eta < 0`` (``m >= 0``), each branch goes whole to the side
-    its rate's sign chooses. Returns ``None``
-    (the general path, which also raises the kernels' own argument errors) unless both
-    kernels are the built-in :func:`exp_post` / :func:`exp_pre` with plain-number
-    parameters. Consumes ``delta``.
-    """
+
+def _exponential_parameters(state: CellState, post_kwargs: Mapping[str, Any], pre_kwargs: Mapping[str, Any]) -> bool:
+    """Whether the kernels are the built-in exponentials with plain-number parameters."""
     if state.kernel_post_function is not exp_post or state.kernel_pre_function is not exp_pre:
-        return None
-    post_kwargs, pre_kwargs = state.kwargs("kernel_post"), state.kwargs("kernel_pre")
+        return False
     if not set(post_kwargs) <= {"eta_post", "tau_post"} or not set(pre_kwargs) <= {"eta_pre", "tau_pre"}:
-        return None
-    eta_post, tau_post = post_kwargs.get("eta_post", 1.0), post_kwargs.get("tau_post", 20.0)
-    eta_pre, tau_pre = pre_kwargs.get("eta_pre", -1.0), pre_kwargs.get("tau_pre", 20.0)
-    if not all(_plain_number(value) for value in (eta_post, tau_post, eta_pre, tau_pre)):
-        return None
-    if not (tau_post > 0 and tau_pre > 0) or not delta.is_floating_point():
-        return None
-    causal = delta >= 0  # NaN (no spike) is in neither branch
-    magnitude = delta.abs_()
-    if tau_post == tau_pre:
-        magnitude.div_(-tau_post)
-    else:
-        magnitude.div_(torch.where(causal, -float(tau_post), -float(tau_pre)))
-    magnitude.exp_().nan_to_num_(nan=0.0)  # exp(-|delta|/tau) in [0, 1]; no spike: 0
-    # the two branches, each with the magnitude of its rate; the sign of the rate says
-    # whether the branch potentiates or depresses (|eta| * m == max(+-eta * m, 0) exactly)
-    causal_part = torch.where(causal, magnitude, 0.0).mul_(abs(eta_post))
-    acausal_part = magnitude.masked_fill_(causal, 0.0).mul_(abs(eta_pre))
-    zeros = lambda: torch.zeros_like(causal_part)  # noqa: E731
-    if eta_post >= 0 and eta_pre >= 0:
-        return causal_part.add_(acausal_part), zeros()
-    if eta_post < 0 and eta_pre < 0:
-        return zeros(), causal_part.add_(acausal_part)
-    if eta_post >= 0:
-        return causal_part, acausal_part
-    return acausal_part, causal_part
+        return False
+    values = (*post_kwargs.values(), *pre_kwargs.values())
+    if not all(_plain_number(value) for value in values):
+        return False
+    return post_kwargs.get("tau_post", 20.0) > 0 and pre_kwargs.get("tau_pre", 20.0) > 0
 
 
 class DelayAdjustedKernelSTDP(KernelSTDP):
