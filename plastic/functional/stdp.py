@@ -258,33 +258,58 @@ def _conv_event_product(events: Tensor, values: Tensor, geometry: ConvGeometry) 
     """``out[g, o, k] = sum_{n, p} events[n, g, o, p] * unfold(values)[n, g, k, p]`` for binary events.
 
     ``events`` ``[N, C_out, *out_spatial]``, ``values`` ``[N, C_in, *in_spatial]``.
-    Gathers the ``K`` receptive-field values of each event straight from
-    ``values`` (indices from the receptive view of an index map, so every
-    padding mode, stride, dilation and group count is handled by the view
-    itself) and adds them into the event's output row: work proportional to
-    the number of events times ``K``, without unfolding the window.
+    The window is padded as the convolution pads its input (every padding
+    mode), so the receptive field of an output position is the same affine
+    pattern of flat indices everywhere::
+
+        index(n, g, p, k) = n * S + start(p) + offset(g, k)
+
+    (``S`` the size of one padded sample, ``start`` the flat index of the
+    field's first element, ``offset`` that of each kernel element relative to
+    it, with stride and dilation). Each event gathers its ``K`` values at these
+    indices and adds them into its output row: work proportional to the number
+    of events times ``K``, no unfolded window and no index table per event.
     """
-    count = values.shape[0]
-    channels = values[0].numel()
-    # index map: entry + 1 of each input value, 0 where zero padding reads no input
-    index_map = torch.arange(1, channels + 1, dtype=torch.float64, device=values.device).reshape(values.shape[1:])
-    table = conv_pre_view(index_map.unsqueeze(0), geometry)[0].round().long() - 1  # [G, K, P]
-    groups, receptive, positions = table.shape
-    table = table.masked_fill_(table < 0, channels)  # the appended zero column
-    fired = conv_post_view(events if events.dtype == torch.bool else events != 0, geometry)  # [N, G, O, P]
-    rows_per_group = fired.shape[2]
-    sample, group, row, position = fired.nonzero(as_tuple=True)
-    out = values.new_zeros(groups * rows_per_group, receptive)
-    if sample.numel() == 0:
-        return out.reshape(groups, rows_per_group, receptive)
-    index_dtype = torch.int32 if count * (channels + 1) < 2**31 else torch.int64
-    table = rearrange(table, "g k p -> (g p) k").to(index_dtype)
-    index = table.index_select(0, group * positions + position)  # [E, K]
-    index.add_((sample * (channels + 1)).to(index_dtype).unsqueeze(1))
-    padded_values = torch.cat([values.reshape(count, channels), values.new_zeros(count, 1)], 1)
-    gathered = padded_values.reshape(-1).index_select(0, index.reshape(-1)).reshape(index.shape)
-    out.index_add_(0, group * rows_per_group + row, gathered)
-    return out.reshape(groups, rows_per_group, receptive)
+    padded = geometry.pad(values).contiguous()
+    count = padded.shape[0]
+    sample_size = padded[0].numel()
+    spatial = padded.shape[2:]
+    # flat strides of the padded spatial dimensions (row-major), then of a channel
+    spatial_strides = [math.prod(spatial[d + 1 :]) for d in range(len(spatial))]
+    channel_size = math.prod(spatial)
+    groups = geometry.groups
+    in_per_group = padded.shape[1] // groups
+    out_channels = events.shape[1]
+    rows_per_group = out_channels // groups
+    out_spatial = events.shape[2:]
+    device = values.device
+    # start(p): first element of each output position's field, [P]
+    start = torch.zeros((), dtype=torch.int64, device=device)
+    for d, size in enumerate(out_spatial):
+        along = torch.arange(size, device=device) * (geometry.stride[d] * spatial_strides[d])
+        start = start.unsqueeze(-1) + along
+    start = start.reshape(-1)
+    # offset(k) within one group: channel, then kernel elements with dilation, [K]
+    offset = torch.arange(in_per_group, device=device) * channel_size
+    for d, size in enumerate(geometry.kernel_size):
+        along = torch.arange(size, device=device) * (geometry.dilation[d] * spatial_strides[d])
+        offset = offset.unsqueeze(-1) + along
+    offset = offset.reshape(-1)
+    receptive = offset.numel()
+    index_dtype = torch.int32 if count * sample_size < 2**31 else torch.int64
+    flat_values = padded.reshape(-1)
+    fired = events if events.dtype == torch.bool else events != 0
+    fired = fired.reshape(count, groups, rows_per_group, -1)
+    out = values.new_zeros(groups, rows_per_group, receptive)
+    for group in range(groups):
+        sample, row, position = fired[:, group].nonzero(as_tuple=True)
+        if sample.numel() == 0:
+            continue
+        first = (sample * sample_size + start[position]).add_(group * in_per_group * channel_size)
+        index = first.to(index_dtype).unsqueeze(1) + offset.to(index_dtype)  # [E, K]
+        gathered = flat_values.index_select(0, index.reshape(-1)).reshape(index.shape)
+        out[group].index_add_(0, row, gathered)
+    return out
 
 
 def _dense_product(post: Tensor, pre: Tensor, layout: _Layout) -> Tensor:
@@ -741,9 +766,8 @@ def stdp_window_net(
 
     # trace_post after the window, closed form: a^T x(-1) + A sum_u a^(T-1-u) s_post(u)
     powers = _powers(decay_post_value, steps, dtype, device)
-    s_post_values = _spike_matrix(spikes_post, checked.spikes_post, dtype)
-    last_post = checked.trace_post * powers[steps] + amplitude_post * torch.einsum(
-        "t,tb...->b...", powers[:steps].flip(0), s_post_values
+    last_post = checked.trace_post * powers[steps] + amplitude_post * _time_weighted_sum(
+        checked.spikes_post, powers[:steps].flip(0)
     )
     # the event side stays bool: the event-driven product reads its nonzeros directly
     s_post = checked.spikes_post
@@ -757,12 +781,41 @@ def stdp_window_net(
         if batch_reduction == "mean":
             delta = delta / batch
     else:
+        s_post_values = _spike_matrix(spikes_post, checked.spikes_post, dtype)
         per_sample = _per_sample_product(s_post_values, filtered, layout)
         per_sample -= eta_pre * _per_sample_product(
             checked.trace_post.unsqueeze(0), seen_by_carried.unsqueeze(0), layout
         )
         delta = _reduce(per_sample, batch_reduction)
     return STDPNetUpdate(delta, last_pre, last_post)
+
+
+#: Steps of a spike window converted to floating point at a time (elements).
+CONVERSION_CHUNK_ELEMENTS = 1 << 20
+
+
+def _time_weighted_sum(spikes: Tensor, weights: Tensor) -> Tensor:
+    """``sum_t weights[t] * spikes[t]`` for a window ``[T, ...]`` of spikes of any dtype.
+
+    Spikes of another dtype than ``weights`` (bool, as cells record them) are
+    converted a few steps at a time into one reused buffer rather than as a
+    whole window: a window-sized floating copy costs more in fresh pages than
+    the sum itself.
+    """
+    steps = spikes.shape[0]
+    flat = spikes.reshape(steps, math.prod(spikes.shape[1:]))
+    if flat.dtype == weights.dtype:
+        return (weights @ flat).reshape(spikes.shape[1:])
+    per_step = flat.shape[1]
+    chunk = max(1, min(steps, CONVERSION_CHUNK_ELEMENTS // max(per_step, 1)))
+    buffer = weights.new_empty(chunk, per_step)
+    result = weights.new_zeros(per_step)
+    for start in range(0, steps, chunk):
+        stop = min(steps, start + chunk)
+        part = buffer[: stop - start]
+        part.copy_(flat[start:stop])
+        result.addmv_(part.T, weights[start:stop])
+    return result.reshape(spikes.shape[1:])
 
 
 def _powers(decay: float, steps: int, dtype: torch.dtype, device: torch.device) -> Tensor:
