@@ -171,12 +171,13 @@ class STDP(WindowTrainer):
             batch_reduction=params.batch_reduction,
             method=params.method,
         )
+        change: Tensor | None = None
         if self.uses_one_product(unit):
             result = stdp_window_net(
                 spikes_pre, spikes_post, trace_pre, trace_post,
                 eta_post=params.eta_post, eta_pre=params.eta_pre, **common,
             )  # fmt: skip
-            potentiation, depression = signed_terms(grouped_to_weight(result.delta_weight, weight.shape))
+            change = grouped_to_weight(result.delta_weight, weight.shape)
         else:
             result = stdp_window(spikes_pre, spikes_post, trace_pre, trace_post, pairing=params.pairing, **common)
             with torch.no_grad():
@@ -185,6 +186,12 @@ class STDP(WindowTrainer):
                 term_post = params.eta_post * factor_post * grouped_to_weight(result.potentiation, weight.shape)
                 term_pre = -params.eta_pre * factor_pre * grouped_to_weight(result.depression, weight.shape)
             potentiation, depression = signed_terms(term_post, term_pre)
+        # the updater first: it validates what it receives, and a refused change leaves the carried
+        # traces as they were (the window is not consumed either)
+        if change is not None:
+            # one signed net change: the updater splits it into its accumulators in place
+            unit.cell.updater.accumulate_signed("weight", change)
+        else:
+            unit.cell.updater.accumulate("weight", potentiation=potentiation, depression=depression)
         unit.state.trace_pre.copy_(result.trace_pre)
         unit.state.trace_post.copy_(result.trace_post)
-        unit.cell.updater.accumulate("weight", potentiation=potentiation, depression=depression)

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from plastic.learn.base import CellState, IndependentCellTrainer, Unit
+from plastic.neural.buffers import set_plain
 from plastic.neural.cell import Cell
 from plastic.observe.monitors import Monitor
 from plastic.observe.reducers import WindowReducer
@@ -71,7 +72,8 @@ class WindowTrainer(IndependentCellTrainer):
         """Create the carried per-cell buffers (traces, eligibility)."""
 
     def reset_state(self, unit: Unit) -> None:
-        unit.state.consumed = {key: monitor.reducer.total for key, monitor in unit.monitors.items()}
+        # a plain dict attribute: object.__setattr__ skips nn.Module's table checks (the same result)
+        set_plain(unit.state, "consumed", {key: monitor.reducer.total for key, monitor in unit.monitors.items()})
         self.init_carry(unit.state, unit.cell)
 
     def new_steps(self, unit: Unit) -> dict[str, Tensor]:
@@ -97,16 +99,37 @@ class WindowTrainer(IndependentCellTrainer):
             )
         return windows
 
+    def forward(self, *args: Any, **kwargs: Any) -> None:
+        """As :meth:`IndependentCellTrainer.forward`; each unit's windows are read once (checked, then learnt)."""
+        checked: dict[str, tuple[tuple[int, ...], dict[str, Tensor]]] = {}
+        self.__dict__["_checked_windows"] = checked
+        try:
+            super().forward(*args, **kwargs)
+        finally:
+            checked.clear()
+
+    @staticmethod
+    def _totals(unit: Unit) -> tuple[int, ...]:
+        return tuple(monitor.reducer.total for monitor in unit.monitors.values())
+
     def check_unit(self, unit: Unit) -> None:
         # window overflow or disagreeing recordings, before any cell learns
-        self.new_steps(unit)
+        windows = self.new_steps(unit)
+        checked = self.__dict__.get("_checked_windows")
+        if checked is not None:
+            # learn() of the same forward() reuses them while nothing was recorded since
+            checked[unit.name] = (self._totals(unit), windows)
 
     def learn(self, unit: Unit, *args: Any, **kwargs: Any) -> None:
-        windows = self.new_steps(unit)
+        cached = self.__dict__.get("_checked_windows", {}).pop(unit.name, None)
+        if cached is not None and cached[0] == self._totals(unit):
+            windows = cached[1]
+        else:
+            windows = self.new_steps(unit)
         steps = next(iter(windows.values())).shape[0]
         if steps:
             self.learn_window(unit, windows, *args, **kwargs)
-        unit.state.consumed = {key: monitor.reducer.total for key, monitor in unit.monitors.items()}
+        set_plain(unit.state, "consumed", {key: monitor.reducer.total for key, monitor in unit.monitors.items()})
 
     def learn_window(self, unit: Unit, windows: dict[str, Tensor], *args: Any, **kwargs: Any) -> None:
         raise NotImplementedError

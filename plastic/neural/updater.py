@@ -30,7 +30,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from plastic.functional.bounding import Bounding, clamp_, normalize_rows
-from plastic.functional.validation import check_choice, check_positive, check_tensor
+from plastic.functional.validation import all_finite, check_choice, check_positive, check_tensor
 
 __all__ = ["Updater", "REDUCTIONS"]
 
@@ -317,6 +317,61 @@ class Updater(nn.Module):
         for kind, value in checked.items():
             self._reduce_into(self._accumulator(name, kind), self._count(name, kind), value.detach())
 
+    def accumulate_signed(self, name: str, change: Tensor) -> None:
+        """Reduce one call's signed ``change`` into ``name``'s accumulators as its two parts.
+
+        The same as ``accumulate(name, potentiation=p, depression=p - change)``
+        with ``p = max(change, 0)`` (so ``p - change = max(-change, 0)``; both
+        exact), which is how a rule whose window yields one net change per
+        synapse (the one-product pair STDP form) reports it.
+
+        ``change`` must have the parameter's shape and device (and dtype, for
+        a floating parameter) and be finite; everything is checked (one sum
+        for finiteness) before any state changes. When both accumulators are
+        empty (counts 0: they hold zeros, and the first call of every
+        reduction sets the value) the parts are written straight into them,
+        two passes and no temporaries; otherwise each part is reduced as by
+        :meth:`accumulate`. Reading the counts synchronises with the device.
+
+        Parameters:
+            name: one of ``params``.
+            change: the signed change, in the parameter's unit.
+        """
+        self._check_name(name)
+        param = self.parameter(name)
+        tensor = check_tensor(change, "change", shape=param.shape, device=param.device)
+        if tensor.dtype == torch.bool or tensor.is_complex():
+            raise TypeError(f"change: expected a real-valued tensor, got dtype {tensor.dtype}")
+        if param.is_floating_point() and tensor.dtype != param.dtype:
+            raise TypeError(f"change: expected dtype {param.dtype} (the parameter's), got dtype {tensor.dtype}")
+        tensor = tensor.detach()
+        if tensor.is_floating_point() and tensor.numel() and not all_finite(tensor):
+            raise ValueError("change: expected finite values, found NaN or inf")
+        self._home(name)
+        positive = self._accumulator(name, "potentiation")
+        negative = self._accumulator(name, "depression")
+        count_positive = self._count(name, "potentiation")
+        count_negative = self._count(name, "depression")
+        if (
+            tensor.dtype == positive.dtype
+            # an accumulator passed back as the change would be overwritten while read
+            and tensor.data_ptr() not in (positive.data_ptr(), negative.data_ptr())
+            and int(count_positive) == 0
+            and int(count_negative) == 0
+        ):
+            # empty accumulators hold zeros and every reduction's first call sets the value
+            # (0 + x, 0 + (x - 0) / 1, copy, first extreme): write the parts in place
+            torch.clamp(tensor, min=0, out=positive)
+            torch.sub(positive, tensor, out=negative)
+            count_positive.add_(1)
+            count_negative.add_(1)
+            return
+        # finite change: both parts are finite and >= 0 by construction (no magnitude checks)
+        potentiation = tensor.clamp(min=0)
+        depression = potentiation - tensor
+        self._reduce_into(positive, count_positive, potentiation)
+        self._reduce_into(negative, count_negative, depression)
+
     def _reduce_into(self, accumulator: Tensor, count: Tensor, value: Tensor) -> None:
         """One running-reduction step; no host synchronisation (count stays on device)."""
         value = value.to(accumulator.dtype)
@@ -345,10 +400,11 @@ class Updater(nn.Module):
     def has_pending(self, name: str | None = None) -> bool:
         """Whether ``name`` (any parameter if ``None``) received an accumulate call since the last clear."""
         names = self.params if name is None else (self._check_name(name),)
-        return any(
-            bool(self._count(n, "potentiation") > 0) or bool(self._count(n, "depression") > 0)
-            for n in names
-        )
+        return any(self._is_pending(n) for n in names)
+
+    def _is_pending(self, name: str) -> bool:
+        # one read per count (no comparison tensor)
+        return int(self._count(name, "potentiation")) > 0 or int(self._count(name, "depression")) > 0
 
     # ------------------------------------------------------------------ distributed
 
@@ -408,6 +464,21 @@ class Updater(nn.Module):
             dw = torch.where(mask, dw, torch.zeros((), dtype=dw.dtype, device=dw.device))
         return dw
 
+    def _additive_unmasked(self, name: str, param: Tensor) -> bool:
+        """Whether ``dw`` of ``name`` is plainly ``pos - neg`` in the parameter's own dtype.
+
+        No bounding (or ``kind="none"``), no mask, a floating parameter whose
+        dtype and device the accumulators share (homes ``name`` first).
+        """
+        bounding = self.bounding.get(name)
+        if bounding is not None and bounding.kind != "none":  # type: ignore[attr-defined]
+            return False
+        self._home(name)
+        if not param.is_floating_point() or self._mask(name, param) is not None:
+            return False
+        positive = self._accumulator(name, "potentiation")
+        return positive.dtype == param.dtype and positive.device == param.device
+
     def constrain(self, name: str | None = None) -> None:
         """Apply the clamp and normalisation hooks to ``name`` (every parameter if ``None``).
 
@@ -451,15 +522,21 @@ class Updater(nn.Module):
         if self.all_reduce is not None:
             self.sync()
         for name in self.params:
-            if not self.has_pending(name):
+            if not self._is_pending(name):
                 continue
-            dw = self.delta(name)
             param = self.parameter(name)
             with torch.no_grad():
-                if param.is_floating_point():
-                    param.add_(dw.to(param.dtype))
+                if self._additive_unmasked(name, param):
+                    # dw = pos - neg computed in the potentiation accumulator, which is cleared
+                    # below anyway: the same values as delta(), without a parameter-sized temporary
+                    positive = self._accumulator(name, "potentiation")
+                    param.add_(positive.sub_(self._accumulator(name, "depression")))
                 else:
-                    param.add_(torch.round(dw).to(param.dtype))
+                    dw = self.delta(name)
+                    if param.is_floating_point():
+                        param.add_(dw.to(param.dtype))
+                    else:
+                        param.add_(torch.round(dw).to(param.dtype))
             self._constrain(name)
             self._clear(name)
         return self

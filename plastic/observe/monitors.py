@@ -39,6 +39,7 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from plastic.functional.validation import check_choice
+from plastic.neural.buffers import set_plain
 from plastic.observe.reducers import Reducer
 
 __all__ = ["Monitor", "MonitorPool", "Target", "parse_target"]
@@ -274,7 +275,7 @@ class Monitor(nn.Module):
 
     def clear(self) -> None:
         """Clear the reducer's state (hooks and settings stay)."""
-        self._before = None
+        set_plain(self, "_before", None)  # a plain attribute: skips nn.Module.__setattr__
         self.reducer.clear()
 
     def reset(self) -> None:

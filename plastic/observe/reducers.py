@@ -168,7 +168,7 @@ class Reducer(nn.Module):
         if self._shape is None or shape != self._shape or value.device != state_device:
             self._allocate(shape, value)
             self._shape = shape
-        self._shape_fixed = True
+        set_plain(self, "_shape_fixed", True)  # a plain bool: skips nn.Module.__setattr__
         if window:
             if prepared.shape[0]:
                 self._update_window(prepared)
@@ -183,7 +183,7 @@ class Reducer(nn.Module):
 
     def clear(self) -> None:
         """Restore the initial state; the next call may fix another shape."""
-        self._shape_fixed = False
+        set_plain(self, "_shape_fixed", False)
         if self._shape is not None:
             self._reset_state()
         if self.history is not None:

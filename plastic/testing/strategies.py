@@ -44,6 +44,7 @@ from plastic.functional.kernels import exp_post, exp_pre, gaussian, mexican_hat,
 from plastic.functional.receptive import ConvGeometry, conv_output_shape
 from plastic.functional.traces import spike_values
 from plastic.functional.validation import check_choice, check_positive, check_spikes, check_tensor
+from plastic.neural.buffers import rebind_buffer, set_plain
 from plastic.neural.cell import Cell
 from plastic.neural.connections import Connection, Conv1d, Conv2d, LinearDense, LinearDirect, LinearLateral
 from plastic.neural.neurons import IF, LIF
@@ -552,14 +553,16 @@ class ScriptedNeuron(nn.Module):
                 f"spikes: expected shape [T, {self._batch_size}, {', '.join(map(str, self.shape))}], "
                 f"got {tuple(checked.shape)}"
             )
-        self._script = checked.to(self.voltage.device)
-        self._position = 0
+        # plain attributes and a rebound buffer: skips nn.Module.__setattr__ (the same result)
+        set_plain(self, "_script", checked.to(self.voltage.device))
+        set_plain(self, "_position", 0)
 
     def reset(self) -> None:
         """No spike, nothing scripted."""
-        self.spike = torch.zeros((self._batch_size, *self.shape), dtype=torch.bool, device=self.voltage.device)
-        self._script = None
-        self._position = 0
+        silent = torch.zeros((self._batch_size, *self.shape), dtype=torch.bool, device=self.voltage.device)
+        rebind_buffer(self, "spike", silent)
+        set_plain(self, "_script", None)
+        set_plain(self, "_position", 0)
 
     def forward(self, inputs: Tensor) -> Tensor:
         """Emit the next scripted step(s) as float spikes of ``inputs``' dtype."""
@@ -577,9 +580,10 @@ class ScriptedNeuron(nn.Module):
             )
         assert self._script is not None
         emitted = self._script[self._position : self._position + steps]
-        self._position += steps
-        self.spike = emitted if lead == 2 else emitted[0]
-        return spike_values(self.spike, inputs.dtype)
+        set_plain(self, "_position", self._position + steps)
+        spike = emitted if lead == 2 else emitted[0]
+        rebind_buffer(self, "spike", spike)
+        return spike_values(spike, inputs.dtype)
 
     def extra_repr(self) -> str:
         return f"shape={self.shape}, dt={self.dt}, batch_size={self._batch_size}, step_mode={self._step_mode!r}"
