@@ -234,6 +234,42 @@ def test_net_form_matches_brute_force(case, eta_post, eta_pre, method, reduction
     _close(net.trace_post, two_term.trace_post)
 
 
+@given(
+    case=cases,
+    eta_post=st.floats(-2, 2),
+    eta_pre=st.floats(-2, 2),
+    method=st.sampled_from(["dense", "sparse"]),
+    block_elements=st.integers(1, 12),
+    carried_post=st.booleans(),
+    bool_spikes=st.booleans(),
+)
+def test_blocked_net_form_matches_brute_force(case, eta_post, eta_pre, method, block_elements, carried_post, bool_spikes):
+    """Large dense windows are filtered a block of steps at a time: forced here on small windows."""
+    from unittest import mock
+
+    import plastic.functional.stdp as stdp_module
+
+    case = dict(case, pairing="all")
+    pre, post, x_pre0, x_post0 = _draw(case)
+    if not carried_post:
+        x_post0 = torch.zeros_like(x_post0)
+    pot, dep = _reference(case, pre, post, x_pre0, x_post0)
+    if bool_spikes:
+        pre, post = pre.bool(), post.bool()
+    with (
+        mock.patch.object(stdp_module, "MATRIX_FILTER_MAX_ELEMENTS", 0),
+        mock.patch.object(stdp_module, "FILTER_BLOCK_ELEMENTS", block_elements),
+    ):
+        net = stdp_window_net(
+            pre, post, x_pre0, x_post0 if carried_post else None, eta_post=eta_post, eta_pre=eta_pre,
+            method=method, **_kwargs(case),
+        )  # fmt: skip
+    _close(net.delta_weight, (eta_post * pot - eta_pre * dep).sum(0)[None], atol=1e-11)
+    two_term = stdp_window(pre, post, x_pre0, x_post0, **_kwargs(case))
+    _close(net.trace_pre, two_term.trace_pre)
+    _close(net.trace_post, two_term.trace_post)
+
+
 def test_net_form_with_a_zero_post_decay():
     # tau_post -> 0 with Euler (tau == dt): a_post = 0, only simultaneous pairs depress
     pre = torch.tensor([[[1.0]], [[1.0]], [[0.0]]], dtype=torch.float64)

@@ -351,6 +351,10 @@ class Connection(nn.Module):
 class _LinearBase(Connection):
     """Dense weight ``[N_out, N_in]`` (dense and lateral)."""
 
+    #: the receptive views are the plain all-to-all ones (``[N, N_in] -> [N, 1, N_in, 1]``):
+    #: pair products may skip them and multiply the matrices directly
+    all_to_all = True
+
     def _propagate(self, currents: Tensor) -> Tensor:
         # one matrix product over every leading dimension (B, or T and B)
         return F.linear(currents, self.effective_weight(), self.bias)
