@@ -158,6 +158,9 @@ class STDP(WindowTrainer):
         weight = connection.weight
         spikes_pre, spikes_post = windows["pre"], windows["post"]
         dtype = weight.dtype
+        # no carried postsynaptic trace yet (first window since a reset): zeros, and the
+        # one-product form can skip its carried-trace term
+        fresh_post = "trace_post" not in unit.state._buffers
         trace_pre = self.carried(unit.state, "trace_pre", spikes_pre, dtype)
         trace_post = self.carried(unit.state, "trace_post", spikes_post, dtype)
         common = dict(
@@ -174,7 +177,7 @@ class STDP(WindowTrainer):
         change: Tensor | None = None
         if self.uses_one_product(unit):
             result = stdp_window_net(
-                spikes_pre, spikes_post, trace_pre, trace_post,
+                spikes_pre, spikes_post, trace_pre, None if fresh_post else trace_post,
                 eta_post=params.eta_post, eta_pre=params.eta_pre, **common,
             )  # fmt: skip
             change = grouped_to_weight(result.delta_weight, weight.shape)
