@@ -48,12 +48,9 @@ from typing import Any, Literal, NamedTuple
 import torch
 from torch import Tensor
 
+from plastic.functional.bilinear import BatchReduction, View
 from plastic.functional.kernels import Kernel, split_kernel_values
-from plastic.functional.stdp import (
-    BatchReduction,
-    View,
-    pair_product,
-)
+from plastic.functional.stdp import pair_product
 from plastic.functional.validation import check_choice, check_positive, check_same_device, check_spikes
 
 __all__ = ["FFT_MIN_STEPS", "AllPairsUpdate", "all_pairs_window", "kernel_filter_window"]

@@ -10,14 +10,26 @@ got -1``). Shared by the ``@attrs.frozen`` parameter classes of
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
+import torch
+from torch import Tensor
 
 from plastic.functional.validation import check_choice, check_non_negative, check_positive
 
-__all__ = ["positive", "non_negative", "finite", "one_of", "optional_callable"]
+__all__ = [
+    "positive",
+    "non_negative",
+    "finite",
+    "positive_values",
+    "finite_values",
+    "one_of",
+    "callable_of",
+    "optional_callable",
+    "keyword_mapping",
+]
 
 Validator = Callable[[Any, attrs.Attribute, object], None]
 
@@ -38,6 +50,24 @@ def finite(instance: Any, attribute: attrs.Attribute, value: object) -> None:
         raise ValueError(f"{attribute.name}: expected a finite number, got {value!r}")
 
 
+def positive_values(instance: Any, attribute: attrs.Attribute, value: object) -> None:
+    """A finite real number > 0, or a tensor of values > 0 (e.g. per-synapse time constants)."""
+    if isinstance(value, Tensor):
+        if not bool((value > 0).all()):
+            raise ValueError(f"{attribute.name}: expected values > 0")
+        return
+    positive(instance, attribute, value)
+
+
+def finite_values(instance: Any, attribute: attrs.Attribute, value: object) -> None:
+    """A finite real number, or a tensor of finite values (e.g. per-synapse learning rates)."""
+    if isinstance(value, Tensor):
+        if not bool(torch.isfinite(value).all()):
+            raise ValueError(f"{attribute.name}: expected finite values")
+        return
+    finite(instance, attribute, value)
+
+
 def one_of(*choices: object) -> Validator:
     """Validator factory: the value is one of ``choices``."""
 
@@ -45,6 +75,22 @@ def one_of(*choices: object) -> Validator:
         check_choice(value, attribute.name, choices)
 
     return validate
+
+
+def callable_of(expected: str) -> Validator:
+    """Validator factory: a callable; ``expected`` says which, for the message (``"a kernel callable(delta, **kwargs)"``)."""
+
+    def validate(instance: Any, attribute: attrs.Attribute, value: object) -> None:
+        if not callable(value):
+            raise TypeError(f"{attribute.name}: expected {expected}, got {value!r}")
+
+    return validate
+
+
+def keyword_mapping(instance: Any, attribute: attrs.Attribute, value: object) -> None:
+    """A mapping with string keys (keyword arguments of a callable)."""
+    if not isinstance(value, Mapping) or not all(isinstance(key, str) for key in value):
+        raise TypeError(f"{attribute.name}: expected a mapping of keyword arguments, got {value!r}")
 
 
 def optional_callable(instance: Any, attribute: attrs.Attribute, value: object) -> None:

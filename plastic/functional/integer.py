@@ -63,7 +63,7 @@ import attrs
 import torch
 from torch import Tensor
 
-from plastic.functional.bilinear import SynapseLayout, View, check_window_spikes
+from plastic.functional.bilinear import View, check_rule_inputs, step_as_window
 from plastic.functional.validation import check_tensor
 
 __all__ = [
@@ -240,10 +240,9 @@ def integer_stdp_window(
     Returns:
         :class:`IntegerSTDPResult`.
     """
-    pre, post = check_window_spikes(spikes_pre, spikes_post)
-    if not isinstance(parameters, IntegerSTDPParameters):
-        raise TypeError(f"parameters: expected IntegerSTDPParameters, got {type(parameters).__name__}")
-    layout = SynapseLayout.infer(pre.shape[2:], post.shape[2:], view, device=pre.device)
+    # the weight and traces are integers: checked here, not as the floating state of the other rules
+    checked = check_rule_inputs(spikes_pre, spikes_post, parameters, IntegerSTDPParameters, view=view)
+    pre, post, layout = checked.pre, checked.post, checked.layout
     weight = check_tensor(weight, "weight", shape=layout.weight_shape, finite=True)
     if weight.is_floating_point():
         if not bool((weight == torch.round(weight)).all()):
@@ -311,8 +310,7 @@ def integer_stdp_step(
     """One step of integer STDP (``spike_pre`` ``[B, *in_shape]``, ``spike_post``
     ``[B, *out_shape]``), the weight updated, halved and clamped after it.
     Equal to :func:`integer_stdp_window` with ``T = 1``."""
-    pre, post = check_window_spikes(spike_pre, spike_post, step=True)
-    return integer_stdp_window(
-        pre.unsqueeze(0), post.unsqueeze(0), weight, traces, parameters,
+    return step_as_window(
+        integer_stdp_window, spike_pre, spike_post, weight, traces, parameters,
         view=view, threshold=threshold, generator=generator,
-    )
+    )  # fmt: skip

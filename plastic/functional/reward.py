@@ -78,15 +78,13 @@ from plastic.functional.bilinear import (
     SynapseLayout,
     View,
     WeightFactor,
-    check_batch_reduction,
-    check_state_tensor,
-    check_window_spikes,
-    compute_dtype,
+    check_rule_inputs,
     pairing_traces,
     reduce_batch,
+    step_as_window,
 )
 from plastic.functional.traces import decay_factor, trace_anticausal_window
-from plastic.functional.validation import check_positive, check_tensor
+from plastic.functional.validation import check_tensor
 
 __all__ = [
     "RewardSTDPParameters",
@@ -229,39 +227,25 @@ def _prepare(
     carried_name: str,
 ) -> _Prepared:
     """Validate everything (before any computation) and fill a zero state where none is given."""
-    pre, post = check_window_spikes(spikes_pre, spikes_post)
-    if not isinstance(parameters, RewardSTDPParameters):
-        raise TypeError(f"parameters: expected RewardSTDPParameters, got {type(parameters).__name__}")
-    check_positive(dt, "dt")
-    batch_reduction = check_batch_reduction(batch_reduction)
-    layout = SynapseLayout.infer(pre.shape[2:], post.shape[2:], view, device=pre.device)
-    layout.check_weight(weight, pre.device)
+    checked = check_rule_inputs(
+        spikes_pre, spikes_post, parameters, RewardSTDPParameters, view=view, dt=dt, weight=weight,
+        batch_reduction=batch_reduction, state=state, state_fields=(
+            ("trace_pre", "pre"), ("trace_post", "post"), (carried_name, "grouped")
+        ), state_expected=f"(trace_pre, trace_post, {carried_name})",
+    )  # fmt: skip
+    pre, layout, dtype = checked.pre, checked.layout, checked.dtype
     steps, batch = pre.shape[:2]
-    grouped = (batch, *layout.grouped_shape)
-    if state is not None:
-        if not isinstance(state, tuple) or len(state) != 3:
-            raise TypeError(f"state: expected (trace_pre, trace_post, {carried_name})")
-        first = state[0] if isinstance(state[0], Tensor) else None
-        for name, value, shape in (
-            ("state.trace_pre", state[0], (batch, *layout.in_shape)),
-            ("state.trace_post", state[1], (batch, *layout.out_shape)),
-            (f"state.{carried_name}", state[2], grouped),
-        ):
-            check_state_tensor(value, name, shape, first)
-        if first.device != pre.device:
-            raise ValueError(f"state: expected tensors on {pre.device}, got {first.device}")
-    dtype = compute_dtype(None if state is None else state[0], weight, spikes_pre, spikes_post)
     table = broadcast_reward(reward, steps, batch, dtype=dtype, device=pre.device)
-    factor_post = layout.factor(f_post, weight, "f_post")
-    factor_pre = layout.factor(f_pre, weight, "f_pre")
-    if state is None:
-        state = (
+    factor_post, factor_pre = layout.factors(f_post, f_pre, weight)
+    carried_state = checked.state
+    if carried_state is None:
+        carried_state = (
             torch.zeros((batch, *layout.in_shape), dtype=dtype, device=pre.device),
             torch.zeros((batch, *layout.out_shape), dtype=dtype, device=pre.device),
-            torch.zeros(grouped, dtype=dtype, device=pre.device),
+            torch.zeros((batch, *layout.grouped_shape), dtype=dtype, device=pre.device),
         )
     return _Prepared(
-        layout, pre, post, table, state[0], state[1], state[2], factor_post, factor_pre, batch_reduction, dtype
+        layout, pre, checked.post, table, *carried_state, factor_post, factor_pre, checked.batch_reduction, dtype
     )
 
 
@@ -394,6 +378,15 @@ def mstdp_et_window(
     return _modulated_update(d, parameters, dt, filtered[0], event_weight, decay**steps, carry_weight, MSTDPETState)
 
 
+def _step_reward(reward: float | Tensor, batch: int) -> float | Tensor:
+    """A step's reward (a scalar or ``[B]``) as the reward of a window of one step (``[1, B]``)."""
+    if isinstance(reward, Tensor) and reward.ndim >= 1:
+        if reward.ndim != 1 or reward.shape[0] != batch:
+            raise ValueError(f"reward: expected a scalar or [B] with B={batch}, got shape {tuple(reward.shape)}")
+        return reward.unsqueeze(0)
+    return reward
+
+
 def _step(
     window_function: Callable[..., RewardUpdate],
     spike_pre: Tensor,
@@ -403,14 +396,14 @@ def _step(
     parameters: RewardSTDPParameters,
     **kwargs: object,
 ) -> RewardUpdate:
-    # Validate as a step (shapes [B, ...], reward scalar or [B]), then run the window of length 1.
-    check_window_spikes(spike_pre, spike_post, step=True)
-    batch = spike_pre.shape[0]
-    if isinstance(reward, Tensor) and reward.ndim >= 1:
-        if reward.ndim != 1 or reward.shape[0] != batch:
-            raise ValueError(f"reward: expected a scalar or [B] with B={batch}, got shape {tuple(reward.shape)}")
-        reward = reward.unsqueeze(0)
-    return window_function(spike_pre.unsqueeze(0), spike_post.unsqueeze(0), reward, state, parameters, **kwargs)
+    """The step form of ``window_function``: spikes ``[B, *shape]``, reward a scalar or ``[B]``."""
+
+    def window_of_one_step(spikes_pre: Tensor, spikes_post: Tensor) -> RewardUpdate:
+        # called with the checked spikes ([1, B, ...]), so B is known for the reward's check
+        step_reward = _step_reward(reward, spikes_pre.shape[1])
+        return window_function(spikes_pre, spikes_post, step_reward, state, parameters, **kwargs)
+
+    return step_as_window(window_of_one_step, spike_pre, spike_post)
 
 
 def mstdp_step(

@@ -55,6 +55,11 @@ presynaptic window instead, without unfolding it), ``"dense"`` uses one GEMM,
 on CPU for 784 -> 400, T = 100, B = 64: at post density 0.02 the sparse product
 takes ~12 ms against ~43 ms for the GEMM, break-even near 0.07).
 
+The view argument (:data:`View`, re-exported here with :data:`BatchReduction`
+and :class:`ReceptiveView`), its layout (:class:`~plastic.functional.bilinear.ViewLayout`),
+the trace recurrences, the batch reduction and the spike checks are shared
+with the other trace rules: :mod:`plastic.functional.bilinear`.
+
 References: Bi & Poo (1998), J. Neurosci. 18:10464; Song, Miller & Abbott
 (2000), Nat. Neurosci. 3:919; Morrison, Diesmann & Gerstner (2008), Biol.
 Cybern. 98:459 (trace formulation, pairing schemes, weight dependence).
@@ -65,36 +70,37 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
-from typing import Literal, NamedTuple, Protocol, runtime_checkable
+from typing import Literal, NamedTuple
 
 import torch
 from einops import rearrange
 from torch import Tensor
 
-from plastic.functional.receptive import (
-    ConvGeometry,
-    conv_post_view,
-    conv_pre_view,
-    grouped_to_weight,
-    weight_to_grouped,
+from plastic.functional.bilinear import (
+    PAIRINGS,
+    BatchReduction,
+    ReceptiveView,
+    View,
+    ViewLayout,
+    WeightFactor,
+    check_batch_reduction,
+    check_grouped_views,
+    check_window_spikes,
+    pairing_traces,
+    reduce_batch,
 )
+from plastic.functional.receptive import ConvGeometry, grouped_to_weight, weight_to_grouped
 from plastic.functional.traces import (
     decay_factor,
     spike_values,
     trace_anticausal_window,
     trace_cumulative_window,
-    trace_nearest_window,
 )
-from plastic.functional.validation import (
-    check_choice,
-    check_positive,
-    check_same_device,
-    check_spikes,
-    check_tensor,
-)
+from plastic.functional.validation import check_choice, check_positive, check_same_device, check_tensor
 
 __all__ = [
     "SPARSE_DENSITY_THRESHOLD",
+    "METHODS",
     "BatchReduction",
     "ReceptiveView",
     "View",
@@ -116,28 +122,10 @@ __all__ = [
 #: against dense 41-45 ms at 0.01 / 0.02 / 0.05 / 0.08 / 0.12: equal near 0.08.
 SPARSE_DENSITY_THRESHOLD = 0.05
 
-BatchReduction = Literal["sum", "mean"] | Callable[[Tensor], Tensor]
-WeightFactor = Callable[[Tensor], Tensor]
 Method = Literal["auto", "dense", "sparse"]
+#: the ``method`` choices: see the module notes
+METHODS = ("auto", "dense", "sparse")
 Scalar = float | Tensor
-
-
-@runtime_checkable
-class ReceptiveView(Protocol):
-    """Anything with the receptive views of a connection (a connection itself).
-
-    ``pre_view``: ``[N, *in_shape]`` -> ``[N, G, K, P]``;
-    ``post_view``: ``[N, *out_shape]`` -> ``[N, G, O, P]``.
-    """
-
-    def pre_view(self, pre: Tensor) -> Tensor: ...
-
-    def post_view(self, post: Tensor) -> Tensor: ...
-
-
-#: ``None`` (dense: every input to every output), a :class:`ConvGeometry`, or
-#: a :class:`ReceptiveView` (e.g. the connection).
-View = ConvGeometry | ReceptiveView | None
 
 
 class STDPUpdate(NamedTuple):
@@ -160,64 +148,10 @@ class STDPNetUpdate(NamedTuple):
 # --------------------------------------------------------------------------- views
 
 
-class _Layout:
-    """The receptive views of one connection, with a fast path for dense ones."""
-
-    def __init__(self, view: View) -> None:
-        # all-to-all: plain matrix products (a dense connection declares it with ``all_to_all``;
-        # its own views still check the shapes, see :meth:`check_shapes`)
-        self.dense = view is None or getattr(view, "all_to_all", False) is True
-        # a convolution's geometry, where known: the event-driven product gathers receptive fields
-        # at the events instead of unfolding the whole window
-        geometry = view if isinstance(view, ConvGeometry) else getattr(view, "geometry", None)
-        self.geometry: ConvGeometry | None = geometry if isinstance(geometry, ConvGeometry) else None
-        if view is None:
-            self._pre = lambda x: rearrange(x.flatten(1), "n k -> n 1 k 1")
-            self._post = lambda y: rearrange(y.flatten(1), "n o -> n 1 o 1")
-        elif isinstance(view, ConvGeometry):
-            self._pre = lambda x, g=view: conv_pre_view(x, g)
-            self._post = lambda y, g=view: conv_post_view(y, g)
-        elif isinstance(view, ReceptiveView):
-            self._pre = view.pre_view
-            self._post = view.post_view
-        else:
-            raise TypeError(
-                "view: expected None (dense), a ConvGeometry or an object with pre_view and "
-                f"post_view, got {type(view).__name__}"
-            )
-
-    def check_shapes(self, pre: Tensor, post: Tensor) -> None:
-        """The view's own shape checks, on empty samples (the dense fast path skips the views)."""
-        self._pre(pre[:0])
-        self._post(post[:0])
-
-    def pre(self, values: Tensor) -> Tensor:
-        """``[N, *in]`` -> ``[N, G, K, P]``."""
-        return self._pre(values)
-
-    def post(self, values: Tensor) -> Tensor:
-        """``[N, *out]`` -> ``[N, G, O, P]``."""
-        return self._post(values)
-
-
 def receptive_views(view: View) -> tuple[Callable[[Tensor], Tensor], Callable[[Tensor], Tensor]]:
     """``(pre_view, post_view)`` callables for a view argument (see :data:`View`)."""
-    layout = _Layout(view)
+    layout = ViewLayout(view)
     return layout.pre, layout.post
-
-
-def _check_views(pre_view: Tensor, post_view: Tensor) -> None:
-    if pre_view.ndim != 4 or post_view.ndim != 4:
-        raise ValueError(
-            "view: expected pre_view -> [N, G, K, P] and post_view -> [N, G, O, P], got "
-            f"{tuple(pre_view.shape)} and {tuple(post_view.shape)}"
-        )
-    if pre_view.shape[1] != post_view.shape[1] or pre_view.shape[3] != post_view.shape[3]:
-        raise ValueError(
-            "spikes_post: its receptive view [N, G, O, P] = "
-            f"{tuple(post_view.shape)} does not match the presynaptic view [N, G, K, P] = "
-            f"{tuple(pre_view.shape)} (groups G and positions P must agree)"
-        )
 
 
 # ------------------------------------------------------------------------ products
@@ -323,49 +257,12 @@ def _conv_event_product(events: Tensor, values: Tensor, geometry: ConvGeometry) 
     return out
 
 
-def _dense_product(post: Tensor, pre: Tensor, layout: _Layout) -> Tensor:
-    """``sum_{n, p} post[n, g, o, p] * pre[n, g, k, p]`` with ``post [N, *out]``, ``pre [N, *in]``."""
-    if layout.dense:
-        layout.check_shapes(pre, post)
-        product = post.flatten(1).T @ pre.flatten(1)
-        return product.unsqueeze(0)
-    post_view, pre_view = layout.post(post), layout.pre(pre)
-    _check_views(pre_view, post_view)
-    return torch.einsum("ngop,ngkp->gok", post_view, pre_view)
-
-
-def _per_sample_product(post: Tensor, pre: Tensor, layout: _Layout) -> Tensor:
-    """Per-sample ``[B, G, O, K]`` from windows ``post [T, B, *out]``, ``pre [T, B, *in]``."""
-    steps, batch = post.shape[:2]
-    post_view = layout.post(post.reshape(steps * batch, *post.shape[2:]))
-    pre_view = layout.pre(pre.reshape(steps * batch, *pre.shape[2:]))
-    _check_views(pre_view, post_view)
-    post_view = rearrange(post_view, "(t b) g o p -> b g o (t p)", b=batch)
-    pre_view = rearrange(pre_view, "(t b) g k p -> b g k (t p)", b=batch)
-    return torch.einsum("bgon,bgkn->bgok", post_view, pre_view)
-
-
 def _use_sparse(method: str, events: Tensor) -> bool:
     if method == "sparse":
         return True
     if method == "dense":
         return False
     return _density(events) < SPARSE_DENSITY_THRESHOLD
-
-
-def _reduce(per_sample: Tensor, batch_reduction: BatchReduction) -> Tensor:
-    if batch_reduction == "sum":
-        return per_sample.sum(0)
-    if batch_reduction == "mean":
-        return per_sample.mean(0)
-    reduced = batch_reduction(per_sample)  # type: ignore[operator]
-    if not isinstance(reduced, Tensor) or reduced.shape != per_sample.shape[1:]:
-        shown = tuple(reduced.shape) if isinstance(reduced, Tensor) else type(reduced).__name__
-        raise ValueError(
-            f"batch_reduction: expected a callable reducing dim 0 of {tuple(per_sample.shape)} "
-            f"to {tuple(per_sample.shape[1:])}, got {shown}"
-        )
-    return reduced
 
 
 def pair_product(
@@ -394,20 +291,22 @@ def pair_product(
     No argument checks beyond the views (internal building block of the
     rules here and in :mod:`plastic.functional.all_pairs`).
     """
-    layout = view if isinstance(view, _Layout) else _Layout(view)
+    layout = view if isinstance(view, ViewLayout) else ViewLayout(view)
     steps, batch = post.shape[:2]
     if steps * batch == 0:  # an empty window: no pairs, the shape from one blank sample
         dtype = pre.dtype if post.dtype == torch.bool else post.dtype
-        blank = _dense_product(
-            post.new_zeros(1, *post.shape[2:], dtype=dtype), pre.new_zeros(1, *pre.shape[2:], dtype=dtype), layout
+        blank = layout.product(
+            post.new_zeros(1, *post.shape[2:], dtype=dtype), pre.new_zeros(1, *pre.shape[2:], dtype=dtype)
         )
-        return blank if isinstance(batch_reduction, str) or batch == 0 else _reduce(blank.expand(batch, *blank.shape), batch_reduction)
+        if isinstance(batch_reduction, str) or batch == 0:
+            return blank
+        return reduce_batch(blank.expand(batch, *blank.shape), batch_reduction)
     if not isinstance(batch_reduction, str):
         if post.dtype == torch.bool:
             post = spike_values(post, pre.dtype)
         elif pre.dtype == torch.bool:
             pre = spike_values(pre, post.dtype)
-        return _reduce(_per_sample_product(post, pre, layout), batch_reduction)
+        return reduce_batch(layout.per_sample(post, pre), batch_reduction)
     post_flat = post.reshape(steps * batch, *post.shape[2:])
     pre_flat = pre.reshape(steps * batch, *pre.shape[2:])
     sparse = events in ("post", "pre") and _use_sparse(method, post_flat if events == "post" else pre_flat)
@@ -415,7 +314,7 @@ def pair_product(
         out = _conv_event_product(post_flat, pre_flat, layout.geometry)  # no unfolded window
     elif sparse:
         pre_view, post_view = layout.pre(pre_flat), layout.post(post_flat)
-        _check_views(pre_view, post_view)
+        check_grouped_views(pre_view, post_view)
         if events == "post":
             out = event_product(post_view, pre_view)
         else:
@@ -426,16 +325,11 @@ def pair_product(
             post_flat = spike_values(post_flat, pre_flat.dtype)
         elif pre_flat.dtype == torch.bool:
             pre_flat = spike_values(pre_flat, post_flat.dtype)
-        out = _dense_product(post_flat, pre_flat, layout)
+        out = layout.product(post_flat, pre_flat)
     return out / batch if batch_reduction == "mean" else out
 
 
 # ---------------------------------------------------------------------- validation
-
-
-def _check_reduction(batch_reduction: object) -> None:
-    if isinstance(batch_reduction, str) or not callable(batch_reduction):
-        check_choice(batch_reduction, "batch_reduction", ("sum", "mean"))
 
 
 def _resolve_decay(
@@ -489,6 +383,8 @@ class _Checked(NamedTuple):
     trace_post: Tensor  # [B, *out]
     decay_pre: Scalar
     decay_post: Scalar
+    amplitude_pre: float
+    amplitude_post: float
 
 
 def _check_inputs(
@@ -504,25 +400,25 @@ def _check_inputs(
     tau_post: Scalar | None,
     dt: float,
     exact: bool,
+    amplitude_pre: object,
+    amplitude_post: object,
     batch_reduction: object,
     method: object,
+    pairing: object = "all",
 ) -> _Checked:
-    """Every argument check, before any computation (errors name the argument)."""
+    """Every argument check of the pair rules, before any computation (errors name the argument).
+
+    ``window``: spikes ``[T, B, *shape]`` (else one step ``[B, *shape]``,
+    named ``spike_pre``/``spike_post``, returned as a window of one step).
+    Missing traces become zeros; ``tau``/``dt`` become per-step decays.
+    """
     lead = 2 if window else 1
-    what = "[T, B, *shape]" if window else "[B, *shape]"
-    pre_name, post_name = ("spikes_pre", "spikes_post") if window else ("spike_pre", "spike_post")
-    pre = check_spikes(spikes_pre, pre_name, min_ndim=lead + 1)
-    post = check_spikes(spikes_post, post_name, min_ndim=lead + 1)
-    if pre.shape[:lead] != post.shape[:lead]:
-        raise ValueError(
-            f"{post_name}: expected the leading dimensions {tuple(pre.shape[:lead])} of "
-            f"{pre_name} ({what}), got {tuple(post.shape)}"
-        )
+    pre, post = check_window_spikes(spikes_pre, spikes_post, step=not window)
     dt = check_positive(dt, "dt")
     if not isinstance(exact, bool):
         raise TypeError(f"exact: expected a bool, got {type(exact).__name__}")
-    _check_reduction(batch_reduction)
-    check_choice(method, "method", ("auto", "dense", "sparse"))
+    check_batch_reduction(batch_reduction)
+    check_choice(method, "method", METHODS)
     state_pre_shape, state_post_shape = pre.shape[lead - 1 :], post.shape[lead - 1 :]
     traces = {}
     for name, value, shape in (
@@ -536,7 +432,7 @@ def _check_inputs(
             f"trace_post: expected the dtype of trace_pre ({traces['trace_pre'].dtype}), "
             f"got {traces['trace_post'].dtype}"
         )
-    check_same_device(**{pre_name: pre, post_name: post}, **traces)
+    check_same_device(spikes_pre=pre, **traces)
     dtype = next((t.dtype for t in traces.values()), torch.get_default_dtype())
     if "trace_pre" not in traces:
         traces["trace_pre"] = torch.zeros(state_pre_shape, dtype=dtype, device=pre.device)
@@ -544,16 +440,14 @@ def _check_inputs(
         traces["trace_post"] = torch.zeros(state_post_shape, dtype=dtype, device=pre.device)
     resolved_pre = _resolve_decay(decay_pre, tau_pre, dt, exact, "pre", state_pre_shape)
     resolved_post = _resolve_decay(decay_post, tau_post, dt, exact, "post", state_post_shape)
+    check_choice(pairing, "pairing", PAIRINGS)
+    amplitude_pre = _check_real(amplitude_pre, "amplitude_pre")
+    amplitude_post = _check_real(amplitude_post, "amplitude_post")
     if not window:
         pre, post = pre.unsqueeze(0), post.unsqueeze(0)
-    return _Checked(pre, post, traces["trace_pre"], traces["trace_post"], resolved_pre, resolved_post)
-
-
-def _traces(
-    spikes: Tensor, trace: Tensor, decay: Scalar, amplitude: float, pairing: str
-) -> tuple[Tensor, Tensor]:
-    recurrence = trace_cumulative_window if pairing == "all" else trace_nearest_window
-    return recurrence(spikes, decay, amplitude, initial=trace)
+    return _Checked(
+        pre, post, traces["trace_pre"], traces["trace_post"], resolved_pre, resolved_post, amplitude_pre, amplitude_post
+    )
 
 
 # ------------------------------------------------------------------------ the rules
@@ -608,16 +502,11 @@ def stdp_window(
     """
     checked = _check_inputs(
         spikes_pre, spikes_post, trace_pre, trace_post, window=True,
-        decay_pre=decay_pre, decay_post=decay_post, tau_pre=tau_pre, tau_post=tau_post,
-        dt=dt, exact=exact, batch_reduction=batch_reduction, method=method,
+        decay_pre=decay_pre, decay_post=decay_post, tau_pre=tau_pre, tau_post=tau_post, dt=dt, exact=exact,
+        amplitude_pre=amplitude_pre, amplitude_post=amplitude_post, batch_reduction=batch_reduction,
+        method=method, pairing=pairing,
     )  # fmt: skip
-    check_choice(pairing, "pairing", ("all", "nearest"))
-    amplitude_pre = _check_real(amplitude_pre, "amplitude_pre")
-    amplitude_post = _check_real(amplitude_post, "amplitude_post")
-    return _stdp_window(
-        checked, amplitude_pre, amplitude_post, pairing, _Layout(view), batch_reduction, method,
-        (spikes_pre, spikes_post),
-    )  # fmt: skip
+    return _stdp_window(checked, pairing, ViewLayout(view), batch_reduction, method, (spikes_pre, spikes_post))
 
 
 def _spike_matrix(given: object, checked: Tensor, dtype: torch.dtype) -> Tensor:
@@ -630,10 +519,8 @@ def _spike_matrix(given: object, checked: Tensor, dtype: torch.dtype) -> Tensor:
 
 def _stdp_window(
     checked: _Checked,
-    amplitude_pre: float,
-    amplitude_post: float,
     pairing: str,
-    layout: _Layout,
+    layout: ViewLayout,
     batch_reduction: BatchReduction,
     method: Method,
     spikes_original: tuple[object, object] = (None, None),
@@ -641,8 +528,12 @@ def _stdp_window(
     dtype = checked.trace_pre.dtype
     s_pre = _spike_matrix(spikes_original[0], checked.spikes_pre, dtype)
     s_post = _spike_matrix(spikes_original[1], checked.spikes_post, dtype)
-    x_pre, last_pre = _traces(checked.spikes_pre, checked.trace_pre, checked.decay_pre, amplitude_pre, pairing)
-    x_post, last_post = _traces(checked.spikes_post, checked.trace_post, checked.decay_post, amplitude_post, pairing)
+    x_pre, last_pre = pairing_traces(
+        checked.spikes_pre, checked.decay_pre, checked.amplitude_pre, checked.trace_pre, pairing
+    )
+    x_post, last_post = pairing_traces(
+        checked.spikes_post, checked.decay_post, checked.amplitude_post, checked.trace_post, pairing
+    )
     common = dict(view=layout, batch_reduction=batch_reduction, method=method)
     potentiation = pair_product(s_post, x_pre, events="post", **common)
     depression = pair_product(x_post, s_pre, events="pre", **common)
@@ -679,13 +570,11 @@ def stdp_step(
     """
     checked = _check_inputs(
         spike_pre, spike_post, trace_pre, trace_post, window=False,
-        decay_pre=decay_pre, decay_post=decay_post, tau_pre=tau_pre, tau_post=tau_post,
-        dt=dt, exact=exact, batch_reduction=batch_reduction, method=method,
+        decay_pre=decay_pre, decay_post=decay_post, tau_pre=tau_pre, tau_post=tau_post, dt=dt, exact=exact,
+        amplitude_pre=amplitude_pre, amplitude_post=amplitude_post, batch_reduction=batch_reduction,
+        method=method, pairing=pairing,
     )  # fmt: skip
-    check_choice(pairing, "pairing", ("all", "nearest"))
-    amplitude_pre = _check_real(amplitude_pre, "amplitude_pre")
-    amplitude_post = _check_real(amplitude_post, "amplitude_post")
-    return _stdp_window(checked, amplitude_pre, amplitude_post, pairing, _Layout(view), batch_reduction, method)
+    return _stdp_window(checked, pairing, ViewLayout(view), batch_reduction, method)
 
 
 def stdp_window_net(
@@ -740,13 +629,13 @@ def stdp_window_net(
     """
     checked = _check_inputs(
         spikes_pre, spikes_post, trace_pre, trace_post, window=True,
-        decay_pre=decay_pre, decay_post=decay_post, tau_pre=tau_pre, tau_post=tau_post,
-        dt=dt, exact=exact, batch_reduction=batch_reduction, method=method,
+        decay_pre=decay_pre, decay_post=decay_post, tau_pre=tau_pre, tau_post=tau_post, dt=dt, exact=exact,
+        amplitude_pre=amplitude_pre, amplitude_post=amplitude_post, batch_reduction=batch_reduction,
+        method=method,
     )  # fmt: skip
     eta_post = _check_real(eta_post, "eta_post")
     eta_pre = _check_real(eta_pre, "eta_pre")
-    amplitude_pre = _check_real(amplitude_pre, "amplitude_pre")
-    amplitude_post = _check_real(amplitude_post, "amplitude_post")
+    amplitude_pre, amplitude_post = checked.amplitude_pre, checked.amplitude_post
     decay_post_value = checked.decay_post
     if isinstance(decay_post_value, Tensor):
         if decay_post_value.numel() != 1:
@@ -755,7 +644,7 @@ def stdp_window_net(
                 f"got shape {tuple(decay_post_value.shape)}"
             )
         decay_post_value = float(decay_post_value.item())
-    layout = _Layout(view)
+    layout = ViewLayout(view)
     dtype = checked.trace_pre.dtype
     steps, batch = checked.spikes_pre.shape[:2]
     device = checked.trace_pre.device
@@ -811,11 +700,9 @@ def stdp_window_net(
             delta = delta / batch
     else:
         s_post_values = _spike_matrix(spikes_post, checked.spikes_post, dtype)
-        per_sample = _per_sample_product(s_post_values, filtered, layout)
-        per_sample -= eta_pre * _per_sample_product(
-            checked.trace_post.unsqueeze(0), seen_by_carried.unsqueeze(0), layout
-        )
-        delta = _reduce(per_sample, batch_reduction)
+        per_sample = layout.per_sample(s_post_values, filtered)
+        per_sample -= eta_pre * layout.per_sample(checked.trace_post.unsqueeze(0), seen_by_carried.unsqueeze(0))
+        delta = reduce_batch(per_sample, batch_reduction)
     return STDPNetUpdate(delta, last_pre, last_post)
 
 

@@ -54,17 +54,13 @@ from plastic.functional.attrs_validators import non_negative, one_of, positive
 from plastic.functional.bilinear import (
     PAIRINGS,
     BatchReduction,
-    SynapseLayout,
     View,
     WeightFactor,
-    check_batch_reduction,
-    check_state_tensor,
-    check_window_spikes,
-    compute_dtype,
+    check_rule_inputs,
     pairing_traces,
+    step_as_window,
 )
 from plastic.functional.traces import decay_factor
-from plastic.functional.validation import check_positive
 
 __all__ = [
     "TripletParameters",
@@ -173,33 +169,18 @@ def triplet_stdp_window(
         :class:`TripletUpdate`: potentiation and depression in the weight's
         shape, and the traces after the last step.
     """
-    pre, post = check_window_spikes(spikes_pre, spikes_post)
-    if not isinstance(parameters, TripletParameters):
-        raise TypeError(f"parameters: expected TripletParameters, got {type(parameters).__name__}")
-    check_positive(dt, "dt")
-    batch_reduction = check_batch_reduction(batch_reduction)
-    layout = SynapseLayout.infer(pre.shape[2:], post.shape[2:], view, device=pre.device)
-    layout.check_weight(weight, pre.device)
-    batch = pre.shape[1]
-    if traces is not None:
-        if not isinstance(traces, tuple) or len(traces) != 4:
-            raise TypeError("traces: expected TripletTraces(pre_pair, pre_triplet, post_pair, post_triplet)")
-        traces = TripletTraces(*traces)
-        first = traces.pre_pair if isinstance(traces.pre_pair, Tensor) else None
-        for name, value, shape in (
-            ("traces.pre_pair", traces.pre_pair, (batch, *layout.in_shape)),
-            ("traces.pre_triplet", traces.pre_triplet, (batch, *layout.in_shape)),
-            ("traces.post_pair", traces.post_pair, (batch, *layout.out_shape)),
-            ("traces.post_triplet", traces.post_triplet, (batch, *layout.out_shape)),
-        ):
-            check_state_tensor(value, name, shape, first)
-        if first.device != pre.device:
-            raise ValueError(f"traces: expected tensors on {pre.device}, got {first.device}")
-    dtype = compute_dtype(None if traces is None else traces.pre_pair, weight, spikes_pre, spikes_post)
-    factor_post = layout.factor(f_post, weight, "f_post")
-    factor_pre = layout.factor(f_pre, weight, "f_pre")
-    if traces is None:
-        traces = triplet_initial_traces(batch, layout.in_shape, layout.out_shape, dtype=dtype, device=pre.device)
+    checked = check_rule_inputs(
+        spikes_pre, spikes_post, parameters, TripletParameters, view=view, dt=dt, weight=weight,
+        batch_reduction=batch_reduction, state=traces, state_name="traces", state_fields=(
+            ("pre_pair", "pre"), ("pre_triplet", "pre"), ("post_pair", "post"), ("post_triplet", "post")
+        ), state_expected="TripletTraces(pre_pair, pre_triplet, post_pair, post_triplet)",
+    )  # fmt: skip
+    pre, post, layout, dtype = checked.pre, checked.post, checked.layout, checked.dtype
+    factor_post, factor_pre = layout.factors(f_post, f_pre, weight)
+    if checked.state is None:
+        traces = triplet_initial_traces(pre.shape[1], layout.in_shape, layout.out_shape, dtype=dtype, device=pre.device)
+    else:
+        traces = TripletTraces(*checked.state)
 
     p = parameters
     decay = {
@@ -215,8 +196,8 @@ def triplet_stdp_window(
     # The triplet factor is one scalar per neuron and step: fold it into the spikes.
     post_events = post.to(dtype) * (p.a2_plus + p.a3_plus * o2_before)
     pre_events = pre.to(dtype) * (p.a2_minus + p.a3_minus * r2_before)
-    potentiation = layout.bilinear(post_events, r1, batch_reduction, factor_post)
-    depression = layout.bilinear(o1, pre_events, batch_reduction, factor_pre)
+    potentiation = layout.bilinear(post_events, r1, checked.batch_reduction, factor_post)
+    depression = layout.bilinear(o1, pre_events, checked.batch_reduction, factor_pre)
     return TripletUpdate(
         layout.to_weight(potentiation),
         layout.to_weight(depression),
@@ -241,16 +222,7 @@ def triplet_stdp_step(
 
     Identical to :func:`triplet_stdp_window` on a window of length 1.
     """
-    check_window_spikes(spike_pre, spike_post, step=True)
-    return triplet_stdp_window(
-        spike_pre.unsqueeze(0),  # the originals: floating spikes set the dtype
-        spike_post.unsqueeze(0),
-        traces,
-        parameters,
-        dt=dt,
-        view=view,
-        weight=weight,
-        f_post=f_post,
-        f_pre=f_pre,
-        batch_reduction=batch_reduction,
-    )
+    return step_as_window(
+        triplet_stdp_window, spike_pre, spike_post, traces, parameters,
+        dt=dt, view=view, weight=weight, f_post=f_post, f_pre=f_pre, batch_reduction=batch_reduction,
+    )  # fmt: skip

@@ -41,9 +41,16 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
-import torch
 from torch import Tensor
 
+from plastic.functional.attrs_validators import (
+    callable_of,
+    finite_values,
+    keyword_mapping,
+    non_negative,
+    one_of,
+    positive_values,
+)
 from plastic.functional.kernel_stdp import KernelSplit, exponential_split, kernel_pair_sums, kernel_split
 from plastic.functional.kernels import exp_post, exp_pre
 from plastic.functional.receptive import grouped_to_weight, weight_to_grouped
@@ -61,31 +68,17 @@ __all__ = [
 ]
 
 
-def _callable(instance: Any, attribute: attrs.Attribute, value: object) -> None:
-    if not callable(value):
-        raise TypeError(f"{attribute.name}: expected a kernel callable(delta, **kwargs), got {value!r}")
-
-
-def _mapping(instance: Any, attribute: attrs.Attribute, value: object) -> None:
-    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
-        raise TypeError(f"{attribute.name}: expected a mapping of keyword arguments, got {value!r}")
-
-
-def _non_negative(instance: Any, attribute: attrs.Attribute, value: float) -> None:
-    if not (isinstance(value, (int, float)) and value >= 0 and math.isfinite(value)):
-        raise ValueError(f"{attribute.name}: expected a finite value >= 0, got {value!r}")
-
-
-def _interpolation(instance: Any, attribute: attrs.Attribute, value: str) -> None:
-    if value not in ("previous", "nearest"):
-        raise ValueError(f"{attribute.name}: expected 'previous' or 'nearest', got {value!r}")
-
-
 def _frozen_dict(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
     # anything but a mapping is left for the validator, which names the argument
     if value is None:
         return {}
     return dict(value) if isinstance(value, Mapping) else value
+
+
+#: a spike-time kernel ``kernel(delta, **kwargs)``
+_kernel = callable_of("a kernel callable(delta, **kwargs)")
+#: how a delayed presynaptic time is read between steps
+_interpolation = one_of("previous", "nearest")
 
 
 @attrs.frozen
@@ -102,32 +95,14 @@ class KernelSTDPParams:
     read that step exactly. ``interpolation``: ``previous`` or ``nearest``.
     """
 
-    kernel_post: Callable[..., Tensor] = attrs.field(default=exp_post, validator=_callable)
-    kernel_pre: Callable[..., Tensor] = attrs.field(default=exp_pre, validator=_callable)
-    kernel_post_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_dict, validator=_mapping)
-    kernel_pre_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_dict, validator=_mapping)
+    kernel_post: Callable[..., Tensor] = attrs.field(default=exp_post, validator=_kernel)
+    kernel_pre: Callable[..., Tensor] = attrs.field(default=exp_pre, validator=_kernel)
+    kernel_post_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_dict, validator=keyword_mapping)
+    kernel_pre_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_dict, validator=keyword_mapping)
     batch_reduction: str | Callable[[Tensor], Tensor] = attrs.field(default="mean", validator=check_batch_reduction)
     delayed: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
-    interp_tolerance: float = attrs.field(default=1e-7, validator=_non_negative)
+    interp_tolerance: float = attrs.field(default=1e-7, validator=non_negative)
     interpolation: str = attrs.field(default="previous", validator=_interpolation)
-
-
-def _positive_time(instance: Any, attribute: attrs.Attribute, value: object) -> None:
-    if isinstance(value, Tensor):
-        if not bool((value > 0).all()):
-            raise ValueError(f"{attribute.name}: expected values > 0")
-        return
-    if not (isinstance(value, (int, float)) and value > 0 and math.isfinite(value)):
-        raise ValueError(f"{attribute.name}: expected a finite value > 0, got {value!r}")
-
-
-def _real(instance: Any, attribute: attrs.Attribute, value: object) -> None:
-    if isinstance(value, Tensor):
-        if not bool(torch.isfinite(value).all()):
-            raise ValueError(f"{attribute.name}: expected finite values")
-        return
-    if not (isinstance(value, (int, float)) and math.isfinite(value)):
-        raise ValueError(f"{attribute.name}: expected a finite number, got {value!r}")
 
 
 @attrs.frozen
@@ -140,12 +115,12 @@ class ExponentialSTDPParams:
     docs). Tensors are allowed (per-synapse values with the weight's shape).
     """
 
-    lr_post: float | Tensor = attrs.field(default=1.0, validator=_real)
-    lr_pre: float | Tensor = attrs.field(default=-1.0, validator=_real)
-    tau_post: float | Tensor = attrs.field(default=20.0, validator=_positive_time)
-    tau_pre: float | Tensor = attrs.field(default=20.0, validator=_positive_time)
+    lr_post: float | Tensor = attrs.field(default=1.0, validator=finite_values)
+    lr_pre: float | Tensor = attrs.field(default=-1.0, validator=finite_values)
+    tau_post: float | Tensor = attrs.field(default=20.0, validator=positive_values)
+    tau_pre: float | Tensor = attrs.field(default=20.0, validator=positive_values)
     batch_reduction: str | Callable[[Tensor], Tensor] = attrs.field(default="mean", validator=check_batch_reduction)
-    interp_tolerance: float = attrs.field(default=1e-7, validator=_non_negative)
+    interp_tolerance: float = attrs.field(default=1e-7, validator=non_negative)
     interpolation: str = attrs.field(default="previous", validator=_interpolation)
 
     @property

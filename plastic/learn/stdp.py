@@ -28,44 +28,21 @@ Cybern. 98:459.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from typing import Any
 
 import attrs
 import torch
 from torch import Tensor
 
+from plastic.functional.attrs_validators import finite, one_of, optional_callable, positive
+from plastic.functional.bilinear import PAIRINGS
 from plastic.functional.receptive import grouped_to_weight
-from plastic.functional.stdp import stdp_window, stdp_window_net
+from plastic.functional.stdp import METHODS, stdp_window, stdp_window_net
 from plastic.learn.base import CellState, Unit, check_batch_reduction
 from plastic.learn.window import WindowTrainer, check_window
 from plastic.neural.cell import Cell
 
 __all__ = ["STDP", "STDPParams", "signed_terms"]
-
-
-def _finite(instance: Any, attribute: attrs.Attribute, value: object) -> None:
-    if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)):
-        raise ValueError(f"{attribute.name}: expected a finite number, got {value!r}")
-
-
-def _positive(instance: Any, attribute: attrs.Attribute, value: object) -> None:
-    if not (isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 and math.isfinite(value)):
-        raise ValueError(f"{attribute.name}: expected a finite value > 0, got {value!r}")
-
-
-def _optional_callable(instance: Any, attribute: attrs.Attribute, value: object) -> None:
-    if value is not None and not callable(value):
-        raise TypeError(f"{attribute.name}: expected None or a callable of the weight, got {value!r}")
-
-
-def _one_of(*choices: object) -> Callable[[Any, attrs.Attribute, object], None]:
-    def validate(instance: Any, attribute: attrs.Attribute, value: object) -> None:
-        if value not in choices:
-            raise ValueError(f"{attribute.name}: expected one of {list(choices)}, got {value!r}")
-
-    return validate
 
 
 @attrs.frozen
@@ -85,20 +62,20 @@ class STDPParams:
     fuse: ``None`` (auto), True or False: the one-product window form.
     """
 
-    eta_post: float = attrs.field(default=1.0, validator=_finite)
-    eta_pre: float = attrs.field(default=1.0, validator=_finite)
-    tau_pre: float = attrs.field(default=20.0, validator=_positive)
-    tau_post: float = attrs.field(default=20.0, validator=_positive)
-    amplitude_pre: float = attrs.field(default=1.0, validator=_finite)
-    amplitude_post: float = attrs.field(default=1.0, validator=_finite)
-    pairing: str = attrs.field(default="all", validator=_one_of("all", "nearest"))
+    eta_post: float = attrs.field(default=1.0, validator=finite)
+    eta_pre: float = attrs.field(default=1.0, validator=finite)
+    tau_pre: float = attrs.field(default=20.0, validator=positive)
+    tau_post: float = attrs.field(default=20.0, validator=positive)
+    amplitude_pre: float = attrs.field(default=1.0, validator=finite)
+    amplitude_post: float = attrs.field(default=1.0, validator=finite)
+    pairing: str = attrs.field(default="all", validator=one_of(*PAIRINGS))
     exact: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
-    weight_dependence_post: Callable[[Tensor], Tensor] | None = attrs.field(default=None, validator=_optional_callable)
-    weight_dependence_pre: Callable[[Tensor], Tensor] | None = attrs.field(default=None, validator=_optional_callable)
+    weight_dependence_post: Callable[[Tensor], Tensor] | None = attrs.field(default=None, validator=optional_callable)
+    weight_dependence_pre: Callable[[Tensor], Tensor] | None = attrs.field(default=None, validator=optional_callable)
     batch_reduction: str | Callable[[Tensor], Tensor] = attrs.field(default="sum", validator=check_batch_reduction)
     window: int = attrs.field(default=1000, validator=check_window)
-    method: str = attrs.field(default="auto", validator=_one_of("auto", "dense", "sparse"))
-    fuse: bool | None = attrs.field(default=None, validator=_one_of(None, True, False))
+    method: str = attrs.field(default="auto", validator=one_of(*METHODS))
+    fuse: bool | None = attrs.field(default=None, validator=one_of(None, True, False))
 
 
 def signed_terms(*terms: Tensor) -> tuple[Tensor, Tensor]:
