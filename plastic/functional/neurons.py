@@ -74,7 +74,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from plastic.functional.surrogate import ATan, SurrogateGradient
-from plastic.functional.traces import decay_factor
+from plastic.functional.traces import decay_factor, spike_values
 from plastic.functional.validation import (
     check_choice,
     check_in_range,
@@ -101,6 +101,7 @@ __all__ = [
     "theta_update",
     "neuron_step",
     "neuron_step_state",
+    "neuron_step_unchecked",
     "neuron_window",
     "neuron_window_state",
 ]
@@ -315,8 +316,11 @@ def _charge_into(params: NeuronParams, voltage: Tensor, inputs: Tensor, out: Ten
     """:func:`lif_charge` / :func:`if_charge` written into ``out``, with the
     same floating-point operations in the same order."""
     if params.kind == "lif":
-        torch.sub(voltage, params.v_reset, out=out)
-        torch.sub(inputs, out, out=out)
+        if params.v_reset == 0 and math.copysign(1.0, params.v_reset) > 0:  # V - (+0) is V exactly
+            torch.sub(inputs, voltage, out=out)
+        else:
+            torch.sub(voltage, params.v_reset, out=out)
+            torch.sub(inputs, out, out=out)
         out.div_(params.tau)
         out.add_(voltage)
     else:
@@ -341,10 +345,13 @@ def _charge_slopes(params: NeuronParams) -> tuple[float, float]:
 # ----------------------------------------------------------------------------
 
 
-def _check_state(state: NeuronState, inputs: Tensor, voltage_shape: tuple[int, ...], name: str) -> None:
+def _check_state(
+    state: NeuronState, inputs: Tensor, voltage_shape: tuple[int, ...], name: str, *, finite: bool = True
+) -> None:
+    """Kinds, shapes, dtypes and devices of ``state`` against ``inputs``; with ``finite`` also its values."""
     if not isinstance(state, NeuronState):
         raise TypeError(f"{name}: expected a NeuronState, got {type(state).__name__}")
-    voltage = check_tensor(state.voltage, f"{name}.voltage", floating=True, finite=True)
+    voltage = check_tensor(state.voltage, f"{name}.voltage", floating=True, finite=finite)
     check_shape(voltage, f"{name}.voltage", voltage_shape)
     if voltage.dtype != inputs.dtype:
         raise TypeError(f"{name}.voltage: expected dtype {inputs.dtype} (the inputs'), got {voltage.dtype}")
@@ -360,7 +367,7 @@ def _check_state(state: NeuronState, inputs: Tensor, voltage_shape: tuple[int, .
                 f"{name}.refractory_remaining: expected an integer tensor, got dtype {remaining.dtype}"
             )
     if state.theta is not None:
-        theta = check_tensor(state.theta, f"{name}.theta", floating=True, finite=True, device=inputs.device)
+        theta = check_tensor(state.theta, f"{name}.theta", floating=True, finite=finite, device=inputs.device)
         check_shape(theta, f"{name}.theta", voltage_shape[1:])
         if theta.dtype != inputs.dtype:
             raise TypeError(f"{name}.theta: expected dtype {inputs.dtype} (the inputs'), got {theta.dtype}")
@@ -405,6 +412,68 @@ def _step(
     new_remaining = None if remaining is None else refractory_update(remaining, fired, params.refractory_steps)
     new_theta = None if theta is None else theta_update(theta, fired, params.theta_plus, params.theta_decay)
     return spike, NeuronState(new_voltage, new_remaining, new_theta)
+
+
+def neuron_step_unchecked(
+    inputs: Tensor, state: NeuronState, params: NeuronParams
+) -> tuple[Tensor, Tensor, NeuronState]:
+    """The forward values of :func:`neuron_step_state`, without argument checks and without autograd.
+
+    For callers that checked ``inputs`` and ``state`` themselves and need no
+    gradient (the neuron modules' single steps in eval mode or under
+    ``torch.no_grad()``); nothing is validated here and nothing keeps a graph.
+
+    Returns ``(spike, fired, state)``: float spikes ``[B, *shape]``, the same
+    spikes as bool, and the state after the step, equal (``torch.equal``) to
+    what :func:`neuron_step_state` returns. The step is written with the
+    selections of the window loop (:func:`neuron_window_state`), which give
+    the values of the module-level equations for ``S`` in ``{0, 1}``::
+
+        S_t = [H_t >= V_th + theta]           (= Heaviside(H_t - V_th - theta))
+        V_t = V_reset where S_t, else H_t      (= S V_reset + (1 - S) H, hard reset)
+        r_t = n where S_t, else max(r - 1, 0)
+        theta_t = theta * theta_decay + theta_plus * sum_b S_t[b]
+
+    (``theta * 1`` is ``theta`` exactly, so a decay of 1 skips the product,
+    and with ``theta_plus = 0`` as well the returned ``theta`` is the given
+    tensor itself.) The other returned tensors are new; nothing given is
+    written.
+    """
+    voltage = state.voltage
+    remaining = _initial_remaining(params, state)
+    theta = state.theta
+    h = torch.empty_like(voltage)
+    _charge_into(params, voltage, inputs, h)
+    refractory_mask = None if remaining is None else remaining > 0
+    if refractory_mask is not None:
+        torch.where(refractory_mask, voltage, h, out=h)
+    threshold: Threshold = params.v_threshold if theta is None else params.v_threshold + theta
+    fired = torch.ge(h, threshold)
+    if refractory_mask is not None:
+        fired.masked_fill_(refractory_mask, False)
+    spike = spike_values(fired, h.dtype)
+    # h is this call's own tensor: the new voltage is written into it
+    if params.reset == "hard":
+        new_voltage = h.masked_fill_(fired, params.v_reset)
+    else:
+        new_voltage = h.sub_(spike * threshold)
+    new_remaining = None
+    if remaining is not None:
+        new_remaining = (remaining - 1).clamp_min_(0).masked_fill_(fired, params.refractory_steps)
+    new_theta = None if theta is None else _theta_after_step(theta, fired, spike, params)
+    return spike, fired, NeuronState(new_voltage, new_remaining, new_theta)
+
+
+def _theta_after_step(theta: Tensor, fired: Tensor, spike: Tensor, params: NeuronParams) -> Tensor:
+    """:func:`theta_update` with the same values, fewer operations where they are exact."""
+    if params.theta_plus == 0 and params.theta_decay == 1.0:
+        return theta  # theta * 1 + 0 * count: nothing changes (the module never writes theta in place)
+    if fired.shape[0] == 1 and spike.dtype == theta.dtype:
+        count = spike.squeeze(0)  # one sample: its 0/1 spikes are the counts
+    else:
+        count = fired.sum(0).to(theta.dtype)
+    decayed = theta if params.theta_decay == 1.0 else theta * params.theta_decay
+    return decayed + params.theta_plus * count
 
 
 def neuron_step_state(

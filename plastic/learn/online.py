@@ -50,7 +50,6 @@ from plastic.functional.receptive import grouped_to_weight
 from plastic.functional.stdp import stdp_window, stdp_window_net
 from plastic.learn.base import CellState, Unit, check_batch_reduction
 from plastic.learn.bilinear import check_bilinear_cell
-from plastic.learn.stdp import signed_terms
 from plastic.learn.window import WindowTrainer, check_window
 from plastic.neural.cell import Cell
 from plastic.neural.updater import Updater
@@ -159,20 +158,24 @@ class OnlineSTDP(WindowTrainer):
             tau_pre=params.tau_pre, tau_post=params.tau_post, dt=unit.cell.dt, exact=params.exact,
             view=connection, batch_reduction=params.batch_reduction,
         )  # fmt: skip
+        updater = unit.cell.updater
+        # the updater first: it validates what it receives, and a refused change leaves the carried
+        # traces as they were
         if params.trace == "cumulative" and isinstance(params.batch_reduction, str):
-            # all-to-all pairing: one product per window
+            # all-to-all pairing: one product per window, one signed net change that the updater
+            # splits into its accumulators (in place when they are empty)
             result = stdp_window_net(
                 spikes_pre, spikes_post, trace_pre, trace_post, eta_post=params.a_post, eta_pre=params.a_pre, **common
             )
-            potentiation, depression = signed_terms(grouped_to_weight(result.delta_weight, weight.shape))
+            updater.accumulate_signed("weight", grouped_to_weight(result.delta_weight, weight.shape))
         else:
             pairing = "all" if params.trace == "cumulative" else "nearest"
             result = stdp_window(spikes_pre, spikes_post, trace_pre, trace_post, pairing=pairing, **common)
             potentiation = params.a_post * grouped_to_weight(result.potentiation, weight.shape)
             depression = params.a_pre * grouped_to_weight(result.depression, weight.shape)
+            updater.accumulate("weight", potentiation=potentiation, depression=depression)
         unit.state.trace_pre.copy_(result.trace_pre)
         unit.state.trace_post.copy_(result.trace_post)
-        unit.cell.updater.accumulate("weight", potentiation=potentiation, depression=depression)
 
     # ------------------------------------------------------------ normalisation
     def normalize(self, name: str | None = None) -> None:

@@ -147,7 +147,7 @@ class Cell(nn.Module):
     @property
     def step_mode(self) -> str:
         """``"single"`` or ``"window"``; setting it sets the connection and the neuron."""
-        return self.connection.step_mode
+        return self._modules["connection"].step_mode  # read by the monitors at every step
 
     @step_mode.setter
     def step_mode(self, value: str) -> None:
@@ -189,24 +189,26 @@ class Cell(nn.Module):
         to the connection's output before the neuron: the input of other
         connections onto the same neurons, e.g. lateral inhibition.
         """
+        modules = self._modules  # the submodules without nn.Module.__getattr__ (this runs at every step)
+        connection, neuron = modules["connection"], modules["neuron"]
         if current is not None:
             # checked before anything runs, so a bad call changes no state
-            leading = tuple(spikes.shape[: spikes.ndim - len(self.connection.in_shape)])
-            expected = leading + tuple(self.connection.out_shape)
+            leading = tuple(spikes.shape[: spikes.ndim - len(connection.in_shape)])
+            expected = leading + tuple(connection.out_shape)
             if not isinstance(current, Tensor) or tuple(current.shape) != expected:
                 shown = tuple(current.shape) if isinstance(current, Tensor) else type(current).__name__
                 raise ValueError(f"current: expected shape {expected}, got {shown}")
-            voltage = self.neuron.voltage
+            voltage = neuron.voltage
             if current.dtype != voltage.dtype:
                 raise TypeError(f"current: expected dtype {voltage.dtype} (the neuron's state), got {current.dtype}")
             if current.device != voltage.device:
                 raise ValueError(f"current: expected a tensor on {voltage.device}, got {current.device}")
             if not all_finite(current):
                 raise ValueError("current: expected finite values, found NaN or inf")
-        drive = self.connection(spikes)
+        drive = connection(spikes)
         if current is not None:
             drive = drive + current
-        return self.neuron(drive)
+        return neuron(drive)
 
 
 class Serial(nn.Module):

@@ -239,7 +239,7 @@ class Connection(nn.Module):
     @property
     def step_mode(self) -> str:
         """``"single"`` or ``"window"`` (held by the synapse)."""
-        return self.synapse.step_mode
+        return self._modules["synapse"].step_mode  # read by the monitors at every step
 
     @step_mode.setter
     def step_mode(self, value: str) -> None:
@@ -272,7 +272,8 @@ class Connection(nn.Module):
 
     def effective_weight(self) -> Tensor:
         """The weight the forward uses (masked for lateral connections)."""
-        return self.weight if self.weight_mask is None else self.weight * self.weight_mask
+        weight, mask = self.weight, self._buffers.get("weight_mask")
+        return weight if mask is None else weight * mask
 
     def clamped_delay(self) -> Tensor:
         """The delays as read: ``delay`` clamped into ``[0, max_delay]``, detached."""
@@ -284,13 +285,14 @@ class Connection(nn.Module):
 
     def forward(self, spikes: Tensor) -> Tensor:
         """Presynaptic spikes ``[(T,) B, *in_shape]`` -> postsynaptic input ``[(T,) B, *out_shape]``."""
-        if self.delay is None:
-            currents = self.synapse(spikes)
+        synapse = self._modules["synapse"]  # without nn.Module.__getattr__ (this runs at every step)
+        if self.delay is None:  # None is a plain attribute (no nn.Module.__getattr__)
+            currents = synapse(spikes)
             out = self._propagate(currents)
-            rebind_buffer(self, "synspike", self.synapse.spike)
+            rebind_buffer(self, "synspike", synapse.spike)
         else:
             # clamped_delay() is finite and within [0, max_delay] <= synapse.max_delay
-            arrived, currents = self.synapse.forward_delayed(spikes, self.clamped_delay(), check_delay=False)
+            arrived, currents = synapse.forward_delayed(spikes, self.clamped_delay(), check_delay=False)
             out = self._propagate_delayed(currents)
             rebind_buffer(self, "synspike", arrived)
         rebind_buffer(self, "syncurrent", currents)

@@ -97,14 +97,33 @@ class RingBuffer(nn.Module):
         expected = ((-1,) if window else ()) + self.shape
         return check_tensor(value, name, shape=expected)
 
+    def _slot(self, data: Tensor, index: int) -> Tensor:
+        """The view ``data[index]``, made once per storage tensor (a push copies into it)."""
+        cached = self.__dict__.get("_slot_views")
+        if cached is None or cached[0] is not data:
+            # first push, or ``data`` was rebound (``.to()``, ``reshape_storage``): new views
+            cached = (data, [None] * data.shape[0])
+            self.__dict__["_slot_views"] = cached
+        views: list[Tensor | None] = cached[1]
+        view = views[index]
+        if view is None:
+            view = views[index] = data[index]
+        return view
+
+    def __getstate__(self) -> dict[str, Any]:
+        # the slot views are a cache of ``data``: not part of a copy or a pickle
+        return {key: value for key, value in self.__dict__.items() if key != "_slot_views"}
+
     def push(self, value: Tensor) -> None:
         """Append one sample ``[*shape]``."""
-        data = self.data  # one module attribute lookup per push (this runs several times a step)
+        data = self._buffers["data"]  # the registered buffer, without nn.Module.__getattr__
         if not (isinstance(value, Tensor) and value.shape == data.shape[1:]):
             self.check_sample(value)  # the same test, then the full check with its message
-        data[self._pointer] = value
+        pointer = self._pointer
+        # ``data[pointer] = value`` through a kept view of the slot (the same copy, less dispatch)
+        self._slot(data, pointer).copy_(value)
         # plain ints: object.__setattr__ skips nn.Module's table checks (the same result)
-        set_plain(self, "_pointer", (self._pointer + 1) % self.capacity)
+        set_plain(self, "_pointer", (pointer + 1) % self.capacity)
         set_plain(self, "_count", min(self._count + 1, self.capacity))
 
     def push_window(self, values: Tensor) -> None:
@@ -116,8 +135,8 @@ class RingBuffer(nn.Module):
         if steps >= self.capacity:
             values = values[steps - self.capacity :]
             self.data.copy_(values)
-            self._pointer = 0
-            self._count = self.capacity
+            set_plain(self, "_pointer", 0)
+            set_plain(self, "_count", self.capacity)
             return
         first = min(steps, self.capacity - self._pointer)
         self.data[self._pointer : self._pointer + first] = values[:first]

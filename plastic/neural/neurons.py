@@ -44,18 +44,23 @@ from torch import Tensor, nn
 from plastic.functional.neurons import (
     NeuronParams,
     NeuronState,
+    _check_params,
+    _check_state,
     neuron_step_state,
+    neuron_step_unchecked,
     neuron_window_state,
     refractory_steps,
     theta_decay_factor,
 )
 from plastic.functional.surrogate import ATan, SurrogateGradient
-from plastic.functional.validation import check_choice, check_positive, check_shape, check_tensor
+from plastic.functional.validation import all_finite, check_choice, check_positive, check_shape, check_tensor
 from plastic.neural.buffers import rebind_buffer
 
 __all__ = ["SpikingNeuron", "IF", "LIF", "AdaptiveLIF", "STEP_MODES"]
 
 STEP_MODES = ("single", "window")
+# refractory counters: integer tensors (what the functional state check accepts)
+_COUNTER_DTYPES = (torch.int8, torch.uint8, torch.int16, torch.int32, torch.int64)
 
 
 def _neuron_shape(shape: int | Sequence[int]) -> tuple[int, ...]:
@@ -233,10 +238,11 @@ class SpikingNeuron(nn.Module):
         self.voltage = self.voltage.detach()
 
     def _state(self) -> NeuronState:
+        buffers = self._buffers  # without nn.Module.__getattr__ (this runs at every step)
         return NeuronState(
-            self.voltage,
+            buffers["voltage"],
             self.refractory_remaining if self.params.refractory_steps > 0 else None,
-            self.theta if self.adaptive else None,
+            buffers["theta"] if self.adaptive else None,
         )
 
     def _store(self, state: NeuronState) -> None:
@@ -260,14 +266,53 @@ class SpikingNeuron(nn.Module):
         else:
             check_tensor(inputs, "inputs", ndim=len(self.shape) + 2)
             check_shape(inputs, "inputs", (-1, self._batch_size, *self.shape))
-        if inputs.dtype != self.voltage.dtype:
-            raise TypeError(
-                f"inputs: expected dtype {self.voltage.dtype} (the neuron's state), got {inputs.dtype}"
-            )
-        if inputs.device != self.voltage.device:
+        self._check_inputs_dtype_device(inputs)
+
+    def _check_inputs_dtype_device(self, inputs: Tensor) -> None:
+        voltage = self._buffers["voltage"]
+        if inputs.dtype != voltage.dtype:
+            raise TypeError(f"inputs: expected dtype {voltage.dtype} (the neuron's state), got {inputs.dtype}")
+        if inputs.device != voltage.device:
             raise ValueError(
-                f"inputs: expected a tensor on {self.voltage.device} (the neuron's state), got {inputs.device}"
+                f"inputs: expected a tensor on {voltage.device} (the neuron's state), got {inputs.device}"
             )
+
+    def _state_is_laid_out(self, state: NeuronState, inputs: Tensor) -> bool:
+        """Whether the state has the layout of a step of ``inputs`` (checked inputs: shape, dtype, device)."""
+        voltage, remaining, theta = state
+        if not (type(voltage) is Tensor and voltage.shape == inputs.shape):
+            return False
+        if remaining is not None and not (
+            type(remaining) is Tensor and remaining.shape == inputs.shape and remaining.device == inputs.device
+            and remaining.dtype in _COUNTER_DTYPES
+        ):
+            return False
+        return theta is None or (
+            type(theta) is Tensor and theta.shape == inputs.shape[1:] and theta.dtype == inputs.dtype
+            and theta.device == inputs.device
+        )
+
+    def _forward_step_unchecked(self, inputs: Tensor) -> Tensor:
+        """A single step without a graph: the inputs are checked here, the module's own state only for
+        its layout (it holds what earlier steps computed from checked inputs)."""
+        check_tensor(inputs, "inputs", floating=True)
+        if inputs.shape != (self._batch_size, *self.shape):
+            self._check_inputs(inputs)  # raises with the full message (or a voltage of another shape)
+        self._check_inputs_dtype_device(inputs)
+        if not all_finite(inputs):
+            raise ValueError("inputs: expected finite values, found NaN or inf")
+        state = self._state()
+        if not self._state_is_laid_out(state, inputs):
+            _check_state(state, inputs, tuple(inputs.shape), "state", finite=False)
+        params = _check_params(self.params)
+        if torch.is_grad_enabled():  # eval mode with inputs that require grad: no graph either
+            with torch.no_grad():
+                spikes, fired, new_state = neuron_step_unchecked(inputs, state, params)
+        else:
+            spikes, fired, new_state = neuron_step_unchecked(inputs, state, params)
+        self._store(new_state)
+        rebind_buffer(self, "spike", fired)
+        return spikes
 
     def forward(self, inputs: Tensor) -> Tensor:
         """Advance the neurons by one step (``[B, *shape]``) or a window
@@ -275,7 +320,15 @@ class SpikingNeuron(nn.Module):
 
         Raises ``TypeError``/``ValueError`` naming ``inputs`` (wrong shape,
         batch size, dtype, device, NaN or inf) before any state changes.
+        A single step that needs no gradient (eval mode, ``torch.no_grad()``
+        or nothing requiring grad) checks the state's layout but not its
+        values: the state is this module's, computed from checked inputs.
         """
+        if self._step_mode == "single" and not (
+            self.training and torch.is_grad_enabled()
+            and (getattr(inputs, "requires_grad", False) or self._buffers["voltage"].requires_grad)
+        ):
+            return self._forward_step_unchecked(inputs)
         self._check_inputs(inputs)
         state = self._state()
         graph = contextlib.nullcontext() if self.training else torch.no_grad()

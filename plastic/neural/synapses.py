@@ -233,6 +233,10 @@ class Synapse(nn.Module):
         ``[T, B, *shape]`` with ``T >= 1``, on the state's device.
         """
         expected: tuple[int, ...] = (self._batch_size, *self.shape)
+        if self._step_mode == "single" and type(spikes) is Tensor and spikes.dtype == torch.bool:
+            # bool steps (the spikes of other modules): the checks below, without the general path
+            if spikes.shape == expected and spikes.device == self._buffers["state"].device:
+                return spikes
         if self._step_mode == "window":
             expected = (-1, *expected)
         fired = check_spikes(spikes, name, shape=expected, device=self.state.device)
@@ -281,22 +285,24 @@ class Synapse(nn.Module):
 
     def _advance(self, spikes: Tensor, fired: Tensor) -> Tensor:
         # floats keep their autograd graph (surrogate gradients); bool becomes the state dtype
+        dtype = self._buffers["state"].dtype
         if spikes.is_floating_point():
-            values, owned = spikes.to(self.state.dtype), False
+            values, owned = spikes.to(dtype), False
         else:
-            values, owned = spike_values(fired, self.state.dtype), True
+            values, owned = spike_values(fired, dtype), True
         currents = self._integrate(values, owned)
         rebind_buffer(self, "spike", fired)
         rebind_buffer(self, "current", currents)
         return currents
 
     def _push(self, fired: Tensor, currents: Tensor) -> None:
+        histories = self._modules  # the two ring buffers, without nn.Module.__getattr__
         if self._step_mode == "single":
-            self.spike_history.push(fired)
-            self.current_history.push(currents.detach())
+            histories["spike_history"].push(fired)
+            histories["current_history"].push(currents.detach())
         else:
-            self.spike_history.push_window(fired)
-            self.current_history.push_window(currents.detach())
+            histories["spike_history"].push_window(fired)
+            histories["current_history"].push_window(currents.detach())
 
     def forward(self, spikes: Tensor) -> Tensor:
         """Advance by one step or window; returns the currents ``[(T,) B, *shape]``."""

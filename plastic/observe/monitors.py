@@ -29,6 +29,7 @@ records once; the hooks go when the last user releases it.
 
 from __future__ import annotations
 
+import operator
 import weakref
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
@@ -89,13 +90,6 @@ def parse_target(target: str | Target) -> Target:
     return Target("delta" if kind == "delta" else "attr", path=path)
 
 
-def _resolve(module: nn.Module, path: str) -> object:
-    value: object = module
-    for part in path.split("."):
-        value = getattr(value, part)
-    return value
-
-
 class Monitor(nn.Module):
     """Records one target of ``module`` into ``reducer`` at every forward.
 
@@ -142,6 +136,8 @@ class Monitor(nn.Module):
             _check_path(module, parsed.path)
         self.reducer = reducer
         self.target = parsed
+        # the attribute path read at every forward, resolved by one C-level getter
+        self._getter = operator.attrgetter(parsed.path) if parsed.kind in ("attr", "delta") else None
         self.hook = hook
         self.train_only = train_only
         self.name = name or f"{type(module).__name__}.{parsed}"
@@ -206,7 +202,7 @@ class Monitor(nn.Module):
         self._observe(module, self._read(module, args, output))
 
     def _read_attr(self, module: nn.Module) -> Tensor | None:
-        value = _resolve(module, self.target.path)
+        value = self._getter(module)
         if value is None:
             return None
         if not isinstance(value, Tensor):
@@ -238,8 +234,12 @@ class Monitor(nn.Module):
         if value is None:
             return
         window = getattr(module, "step_mode", "single") == "window"
-        with torch.no_grad():
-            self.reducer(value.detach(), window=window)
+        reducer = self._modules["reducer"]  # without nn.Module.__getattr__ (this runs at every step)
+        if torch.is_grad_enabled():
+            with torch.no_grad():
+                reducer(value.detach(), window=window)
+        else:  # nothing records a graph already: the context would change nothing
+            reducer(value.detach() if value.requires_grad else value, window=window)
 
     # -------------------------------------------------------------- public
     @property

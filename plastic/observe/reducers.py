@@ -149,6 +149,11 @@ class Reducer(nn.Module):
         step); read the result with :meth:`peek` or :meth:`view`.
         """
         value = check_tensor(value, "value")
+        if window is False and self._shape_fixed and value.shape == self._shape and value.device == self._state_device():
+            # a step of the fixed shape on the state's device (a monitor's every step): every check
+            # below passes and nothing is allocated; a value without a graph needs no detach
+            self._update_step(self._prepare(value.detach() if value.requires_grad else value, False))
+            return
         if not isinstance(window, bool):
             raise TypeError(f"window: expected a bool, got {window!r}")
         if window and value.ndim == 0:
@@ -905,20 +910,20 @@ class WindowReducer(Reducer):
         return self._total
 
     def _prepare(self, value: Tensor, window: bool) -> Tensor:
-        assert self.history is not None
-        return value.to(self.history.data.dtype) if self._shape is not None else value
+        if self._shape is None:
+            return value
+        dtype = self._modules["history"]._buffers["data"].dtype  # without nn.Module.__getattr__
+        return value if value.dtype == dtype else value.to(dtype)
 
     def _state_device(self) -> torch.device:
         # the history holds the only buffer: no walk over the module tree at every step
-        assert self.history is not None
-        return self.history.data.device
+        return self._modules["history"]._buffers["data"].device
 
     def _allocate(self, shape: tuple[int, ...], value: Tensor) -> None:
         self.history = RingBuffer(self.steps, shape, dtype=value.dtype, device=value.device, fill=0)
 
     def _update_step(self, value: Tensor) -> None:
-        assert self.history is not None
-        self.history.push(value)
+        self._modules["history"].push(value)
         set_plain(self, "_total", self._total + 1)  # a plain int: skips nn.Module.__setattr__
 
     def _update_window(self, values: Tensor) -> None:

@@ -8,9 +8,13 @@ The network, built from plastic's own components:
 * a :class:`~plastic.neural.cell.Cell`: :class:`~plastic.neural.connections.LinearDense`
   64 -> N onto :class:`~plastic.neural.neurons.AdaptiveLIF` excitatory
   neurons (adaptive threshold, refractory period);
-* lateral inhibition: a fixed :class:`~plastic.neural.connections.LinearLateral`
-  connection with weight ``-w_inh`` between all excitatory neurons, driven by
-  the previous step's spikes and added to the cell's input current;
+* lateral inhibition: a fixed :class:`~plastic.neural.connections.LinearDense`
+  connection N -> N with weight ``-w_inh`` between all excitatory neurons and
+  none onto themselves (a zero diagonal), driven by the previous step's spikes
+  and added to the cell's input current (a
+  :class:`~plastic.neural.connections.LinearLateral` gives the same products,
+  but multiplies its weight by its mask at every step, which only matters for
+  a weight that changes);
 * learning: pair STDP with all-to-all traces (:class:`~plastic.learn.stdp.STDP`),
   summed over each mini-batch; the cell's updater normalises each neuron's
   incoming weights to ``w_norm`` and clamps them to ``[0, 1]`` after every
@@ -41,7 +45,7 @@ from plastic.functional.encoders import poisson_encode
 from plastic.learn.stdp import STDP
 from plastic.neural.cell import Cell
 from plastic.neural.classifiers import MaxRateClassifier
-from plastic.neural.connections import LinearDense, LinearLateral
+from plastic.neural.connections import LinearDense
 from plastic.neural.neurons import AdaptiveLIF
 
 __all__ = ["DemoConfig", "DigitNetwork", "load_digit_splits", "run_demo"]
@@ -130,10 +134,12 @@ class DigitNetwork:
             params=["weight"], normalize=config.w_norm, clamp=(0.0, 1.0), normalize_first=True
         )
         self.cell.updater.constrain()  # start from normalised weights
-        self.lateral = LinearLateral(neurons, batch_size=batch, weight_init=(0.0, 0.0), device=device)
+        self.lateral = LinearDense(neurons, neurons, batch_size=batch, weight_init=(0.0, 0.0), device=device)
         with torch.no_grad():
+            # -w_inh off the diagonal, (-)0 on it: bit for bit the masked weight a LinearLateral uses
+            no_self = 1.0 - torch.eye(neurons, dtype=self.lateral.weight.dtype, device=device)
             self.lateral.weight.fill_(-config.w_inh)
-            self.lateral.weight.mul_(self.lateral.weight_mask)
+            self.lateral.weight.mul_(no_self)
         self.trainer = STDP(
             eta_post=config.eta_post, eta_pre=config.eta_pre, tau_pre=config.tau_pre,
             tau_post=config.tau_post, pairing=config.pairing, batch_reduction="sum",
@@ -166,7 +172,9 @@ class DigitNetwork:
         batch = images.shape[0]
         self.set_batch(batch)
         rates = images.to(self.device) / 16.0 * (config.max_rate if max_rate is None else max_rate)
-        inputs = poisson_encode(rates, config.steps, 1.0, generator=self.generator).to(torch.float32)
+        # bool trains: spikes that need no value check at each step (a float copy would be checked
+        # for {0, 1} values every step), the same currents in the connection
+        inputs = poisson_encode(rates, config.steps, 1.0, generator=self.generator)
         self.cell.reset()
         self.lateral.reset()
         neuron = self.cell.neuron
@@ -174,11 +182,12 @@ class DigitNetwork:
         if not learn:  # Diehl & Cook fix the adaptive thresholds while testing
             neuron.params = attrs.evolve(saved_params, theta_plus=0.0, theta_decay=1.0)
         counts = torch.zeros(batch, config.neurons, device=self.device)
-        spikes = torch.zeros(batch, config.neurons, device=self.device)
         raster = [] if record else None
         try:
             for t in range(config.steps):
-                spikes = self.cell(inputs[t], self.lateral(spikes))
+                # the inhibition is driven by the previous step's spikes, read as the neuron's
+                # bool ``spike`` (all False after the reset)
+                spikes = self.cell(inputs[t], self.lateral(neuron.spike))
                 counts += spikes
                 if raster is not None:
                     raster.append(spikes[0].bool().cpu())
@@ -189,7 +198,7 @@ class DigitNetwork:
             self.trainer.update()
         extra = {}
         if raster is not None:
-            extra = {"input": inputs[:, 0].bool().cpu(), "output": torch.stack(raster)}
+            extra = {"input": inputs[:, 0].cpu(), "output": torch.stack(raster)}
         return counts, extra
 
     def responses(self, images: Tensor, progress: Any = None) -> Tensor:
