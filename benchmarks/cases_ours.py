@@ -194,13 +194,15 @@ def _replaying(connection_class: type) -> type:
     """
 
     class Replaying(connection_class):  # type: ignore[misc, valid-type]
+        # one zero broadcast to the output's shape (a stride-0 view): the scripted neuron
+        # only checks its shape, and a window-sized zero tensor would cost its page faults
         def _propagate(self, currents: Tensor) -> Tensor:
             lead = currents.shape[: currents.ndim - len(self.in_shape)]
-            return currents.new_zeros(*lead, *self.out_shape)
+            return currents.new_zeros(()).expand(*lead, *self.out_shape)
 
         def _propagate_delayed(self, currents: Tensor) -> Tensor:
             lead = currents.shape[: currents.ndim - self.weight.ndim]
-            return currents.new_zeros(*lead, *self.out_shape)
+            return currents.new_zeros(()).expand(*lead, *self.out_shape)
 
     Replaying.__name__ = Replaying.__qualname__ = f"Replaying{connection_class.__name__}"
     return Replaying

@@ -529,3 +529,23 @@ def test_spikes_may_be_float_and_tensor_decays_per_neuron():
         pot[:, j], dep[:, j] = p.sum(0)[:, 0], d.sum(0)[:, 0]
     _close(out.potentiation, pot[None])
     _close(out.depression, dep[None])
+
+
+@given(
+    shape=st.lists(st.integers(0, 5), min_size=1, max_size=4),
+    rate=st.floats(0.0, 1.0),
+    seed=st.integers(0, 2**16),
+    transposed=st.booleans(),
+)
+def test_event_indices_equal_nonzero(shape, rate, seed, transposed):
+    """The CPU fast path (numpy's flatnonzero) gives nonzero's indices, in its order, for any layout."""
+    from plastic.functional.bilinear import event_indices
+
+    events = torch.rand(shape, generator=torch.Generator().manual_seed(seed)) < rate
+    if transposed and events.ndim > 1:
+        events = events.transpose(0, -1)  # a non-contiguous view
+    got = event_indices(events)
+    expected = [tuple(int(i) for i in index) for index in np.argwhere(events.numpy())]
+    assert len(got) == events.ndim
+    assert all(index.dtype == torch.int64 for index in got)
+    assert list(zip(*[index.tolist() for index in got])) == expected

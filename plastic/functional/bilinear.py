@@ -56,6 +56,11 @@ from plastic.functional.receptive import (
 from plastic.functional.traces import trace_cumulative_window, trace_nearest_window
 from plastic.functional.validation import check_positive, check_spikes, check_tensor
 
+try:  # optional: a faster scan for the indices of events on CPU (see event_indices)
+    import numpy as _numpy
+except ImportError:  # pragma: no cover - numpy comes with the usual torch installs
+    _numpy = None
+
 __all__ = [
     "PAIRINGS",
     "BATCH_REDUCTIONS",
@@ -76,6 +81,7 @@ __all__ = [
     "NO_STEP_LENGTH",
     "step_as_window",
     "compute_dtype",
+    "event_indices",
 ]
 
 #: ``"all"``: cumulative traces (all-to-all pairing); ``"nearest"``: traces set
@@ -543,3 +549,24 @@ def compute_dtype(*candidates: object) -> torch.dtype:
         if isinstance(candidate, Tensor) and candidate.is_floating_point():
             return candidate.dtype
     return torch.get_default_dtype()
+
+
+def event_indices(events: Tensor) -> tuple[Tensor, ...]:
+    """The indices of the True entries of a bool tensor, one int64 tensor per dimension.
+
+    The same as ``events.nonzero(as_tuple=True)`` (row-major order). On CPU
+    the flat positions come from numpy's ``flatnonzero`` when numpy is
+    installed (about 3x faster than ``torch.nonzero`` on the sparse spike
+    windows of the event-driven products, measured single-threaded) and are
+    split into per-dimension indices here.
+    """
+    if _numpy is None or events.device.type != "cpu" or events.dtype != torch.bool or events.ndim == 0:
+        return events.nonzero(as_tuple=True)
+    flat = torch.from_numpy(_numpy.flatnonzero(events.contiguous().numpy())).to(torch.int64)
+    indices = []
+    for size in reversed(events.shape[1:]):
+        quotient = torch.div(flat, size, rounding_mode="floor")
+        indices.append(flat - quotient * size)
+        flat = quotient
+    indices.append(flat)
+    return tuple(reversed(indices))

@@ -86,6 +86,7 @@ from plastic.functional.bilinear import (
     check_batch_reduction,
     check_grouped_views,
     check_window_spikes,
+    event_indices,
     pairing_traces,
     reduce_batch,
 )
@@ -174,7 +175,7 @@ def event_product(events: Tensor, values: Tensor, *, out: Tensor | None = None) 
     # destination-major order (g, r, n, p) gives the CSR layout directly
     fired = events if events.dtype == torch.bool else events != 0
     ordered = rearrange(fired, "n g r p -> g r n p").contiguous()
-    group, row, sample, position = ordered.nonzero(as_tuple=True)
+    group, row, sample, position = event_indices(ordered)
     matrix_rows = rearrange(values, "n g c p -> (n g p) c")
     out_rows = groups * rows_per_group
     if group.numel() == 0:
@@ -197,6 +198,10 @@ def event_product(events: Tensor, values: Tensor, *, out: Tensor | None = None) 
             return out
         product = matrix @ matrix_rows
     return product.reshape(groups, rows_per_group, channels)
+
+
+#: Gathered receptive values per chunk of the event-driven conv product (elements).
+EVENT_CHUNK_ELEMENTS = 1 << 18
 
 
 def _conv_event_product(events: Tensor, values: Tensor, geometry: ConvGeometry) -> Tensor:
@@ -246,14 +251,22 @@ def _conv_event_product(events: Tensor, values: Tensor, geometry: ConvGeometry) 
     fired = events if events.dtype == torch.bool else events != 0
     fired = fired.reshape(count, groups, rows_per_group, -1)
     out = values.new_zeros(groups, rows_per_group, receptive)
+    offset = offset.to(index_dtype)
+    # events in chunks through two reused [chunk, K] buffers: cache-sized, and no fresh
+    # pages for event-count-sized index and value tables
+    chunk = max(1, EVENT_CHUNK_ELEMENTS // receptive)
+    index_buffer = torch.empty(chunk, receptive, dtype=index_dtype, device=device)
+    value_buffer = values.new_empty(chunk * receptive)
     for group in range(groups):
-        sample, row, position = fired[:, group].nonzero(as_tuple=True)
-        if sample.numel() == 0:
-            continue
-        first = (sample * sample_size + start[position]).add_(group * in_per_group * channel_size)
-        index = first.to(index_dtype).unsqueeze(1) + offset.to(index_dtype)  # [E, K]
-        gathered = flat_values.index_select(0, index.reshape(-1)).reshape(index.shape)
-        out[group].index_add_(0, row, gathered)
+        sample, row, position = event_indices(fired[:, group])
+        first = (sample * sample_size + start[position]).add_(group * in_per_group * channel_size).to(index_dtype)
+        for begin in range(0, first.numel(), chunk):
+            end = min(first.numel(), begin + chunk)
+            index = index_buffer[: end - begin]
+            torch.add(first[begin:end].unsqueeze(1), offset, out=index)  # [E, K]
+            gathered = value_buffer[: index.numel()]
+            torch.index_select(flat_values, 0, index.view(-1), out=gathered)
+            out[group].index_add_(0, row[begin:end], gathered.view(index.shape))
     return out
 
 
@@ -810,7 +823,7 @@ def _block_event_matrices(
     event in it).
     """
     fired = events if events.dtype == torch.bool else events != 0
-    row, column = fired.nonzero(as_tuple=True)
+    row, column = event_indices(fired)
     blocks = -(-events.shape[0] // rows_per_block)
     block = torch.div(row, rows_per_block, rounding_mode="floor")
     key = block * outputs + column
