@@ -644,6 +644,20 @@ class _TraceReducer(Reducer):
         assert self.history is not None
         return self._read_history(lags, self.interpolation, tolerance_steps, dt=self._dt, tau=self.tau)
 
+    #: the trace's recurrence (``plastic.functional.traces``): one step, and a window
+    #: with its last trace, both ``(..., decay, amplitude)``
+    trace_step: Callable[..., Tensor]
+    trace_window: Callable[..., tuple[Tensor, Tensor]]
+
+    def _update_step(self, value: Tensor) -> None:
+        self.trace = self.trace_step(self.trace, value, self.decay, self.amplitude)
+        self._push(self.trace, window=False)
+
+    def _update_window(self, values: Tensor) -> None:
+        traces, last = self.trace_window(values, self.decay, self.amplitude, initial=self.trace)
+        self.trace = last
+        self._push(traces, window=True)
+
     def _push(self, value: Tensor, window: bool) -> None:
         if self.history is not None:
             (self.history.push_window if window else self.history.push)(value)
@@ -709,14 +723,8 @@ class CumulativeTraceReducer(_TraceReducer):
         values = value.to(self._float_state_dtype(value, self.trace))
         return values * self.scale if self.scale != 1.0 else values
 
-    def _update_step(self, value: Tensor) -> None:
-        self.trace = trace_cumulative_step(self.trace, value, self.decay, self.amplitude)
-        self._push(self.trace, window=False)
-
-    def _update_window(self, values: Tensor) -> None:
-        traces, last = trace_cumulative_window(values, self.decay, self.amplitude, initial=self.trace)
-        self.trace = last
-        self._push(traces, window=True)
+    trace_step = staticmethod(trace_cumulative_step)
+    trace_window = staticmethod(trace_cumulative_window)
 
 
 class NearestTraceReducer(_TraceReducer):
@@ -760,14 +768,8 @@ class NearestTraceReducer(_TraceReducer):
         check_tensor(value, "value", finite=True)
         return _apply_criterion(self.criterion, value)
 
-    def _update_step(self, events: Tensor) -> None:
-        self.trace = trace_nearest_step(self.trace, events, self.decay, self.amplitude)
-        self._push(self.trace, window=False)
-
-    def _update_window(self, events: Tensor) -> None:
-        traces, last = trace_nearest_window(events, self.decay, self.amplitude, initial=self.trace)
-        self.trace = last
-        self._push(traces, window=True)
+    trace_step = staticmethod(trace_nearest_step)
+    trace_window = staticmethod(trace_nearest_window)
 
 
 class EMAReducer(Reducer):
