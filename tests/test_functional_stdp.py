@@ -549,3 +549,52 @@ def test_event_indices_equal_nonzero(shape, rate, seed, transposed):
     assert len(got) == events.ndim
     assert all(index.dtype == torch.int64 for index in got)
     assert list(zip(*[index.tolist() for index in got])) == expected
+
+
+@given(
+    case=cases,
+    method=st.sampled_from(["dense", "sparse"]),
+    blocked=st.booleans(),
+    reduction=st.sampled_from(["sum", "mean"]),
+    carried_post=st.booleans(),
+)
+def test_net_form_writes_into_out(case, method, blocked, reduction, carried_post):
+    """``out=`` receives exactly the change of the call without it, whatever it held before."""
+    from unittest import mock
+
+    import plastic.functional.stdp as stdp_module
+
+    case = dict(case, pairing="all")
+    pre, post, x_pre0, x_post0 = _draw(case)
+    kwargs = dict(method=method, batch_reduction=reduction, eta_post=0.7, eta_pre=1.3, **_kwargs(case))
+    trace_post = x_post0 if carried_post else None
+    out = torch.full((1, case["n_out"], case["n_in"]), math.nan, dtype=torch.float64)
+    with mock.patch.object(stdp_module, "MATRIX_FILTER_MAX_ELEMENTS", 0 if blocked else 1 << 20):
+        expected = stdp_window_net(pre, post.bool(), x_pre0, trace_post, **kwargs)
+        written = stdp_window_net(pre, post.bool(), x_pre0, trace_post, out=out, **kwargs)
+    assert written.delta_weight.data_ptr() == out.data_ptr()
+    _close(out, expected.delta_weight.numpy(), rel=1e-12, atol=1e-12)
+
+
+def test_net_form_out_for_conv_and_bad_out():
+    geometry = ConvGeometry.create(2, 2, 4, 3, groups=2, padding=1)
+    generator = torch.Generator().manual_seed(5)
+    pre = torch.rand(6, 2, 2, 5, 5, generator=generator) < 0.3
+    post = torch.rand(6, 2, 4, 5, 5, generator=generator) < 0.1
+    expected = stdp_window_net(pre, post, tau_pre=5.0, tau_post=7.0, view=geometry, method="sparse")
+    out = torch.full((2, 2, 9), math.nan)
+    written = stdp_window_net(pre, post, tau_pre=5.0, tau_post=7.0, view=geometry, method="sparse", out=out)
+    assert written.delta_weight.data_ptr() == out.data_ptr()
+    torch.testing.assert_close(out, expected.delta_weight, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="^out"):
+        stdp_window_net(pre, post, tau_pre=5.0, tau_post=7.0, view=geometry, out=torch.zeros(1, 4, 18))
+    with pytest.raises(TypeError, match="^out"):
+        stdp_window_net(pre, post, tau_pre=5.0, tau_post=7.0, view=geometry, out=torch.zeros(2, 2, 9, dtype=torch.float64))
+    with pytest.raises(ValueError, match="^out"):
+        stdp_window_net(
+            pre, post, tau_pre=5.0, tau_post=7.0, view=geometry, out=torch.zeros(2, 2, 9),
+            batch_reduction=lambda values: values.sum(0),
+        )  # fmt: skip
+    dense_pre, dense_post = pre.flatten(2), post.flatten(2)
+    with pytest.raises(ValueError, match="^out"):
+        stdp_window_net(dense_pre, dense_post, tau_pre=5.0, tau_post=7.0, out=torch.zeros(1, 50, 49))

@@ -67,6 +67,7 @@ Cybern. 98:459 (trace formulation, pairing schemes, weight dependence).
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Callable
@@ -97,7 +98,7 @@ from plastic.functional.traces import (
     trace_anticausal_window,
     trace_cumulative_window,
 )
-from plastic.functional.validation import check_choice, check_positive, check_same_device, check_tensor
+from plastic.functional.validation import check_choice, check_positive, check_same_device, check_shape, check_tensor
 
 __all__ = [
     "SPARSE_DENSITY_THRESHOLD",
@@ -286,6 +287,7 @@ def pair_product(
     events: Literal["post", "pre", "none"] = "none",
     batch_reduction: BatchReduction = "sum",
     method: Method = "auto",
+    out: Tensor | None = None,
 ) -> Tensor:
     """The bilinear form every pair rule ends in, over a window, in ``[G, O, K]``::
 
@@ -300,6 +302,8 @@ def pair_product(
             event-driven product may be used; ``"none"``: dense only.
         batch_reduction: ``"sum"``, ``"mean"`` or a callable reducing dim 0.
         method: ``"auto"``, ``"dense"`` or ``"sparse"`` (see the module notes).
+        out: ``[G, O, K]`` tensor receiving the result (``"sum"``/``"mean"``);
+            written directly by the dense-matrix and event-driven products.
 
     No argument checks beyond the views (internal building block of the
     rules here and in :mod:`plastic.functional.all_pairs`).
@@ -323,23 +327,34 @@ def pair_product(
     post_flat = post.reshape(steps * batch, *post.shape[2:])
     pre_flat = pre.reshape(steps * batch, *pre.shape[2:])
     sparse = events in ("post", "pre") and _use_sparse(method, post_flat if events == "post" else pre_flat)
+    result: Tensor | None = None
     if sparse and events == "post" and layout.geometry is not None:
-        out = _conv_event_product(post_flat, pre_flat, layout.geometry)  # no unfolded window
+        result = _conv_event_product(post_flat, pre_flat, layout.geometry)  # no unfolded window
     elif sparse:
         pre_view, post_view = layout.pre(pre_flat), layout.post(post_flat)
         check_grouped_views(pre_view, post_view)
         if events == "post":
-            out = event_product(post_view, pre_view)
+            result = event_product(post_view, pre_view, out=None if out is None else out.zero_())
         else:
-            out = event_product(pre_view, post_view).transpose(1, 2)
+            result = event_product(pre_view, post_view).transpose(1, 2)
     else:
         # bool spikes on the event side, read as {0, 1} values for the dense product
         if post_flat.dtype == torch.bool:
             post_flat = spike_values(post_flat, pre_flat.dtype)
         elif pre_flat.dtype == torch.bool:
             pre_flat = spike_values(pre_flat, post_flat.dtype)
-        out = layout.product(post_flat, pre_flat)
-    return out / batch if batch_reduction == "mean" else out
+        if out is not None and layout.dense:
+            layout.check_shapes(pre_flat, post_flat)
+            result = torch.mm(post_flat.flatten(1).T, pre_flat.flatten(1), out=out[0])
+            result = out
+        else:
+            result = layout.product(post_flat, pre_flat)
+    if out is not None and result is not out:
+        check_shape(out, "out", tuple(result.shape))
+        result = out.copy_(result)
+    return result.div_(batch) if batch_reduction == "mean" and out is not None else (
+        result / batch if batch_reduction == "mean" else result
+    )
 
 
 # ---------------------------------------------------------------------- validation
@@ -609,6 +624,7 @@ def stdp_window_net(
     view: View = None,
     batch_reduction: BatchReduction = "sum",
     method: Method = "auto",
+    out: Tensor | None = None,
 ) -> STDPNetUpdate:
     """All-to-all pair STDP, identity weight dependence, as ONE product per window.
 
@@ -637,6 +653,10 @@ def stdp_window_net(
             matrix at postsynaptic events (CSR product), ``"dense"`` one GEMM,
             ``"auto"`` sparse below :data:`SPARSE_DENSITY_THRESHOLD`.
 
+    ``out``: a ``[G, O, K]`` tensor of the traces' dtype and device that
+    receives the change (``batch_reduction`` ``"sum"`` or ``"mean"``), e.g. a
+    buffer kept across windows: no fresh weight-sized allocation per call.
+
     Every other argument as in :func:`stdp_window`. Returns
     :class:`STDPNetUpdate` ``(delta_weight [G, O, K], trace_pre, trace_post)``.
     """
@@ -661,6 +681,16 @@ def stdp_window_net(
     dtype = checked.trace_pre.dtype
     steps, batch = checked.spikes_pre.shape[:2]
     device = checked.trace_pre.device
+    if out is not None:
+        check_tensor(out, "out", ndim=3, device=device)
+        if out.dtype != dtype:
+            raise TypeError(f"out: expected dtype {dtype} (the traces'), got {out.dtype}")
+        if layout.dense:
+            check_shape(out, "out", (1, checked.spikes_post[0, 0].numel(), checked.spikes_pre[0, 0].numel()))
+        elif layout.geometry is not None:
+            geometry = layout.geometry
+            groups = geometry.groups
+            check_shape(out, "out", (groups, geometry.out_channels // groups, geometry.receptive_size))
 
     main: Tensor | None = None
     if torch.is_grad_enabled() and any(
@@ -683,7 +713,7 @@ def stdp_window_net(
         layout.check_shapes(checked.spikes_pre[0], checked.spikes_post[0])
         main, last_pre, seen_by_carried = _blocked_window_product(
             checked.spikes_pre, checked.spikes_post, checked.trace_pre, float(checked.decay_pre),
-            decay_post_value, amplitude_pre, amplitude_post, eta_post, eta_pre, method,
+            decay_post_value, amplitude_pre, amplitude_post, eta_post, eta_pre, method, out,
         )  # fmt: skip
     else:
         filtered, last_pre, seen_by_carried = _filtered_presynaptic(
@@ -701,7 +731,9 @@ def stdp_window_net(
 
     if isinstance(batch_reduction, str):
         if main is None:
-            main = pair_product(s_post, filtered, view=layout, events="post", batch_reduction="sum", method=method)
+            main = pair_product(
+                s_post, filtered, view=layout, events="post", batch_reduction="sum", method=method, out=out
+            )
         if trace_post is None:
             delta = main  # no carried postsynaptic trace: no pairs with a post spike before the window
         else:
@@ -710,8 +742,10 @@ def stdp_window_net(
             )
             delta = main.sub_(carried, alpha=eta_pre)
         if batch_reduction == "mean":
-            delta = delta / batch
+            delta = delta.div_(batch)
     else:
+        if out is not None:
+            raise ValueError("out: needs batch_reduction 'sum' or 'mean' (a callable reduces per-sample values)")
         s_post_values = _spike_matrix(spikes_post, checked.spikes_post, dtype)
         per_sample = layout.per_sample(s_post_values, filtered)
         per_sample -= eta_pre * layout.per_sample(checked.trace_post.unsqueeze(0), seen_by_carried.unsqueeze(0))
@@ -788,21 +822,14 @@ def _filtered_presynaptic_matrix(
     steps = spikes_pre.shape[0]
     dtype, device = trace_pre.dtype, trace_pre.device
     spikes = spike_values(spikes_pre, dtype).reshape(steps, -1)  # [T, B*N]
-    time = torch.arange(steps, dtype=dtype, device=device)
-    lag = time[:, None] - time[None, :]  # t - u
-    powers_pre = torch.pow(torch.tensor(decay_pre, dtype=dtype, device=device), lag.clamp(min=0))
-    powers_post = torch.pow(torch.tensor(decay_post, dtype=dtype, device=device), (-lag).clamp(min=0))
-    matrix = torch.empty(steps + 2, steps, dtype=dtype, device=device)
-    matrix[:steps] = (powers_pre * (eta_post * amplitude_pre)).masked_fill_(lag < 0, 0.0)
-    matrix[:steps] -= (powers_post * (eta_pre * amplitude_post)).masked_fill_(lag > 0, 0.0)
-    matrix[steps] = powers_pre[steps - 1] * amplitude_pre  # a_pre^(T-1-u)
-    matrix[steps + 1] = powers_post[0] * decay_post  # a_post^(u+1)
+    matrix, entering, carry_scale = _window_filter_matrix(
+        steps, decay_pre, decay_post, amplitude_pre, amplitude_post, eta_post, eta_pre, dtype, device
+    )
     out = matrix @ spikes
     carried = trace_pre.reshape(-1)
-    decay_powers = torch.pow(torch.tensor(decay_pre, dtype=dtype, device=device), time + 1)  # a_pre^(t+1)
     filtered = out[:steps]
-    filtered.addr_(decay_powers, carried, alpha=eta_post)
-    last_pre = out[steps].add_(carried, alpha=float(decay_pre) ** steps) if steps else trace_pre.clone()
+    filtered.addr_(entering, carried)  # eta_post a_pre^(t+1) x_pre(-1)
+    last_pre = out[steps].add_(carried, alpha=carry_scale)
     return filtered.view(spikes_pre.shape), last_pre.view(trace_pre.shape), out[steps + 1].view(trace_pre.shape)
 
 
@@ -850,6 +877,32 @@ def _block_event_matrices(
     return matrix
 
 
+@functools.lru_cache(maxsize=64)
+def _window_filter_matrix(
+    steps: int,
+    decay_pre: float,
+    decay_post: float,
+    amplitude_pre: float,
+    amplitude_post: float,
+    eta_post: float,
+    eta_pre: float,
+    dtype: torch.dtype,
+    device: torch.device,
+) -> tuple[Tensor, Tensor, float]:
+    """The whole window as one block of :func:`_filter_block_matrices` (no later steps: ``u_next = 0``).
+
+    Returns ``([T+2, T] rows: the filtered steps, x_pre(T-1), a_post * u(0)``; the
+    column of ``x_pre(-1)`` in the filtered steps; its factor ``a_pre^T`` in
+    ``x_pre(T-1)``). Cached (read-only tensors): a trainer's windows repeat these.
+    """
+    matrix, carry_pre, carry_post = _filter_block_matrices(
+        steps, decay_pre, decay_post, amplitude_pre, amplitude_post, eta_post, eta_pre, dtype, device
+    )
+    stacked = torch.cat([matrix[:, :steps], carry_pre[:steps].unsqueeze(0), carry_post[:steps].unsqueeze(0) * decay_post])
+    return stacked, matrix[:, steps].clone(), float(decay_pre) ** steps
+
+
+@functools.lru_cache(maxsize=64)
 def _filter_block_matrices(
     length: int,
     decay_pre: float,
@@ -903,6 +956,7 @@ def _blocked_window_product(
     eta_post: float,
     eta_pre: float,
     method: Method,
+    out: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """``sum_t s_post(t)^T filtered(t)`` of a dense window, a block of steps at a time.
 
@@ -925,14 +979,11 @@ def _blocked_window_product(
     sparse = _use_sparse(method, post)
     length = max(1, min(steps, FILTER_BLOCK_ELEMENTS // max(width, 1)))
     starts = list(range(0, steps, length))
-    matrices = {}
 
     def block_matrices(size: int) -> tuple[Tensor, Tensor, Tensor]:
-        if size not in matrices:
-            matrices[size] = _filter_block_matrices(
-                size, decay_pre, decay_post, amplitude_pre, amplitude_post, eta_post, eta_pre, dtype, device
-            )
-        return matrices[size]
+        return _filter_block_matrices(
+            size, decay_pre, decay_post, amplitude_pre, amplitude_post, eta_post, eta_pre, dtype, device
+        )
 
     stacked = torch.empty(length + 2, width, dtype=dtype, device=device)
     # backward sweep: u(t) at the end of each block (the sum over the later steps)
@@ -950,7 +1001,7 @@ def _blocked_window_product(
     if sparse:
         event_blocks = _block_event_matrices(post, length * batch, outputs, dtype)
     # forward sweep: each block's filtered rows, multiplied at once
-    main = trace_pre.new_zeros(1, outputs, inputs)
+    main = trace_pre.new_zeros(1, outputs, inputs) if out is None else out.zero_()
     filtered = torch.empty(length, width, dtype=dtype, device=device)
     carried = trace_pre.reshape(-1)
     for index, start in enumerate(starts):

@@ -129,6 +129,22 @@ class STDP(WindowTrainer):
             and not callable(params.batch_reduction)
         )
 
+    @staticmethod
+    def _change_buffer(unit: Unit, dtype: torch.dtype) -> Tensor:
+        """A ``[G, O, K]`` scratch buffer kept across windows for the one-product change.
+
+        The updater copies what it receives, so the buffer is free again after each
+        window; reusing it spares a fresh weight-sized allocation (and its page faults)
+        per window. Not saved in the state dict.
+        """
+        connection = unit.cell.connection
+        shape = connection.weight_grouped().shape
+        buffer = unit.state._buffers.get("window_change")
+        if buffer is None or buffer.shape != shape or buffer.dtype != dtype or buffer.device != connection.weight.device:
+            buffer = torch.empty(shape, dtype=dtype, device=connection.weight.device)
+            unit.state.register_buffer("window_change", buffer, persistent=False)
+        return buffer
+
     def learn_window(self, unit: Unit, windows: dict[str, Tensor]) -> None:
         params = unit.state.params
         connection = unit.cell.connection
@@ -155,7 +171,8 @@ class STDP(WindowTrainer):
         if self.uses_one_product(unit):
             result = stdp_window_net(
                 spikes_pre, spikes_post, trace_pre, None if fresh_post else trace_post,
-                eta_post=params.eta_post, eta_pre=params.eta_pre, **common,
+                eta_post=params.eta_post, eta_pre=params.eta_pre,
+                out=self._change_buffer(unit, dtype), **common,
             )  # fmt: skip
             change = grouped_to_weight(result.delta_weight, weight.shape)
         else:
