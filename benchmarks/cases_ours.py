@@ -119,7 +119,7 @@ def functional_window(method: str) -> RowFunction:
     def prepare(case: DenseCase | ConvCase, data: Data) -> Prepared:
         view = conv_geometry(case) if isinstance(case, ConvCase) else None
         shape = conv_weight_shape(case) if isinstance(case, ConvCase) else (case.n_out, case.n_in)
-        pre, post = data["pre"], data["post"]
+        pre, post = data["pre"].bool(), data["post"].bool()  # as cells record them (see _window_run)
 
         def run() -> Tensor:
             update = stdp_window(pre, post, tau_pre=case.tau, tau_post=case.tau, view=view, method=method)
@@ -136,7 +136,7 @@ def functional_window_net(method: str) -> RowFunction:
     def prepare(case: DenseCase | ConvCase, data: Data) -> Prepared:
         view = conv_geometry(case) if isinstance(case, ConvCase) else None
         shape = conv_weight_shape(case) if isinstance(case, ConvCase) else (case.n_out, case.n_in)
-        pre, post = data["pre"], data["post"]
+        pre, post = data["pre"].bool(), data["post"].bool()  # as cells record them (see _window_run)
 
         def run() -> Tensor:
             update = stdp_window_net(pre, post, tau_pre=case.tau, tau_post=case.tau, view=view, method=method)
