@@ -4,8 +4,6 @@ import re
 import runpy
 from pathlib import Path
 
-import torch
-
 from plastic.zoo.demo import DemoConfig, run_demo
 
 ROOT = Path(__file__).resolve().parents[1]

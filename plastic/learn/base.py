@@ -24,7 +24,6 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
 import attrs
-import torch
 from torch import Tensor, nn
 
 from plastic.neural.cell import Cell

@@ -40,8 +40,7 @@ from typing import Any, ClassVar
 import attrs
 from torch import Tensor
 
-from plastic.functional.attrs_validators import non_negative, one_of, optional_callable, positive
-from plastic.functional.bilinear import PAIRINGS
+from plastic.functional.attrs_validators import non_negative, positive
 from plastic.functional.reward import (
     MSTDPETState,
     MSTDPState,
@@ -50,17 +49,17 @@ from plastic.functional.reward import (
     mstdp_et_window,
     mstdp_window,
 )
-from plastic.learn.base import CellState, Unit, check_batch_reduction
+from plastic.learn.base import CellState, Unit
 from plastic.learn.bilinear import check_bilinear_cell, functional_reduction
 from plastic.learn.stdp import signed_terms
-from plastic.learn.window import WindowTrainer, check_window
+from plastic.learn.window import WindowRuleParams, WindowTrainer
 from plastic.neural.cell import Cell
 
 __all__ = ["MSTDP", "MSTDPET", "MSTDPParams", "MSTDPETParams"]
 
 
 @attrs.frozen
-class MSTDPParams:
+class MSTDPParams(WindowRuleParams):
     """Hyperparameters of :class:`MSTDP` (times in the unit of ``dt``, ms).
 
     tau_plus, tau_minus: presynaptic and postsynaptic trace time constants.
@@ -78,12 +77,6 @@ class MSTDPParams:
     a_plus: float = attrs.field(default=1.0, validator=non_negative)
     a_minus: float = attrs.field(default=1.0, validator=non_negative)
     learning_rate: float = attrs.field(default=1.0, validator=non_negative)
-    pairing: str = attrs.field(default="all", validator=one_of(*PAIRINGS))
-    exact: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
-    weight_dependence_post: Callable[[Tensor], Tensor] | None = attrs.field(default=None, validator=optional_callable)
-    weight_dependence_pre: Callable[[Tensor], Tensor] | None = attrs.field(default=None, validator=optional_callable)
-    batch_reduction: str | Callable[[Tensor], Tensor] = attrs.field(default="sum", validator=check_batch_reduction)
-    window: int = attrs.field(default=1000, validator=check_window)
 
     def rule(self) -> RewardSTDPParameters:
         """The functional :class:`~plastic.functional.reward.RewardSTDPParameters`."""

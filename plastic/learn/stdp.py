@@ -28,25 +28,23 @@ Cybern. 98:459.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 
 import attrs
 import torch
 from torch import Tensor
 
-from plastic.functional.attrs_validators import finite, one_of, optional_callable, positive
-from plastic.functional.bilinear import PAIRINGS
+from plastic.functional.attrs_validators import finite, one_of, positive
 from plastic.functional.receptive import grouped_to_weight
 from plastic.functional.stdp import METHODS, stdp_window, stdp_window_net
-from plastic.learn.base import CellState, Unit, check_batch_reduction
-from plastic.learn.window import WindowTrainer, check_window
+from plastic.learn.base import CellState, Unit
+from plastic.learn.window import WindowRuleParams, WindowTrainer
 from plastic.neural.cell import Cell
 
 __all__ = ["STDP", "STDPParams", "signed_terms"]
 
 
 @attrs.frozen
-class STDPParams:
+class STDPParams(WindowRuleParams):
     """Hyperparameters of :class:`STDP` (times in the unit of ``dt``, ms).
 
     eta_post: rate of the post-spike (potentiation) term.
@@ -68,12 +66,6 @@ class STDPParams:
     tau_post: float = attrs.field(default=20.0, validator=positive)
     amplitude_pre: float = attrs.field(default=1.0, validator=finite)
     amplitude_post: float = attrs.field(default=1.0, validator=finite)
-    pairing: str = attrs.field(default="all", validator=one_of(*PAIRINGS))
-    exact: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
-    weight_dependence_post: Callable[[Tensor], Tensor] | None = attrs.field(default=None, validator=optional_callable)
-    weight_dependence_pre: Callable[[Tensor], Tensor] | None = attrs.field(default=None, validator=optional_callable)
-    batch_reduction: str | Callable[[Tensor], Tensor] = attrs.field(default="sum", validator=check_batch_reduction)
-    window: int = attrs.field(default=1000, validator=check_window)
     method: str = attrs.field(default="auto", validator=one_of(*METHODS))
     fuse: bool | None = attrs.field(default=None, validator=one_of(None, True, False))
 

@@ -26,19 +26,17 @@ of spike timing-dependent plasticity", J. Neurosci. 26(38):9673-9682.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import attrs
 from torch import Tensor
 
-from plastic.functional.attrs_validators import non_negative, one_of, optional_callable, positive
-from plastic.functional.bilinear import PAIRINGS
+from plastic.functional.attrs_validators import non_negative, positive
 from plastic.functional.triplet import TripletParameters, TripletTraces, triplet_stdp_window
-from plastic.learn.base import CellState, Unit, check_batch_reduction
+from plastic.learn.base import CellState, Unit
 from plastic.learn.bilinear import check_bilinear_cell, functional_reduction
 from plastic.learn.stdp import signed_terms
-from plastic.learn.window import WindowTrainer, check_window
+from plastic.learn.window import WindowRuleParams, WindowTrainer
 from plastic.neural.cell import Cell
 
 __all__ = ["TripletSTDP", "TripletSTDPParams"]
@@ -48,7 +46,7 @@ __all__ = ["TripletSTDP", "TripletSTDPParams"]
 
 
 @attrs.frozen
-class TripletSTDPParams:
+class TripletSTDPParams(WindowRuleParams):
     """Hyperparameters of :class:`TripletSTDP` (times in the unit of ``dt``, ms).
 
     tau_plus, tau_x: presynaptic pair (``r1``) and triplet (``r2``) traces.
@@ -70,12 +68,6 @@ class TripletSTDPParams:
     a3_plus: float = attrs.field(default=6.2e-3, validator=non_negative)
     a2_minus: float = attrs.field(default=7e-3, validator=non_negative)
     a3_minus: float = attrs.field(default=2.3e-4, validator=non_negative)
-    pairing: str = attrs.field(default="all", validator=one_of(*PAIRINGS))
-    exact: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
-    weight_dependence_post: Callable[[Tensor], Tensor] | None = attrs.field(default=None, validator=optional_callable)
-    weight_dependence_pre: Callable[[Tensor], Tensor] | None = attrs.field(default=None, validator=optional_callable)
-    batch_reduction: str | Callable[[Tensor], Tensor] = attrs.field(default="sum", validator=check_batch_reduction)
-    window: int = attrs.field(default=1000, validator=check_window)
 
     def rule(self) -> TripletParameters:
         """The functional :class:`~plastic.functional.triplet.TripletParameters`."""

@@ -14,25 +14,56 @@ one recording.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import attrs
 import torch
 from torch import Tensor
 
-from plastic.learn.base import CellState, IndependentCellTrainer, Unit
+from plastic.functional.attrs_validators import one_of, optional_callable
+from plastic.functional.bilinear import PAIRINGS
+from plastic.learn.base import CellState, IndependentCellTrainer, Unit, check_batch_reduction
 from plastic.neural.buffers import set_plain
 from plastic.neural.cell import Cell
 from plastic.observe.monitors import Monitor
 from plastic.observe.reducers import WindowReducer
 
-__all__ = ["WindowTrainer", "check_window"]
+__all__ = ["WindowRuleParams", "WindowTrainer", "check_window"]
 
 
 def check_window(instance: Any, attribute: attrs.Attribute, value: object) -> None:
     """attrs validator for the ``window`` capacity (steps between calls)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{attribute.name}: expected an int >= 1 (steps kept between calls), got {value!r}")
+
+
+@attrs.frozen
+class WindowRuleParams:
+    """The hyperparameters every trace-window rule shares (keyword-only; subclassed by
+    :class:`~plastic.learn.stdp.STDPParams`, :class:`~plastic.learn.reward.MSTDPParams`
+    and :class:`~plastic.learn.triplet.TripletSTDPParams`).
+
+    pairing: ``"all"`` (cumulative traces, all-to-all) or ``"nearest"``.
+    exact: decay ``exp(-dt/tau)`` (True) or the Euler ``1 - dt/tau``.
+    weight_dependence_post, weight_dependence_pre: ``f_post(w)``, ``f_pre(w)`` (None: 1).
+    batch_reduction: ``"sum"`` (default), ``"mean"`` or a callable on dim 0 (rules with
+        per-sample values also take ``"amax"``, ``"amin"``, ``"median"``).
+    window: most steps the cell may run between two calls.
+    """
+
+    pairing: str = attrs.field(default="all", validator=one_of(*PAIRINGS), kw_only=True)
+    exact: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool), kw_only=True)
+    weight_dependence_post: Callable[[Tensor], Tensor] | None = attrs.field(
+        default=None, validator=optional_callable, kw_only=True
+    )
+    weight_dependence_pre: Callable[[Tensor], Tensor] | None = attrs.field(
+        default=None, validator=optional_callable, kw_only=True
+    )
+    batch_reduction: str | Callable[[Tensor], Tensor] = attrs.field(
+        default="sum", validator=check_batch_reduction, kw_only=True
+    )
+    window: int = attrs.field(default=1000, validator=check_window, kw_only=True)
 
 
 class WindowTrainer(IndependentCellTrainer):
