@@ -690,29 +690,31 @@ def check_pre_only(
     rule: RuleUnderTest, spikes_pre: Tensor, *, config: ConnectionConfig | None = None, batch_reduction: str | None = None
 ) -> None:
     """Presynaptic spikes with a silent postsynaptic train give only ``rule.terms_pre_only``."""
-    if config is None:
-        raise ValueError("config: needed to know the postsynaptic shape")
-    post = torch.zeros((*spikes_pre.shape[:2], *config.out_shape), dtype=torch.bool)
-    output = rule.run(spikes_pre, post, config=config, batch_reduction=batch_reduction)
-    allowed = rule.terms_pre_only
-    _assert_zero(
-        PRE_ONLY, output, allowed, atol=rule.atol,
-        what=f"{rule.name} saw presynaptic spikes only and may produce {list(allowed) or 'nothing'}",
-    )  # fmt: skip
+    _check_one_side(rule, spikes_pre, "pre", config, batch_reduction)
 
 
 def check_post_only(
     rule: RuleUnderTest, spikes_post: Tensor, *, config: ConnectionConfig | None = None, batch_reduction: str | None = None
 ) -> None:
     """Postsynaptic spikes with a silent presynaptic train give only ``rule.terms_post_only``."""
+    _check_one_side(rule, spikes_post, "post", config, batch_reduction)
+
+
+def _check_one_side(
+    rule: RuleUnderTest, spikes: Tensor, side: str, config: ConnectionConfig | None, batch_reduction: str | None
+) -> None:
+    """Spikes on ``side`` (``"pre"`` or ``"post"``) only: the terms outside that side's allowance stay zero."""
+    other = "post" if side == "pre" else "pre"
     if config is None:
-        raise ValueError("config: needed to know the presynaptic shape")
-    pre = torch.zeros((*spikes_post.shape[:2], *config.in_shape), dtype=torch.bool)
-    output = rule.run(pre, spikes_post, config=config, batch_reduction=batch_reduction)
-    allowed = rule.terms_post_only
+        raise ValueError(f"config: needed to know the {other}synaptic shape")
+    silent_shape = config.out_shape if side == "pre" else config.in_shape
+    silent = torch.zeros((*spikes.shape[:2], *silent_shape), dtype=torch.bool)
+    pre, post = (spikes, silent) if side == "pre" else (silent, spikes)
+    output = rule.run(pre, post, config=config, batch_reduction=batch_reduction)
+    allowed = rule.terms_pre_only if side == "pre" else rule.terms_post_only
     _assert_zero(
-        POST_ONLY, output, allowed, atol=rule.atol,
-        what=f"{rule.name} saw postsynaptic spikes only and may produce {list(allowed) or 'nothing'}",
+        PRE_ONLY if side == "pre" else POST_ONLY, output, allowed, atol=rule.atol,
+        what=f"{rule.name} saw {side}synaptic spikes only and may produce {list(allowed) or 'nothing'}",
     )  # fmt: skip
 
 
