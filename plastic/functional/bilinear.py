@@ -198,7 +198,37 @@ class ViewLayout:
         if self.dense:
             self.check_shapes(pre, post)
             return (post.flatten(1).T @ pre.flatten(1)).unsqueeze(0)
+        if self.geometry is not None and pre.is_floating_point() and post.dtype == pre.dtype:
+            return self._convolution_product(post, pre)
         return self.grouped_product(post, pre)
+
+    def _convolution_product(self, post: Tensor, pre: Tensor) -> Tensor:
+        """:meth:`product` of a convolution as its weight gradient (no unfolded window).
+
+        ``sum_{n, p} post[n, o, p] * unfold(pre)[n, k, p]`` is the gradient of
+        the convolution's weight for the output gradient ``post``: torch's own
+        kernel for it (``torch.nn.grad.conv*_weight``) on the input padded as the
+        convolution pads it (every padding mode), then unpadded geometry.
+        """
+        geometry = self.geometry
+        assert geometry is not None
+        if pre.ndim != geometry.dims + 2 or post.ndim != geometry.dims + 2:
+            return self.grouped_product(post, pre)  # the views raise with their own messages
+        expected = conv_output_shape(geometry, tuple(pre.shape[2:]))
+        if (
+            tuple(post.shape[2:]) != expected
+            or post.shape[1] != geometry.out_channels
+            or pre.shape[1] != geometry.in_channels
+            or post.shape[0] != pre.shape[0]
+        ):
+            return self.grouped_product(post, pre)  # the views raise with their own messages
+        padded = geometry.pad(pre)
+        weight_gradient = torch.nn.grad.conv1d_weight if geometry.dims == 1 else torch.nn.grad.conv2d_weight
+        gradient = weight_gradient(
+            padded, geometry.weight_shape, post, stride=geometry.stride, padding=0,
+            dilation=geometry.dilation, groups=geometry.groups,
+        )  # fmt: skip
+        return weight_to_grouped(gradient, geometry.groups)
 
     def grouped_product(self, post: Tensor, pre: Tensor) -> Tensor:
         """:meth:`product` through the views, also for a dense layout (one ``einsum``)."""

@@ -53,7 +53,10 @@ spikes; for a convolution it gathers each event's receptive field from the
 presynaptic window instead, without unfolding it), ``"dense"`` uses one GEMM,
 ``"auto"`` picks sparse when the spike density of the event side is below :data:`SPARSE_DENSITY_THRESHOLD` (measured
 on CPU for 784 -> 400, T = 100, B = 64: at post density 0.02 the sparse product
-takes ~12 ms against ~43 ms for the GEMM, break-even near 0.07).
+takes ~12 ms against ~43 ms for the GEMM, break-even near 0.07), except for
+presynaptic events of a convolution: the dense product of a convolution is its
+weight gradient (torch's kernel, no unfolded window), faster than unfolding
+the window for the events (B2: ~45 against ~200 ms).
 
 The view argument (:data:`View`, re-exported here with :data:`BatchReduction`
 and :class:`ReceptiveView`), its layout (:class:`~plastic.functional.bilinear.ViewLayout`),
@@ -327,6 +330,10 @@ def pair_product(
     post_flat = post.reshape(steps * batch, *post.shape[2:])
     pre_flat = pre.reshape(steps * batch, *pre.shape[2:])
     sparse = events in ("post", "pre") and _use_sparse(method, post_flat if events == "post" else pre_flat)
+    if sparse and events == "pre" and layout.geometry is not None and method == "auto":
+        # presynaptic events of a convolution would need the unfolded window: the
+        # convolution's weight-gradient kernel (the dense product) is faster
+        sparse = False
     result: Tensor | None = None
     if sparse and events == "post" and layout.geometry is not None:
         result = _conv_event_product(post_flat, pre_flat, layout.geometry)  # no unfolded window
