@@ -595,6 +595,9 @@ def test_net_form_out_for_conv_and_bad_out():
             pre, post, tau_pre=5.0, tau_post=7.0, view=geometry, out=torch.zeros(2, 2, 9),
             batch_reduction=lambda values: values.sum(0),
         )  # fmt: skip
+    ones = torch.ones(1, 100, 50)
+    empty = stdp_window_net(pre[:0].flatten(2), post[:0].flatten(2), tau_pre=5.0, tau_post=7.0, out=ones)
+    assert empty.delta_weight.data_ptr() == ones.data_ptr() and not ones.any()  # an empty window: zeros
     dense_pre, dense_post = pre.flatten(2), post.flatten(2)
     with pytest.raises(ValueError, match="^out"):
         stdp_window_net(dense_pre, dense_post, tau_pre=5.0, tau_post=7.0, out=torch.zeros(1, 50, 49))

@@ -319,7 +319,7 @@ def pair_product(
             post.new_zeros(1, *post.shape[2:], dtype=dtype), pre.new_zeros(1, *pre.shape[2:], dtype=dtype)
         )
         if isinstance(batch_reduction, str) or batch == 0:
-            return blank
+            return blank if out is None else out.copy_(blank)
         return reduce_batch(blank.expand(batch, *blank.shape), batch_reduction)
     if not isinstance(batch_reduction, str):
         if post.dtype == torch.bool:
@@ -352,16 +352,15 @@ def pair_product(
             pre_flat = spike_values(pre_flat, post_flat.dtype)
         if out is not None and layout.dense:
             layout.check_shapes(pre_flat, post_flat)
-            result = torch.mm(post_flat.flatten(1).T, pre_flat.flatten(1), out=out[0])
+            torch.mm(post_flat.flatten(1).T, pre_flat.flatten(1), out=out[0])
             result = out
         else:
             result = layout.product(post_flat, pre_flat)
     if out is not None and result is not out:
         check_shape(out, "out", tuple(result.shape))
         result = out.copy_(result)
-    return result.div_(batch) if batch_reduction == "mean" and out is not None else (
-        result / batch if batch_reduction == "mean" else result
-    )
+    # ``result`` is this call's own tensor (``out`` or a fresh product): divided in place
+    return result.div_(batch) if batch_reduction == "mean" else result
 
 
 # ---------------------------------------------------------------------- validation
@@ -693,7 +692,8 @@ def stdp_window_net(
         if out.dtype != dtype:
             raise TypeError(f"out: expected dtype {dtype} (the traces'), got {out.dtype}")
         if layout.dense:
-            check_shape(out, "out", (1, checked.spikes_post[0, 0].numel(), checked.spikes_pre[0, 0].numel()))
+            outputs, inputs = math.prod(checked.spikes_post.shape[2:]), math.prod(checked.spikes_pre.shape[2:])
+            check_shape(out, "out", (1, outputs, inputs))
         elif layout.geometry is not None:
             geometry = layout.geometry
             groups = geometry.groups
