@@ -289,6 +289,6 @@ def _grouped_sums(
         events = one_hot[:count].zero_()
         events.scatter_(3, time_index[start:stop].unsqueeze(3), spiked[start:stop].unsqueeze(3))
         # [n, G, U, K] -> [n, G, K, U]: the time plays the receptive position of the product
-        potentiation.add_(event_product(events, chunk_potentiation.transpose(2, 3)))
-        depression.add_(event_product(events, chunk_depression.transpose(2, 3)))
+        event_product(events, chunk_potentiation.transpose(2, 3), out=potentiation)
+        event_product(events, chunk_depression.transpose(2, 3), out=depression)
     return potentiation, depression
