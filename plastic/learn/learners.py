@@ -51,8 +51,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
-from plastic.functional.attrs_validators import finite, non_negative, one_of, optional_callable, positive
-from plastic.functional.bilinear import PAIRINGS
+from plastic.functional.attrs_validators import finite, non_negative, one_of, positive
 from plastic.functional.receptive import ConvGeometry, weight_to_grouped
 from plastic.functional.reward import (
     MSTDPETState,
@@ -63,9 +62,8 @@ from plastic.functional.reward import (
 )
 from plastic.functional.stdp import stdp_delta_weight, stdp_window
 from plastic.functional.validation import check_positive, check_spikes, check_tensor
-from plastic.learn.base import check_batch_reduction
 from plastic.learn.bilinear import functional_reduction
-from plastic.learn.window import check_window
+from plastic.learn.window import WindowRuleParams
 
 __all__ = [
     "LearnerParams",
@@ -93,7 +91,20 @@ def layer_geometry(layer: nn.Module) -> ConvGeometry | None:
 
 
 @attrs.frozen
-class LearnerParams:
+class _LearnerCommonParams(WindowRuleParams):
+    """The fields every learner shares: those of the window trainers
+    (:class:`~plastic.learn.window.WindowRuleParams`: pairing, exact, weight
+    dependences, batch_reduction, window) and the learner's own clock (keyword-only).
+
+    dt: step length (> 0). step_mode: ``"single"`` or ``"window"``.
+    """
+
+    dt: float = attrs.field(default=1.0, validator=positive, kw_only=True)
+    step_mode: str = attrs.field(default="single", validator=one_of(*STEP_MODES), kw_only=True)
+
+
+@attrs.frozen
+class LearnerParams(_LearnerCommonParams):
     """Hyperparameters of :class:`STDPLearner` (times in the unit of ``dt``, ms).
 
     tau_pre, tau_post: trace time constants.
@@ -111,18 +122,10 @@ class LearnerParams:
     tau_post: float = attrs.field(default=20.0, validator=positive)
     eta_pre: float = attrs.field(default=1.0, validator=finite)
     eta_post: float = attrs.field(default=1.0, validator=finite)
-    pairing: str = attrs.field(default="all", validator=one_of(*PAIRINGS))
-    exact: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
-    dt: float = attrs.field(default=1.0, validator=positive)
-    weight_dependence_post: Callable[[Tensor], Tensor] | None = attrs.field(default=None, validator=optional_callable)
-    weight_dependence_pre: Callable[[Tensor], Tensor] | None = attrs.field(default=None, validator=optional_callable)
-    batch_reduction: str | Callable[[Tensor], Tensor] = attrs.field(default="sum", validator=check_batch_reduction)
-    step_mode: str = attrs.field(default="single", validator=one_of(*STEP_MODES))
-    window: int = attrs.field(default=1000, validator=check_window)
 
 
 @attrs.frozen
-class RewardLearnerParams:
+class RewardLearnerParams(_LearnerCommonParams):
     """Hyperparameters of :class:`MSTDPLearner` and :class:`MSTDPETLearner`.
 
     tau_pre, tau_post: trace time constants (Florian's ``tau+``, ``tau-``).
@@ -140,14 +143,6 @@ class RewardLearnerParams:
     eta_post: float = attrs.field(default=1.0, validator=non_negative)
     learning_rate: float = attrs.field(default=1.0, validator=non_negative)
     tau_eligibility: float = attrs.field(default=25.0, validator=positive)
-    pairing: str = attrs.field(default="all", validator=one_of(*PAIRINGS))
-    exact: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
-    dt: float = attrs.field(default=1.0, validator=positive)
-    weight_dependence_post: Callable[[Tensor], Tensor] | None = attrs.field(default=None, validator=optional_callable)
-    weight_dependence_pre: Callable[[Tensor], Tensor] | None = attrs.field(default=None, validator=optional_callable)
-    batch_reduction: str | Callable[[Tensor], Tensor] = attrs.field(default="sum", validator=check_batch_reduction)
-    step_mode: str = attrs.field(default="single", validator=one_of(*STEP_MODES))
-    window: int = attrs.field(default=1000, validator=check_window)
 
     def rule(self) -> RewardSTDPParameters:
         return RewardSTDPParameters(
