@@ -240,11 +240,15 @@ def test_net_form_matches_brute_force(case, eta_post, eta_pre, method, reduction
     eta_pre=st.floats(-2, 2),
     method=st.sampled_from(["dense", "sparse"]),
     block_elements=st.integers(1, 12),
+    product_elements=st.integers(1, 200),
     carried_post=st.booleans(),
     bool_spikes=st.booleans(),
 )
-def test_blocked_net_form_matches_brute_force(case, eta_post, eta_pre, method, block_elements, carried_post, bool_spikes):
-    """Large dense windows are filtered a block of steps at a time: forced here on small windows."""
+def test_blocked_net_form_matches_brute_force(
+    case, eta_post, eta_pre, method, block_elements, product_elements, carried_post, bool_spikes
+):
+    """Large dense windows are filtered a block of steps at a time, and multiplied several
+    blocks at a time (the product buffer): both forced here on small windows."""
     from unittest import mock
 
     import plastic.functional.stdp as stdp_module
@@ -259,6 +263,7 @@ def test_blocked_net_form_matches_brute_force(case, eta_post, eta_pre, method, b
     with (
         mock.patch.object(stdp_module, "MATRIX_FILTER_MAX_ELEMENTS", 0),
         mock.patch.object(stdp_module, "FILTER_BLOCK_ELEMENTS", block_elements),
+        mock.patch.object(stdp_module, "PRODUCT_BLOCK_ELEMENTS", product_elements),
     ):
         net = stdp_window_net(
             pre, post, x_pre0, x_post0 if carried_post else None, eta_post=eta_post, eta_pre=eta_pre,

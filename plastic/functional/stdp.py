@@ -743,6 +743,12 @@ def stdp_window_net(
             )
         if trace_post is None:
             delta = main  # no carried postsynaptic trace: no pairs with a post spike before the window
+        elif layout.dense and not main.requires_grad:
+            # the rank-B correction added in place: no second weight-sized product and pass
+            delta = main
+            delta[0].addmm_(
+                checked.trace_post.reshape(batch, -1).T, seen_by_carried.reshape(batch, -1), alpha=-eta_pre
+            )
         else:
             carried = pair_product(
                 checked.trace_post.unsqueeze(0), seen_by_carried.unsqueeze(0), view=layout, batch_reduction="sum"
@@ -952,6 +958,15 @@ def _filter_block_matrices(
     return matrix, carry_pre, carry_post
 
 
+#: Most elements of filtered presynaptic rows multiplied with the postsynaptic
+#: spikes in one product of the blocked form (at least a filter block, at most
+#: the weight's size). Each product passes over the whole change once (the CSR
+#: product reads and writes all of its output, ~10 ms for a 70000 x 700
+#: float32 weight however few events it adds), so a large weight gets few,
+#: large products: S1 (70000 -> 700, T = 100) one per window instead of 34.
+PRODUCT_BLOCK_ELEMENTS = 1 << 26
+
+
 def _blocked_window_product(
     spikes_pre: Tensor,
     spikes_post: Tensor,
@@ -969,12 +984,16 @@ def _blocked_window_product(
 
     Returns ``(main [1, O, N_in], last_pre, seen_by_carried)`` as
     :func:`_filtered_presynaptic` followed by :func:`pair_product` would, but
-    the filtered window is never whole: a backward sweep over the blocks
-    gathers the anti-causal sums entering each block (``u_next``), then a
-    forward sweep computes each block's filtered rows with one small product
-    (:func:`_filter_block_matrices`) and multiplies them with the block's
-    postsynaptic spikes (event-driven or dense, chosen once for the window)
-    while they are still in cache.
+    the filtered window is never whole: a backward sweep over the filter
+    blocks gathers the anti-causal sums entering each block (``u_next``),
+    then a forward sweep computes each block's filtered rows with one small
+    product (:func:`_filter_block_matrices`, blocks of
+    :data:`FILTER_BLOCK_ELEMENTS`) into a product buffer of several blocks
+    (:data:`PRODUCT_BLOCK_ELEMENTS`, at most the weight's size), which is
+    multiplied with its postsynaptic spikes (event-driven or dense, chosen
+    once for the window) when full. The change is thus written
+    ``ceil(T*B*N_in / product elements)`` times per window (once for S1),
+    and the buffer never exceeds the weight.
     """
     steps, batch = spikes_pre.shape[:2]
     dtype, device = trace_pre.dtype, trace_pre.device
@@ -986,6 +1005,10 @@ def _blocked_window_product(
     sparse = _use_sparse(method, post)
     length = max(1, min(steps, FILTER_BLOCK_ELEMENTS // max(width, 1)))
     starts = list(range(0, steps, length))
+    # filter blocks per product: as many as fit in the product budget and the weight's size
+    product_elements = min(PRODUCT_BLOCK_ELEMENTS, max(outputs * inputs, FILTER_BLOCK_ELEMENTS))
+    blocks_per_product = max(1, min(len(starts), product_elements // max(length * width, 1)))
+    product_length = blocks_per_product * length
 
     def block_matrices(size: int) -> tuple[Tensor, Tensor, Tensor]:
         return _filter_block_matrices(
@@ -1006,11 +1029,26 @@ def _blocked_window_product(
         anticausal = block_matrices(size)[2] @ rows
     seen_by_carried = anticausal.mul_(decay_post).view(trace_pre.shape)  # a_post * u(0)
     if sparse:
-        event_blocks = _block_event_matrices(post, length * batch, outputs, dtype)
-    # forward sweep: each block's filtered rows, multiplied at once
-    main = trace_pre.new_zeros(1, outputs, inputs) if out is None else out.zero_()
-    filtered = torch.empty(length, width, dtype=dtype, device=device)
+        event_blocks = _block_event_matrices(post, product_length * batch, outputs, dtype)
+    main = trace_pre.new_empty(1, outputs, inputs) if out is None else out
+    filtered = torch.empty(min(product_length, steps), width, dtype=dtype, device=device)
+    written = False  # the first product overwrites main (beta = 0): no separate zeroing pass
+
+    def multiply(first_step: int, size: int) -> None:
+        nonlocal written
+        values = filtered[:size].view(size * batch, inputs)
+        if sparse:
+            matrix_of_block = event_blocks(first_step // product_length, size * batch)
+            if matrix_of_block is None:
+                return
+        else:
+            matrix_of_block = spike_values(post[first_step * batch : (first_step + size) * batch], dtype).T
+        main[0].addmm_(matrix_of_block, values, beta=1 if written else 0)
+        written = True
+
+    # forward sweep: each filter block's rows into the product buffer, multiplied when it is full
     carried = trace_pre.reshape(-1)
+    product_start = 0
     for index, start in enumerate(starts):
         size = min(length, steps - start)
         matrix, carry_pre, _ = block_matrices(size)
@@ -1018,17 +1056,14 @@ def _blocked_window_product(
         rows[:size].copy_(pre[start : start + size])
         rows[size].copy_(carried)
         rows[size + 1].copy_(entering[index])
-        block = filtered[:size]
-        torch.mm(matrix, rows, out=block)
+        offset = start - product_start
+        torch.mm(matrix, rows, out=filtered[offset : offset + size])
         carried = carry_pre @ rows[: size + 1]
-        values = block.view(size * batch, inputs)
-        events = post[start * batch : (start + size) * batch]
-        if sparse:
-            matrix_of_block = event_blocks(index, size * batch)
-            if matrix_of_block is not None:
-                main[0].addmm_(matrix_of_block, values)
-        else:
-            main[0].addmm_(spike_values(events, dtype).T, values)
+        if offset + size == product_length or start + size == steps:
+            multiply(product_start, offset + size)
+            product_start = start + size
+    if not written:
+        main.zero_()
     return main, carried.view(trace_pre.shape), seen_by_carried
 
 
