@@ -204,6 +204,9 @@ def _replaying(connection_class: type) -> type:
             lead = currents.shape[: currents.ndim - self.weight.ndim]
             return currents.new_zeros(()).expand(*lead, *self.out_shape)
 
+        def _propagate_spikes(self, spikes: Tensor, currents: Tensor) -> Tensor:
+            return self._propagate(currents)  # no event-driven current either
+
     Replaying.__name__ = Replaying.__qualname__ = f"Replaying{connection_class.__name__}"
     return Replaying
 

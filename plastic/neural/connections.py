@@ -64,9 +64,10 @@ from plastic.functional.receptive import (
     grouped_to_weight,
     weight_to_grouped,
 )
+from plastic.functional.event_forward import event_linear, use_event_linear
 from plastic.functional.validation import check_choice, check_non_negative, check_positive, check_tensor
 from plastic.neural.buffers import rebind_buffer
-from plastic.neural.synapses import SYNAPSE_KINDS, Synapse, check_batch_size, make_synapse
+from plastic.neural.synapses import SYNAPSE_KINDS, DeltaCurrent, Synapse, check_batch_size, make_synapse
 
 __all__ = ["Connection", "LinearDense", "LinearDirect", "LinearLateral", "Conv1d", "Conv2d"]
 
@@ -288,7 +289,7 @@ class Connection(nn.Module):
         synapse = self._modules["synapse"]  # without nn.Module.__getattr__ (this runs at every step)
         if self.delay is None:  # None is a plain attribute (no nn.Module.__getattr__)
             currents = synapse(spikes)
-            out = self._propagate(currents)
+            out = self._propagate_spikes(spikes, currents)
             rebind_buffer(self, "synspike", synapse.spike)
         else:
             # clamped_delay() is finite and within [0, max_delay] <= synapse.max_delay
@@ -300,6 +301,14 @@ class Connection(nn.Module):
 
     def _propagate(self, currents: Tensor) -> Tensor:
         raise NotImplementedError
+
+    def _propagate_spikes(self, spikes: Tensor, currents: Tensor) -> Tensor:
+        """The output for the input ``spikes`` whose synaptic currents are ``currents``.
+
+        The dense connections override it with the event-driven product where
+        it is faster; everywhere else it is :meth:`_propagate` of the currents.
+        """
+        return self._propagate(currents)
 
     def _propagate_delayed(self, currents: Tensor) -> Tensor:
         raise NotImplementedError
@@ -360,6 +369,17 @@ class _LinearBase(Connection):
     def _propagate(self, currents: Tensor) -> Tensor:
         # one matrix product over every leading dimension (B, or T and B)
         return F.linear(currents, self.effective_weight(), self.bias)
+
+    def _propagate_spikes(self, spikes: Tensor, currents: Tensor) -> Tensor:
+        # bool spikes through a delta synapse (currents = A * spikes): sparse windows gather the
+        # current from the spiking inputs' weight columns (plastic.functional.event_forward)
+        synapse = self._modules["synapse"]
+        if type(synapse) is DeltaCurrent and spikes.dtype == torch.bool:
+            weight = self.effective_weight()
+            if use_event_linear(spikes, weight):
+                out = event_linear(spikes, weight, synapse.amplitude)
+                return out if self.bias is None else out + self.bias
+        return self._propagate(currents)
 
     def _propagate_delayed(self, currents: Tensor) -> Tensor:
         out = torch.einsum("...oi,oi->...o", currents, self.effective_weight())
