@@ -433,4 +433,8 @@ PEERS: dict[str, list[tuple[str, RowFunction]]] = {
     "B4": [
         ("BindsNET DiehlAndCook2015 training step", bindsnet_diehl_cook),
     ],
+    # issue 15: the large sparse layer's window, BindsNET's per-step update on the same trains
+    "S1 update": [
+        ("BindsNET PostPre on Connection (whole window)", bindsnet_postpre),
+    ],
 }

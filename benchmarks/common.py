@@ -193,6 +193,11 @@ class Prepared:
     note: str = ""
     # per-call work counted as one "sample" in samples/s (B4)
     samples: int | None = None
+    # untimed work before every timed call (S1: the cell's forward that records the window
+    # the timed trainer call consumes); also run before the memory pass
+    setup: Callable[[], None] | None = None
+    # per-call steps: the row's extra gets the time per step (S2)
+    steps: int | None = None
 
 
 @dataclass
@@ -228,20 +233,32 @@ def synchronize(device: torch.device) -> None:
 
 
 def time_callable(
-    run: Callable[[], object], *, warmup: int, repeats: int, device: torch.device, budget_s: float = 30.0
+    run: Callable[[], object],
+    *,
+    warmup: int,
+    repeats: int,
+    device: torch.device,
+    budget_s: float = 30.0,
+    setup: Callable[[], None] | None = None,
 ) -> list[float]:
     """Seconds per call: ``warmup`` untimed calls, then up to ``repeats`` timed ones.
 
     A slow implementation is cut to fewer repeats (at least 1) once the timed
     calls have used ``budget_s`` seconds, so that a 7 s peer does not take
-    minutes; the row records how many repeats it got.
+    minutes; the row records how many repeats it got. ``setup`` runs untimed
+    before every call.
     """
     with torch.no_grad():
         for _ in range(warmup):
+            if setup is not None:
+                setup()
             run()
         synchronize(device)
         times: list[float] = []
         for _ in range(repeats):
+            if setup is not None:
+                setup()
+                synchronize(device)
             start = time.perf_counter()
             run()
             synchronize(device)
@@ -255,9 +272,13 @@ def median_ms(times: list[float]) -> float:
     return statistics.median(times) * 1e3
 
 
-def peak_memory(run: Callable[[], object], device: torch.device) -> int | None:
+def peak_memory(
+    run: Callable[[], object], device: torch.device, setup: Callable[[], None] | None = None
+) -> int | None:
     """Peak torch-tensor bytes allocated during one call of ``run`` (see the module notes)."""
     with torch.no_grad():
+        if setup is not None:
+            setup()
         if device.type == "cuda":
             synchronize(device)
             before = torch.cuda.memory_allocated(device)

@@ -45,7 +45,7 @@ if str(ROOT) not in sys.path:
 import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
 
-from benchmarks import cases_ours  # noqa: E402
+from benchmarks import cases_ours, cases_speed  # noqa: E402
 from benchmarks.common import (  # noqa: E402
     ConvCase,
     DenseCase,
@@ -63,7 +63,7 @@ from benchmarks.common import (  # noqa: E402
     time_callable,
 )
 
-ALL_CASES = ("B1", "B2", "B3", "B4")
+ALL_CASES = ("B1", "B2", "B3", "B4", "S1", "S2", "SCALING")
 
 
 # ----------------------------------------------------------------------- data
@@ -103,8 +103,11 @@ def network_data(case: NetworkCase, device: torch.device) -> dict[str, Tensor]:
 # --------------------------------------------------------------------- bound
 
 
-def gemm_bound(label: str, rows: int, inner: int, columns: int, args: argparse.Namespace, device: torch.device) -> Row:
-    """Two float32 GEMMs ``[rows x inner] @ [inner x columns]``, timed here: the floor of two products."""
+def gemm_bound(
+    label: str, rows: int, inner: int, columns: int, args: argparse.Namespace, device: torch.device, products: int = 2
+) -> Row:
+    """``products`` float32 GEMMs ``[rows x inner] @ [inner x columns]`` (two: the floor of a
+    two-product window; one: a forward), timed here on ``device``."""
     generator = torch.Generator().manual_seed(0)
     left = torch.randn(rows, inner, generator=generator).to(device)
     right = torch.randn(inner, columns, generator=generator).to(device)
@@ -115,11 +118,12 @@ def gemm_bound(label: str, rows: int, inner: int, columns: int, args: argparse.N
     one = median_ms(times)
     flops = 2.0 * rows * inner * columns
     rate = flops / (one / 1e3) / 1e9
+    plural = "s" if products > 1 else ""
     return Row(
-        case=label, implementation="matmul bound (2 GEMMs)", kind="bound", median_ms=2 * one,
-        min_ms=2 * min(times) * 1e3, repeats=len(times), ratio_to_bound=1.0,
-        note=f"2 x [{rows}x{inner}]@[{inner}x{columns}] float32, {rate:.1f} GFLOP/s measured",
-        extra={"gflops_per_s": rate, "flops": 2 * flops},
+        case=label, implementation=f"matmul bound ({products} GEMM{plural})", kind="bound",
+        median_ms=products * one, min_ms=products * min(times) * 1e3, repeats=len(times), ratio_to_bound=1.0,
+        note=f"{products} x [{rows}x{inner}]@[{inner}x{columns}] float32 on {device}, {rate:.1f} GFLOP/s measured",
+        extra={"gflops_per_s": rate, "flops": products * flops},
     )  # fmt: skip
 
 
@@ -154,14 +158,21 @@ def evaluate(
         return row
     row.note = prepared.note
     try:
-        times = time_callable(prepared.run, warmup=args.warmup, repeats=args.repeats, device=device, budget_s=args.budget)
+        times = time_callable(
+            prepared.run, warmup=args.warmup, repeats=args.repeats, device=device, budget_s=args.budget,
+            setup=prepared.setup,
+        )  # fmt: skip
         row.median_ms, row.min_ms, row.repeats = median_ms(times), min(times) * 1e3, len(times)
         if prepared.samples:
             row.samples_per_s = prepared.samples / (row.median_ms / 1e3)
+        if prepared.steps:
+            row.extra["us_per_step"] = row.median_ms * 1e3 / prepared.steps
         if not args.no_memory:
-            row.peak_memory_bytes = peak_memory(prepared.run, device)
+            row.peak_memory_bytes = peak_memory(prepared.run, device, prepared.setup)
         if prepared.reference is not None:
             with torch.no_grad():
+                if prepared.setup is not None:
+                    prepared.setup()
                 value = prepared.run()
             if prepared.reference not in reference_cache:
                 reference_cache[prepared.reference] = references[prepared.reference]()
@@ -175,18 +186,25 @@ def evaluate(
 
 
 def run_case(
-    label: str, case: object, data: dict[str, Tensor], bound: Row | None, args: argparse.Namespace, device: torch.device
+    label: str,
+    case: object,
+    data: dict[str, Tensor],
+    bound: Row | None,
+    args: argparse.Namespace,
+    device: torch.device,
+    family_key: str | None = None,
 ) -> list[Row]:
     from benchmarks.cases_peers import PEERS
 
-    family = label.split()[0]
+    family = label.split()[0] if family_key is None else family_key
     references = cases_ours.references(case, data) if not isinstance(case, NetworkCase) else {}
     cache: dict[str, Tensor] = {}
     rows = [bound] if bound is not None else []
-    for name, function in cases_ours.OURS[family]:
+    ours_rows = cases_ours.OURS.get(family) or cases_speed.OURS_SPEED[family]
+    for name, function in ours_rows:
         rows.append(evaluate(label, name, "ours", function, case, data, references, cache, args, device))
     if not args.no_peers:
-        for name, function in PEERS[family]:
+        for name, function in PEERS.get(family, []):
             rows.append(evaluate(label, name, "peer", function, case, data, references, cache, args, device))
             print(f"  {label}: {name}: {rows[-1].status} {fmt_ms(rows[-1].median_ms)}", file=sys.stderr, flush=True)
     ours = [row.median_ms for row in rows if row.kind == "ours" and row.status == "ok" and row.median_ms]
@@ -232,6 +250,8 @@ def table(rows: list[Row]) -> str:
             cells = [row.case, row.implementation, row.status, "", "", "", "", row.note]
         else:
             note = row.note
+            if "us_per_step" in row.extra:
+                note = f"{row.extra['us_per_step']:.1f} us/step; " + note
             if row.samples_per_s is not None:
                 note = f"{row.samples_per_s:.1f} samples/s; " + note
             if row.max_abs_dw is not None:
@@ -276,7 +296,7 @@ def environment(args: argparse.Namespace, device: torch.device, peers: dict[str,
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cases", default=",".join(ALL_CASES), help="comma-separated subset of B1,B2,B3,B4")
+    parser.add_argument("--cases", default=",".join(ALL_CASES), help="comma-separated subset of B1,B2,B3,B4,S1,S2,SCALING")
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per row (median reported)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed calls before timing")
     parser.add_argument("--budget", type=float, default=30.0, help="seconds of timed calls per row before cutting repeats")
@@ -327,10 +347,27 @@ def main(argv: list[str] | None = None) -> int:
             case = dense_case(64, args.quick)
             case = DenseCase(**{**case.__dict__, "name": case.name.replace("B1", "B3")})
             rows += run_case(case.name, case, dense_data(case, device), None, args, device)
-        else:
+        elif family == "B4":
             for batch in (1, None):  # one sample, and the demo's training batch
                 case = network_case(batch, args.quick)
                 rows += run_case(case.name, case, network_data(case, device), None, args, device)
+        elif family == "S1":
+            for p_pre in (0.02, 0.005):
+                case = cases_speed.s1_case(p_pre, quick=args.quick)
+                data = dense_data(case, device)
+                label = f"{case.name} forward"
+                bound = gemm_bound(label, case.steps * case.batch, case.n_in, case.n_out, args, device, products=1)
+                rows += run_case(label, case, data, bound, args, device, family_key="S1 forward")
+                label = f"{case.name} update"
+                bound = gemm_bound(label, case.n_out, case.steps * case.batch, case.n_in, args, device)
+                rows += run_case(label, case, data, bound, args, device, family_key="S1 update")
+        elif family == "S2":
+            for batch in (1, 64):
+                case = cases_speed.stepping_case(batch, quick=args.quick)
+                rows += run_case(case.name, case, dense_data(case, device), None, args, device, family_key="S2")
+        else:
+            for _, case in cases_speed.scaling_cases(args.quick):
+                rows += run_case(case.name, case, dense_data(case, device), None, args, device, family_key="SCALING")
     info = environment(args, device, peers)
     print(
         f"\n{info['date']}  device {info['device']}  cpu {info['cpu']} x{info['cpu_count']}  "

@@ -23,7 +23,7 @@ def test_quick_run_prints_table_and_writes_json(tmp_path: Path) -> None:
     output = tmp_path / "bench.json"
     completed = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--no-peers", "--repeats", "2",
-         "--threads", "1", "--json", str(output)],
+         "--threads", "1", "--cases", "B1,B2,B3,B4", "--json", str(output)],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr[-2000:]
@@ -53,6 +53,27 @@ def test_quick_run_prints_table_and_writes_json(tmp_path: Path) -> None:
     assert len(demo) == 2 and all(row["samples_per_s"] > 0 for row in demo)
     bounds = [row for row in rows if row["kind"] == "bound"]
     assert len(bounds) == 3 and all(row["median_ms"] > 0 for row in bounds)
+
+
+def test_quick_speed_cases(tmp_path: Path) -> None:
+    """The issue-15 cases (S1, S2, scaling) at tiny sizes: every row runs, the trainer rows agree."""
+    output = tmp_path / "speed.json"
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--no-peers", "--repeats", "1",
+         "--threads", "1", "--cases", "S1,S2,SCALING", "--json", str(output)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    rows = json.loads(output.read_text())["rows"]
+    cases = {row["case"] for row in rows}
+    assert {"S1 p=0.02 forward", "S1 p=0.02 update", "S1 p=0.005 update", "S2 B=1", "S2 B=64"} <= cases
+    ours = [row for row in rows if row["kind"] == "ours"]
+    assert all(row["status"] == "ok" and row["median_ms"] > 0 for row in ours), ours
+    updates = [row for row in ours if row["max_abs_dw"] is not None]
+    assert len(updates) >= 3
+    for row in updates:  # trainer() + update() applies exactly the window's pair-STDP change
+        assert row["max_abs_diff"] < 1e-4 * max(1.0, row["max_abs_dw"])
+    assert all(row["extra"]["us_per_step"] > 0 for row in ours if row["case"].startswith("S2"))
 
 
 def test_event_times_against_a_loop() -> None:

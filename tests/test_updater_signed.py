@@ -231,3 +231,89 @@ def test_stdp_overflowing_change_is_refused_before_any_state_changes() -> None:
     assert cell.updater.count("weight") == (0, 0)
     state = trainer.get_unit("c").state
     assert state.trace_pre.abs().sum().item() == 0.0 and state.trace_post.abs().sum().item() == 0.0
+
+
+# ------------------------------------------------ the deferred split (issue 15)
+
+
+@given(
+    st.lists(finite32, min_size=1, max_size=9),
+    st.sampled_from(["pending", "state_dict", "attribute", "accumulate", "signed_again", "apply", "delta", "load"]),
+)
+def test_a_pending_net_change_reads_as_its_two_parts_everywhere(values: list[float], read: str) -> None:
+    """The first signed change after a clear is kept whole until read; every read sees the parts."""
+    weights = [0.25] * len(values)
+    layer = make_linear(weights)
+    updater = Updater(layer)
+    updater.accumulate_signed("weight", row(values))
+    positive, negative = parts(values)
+    if read == "pending":
+        got_positive, got_negative = updater.pending("weight")
+    elif read == "state_dict":
+        state = updater.state_dict()
+        got_positive, got_negative = state["weight_potentiation"], state["weight_depression"]
+    elif read == "attribute":
+        got_positive, got_negative = updater.weight_potentiation.clone(), updater.weight_depression.clone()
+    elif read == "accumulate":
+        updater.accumulate("weight", potentiation=row([1.0] * len(values)), depression=row([2.0] * len(values)))
+        positive = [float(np.float32(p) + np.float32(1.0)) for p in positive]
+        negative = [float(np.float32(n) + np.float32(2.0)) for n in negative]
+        got_positive, got_negative = updater.pending("weight")
+    elif read == "signed_again":
+        updater.accumulate_signed("weight", row(values))
+        positive = [float(np.float32(p) * 2) for p in positive]
+        negative = [float(np.float32(n) * 2) for n in negative]
+        got_positive, got_negative = updater.pending("weight")
+    elif read == "delta":
+        expected = [float(np.float32(p) - np.float32(n)) for p, n in zip(positive, negative)]
+        assert updater.delta("weight")[0].tolist() == expected
+        return
+    elif read == "load":
+        other = Updater(make_linear(weights))
+        other.load_state_dict(updater.state_dict())
+        got_positive, got_negative = other.pending("weight")
+    else:
+        updater.apply()
+        expected = [float(np.float32(w) + (np.float32(p) - np.float32(n))) for w, p, n in zip(weights, positive, negative)]
+        assert layer.weight[0].tolist() == expected
+        assert updater.count("weight") == (0, 0)
+        got_positive, got_negative = updater.pending("weight")
+        positive, negative = [0.0] * len(values), [0.0] * len(values)
+    assert got_positive[0].tolist() == positive
+    assert got_negative[0].tolist() == negative
+
+
+def test_loading_a_checkpoint_replaces_a_pending_net_change() -> None:
+    source = Updater(make_linear([0.0, 0.0]))
+    source.accumulate("weight", potentiation=row([3.0, 0.0]), depression=row([0.0, 1.0]))
+    target = Updater(make_linear([0.0, 0.0]))
+    target.accumulate_signed("weight", row([-5.0, 7.0]))
+    target.load_state_dict(source.state_dict())
+    positive, negative = target.pending("weight")
+    assert positive[0].tolist() == [3.0, 0.0] and negative[0].tolist() == [0.0, 1.0]
+
+
+def test_change_buffer_takes_a_change_computed_in_place() -> None:
+    layer = make_linear([0.5, 0.5])
+    updater = Updater(layer)
+    buffer = updater.change_buffer("weight")
+    assert buffer is not None and buffer.shape == (1, 2)
+    buffer.copy_(row([2.0, -3.0]))
+    updater.accumulate_signed("weight", buffer)
+    assert updater.count("weight") == (1, 1)
+    positive, negative = updater.pending("weight")
+    assert positive[0].tolist() == [2.0, 0.0] and negative[0].tolist() == [0.0, 3.0]
+    assert updater.change_buffer("weight") is None  # not empty any more
+    updater.apply()
+    assert layer.weight[0].tolist() == [2.5, -2.5]
+    # a refused change computed in the buffer leaves the accumulators empty
+    buffer = updater.change_buffer("weight")
+    assert buffer is not None
+    buffer.copy_(row([float("nan"), 1.0]))
+    with pytest.raises(ValueError, match="^change: expected finite"):
+        updater.accumulate_signed("weight", buffer)
+    assert updater.count("weight") == (0, 0)
+    assert updater.weight_potentiation.abs().sum().item() == 0.0
+    assert updater.weight_depression.abs().sum().item() == 0.0
+    with pytest.raises(ValueError, match="^name"):
+        updater.change_buffer("bias")

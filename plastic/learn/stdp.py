@@ -122,20 +122,28 @@ class STDP(WindowTrainer):
         )
 
     @staticmethod
-    def _change_buffer(unit: Unit, dtype: torch.dtype) -> Tensor:
-        """A ``[G, O, K]`` scratch buffer kept across windows for the one-product change.
+    def _change_buffer(unit: Unit, dtype: torch.dtype) -> tuple[Tensor, bool]:
+        """A ``[G, O, K]`` buffer for the one-product change, and whether it is the updater's own.
 
-        The updater copies what it receives, so the buffer is free again after each
-        window; reusing it spares a fresh weight-sized allocation (and its page faults)
-        per window. Not saved in the state dict.
+        While the updater's accumulators are empty, its potentiation buffer
+        (:meth:`~plastic.neural.updater.Updater.change_buffer`): the change is
+        computed where the updater keeps it, no copy. Otherwise a scratch buffer
+        kept across windows (the updater copies what it receives, so it is free
+        again after each window): no fresh weight-sized allocation (and its page
+        faults) per window. Not saved in the state dict.
         """
         connection = unit.cell.connection
         shape = connection.weight_grouped().shape
+        updater = unit.cell.updater
+        if "weight" in updater.params:
+            own = updater.change_buffer("weight")
+            if own is not None and own.dtype == dtype and own.is_contiguous():
+                return own.view(shape), True
         buffer = unit.state._buffers.get("window_change")
         if buffer is None or buffer.shape != shape or buffer.dtype != dtype or buffer.device != connection.weight.device:
             buffer = torch.empty(shape, dtype=dtype, device=connection.weight.device)
             unit.state.register_buffer("window_change", buffer, persistent=False)
-        return buffer
+        return buffer, False
 
     def learn_window(self, unit: Unit, windows: dict[str, Tensor]) -> None:
         params = unit.state.params
@@ -161,11 +169,16 @@ class STDP(WindowTrainer):
         )
         change: Tensor | None = None
         if self.uses_one_product(unit):
-            result = stdp_window_net(
-                spikes_pre, spikes_post, trace_pre, None if fresh_post else trace_post,
-                eta_post=params.eta_post, eta_pre=params.eta_pre,
-                out=self._change_buffer(unit, dtype), **common,
-            )  # fmt: skip
+            buffer, owned_by_updater = self._change_buffer(unit, dtype)
+            try:
+                result = stdp_window_net(
+                    spikes_pre, spikes_post, trace_pre, None if fresh_post else trace_post,
+                    eta_post=params.eta_post, eta_pre=params.eta_pre, out=buffer, **common,
+                )  # fmt: skip
+            except BaseException:
+                if owned_by_updater:
+                    buffer.zero_()  # the updater's empty accumulator stays empty
+                raise
             change = grouped_to_weight(result.delta_weight, weight.shape)
         else:
             result = stdp_window(spikes_pre, spikes_post, trace_pre, trace_post, pairing=params.pairing, **common)

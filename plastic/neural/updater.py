@@ -99,6 +99,14 @@ class Updater(nn.Module):
             accumulators across ``torch.distributed`` ranks before applying.
         process_group: the group for ``all_reduce`` (``None``: default group).
 
+    A net change given to :meth:`accumulate_signed` as the first call after a
+    clear is held as it is (in the potentiation buffer) and split into its two
+    parts only when something reads them (:meth:`pending`, :meth:`delta`,
+    :meth:`sync`, :meth:`to_grad`, another accumulate, ``state_dict``): an
+    additive, unmasked :meth:`apply` adds it directly, sparing three
+    parameter-sized passes per window (issue 15, S1). Read the accumulators
+    through those methods, not the buffers, while such a change is pending.
+
     Buffers per parameter ``<name>``: ``<name>_potentiation``,
     ``<name>_depression`` (the reduced magnitudes), ``<name>_potentiation_count``,
     ``<name>_depression_count`` (calls received), and ``<name>_mask`` when
@@ -157,6 +165,8 @@ class Updater(nn.Module):
 
         # Plain attribute, so the module is neither a submodule nor in state_dict.
         object.__setattr__(self, "_module", module)
+        # names whose potentiation buffer holds a signed net change not yet split (depression: zeros)
+        object.__setattr__(self, "_unsplit", set())
         self.params = names
         self.reduction = reduction
         self.bounding = boundings
@@ -314,8 +324,27 @@ class Updater(nn.Module):
         if depression is not None:
             checked["depression"] = self._check_magnitude(depression, "depression", param)
         self._home(name)
+        self._split(name)
         for kind, value in checked.items():
             self._reduce_into(self._accumulator(name, kind), self._count(name, kind), value.detach())
+
+    def change_buffer(self, name: str) -> Tensor | None:
+        """A tensor of ``name``'s shape to compute a net change in, then pass to :meth:`accumulate_signed`.
+
+        While both accumulators are empty (counts 0) this is the potentiation
+        buffer itself: a change computed in it is taken without a copy. Its
+        contents are undefined until written. ``None`` when the accumulators
+        hold something (compute the change elsewhere then).
+        """
+        self._check_name(name)
+        param = self.parameter(name)
+        self._home(name)
+        positive = self._accumulator(name, "potentiation")
+        if name in self._unsplit or int(self._count(name, "potentiation")) or int(self._count(name, "depression")):
+            return None
+        if not param.is_floating_point() or positive.dtype != param.dtype:
+            return None
+        return positive
 
     def accumulate_signed(self, name: str, change: Tensor) -> None:
         """Reduce one call's signed ``change`` into ``name``'s accumulators as its two parts.
@@ -345,13 +374,29 @@ class Updater(nn.Module):
         if param.is_floating_point() and tensor.dtype != param.dtype:
             raise TypeError(f"change: expected dtype {param.dtype} (the parameter's), got dtype {tensor.dtype}")
         tensor = tensor.detach()
-        if tensor.is_floating_point() and tensor.numel() and not all_finite(tensor):
-            raise ValueError("change: expected finite values, found NaN or inf")
         self._home(name)
         positive = self._accumulator(name, "potentiation")
         negative = self._accumulator(name, "depression")
         count_positive = self._count(name, "potentiation")
         count_negative = self._count(name, "depression")
+        in_buffer = (
+            tensor.data_ptr() == positive.data_ptr()
+            and tensor.dtype == positive.dtype
+            and tensor.stride() == positive.stride()
+            and name not in self._unsplit
+            and int(count_positive) == 0
+            and int(count_negative) == 0
+        )
+        if tensor.is_floating_point() and tensor.numel() and not all_finite(tensor):
+            if in_buffer:
+                positive.zero_()  # computed in the empty accumulator (change_buffer): empty it again
+            raise ValueError("change: expected finite values, found NaN or inf")
+        if in_buffer:
+            # computed in place by the caller (change_buffer): nothing to copy
+            self._unsplit.add(name)
+            count_positive.add_(1)
+            count_negative.add_(1)
+            return
         if (
             tensor.dtype == positive.dtype
             # an accumulator passed back as the change would be overwritten while read
@@ -360,17 +405,52 @@ class Updater(nn.Module):
             and int(count_negative) == 0
         ):
             # empty accumulators hold zeros and every reduction's first call sets the value
-            # (0 + x, 0 + (x - 0) / 1, copy, first extreme): write the parts in place
-            torch.clamp(tensor, min=0, out=positive)
-            torch.sub(positive, tensor, out=negative)
+            # (0 + x, 0 + (x - 0) / 1, copy, first extreme): the change is kept whole in the
+            # potentiation buffer and split into the two parts when they are read (_split)
+            positive.copy_(tensor)
+            self._unsplit.add(name)
             count_positive.add_(1)
             count_negative.add_(1)
             return
+        self._split(name)
         # finite change: both parts are finite and >= 0 by construction (no magnitude checks)
         potentiation = tensor.clamp(min=0)
         depression = potentiation - tensor
         self._reduce_into(positive, count_positive, potentiation)
         self._reduce_into(negative, count_negative, depression)
+
+    def _split(self, name: str) -> None:
+        """Split a pending net change ``x`` (held in the potentiation buffer) into its parts.
+
+        ``potentiation = max(x, 0)`` and ``depression = max(x, 0) - x``, exactly
+        as :meth:`accumulate_signed` defines them; nothing when none is pending.
+        """
+        if name not in self._unsplit:
+            return
+        self._unsplit.discard(name)
+        positive = self._accumulator(name, "potentiation")
+        negative = self._accumulator(name, "depression")
+        torch.clamp(positive, max=0, out=negative)
+        negative.neg_().add_(0.0)  # -min(x, 0) = max(x, 0) - x; + 0.0 turns -0.0 into 0.0
+        positive.clamp_(min=0)
+
+    def __getattr__(self, attribute: str) -> object:
+        # a buffer read by attribute (``updater.weight_potentiation``) sees the split parts
+        unsplit = self.__dict__.get("_unsplit")
+        if unsplit:
+            for name in list(unsplit):
+                if attribute.startswith(f"{_buffer_key(name)}_"):
+                    self._split(name)
+        return super().__getattr__(attribute)
+
+    def _save_to_state_dict(self, destination: dict, prefix: str, keep_vars: bool) -> None:  # type: ignore[override]
+        for name in list(self._unsplit):
+            self._split(name)  # a checkpoint holds the two parts
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+
+    def _load_from_state_dict(self, *args: object, **kwargs: object) -> None:  # type: ignore[override]
+        self._unsplit.clear()  # the loaded parts replace any pending change
+        super()._load_from_state_dict(*args, **kwargs)  # type: ignore[arg-type]
 
     def _reduce_into(self, accumulator: Tensor, count: Tensor, value: Tensor) -> None:
         """One running-reduction step; no host synchronisation (count stays on device)."""
@@ -392,6 +472,7 @@ class Updater(nn.Module):
         """Copies of the reduced ``(potentiation, depression)`` of ``name`` (zeros if none)."""
         self._check_name(name)
         self._home(name)
+        self._split(name)
         return (
             self._accumulator(name, "potentiation").clone(),
             self._accumulator(name, "depression").clone(),
@@ -427,6 +508,7 @@ class Updater(nn.Module):
         world_size = dist.get_world_size(self.process_group)  # type: ignore[arg-type]
         for name in self.params:
             self._home(name)
+            self._split(name)
             positive = self._accumulator(name, "potentiation")
             negative = self._accumulator(name, "depression")
             counts = torch.stack([self._count(name, "potentiation"), self._count(name, "depression")])
@@ -449,6 +531,7 @@ class Updater(nn.Module):
     def delta(self, name: str) -> Tensor:
         """The bounded, masked change ``dw`` that :meth:`apply` would add to ``name`` now."""
         param = self._home(self._check_name(name))
+        self._split(name)
         positive = self._accumulator(name, "potentiation")
         negative = self._accumulator(name, "depression")
         bounding = self.bounding.get(name)
@@ -526,7 +609,10 @@ class Updater(nn.Module):
                 continue
             param = self.parameter(name)
             with torch.no_grad():
-                if self._additive_unmasked(name, param):
+                if self._additive_unmasked(name, param) and name in self._unsplit:
+                    # an unsplit net change x: dw = max(x, 0) - (max(x, 0) - x) = x, added as it is
+                    param.add_(self._accumulator(name, "potentiation"))
+                elif self._additive_unmasked(name, param):
                     # dw = pos - neg computed in the potentiation accumulator, which is cleared
                     # below anyway: the same values as delta(), without a parameter-sized temporary
                     positive = self._accumulator(name, "potentiation")
@@ -569,8 +655,11 @@ class Updater(nn.Module):
     # ------------------------------------------------------------------ clear
 
     def _clear(self, name: str) -> None:
+        unsplit = name in self._unsplit
+        self._unsplit.discard(name)
         for kind in ("potentiation", "depression"):
-            self._accumulator(name, kind).zero_()
+            if not (unsplit and kind == "depression"):  # an unsplit change left the depression at zeros
+                self._accumulator(name, kind).zero_()
             self._count(name, kind).zero_()
 
     def clear(self) -> None:
