@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 TORCH := torch==2.13.0
 
-.PHONY: test demo venv bench clean
+.PHONY: test test-cuda demo docs venv bench clean
 
 $(VENV)/.base:
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,7 @@ $(VENV)/.base:
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.base pyproject.toml
-	$(PIP) install -q $(TORCH) -e '.[dev,plot,demo]'
+	$(PIP) install -q $(TORCH) -e '.[dev,plot,demo,docs]'
 	touch $@
 
 $(VENV)/.demo: $(VENV)/.base pyproject.toml
@@ -28,11 +28,19 @@ venv: $(VENV)/.dev
 test: $(VENV)/.dev
 	HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-ci} $(PY) -m pytest -q -n 2 tests
 
+# the device-parametrised tests on a GPU (skipped when CUDA is not available)
+test-cuda: $(VENV)/.dev
+	$(PY) -m pytest -q tests/test_devices.py --device cuda
+
 demo: $(VENV)/.demo
 	$(PY) -m plastic demo $(ARGS)
+
+# the documentation site into site/ (mkdocs --strict: a broken link or reference fails)
+docs: $(VENV)/.dev
+	NO_MKDOCS_2_WARNING=1 $(PY) docs/build_site.py
 
 bench: $(VENV)/.dev
 	$(PY) benchmarks/run.py $(ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis site build/docs_src

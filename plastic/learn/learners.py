@@ -314,9 +314,8 @@ class STDPLearner(_Learner):
     Args:
         layer: ``nn.Linear``, ``nn.Conv1d`` or ``nn.Conv2d`` (its input is presynaptic).
         spiking_module: the module after it whose output spikes are postsynaptic.
-        tau_pre, tau_post, eta_pre, eta_post, pairing, exact, dt,
-        weight_dependence_post, weight_dependence_pre, batch_reduction,
-        step_mode, window: :class:`LearnerParams`.
+        tau_pre, tau_post, eta_pre, eta_post, pairing, exact, dt, weight_dependence_post, weight_dependence_pre, batch_reduction, step_mode, window: see
+            :class:`LearnerParams`.
 
     Example::
 

@@ -670,12 +670,12 @@ class Conv1d(_ConvBase):
     ``out[b, c, x] = bias[c] + sum_{c' in group(c), k} W[c, c', k] * I_pad[b, c', stride*x + dilation*k]``
 
     Args:
-        in_channels, out_channels, kernel_size, stride, padding (int, tuple,
-        ``"valid"``, ``"same"``), dilation, groups, padding_mode (``"zeros"``,
-        ``"reflect"``, ``"replicate"``, ``"circular"``): as ``torch.nn.Conv1d``.
+        in_channels, out_channels, kernel_size, stride, padding, dilation, groups, padding_mode: as
+            ``torch.nn.Conv1d`` (``padding``: int, tuple, ``"valid"`` or ``"same"``;
+            ``padding_mode``: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``).
         in_size: input length ``L`` (the state is allocated for it).
-        bias, synapse, synapse_kwargs, weight_init, dt, batch_size, step_mode,
-        device, dtype: as :class:`LinearDense`.
+        bias, synapse, synapse_kwargs, weight_init, dt, batch_size, step_mode, device, dtype: as
+            :class:`LinearDense`.
         delay: must be None (per-synapse delays are not supported for
             convolutions; a ``ValueError`` names ``delay`` otherwise).
     """

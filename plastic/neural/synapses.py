@@ -412,8 +412,8 @@ class DeltaCurrent(Synapse):
     Args:
         shape: presynaptic shape (without the batch).
         amplitude: ``A``, the charge one spike delivers (current units).
-        dt, max_delay, interpolation, tolerance, batch_size, step_mode,
-        device, dtype: see :class:`Synapse`.
+        dt, max_delay, interpolation, tolerance, batch_size, step_mode, device, dtype: see
+            :class:`Synapse`.
 
     Reference: Gerstner et al. (2014), *Neuronal Dynamics*, sec. 3.1.
     """
@@ -461,10 +461,10 @@ class ExponentialCurrent(Synapse):
         shape: presynaptic shape (without the batch).
         tau: synaptic time constant in time units (same unit as ``dt``), ``> 0``.
         amplitude: ``A`` (current units).
-        dt, max_delay, interpolation, tolerance, batch_size, step_mode,
-        device, dtype: see :class:`Synapse`; ``interpolation`` may also be
-        ``"exp_decay"`` (a read between steps decays the earlier sample over
-        the remaining time, exact for this current).
+        dt, max_delay, interpolation, tolerance, batch_size, step_mode, device, dtype: see
+            :class:`Synapse`; ``interpolation`` may also be ``"exp_decay"`` (a read
+            between steps decays the earlier sample over the remaining time, exact
+            for this current).
 
     Reference: Gerstner et al. (2014), *Neuronal Dynamics*, sec. 3.1
     (exponential synaptic current).
@@ -527,8 +527,8 @@ class SpikeFilterCurrent(Synapse):
         shape: presynaptic shape (without the batch).
         tau: time constant in steps.
         learnable: make ``1/tau`` trainable (by gradient).
-        dt, max_delay, interpolation, tolerance, batch_size, step_mode,
-        device, dtype: see :class:`Synapse`.
+        dt, max_delay, interpolation, tolerance, batch_size, step_mode, device, dtype: see
+            :class:`Synapse`.
 
     Reference: Fang, Yu, Chen, Huang, Masquelier, Tian (2020), IJCAI,
     arXiv:2003.02944.

@@ -523,7 +523,7 @@ class FunctionalRule(RuleUnderTest):
             convolution (nothing is passed for dense).
         reduction_keyword: the keyword receiving the batch reduction.
         Others: see :class:`RuleUnderTest` (``kinds`` defaults to dense and
-        conv; ``reductions`` to ``("sum",)``).
+            conv; ``reductions`` to ``("sum",)``).
     """
 
     def __init__(
