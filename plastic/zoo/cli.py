@@ -5,6 +5,8 @@
   real trainer on spike pairs.
 * ``triplet``: the Pfister & Gerstner pairing-frequency protocol.
 * ``figures``: regenerate every figure of ``zoo_docs/``.
+* ``competitive``: Song, Miller & Abbott (2000), competitive Hebbian learning
+  through STDP (bimodal weights, output rate nearly independent of the input's).
 """
 
 from __future__ import annotations
@@ -67,6 +69,25 @@ def _figures(args: argparse.Namespace) -> int:
     return 0
 
 
+def _competitive(args: argparse.Namespace) -> int:
+    import torch
+
+    from plastic.zoo.competitive import CompetitiveConfig, run_and_save
+
+    torch.set_flush_denormal(True)  # decaying traces reach subnormal floats, slow on CPUs
+    torch.set_num_threads(args.threads)
+    config = CompetitiveConfig(seconds=args.seconds, rate=args.rate, seed=args.seed, device=args.device)
+    summary = run_and_save(config, args.output, progress=not args.no_progress)
+    near, rates = summary["near_bounds"], summary["final_rates_hz"]
+    print(
+        f"weights within 10% of a bound: {100 * near[0]:.1f}% ({config.rate:g} Hz inputs), "
+        f"{100 * near[1]:.1f}% ({2 * config.rate:g} Hz); output {rates[0]:.1f} -> {rates[1]:.1f} Hz "
+        f"when the input rate doubles (x{summary['rate_ratio']:.2f}); {summary['seconds']:.0f} s"
+    )
+    print(f"figure and run.json in {args.output}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m plastic", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -91,6 +112,16 @@ def build_parser() -> argparse.ArgumentParser:
     triplet = commands.add_parser("triplet", help="Pfister & Gerstner pairing-frequency protocol")
     triplet.add_argument("--output", default="runs/triplet", help="output directory")
     triplet.set_defaults(handler=_triplet)
+
+    competitive = commands.add_parser("competitive", help="Song, Miller & Abbott (2000) competitive STDP")
+    competitive.add_argument("--seconds", type=int, default=4000, help="simulated seconds")
+    competitive.add_argument("--rate", type=float, default=10.0, help="input rate in Hz (the second neuron: twice)")
+    competitive.add_argument("--seed", type=int, default=0)
+    competitive.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    competitive.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    competitive.add_argument("--output", default="runs/competitive", help="directory for the figure and run.json")
+    competitive.add_argument("--no-progress", action="store_true", help="no progress bar")
+    competitive.set_defaults(handler=_competitive)
 
     figures = commands.add_parser("figures", help="regenerate the figures of zoo_docs/")
     figures.add_argument("--output", default="zoo_docs/figures", help="output directory")

@@ -1,0 +1,51 @@
+"""Smoke test of the Song-Miller-Abbott experiment (``python -m plastic competitive``), small sizes.
+
+The full run is not in the suite (minutes); here: the command runs, writes its
+figure and ``run.json``, the weights stay within the hard bounds, each neuron
+keeps only its own inputs (the block mask), and the near-bound fraction is
+checked by hand.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from plastic.zoo.cli import main
+from plastic.zoo.competitive import CompetitiveConfig, _build, near_bound_fraction, run_competitive
+
+
+def test_near_bound_fraction_by_hand():
+    weights = torch.tensor([0.0, 0.05, 0.1, 0.5, 0.89, 0.95, 1.0, 0.3])
+    # within 0.1 of 0 or of 1: 0.0, 0.05, 0.1, 0.95, 1.0 (0.89 is not within 0.1 of 1)
+    assert near_bound_fraction(weights, 1.0) == pytest.approx(5 / 8)
+
+
+def test_small_run_keeps_bounds_and_the_block_mask():
+    config = CompetitiveConfig(inputs=40, seconds=3, window=500, a_plus=0.05, amplitude=30.0)
+    result = run_competitive(config, progress=False)
+    weights = result["weights"]
+    assert weights.shape == (2, 40)
+    assert float(weights.min()) >= 0.0 and float(weights.max()) <= config.w_max
+    assert result["output_rates"].shape == (6, 2)
+    assert not torch.equal(weights[0], result["initial"])  # it learned something
+    # the two neurons' cross synapses stay at zero: the mask, over a fresh build with the same seed
+    cell, trainer, mask = _build(config, torch.Generator().manual_seed(config.seed))
+    with torch.no_grad():
+        for _ in range(2):
+            cell(torch.rand(500, 1, 80) < 0.05)
+            trainer()
+            trainer.update()
+    assert not cell.connection.weight[~mask].any()
+
+
+def test_command_writes_the_figure_and_run_json(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    code = main(["competitive", "--seconds", "2", "--output", str(tmp_path), "--no-progress"])
+    assert code == 0
+    summary = json.loads((tmp_path / "run.json").read_text())
+    assert set(summary) >= {"near_bounds", "final_rates_hz", "rate_ratio", "config", "figures"}
+    assert (tmp_path / "competitive.png").exists()
+    assert "weights within 10% of a bound" in capsys.readouterr().out
