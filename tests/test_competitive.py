@@ -49,3 +49,13 @@ def test_command_writes_the_figure_and_run_json(tmp_path, capsys):
     assert set(summary) >= {"near_bounds", "final_rates_hz", "rate_ratio", "config", "figures"}
     assert (tmp_path / "competitive.png").exists()
     assert "weights within 10% of a bound" in capsys.readouterr().out
+
+
+def test_command_leaves_the_process_float_settings_as_it_found_them(tmp_path):
+    # the command flushes subnormals while it runs; an in-process call must not
+    # leave the whole process flushing them afterwards
+    threads = torch.get_num_threads()
+    main(["competitive", "--seconds", "1", "--output", str(tmp_path), "--no-progress", "--threads", "1"])
+    smallest_subnormal = torch.tensor(5e-324, dtype=torch.float64)
+    assert (smallest_subnormal * 1.0).item() > 0.0
+    assert torch.get_num_threads() == threads

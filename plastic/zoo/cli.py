@@ -13,17 +13,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 
 def _demo(args: argparse.Namespace) -> int:
     import torch
 
     from plastic.zoo.demo import DemoConfig, run_demo
-
-    # decaying traces reach subnormal floats, which are slow on CPUs; the
-    # setting is process-wide, so only the command line takes it
-    torch.set_flush_denormal(True)
 
     config = DemoConfig(
         neurons=args.neurons,
@@ -74,7 +71,6 @@ def _competitive(args: argparse.Namespace) -> int:
 
     from plastic.zoo.competitive import CompetitiveConfig, run_and_save
 
-    torch.set_flush_denormal(True)  # decaying traces reach subnormal floats, slow on CPUs
     torch.set_num_threads(args.threads)
     config = CompetitiveConfig(seconds=args.seconds, rate=args.rate, seed=args.seed, device=args.device)
     summary = run_and_save(config, args.output, progress=not args.no_progress)
@@ -129,6 +125,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextmanager
+def process_settings_of_a_command() -> Iterator[None]:
+    """Flush subnormal floats to zero and keep torch's thread count, for one command.
+
+    Decaying traces reach subnormal floats, which are slow on CPUs, so the
+    experiments flush them.  Both settings are process-wide: a command called
+    in-process (a test, a notebook) must not leave them changed, or every later
+    float computation in that process loses its subnormals.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)  # torch's default; it has no getter to restore from
+        torch.set_num_threads(threads)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.handler(args))
+    with process_settings_of_a_command():
+        return int(args.handler(args))
