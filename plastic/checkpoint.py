@@ -61,7 +61,7 @@ from plastic.neural.history import RingBuffer
 from plastic.neural.updater import Updater
 from plastic.observe.reducers import Reducer
 
-__all__ = ["save_checkpoint", "load_checkpoint", "collect_updaters", "describe", "CheckpointMismatchError"]
+__all__ = ["CheckpointMismatchError", "collect_updaters", "describe", "load_checkpoint", "save_checkpoint"]
 
 FORMAT = "plastic-checkpoint"
 VERSION = 1
@@ -109,7 +109,7 @@ def describe(value: Any) -> Any:
     func = getattr(value, "func", None)
     if callable(func) and hasattr(value, "keywords"):  # functools.partial
         return {"__partial__": describe(func), "args": describe(value.args), "keywords": describe(value.keywords)}
-    if isinstance(value, type) or callable(value) and hasattr(value, "__qualname__"):
+    if isinstance(value, type) or (callable(value) and hasattr(value, "__qualname__")):
         return f"callable:{_callable_name(value)}"
     return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(value))
 
@@ -132,7 +132,8 @@ def _differences(saved: Any, current: Any, path: str) -> list[str]:
                 lines += _differences(saved[key], current[key], where)
         return lines
     if isinstance(saved, list) and isinstance(current, list) and len(saved) == len(current):
-        return [line for index, (a, b) in enumerate(zip(saved, current)) for line in _differences(a, b, f"{path}[{index}]")]
+        pairs = enumerate(zip(saved, current, strict=True))
+        return [line for index, (a, b) in pairs for line in _differences(a, b, f"{path}[{index}]")]
     same = saved == current or (
         isinstance(saved, float) and isinstance(current, float) and math.isnan(saved) and math.isnan(current)
     )
@@ -191,9 +192,7 @@ def _describe_updater(updater: Updater) -> dict[str, Any]:
 # ---------------------------------------------------------------------- collection
 
 
-def collect_updaters(
-    modules: Mapping[str, nn.Module], trainers: Mapping[str, nn.Module] = {}
-) -> dict[str, Updater]:
+def collect_updaters(modules: Mapping[str, nn.Module], trainers: Mapping[str, nn.Module] = {}) -> dict[str, Updater]:
     """Every distinct updater reachable from ``modules`` (cells' ``updater``) and ``trainers`` (their units).
 
     Keys: ``"<module name>.<cell path>"`` (the module name alone for a
@@ -353,9 +352,13 @@ def _state_problems(label: str, module: nn.Module, saved: Mapping[str, Any]) -> 
                     f"{tuple(here.shape)} in the experiment"
                 )
             elif here.dtype != value.dtype:
-                problems.append(f"{label}: {key!r} has dtype {value.dtype} in the checkpoint, {here.dtype} in the experiment")
+                problems.append(
+                    f"{label}: {key!r} has dtype {value.dtype} in the checkpoint, {here.dtype} in the experiment"
+                )
         elif isinstance(here, Tensor) != isinstance(value, Tensor):
-            problems.append(f"{label}: {key!r} is a {type(value).__name__} in the checkpoint, a {type(here).__name__} here")
+            problems.append(
+                f"{label}: {key!r} is a {type(value).__name__} in the checkpoint, a {type(here).__name__} here"
+            )
         if key.endswith(EXTRA_STATE):
             owner, _ = _owner(module, key)
             if isinstance(owner, RingBuffer) and isinstance(value, Mapping) and value.get("capacity") != owner.capacity:
@@ -376,8 +379,16 @@ def _trainer_problems(name: str, saved: Mapping[str, Any], trainer: nn.Module) -
     current = _describe_trainer(trainer)
     label = f"trainers: {name!r}"
     saved_cells, current_cells = saved.get("cells", {}), current["cells"]
-    problems = [f"{label}: cell {cell!r} is in the checkpoint but not registered" for cell in saved_cells if cell not in current_cells]
-    problems += [f"{label}: cell {cell!r} is registered but not in the checkpoint" for cell in current_cells if cell not in saved_cells]
+    problems = [
+        f"{label}: cell {cell!r} is in the checkpoint but not registered"
+        for cell in saved_cells
+        if cell not in current_cells
+    ]
+    problems += [
+        f"{label}: cell {cell!r} is registered but not in the checkpoint"
+        for cell in current_cells
+        if cell not in saved_cells
+    ]
     if problems:
         return problems
     return [f"{label}: hyperparameter {line}" for line in _differences(saved, current, "")]

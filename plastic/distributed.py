@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from plastic.functional.validation import check_tensor
 
-__all__ = ["shard_batch", "all_reduce_for", "broadcast_state", "rank_and_world_size"]
+__all__ = ["all_reduce_for", "broadcast_state", "rank_and_world_size", "shard_batch"]
 
 
 def rank_and_world_size(group: object | None = None) -> tuple[int, int]:

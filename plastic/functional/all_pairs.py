@@ -130,7 +130,7 @@ def _kernel_list(
         return [(k, {}) for k in kernels]
     if isinstance(kernel_kwargs, Mapping) or len(kernel_kwargs) != len(kernels):
         raise TypeError("kernel_kwargs: expected one mapping per kernel")
-    return list(zip(kernels, kernel_kwargs))
+    return list(zip(kernels, kernel_kwargs, strict=True))
 
 
 def _check_lag_only(kernels: list[tuple[Kernel, Mapping[str, Any]]]) -> None:
@@ -194,7 +194,7 @@ def all_pairs_window(
     _check_lag_only(kernels)
     if dtype is None:
         dtype = spikes_pre.dtype if spikes_pre.is_floating_point() else torch.get_default_dtype()
-    steps, batch = pre.shape[:2]
+    steps, _batch = pre.shape[:2]
 
     lags = torch.arange(-(steps - 1), steps, dtype=dtype, device=pre.device) * dt
     positive = torch.zeros_like(lags)
@@ -216,7 +216,7 @@ def all_pairs_window(
     filtered = kernel_filter_window(
         s_pre.reshape(steps, -1), torch.stack([positive, negative]), method=filter_method
     ).reshape(2, *pre.shape)
-    common = dict(view=view, events="post", batch_reduction=batch_reduction, method=method)
+    common = {"view": view, "events": "post", "batch_reduction": batch_reduction, "method": method}
     potentiation = pair_product(s_post, filtered[0], **common)
     depression = pair_product(s_post, filtered[1], **common)
     # FFT round-off can leave tiny negative sums where the true value is 0

@@ -20,15 +20,15 @@ from torch import Tensor
 from plastic.functional.validation import check_choice, check_non_negative, check_positive
 
 __all__ = [
-    "positive",
-    "non_negative",
-    "finite",
-    "positive_values",
-    "finite_values",
-    "one_of",
     "callable_of",
-    "optional_callable",
+    "finite",
+    "finite_values",
     "keyword_mapping",
+    "non_negative",
+    "one_of",
+    "optional_callable",
+    "positive",
+    "positive_values",
 ]
 
 Validator = Callable[[Any, attrs.Attribute, object], None]
@@ -78,7 +78,10 @@ def one_of(*choices: object) -> Validator:
 
 
 def callable_of(expected: str) -> Validator:
-    """Validator factory: a callable; ``expected`` says which, for the message (``"a kernel callable(delta, **kwargs)"``)."""
+    """Validator factory: a callable; ``expected`` says which, for the message.
+
+    E.g. ``"a kernel callable(delta, **kwargs)"``.
+    """
 
     def validate(instance: Any, attribute: attrs.Attribute, value: object) -> None:
         if not callable(value):

@@ -62,26 +62,26 @@ except ImportError:  # pragma: no cover - numpy comes with the usual torch insta
     _numpy = None
 
 __all__ = [
-    "PAIRINGS",
     "BATCH_REDUCTIONS",
+    "NO_STEP_LENGTH",
+    "PAIRINGS",
     "BatchReduction",
-    "WeightFactor",
     "ReceptiveView",
+    "RuleInputs",
+    "SynapseLayout",
     "View",
     "ViewLayout",
-    "SynapseLayout",
-    "RuleInputs",
-    "pairing_traces",
+    "WeightFactor",
     "check_batch_reduction",
-    "reduce_batch",
     "check_grouped_views",
-    "check_window_spikes",
-    "check_state_tensor",
     "check_rule_inputs",
-    "NO_STEP_LENGTH",
-    "step_as_window",
+    "check_state_tensor",
+    "check_window_spikes",
     "compute_dtype",
     "event_indices",
+    "pairing_traces",
+    "reduce_batch",
+    "step_as_window",
 ]
 
 #: ``"all"``: cumulative traces (all-to-all pairing); ``"nearest"``: traces set
@@ -286,7 +286,7 @@ class SynapseLayout(ViewLayout):
         pre_name: str = "spikes_pre",
         post_name: str = "spikes_post",
         device: torch.device | str | None = None,
-    ) -> "SynapseLayout":
+    ) -> SynapseLayout:
         """Check that the layer shapes (without time and batch) fit the view.
 
         A :class:`ReceptiveView` is asked for the views of one zero sample (on
@@ -324,7 +324,7 @@ class SynapseLayout(ViewLayout):
         pre_name: str,
         post_name: str,
         device: torch.device | str | None,
-    ) -> "SynapseLayout":
+    ) -> SynapseLayout:
         for name, shape, attribute in ((pre_name, in_shape, "in_shape"), (post_name, out_shape, "out_shape")):
             expected = getattr(view, attribute, None)
             if expected is not None and tuple(expected) != shape:
@@ -339,8 +339,7 @@ class SynapseLayout(ViewLayout):
         weight_shape = tuple(weight.shape) if isinstance(weight, Tensor) else (groups * outputs, inputs)
         if math.prod(weight_shape) != groups * outputs * inputs or weight_shape[0] % groups:
             raise ValueError(
-                f"view: its weight of shape {weight_shape} does not group into [G, O, K] = "
-                f"{(groups, outputs, inputs)}"
+                f"view: its weight of shape {weight_shape} does not group into [G, O, K] = {(groups, outputs, inputs)}"
             )
         return cls(in_shape, out_shape, view, (groups, outputs, inputs), weight_shape)
 
@@ -454,9 +453,7 @@ def check_grouped_views(pre_view: Tensor, post_view: Tensor, post_name: str = "s
         )
 
 
-def check_window_spikes(
-    spikes_pre: object, spikes_post: object, *, step: bool = False
-) -> tuple[Tensor, Tensor]:
+def check_window_spikes(spikes_pre: object, spikes_post: object, *, step: bool = False) -> tuple[Tensor, Tensor]:
     """Spikes as bool: window ``[T, B, *shape]`` (or step ``[B, *shape]``), same T and B, same device.
 
     Errors name ``spikes_pre``/``spikes_post`` (a step: ``spike_pre``/``spike_post``).
@@ -480,9 +477,7 @@ def check_state_tensor(value: object, name: str, shape: Sequence[int], like: Ten
     """A carried state tensor: floating, finite, of ``shape``, with the dtype and device of ``like``."""
     tensor = check_tensor(value, name, shape=shape, floating=True, finite=True)
     if like is not None and (tensor.dtype != like.dtype or tensor.device != like.device):
-        raise ValueError(
-            f"{name}: expected dtype {like.dtype} on {like.device}, got {tensor.dtype} on {tensor.device}"
-        )
+        raise ValueError(f"{name}: expected dtype {like.dtype} on {like.device}, got {tensor.dtype} on {tensor.device}")
     return tensor
 
 
@@ -552,7 +547,7 @@ def check_rule_inputs(
         first = state[0] if isinstance(state[0], Tensor) else None
         checked_state = tuple(
             check_state_tensor(value, f"{state_name}.{name}", shapes[side], first)
-            for value, (name, side) in zip(state, state_fields)
+            for value, (name, side) in zip(state, state_fields, strict=True)
         )
         if checked_state[0].device != pre.device:
             raise ValueError(f"{state_name}: expected tensors on {pre.device}, got {checked_state[0].device}")

@@ -53,18 +53,18 @@ from plastic.functional.validation import (
 )
 
 __all__ = [
-    "hard_upper",
-    "hard_lower",
-    "soft_upper",
-    "soft_lower",
-    "scaled_upper",
-    "scaled_lower",
-    "bound",
-    "Bounding",
     "BOUNDING_KINDS",
     "BOUNDING_SIDES",
+    "Bounding",
+    "bound",
     "clamp_",
+    "hard_lower",
+    "hard_upper",
     "normalize_rows",
+    "scaled_lower",
+    "scaled_upper",
+    "soft_lower",
+    "soft_upper",
 ]
 
 BOUNDING_KINDS = ("none", "hard", "soft", "power", "scaled")
@@ -258,8 +258,7 @@ class Bounding:
             _check_order(self.w_min, self.w_max)
         if self.kind in ("none", "hard", "soft") and self.mu != 1.0:
             raise ValueError(
-                f"mu: kind {self.kind!r} has no exponent (mu must be 1, got {self.mu!r}); "
-                "use kind 'power' or 'scaled'"
+                f"mu: kind {self.kind!r} has no exponent (mu must be 1, got {self.mu!r}); use kind 'power' or 'scaled'"
             )
         if self.kind == "none":
             return

@@ -41,7 +41,7 @@ from torch import Tensor
 
 from plastic.functional.validation import check_positive, check_tensor
 
-__all__ = ["poisson_probability", "poisson_encode", "bernoulli_encode"]
+__all__ = ["bernoulli_encode", "poisson_encode", "poisson_probability"]
 
 
 def _check_steps(steps: object) -> int:
@@ -138,9 +138,7 @@ def poisson_encode(
     return _draw(probabilities, steps, generator)
 
 
-def bernoulli_encode(
-    probabilities: Tensor, steps: int, generator: torch.Generator | None = None
-) -> Tensor:
+def bernoulli_encode(probabilities: Tensor, steps: int, generator: torch.Generator | None = None) -> Tensor:
     """Bernoulli spike trains: ``S[t, ...] ~ Bernoulli(probabilities)`` for ``steps`` steps.
 
     Args:
@@ -151,9 +149,7 @@ def bernoulli_encode(
     Returns bool ``[steps, B, *shape]`` on the input's device.
     """
     steps = _check_steps(steps)
-    probabilities = _as_real(
-        check_tensor(probabilities, "probabilities", min_ndim=1, finite=True), "probabilities"
-    )
+    probabilities = _as_real(check_tensor(probabilities, "probabilities", min_ndim=1, finite=True), "probabilities")
     if probabilities.numel() and bool(((probabilities < 0) | (probabilities > 1)).any()):
         bad = probabilities[(probabilities < 0) | (probabilities > 1)].flatten()[0].item()
         raise ValueError(f"probabilities: expected values in [0, 1], found {bad}")

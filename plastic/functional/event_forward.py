@@ -38,8 +38,8 @@ from torch import Tensor
 
 __all__ = [
     "EVENT_FORWARD_DENSITY",
-    "EVENT_FORWARD_MIN_ROWS",
     "EVENT_FORWARD_MAX_WEIGHT",
+    "EVENT_FORWARD_MIN_ROWS",
     "event_linear",
     "use_event_linear",
 ]
@@ -84,7 +84,9 @@ def event_linear(spikes: Tensor, weight: Tensor, amplitude: float = 1.0) -> Tens
     if spikes.dtype != torch.bool:
         raise TypeError(f"spikes: expected bool spikes, got dtype {spikes.dtype}")
     if spikes.shape[-1] != weight.shape[-1]:
-        raise ValueError(f"spikes: expected last dimension {weight.shape[-1]} (the weight's inputs), got {spikes.shape[-1]}")
+        raise ValueError(
+            f"spikes: expected last dimension {weight.shape[-1]} (the weight's inputs), got {spikes.shape[-1]}"
+        )
     leading = spikes.shape[:-1]
     flat = spikes.reshape(-1, spikes.shape[-1])
     rows, columns = flat.nonzero(as_tuple=True)  # row-major: CSR order

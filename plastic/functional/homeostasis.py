@@ -44,10 +44,10 @@ from plastic.functional.validation import (
 
 __all__ = [
     "HOMEOSTASIS_TARGETS",
+    "homeostatic_change",
     "rate_ema_alpha",
     "rate_ema_step",
     "rate_ema_window",
-    "homeostatic_change",
     "synaptic_scaling_factor",
 ]
 

@@ -68,13 +68,13 @@ from plastic.functional.validation import check_tensor
 
 __all__ = [
     "IntegerSTDPParameters",
-    "IntegerTraces",
     "IntegerSTDPResult",
-    "stochastic_round",
-    "integer_trace_step",
-    "integer_trace_window",
+    "IntegerTraces",
     "integer_stdp_step",
     "integer_stdp_window",
+    "integer_trace_step",
+    "integer_trace_window",
+    "stochastic_round",
 ]
 
 INTEGER_DTYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
@@ -89,7 +89,7 @@ def _check_int(value: object, name: str, low: int | None = None, high: int | Non
     return value
 
 
-def _int_at_least(low: int, high: int | None = None):  # noqa: ANN202 - attrs validator factory
+def _int_at_least(low: int, high: int | None = None):
     def validator(instance: object, attribute: attrs.Attribute, value: object) -> None:
         _check_int(value, attribute.name, low, high)
 
@@ -197,9 +197,7 @@ def integer_trace_step(trace: Tensor, spike: Tensor, decay: int, shift: int, sca
     return torch.where(spike, torch.as_tensor(scale, dtype=trace.dtype, device=trace.device), decayed)
 
 
-def integer_trace_window(
-    spikes: Tensor, decay: int, shift: int, scale: int, initial: Tensor
-) -> tuple[Tensor, Tensor]:
+def integer_trace_window(spikes: Tensor, decay: int, shift: int, scale: int, initial: Tensor) -> tuple[Tensor, Tensor]:
     """Integer traces of a window ``spikes`` ``[T, *shape]`` (bool) from ``initial``
     ``[*shape]``; returns ``(traces [T, *shape], last)``."""
     out = torch.empty(spikes.shape, dtype=initial.dtype, device=initial.device)
@@ -251,7 +249,7 @@ def integer_stdp_window(
         raise TypeError(f"weight: expected an integer (or integral floating) tensor, got dtype {weight.dtype}")
     if weight.device != pre.device:
         raise ValueError(f"weight: expected a tensor on {pre.device}, got {weight.device}")
-    steps, batch = pre.shape[:2]
+    _steps, batch = pre.shape[:2]
     if traces is not None:
         if not isinstance(traces, tuple) or len(traces) != 2:
             raise TypeError("traces: expected IntegerTraces(trace_pre, trace_post)")

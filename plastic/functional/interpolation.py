@@ -25,7 +25,7 @@ import math
 import torch
 from torch import Tensor
 
-__all__ = ["INTERPOLATIONS", "snap_lags", "interpolate"]
+__all__ = ["INTERPOLATIONS", "interpolate", "snap_lags"]
 
 INTERPOLATIONS = ("previous", "nearest", "linear", "exp_decay")
 

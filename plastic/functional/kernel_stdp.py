@@ -60,11 +60,11 @@ from plastic.functional.stdp import event_product
 from plastic.functional.validation import check_choice, check_same_device, check_tensor
 
 __all__ = [
-    "KernelSplit",
     "CHUNK_ELEMENTS",
+    "KernelSplit",
     "exponential_split",
-    "kernel_split",
     "kernel_pair_sums",
+    "kernel_split",
 ]
 
 #: ``delta -> (potentiation, depression)``, elementwise, both ``>= 0`` and finite
@@ -206,7 +206,7 @@ def kernel_pair_sums(
     Returns:
         ``(potentiation, depression)``, each ``[G, O, K]`` and ``>= 0``.
     """
-    batch, groups, outputs, inputs, positions = _check_layout(times_pre, times_post, delay)
+    _batch, _groups, outputs, _inputs, _positions = _check_layout(times_pre, times_post, delay)
     method = check_choice(method, "method", ("auto", "grouped", "direct"))
     if isinstance(chunk_elements, bool) or not isinstance(chunk_elements, int) or chunk_elements <= 0:
         raise ValueError(f"chunk_elements: expected an int > 0, got {chunk_elements!r}")

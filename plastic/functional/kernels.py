@@ -50,11 +50,11 @@ __all__ = [
     "Kernel",
     "exp_post",
     "exp_pre",
+    "gaussian",
     "mexican_hat",
     "rectangular",
-    "gaussian",
-    "symmetric_exp",
     "split_kernel_values",
+    "symmetric_exp",
 ]
 
 Parameter = float | Tensor
@@ -158,9 +158,7 @@ def mexican_hat(delta: Tensor, amplitude: Parameter = 1.0, sigma: Parameter = 10
     return torch.where(torch.isinf(delta), _zero_like(delta), values)
 
 
-def rectangular(
-    delta: Tensor, amplitude: Parameter = 1.0, start: Parameter = 0.0, stop: Parameter = 20.0
-) -> Tensor:
+def rectangular(delta: Tensor, amplitude: Parameter = 1.0, start: Parameter = 0.0, stop: Parameter = 20.0) -> Tensor:
     """Rectangular window ``A * [start <= delta < stop]``.
 
     Args:
@@ -179,9 +177,7 @@ def rectangular(
     return _keep_nan(delta, values)
 
 
-def gaussian(
-    delta: Tensor, amplitude: Parameter = 1.0, center: Parameter = 0.0, sigma: Parameter = 10.0
-) -> Tensor:
+def gaussian(delta: Tensor, amplitude: Parameter = 1.0, center: Parameter = 0.0, sigma: Parameter = 10.0) -> Tensor:
     """Gaussian kernel ``A * exp(-(delta - center)^2 / (2 sigma^2))``.
 
     Args:

@@ -73,7 +73,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from plastic.functional.surrogate import ATan, SurrogateGradient
+from plastic.functional.surrogate import DEFAULT_SURROGATE, ATan, SurrogateGradient
 from plastic.functional.traces import decay_factor, spike_values
 from plastic.functional.validation import (
     check_choice,
@@ -90,20 +90,20 @@ __all__ = [
     "NeuronParams",
     "NeuronState",
     "NeuronWindowResult",
-    "lif_charge",
-    "if_charge",
     "fire",
-    "reset_hard",
-    "reset_soft",
-    "refractory_steps",
-    "refractory_update",
-    "theta_decay_factor",
-    "theta_update",
+    "if_charge",
+    "lif_charge",
     "neuron_step",
     "neuron_step_state",
     "neuron_step_unchecked",
     "neuron_window",
     "neuron_window_state",
+    "refractory_steps",
+    "refractory_update",
+    "reset_hard",
+    "reset_soft",
+    "theta_decay_factor",
+    "theta_update",
 ]
 
 NEURON_KINDS = ("lif", "if")
@@ -136,9 +136,7 @@ def _choice(choices: tuple[str, ...]) -> Any:
 
 def _surrogate_validator(instance: object, attribute: attrs.Attribute, value: object) -> None:
     if not isinstance(value, SurrogateGradient):
-        raise TypeError(
-            f"surrogate: expected a SurrogateGradient (e.g. ATan(), Sigmoid()), got {value!r}"
-        )
+        raise TypeError(f"surrogate: expected a SurrogateGradient (e.g. ATan(), Sigmoid()), got {value!r}")
 
 
 def _bool_validator(instance: object, attribute: attrs.Attribute, value: object) -> None:
@@ -209,13 +207,10 @@ class NeuronParams:
     def __attrs_post_init__(self) -> None:
         if self.reset == "hard" and not self.v_threshold > self.v_reset:
             raise ValueError(
-                f"v_threshold: expected a value > v_reset ({self.v_reset}) with a hard reset, "
-                f"got {self.v_threshold}"
+                f"v_threshold: expected a value > v_reset ({self.v_reset}) with a hard reset, got {self.v_threshold}"
             )
         if self.reset == "soft" and not self.v_threshold > 0:
-            raise ValueError(
-                f"v_threshold: expected a value > 0 with a soft reset, got {self.v_threshold}"
-            )
+            raise ValueError(f"v_threshold: expected a value > 0 with a soft reset, got {self.v_threshold}")
 
 
 class NeuronState(NamedTuple):
@@ -284,7 +279,7 @@ def refractory_steps(refractory: float, dt: float) -> int:
     nearest = round(ratio)
     if abs(ratio - nearest) <= 1e-9 * max(1.0, abs(ratio)):
         return int(nearest)
-    return int(math.ceil(ratio))
+    return math.ceil(ratio)
 
 
 def refractory_update(remaining: Tensor, spike: Tensor, steps: int) -> Tensor:
@@ -358,14 +353,10 @@ def _check_state(
     if voltage.device != inputs.device:
         raise ValueError(f"{name}.voltage: expected a tensor on {inputs.device} (the inputs'), got {voltage.device}")
     if state.refractory_remaining is not None:
-        remaining = check_tensor(
-            state.refractory_remaining, f"{name}.refractory_remaining", device=inputs.device
-        )
+        remaining = check_tensor(state.refractory_remaining, f"{name}.refractory_remaining", device=inputs.device)
         check_shape(remaining, f"{name}.refractory_remaining", voltage_shape)
         if remaining.is_floating_point() or remaining.is_complex() or remaining.dtype == torch.bool:
-            raise TypeError(
-                f"{name}.refractory_remaining: expected an integer tensor, got dtype {remaining.dtype}"
-            )
+            raise TypeError(f"{name}.refractory_remaining: expected an integer tensor, got dtype {remaining.dtype}")
     if state.theta is not None:
         theta = check_tensor(state.theta, f"{name}.theta", floating=True, finite=finite, device=inputs.device)
         check_shape(theta, f"{name}.theta", voltage_shape[1:])
@@ -393,9 +384,7 @@ def _initial_remaining(params: NeuronParams, state: NeuronState) -> Tensor | Non
 # ----------------------------------------------------------------------------
 
 
-def _step(
-    inputs: Tensor, state: NeuronState, params: NeuronParams
-) -> tuple[Tensor, NeuronState]:
+def _step(inputs: Tensor, state: NeuronState, params: NeuronParams) -> tuple[Tensor, NeuronState]:
     voltage = state.voltage
     remaining = _initial_remaining(params, state)
     theta = None if state.theta is None else state.theta.detach()
@@ -453,10 +442,7 @@ def neuron_step_unchecked(
         fired.masked_fill_(refractory_mask, False)
     spike = spike_values(fired, h.dtype)
     # h is this call's own tensor: the new voltage is written into it
-    if params.reset == "hard":
-        new_voltage = h.masked_fill_(fired, params.v_reset)
-    else:
-        new_voltage = h.sub_(spike * threshold)
+    new_voltage = h.masked_fill_(fired, params.v_reset) if params.reset == "hard" else h.sub_(spike * threshold)
     new_remaining = None
     if remaining is not None:
         new_remaining = (remaining - 1).clamp_min_(0).masked_fill_(fired, params.refractory_steps)
@@ -476,9 +462,7 @@ def _theta_after_step(theta: Tensor, fired: Tensor, spike: Tensor, params: Neuro
     return decayed + params.theta_plus * count
 
 
-def neuron_step_state(
-    inputs: Tensor, state: NeuronState, params: NeuronParams
-) -> tuple[Tensor, NeuronState]:
+def neuron_step_state(inputs: Tensor, state: NeuronState, params: NeuronParams) -> tuple[Tensor, NeuronState]:
     """One step with refractory period and adaptive threshold.
 
     Parameters
@@ -514,7 +498,7 @@ def neuron_step(
     v_threshold: float = 1.0,
     v_reset: float = 0.0,
     reset: str = "hard",
-    surrogate: SurrogateGradient = ATan(),
+    surrogate: SurrogateGradient = DEFAULT_SURROGATE,
     detach_reset: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """One charge-fire-reset step (see the module doc for the equations).
@@ -524,8 +508,13 @@ def neuron_step(
     the voltage after the reset.
     """
     params = NeuronParams(
-        kind=kind, tau=tau, v_threshold=v_threshold, v_reset=v_reset, reset=reset,
-        surrogate=surrogate, detach_reset=detach_reset,
+        kind=kind,
+        tau=tau,
+        v_threshold=v_threshold,
+        v_reset=v_reset,
+        reset=reset,
+        surrogate=surrogate,
+        detach_reset=detach_reset,
     )
     spike, state = neuron_step_state(inputs, NeuronState(voltage), params)
     return spike, state.voltage
@@ -545,18 +534,14 @@ class _WindowRecord(NamedTuple):
     refractory_masks: Tensor | None  # [T, B, *shape] bool
 
 
-def _window_loop(
-    inputs: Tensor, state: NeuronState, params: NeuronParams, keep_for_backward: bool
-) -> _WindowRecord:
+def _window_loop(inputs: Tensor, state: NeuronState, params: NeuronParams, keep_for_backward: bool) -> _WindowRecord:
     steps = inputs.shape[0]
     spikes = torch.empty_like(inputs)
     voltages = torch.empty_like(inputs)
     remaining = _initial_remaining(params, state)
     theta = state.theta
     keep_h = torch.empty_like(inputs) if keep_for_backward else None
-    keep_thresholds = (
-        inputs.new_empty((steps, *theta.shape)) if keep_for_backward and theta is not None else None
-    )
+    keep_thresholds = inputs.new_empty((steps, *theta.shape)) if keep_for_backward and theta is not None else None
     keep_masks = (
         torch.empty(inputs.shape, dtype=torch.bool, device=inputs.device)
         if keep_for_backward and remaining is not None
@@ -670,9 +655,7 @@ class _NeuronWindowFunction(torch.autograd.Function):
         )
 
 
-def neuron_window_state(
-    inputs: Tensor, state: NeuronState, params: NeuronParams
-) -> NeuronWindowResult:
+def neuron_window_state(inputs: Tensor, state: NeuronState, params: NeuronParams) -> NeuronWindowResult:
     """Run ``T`` steps at once, with refractory period and adaptive threshold.
 
     Parameters
@@ -720,7 +703,7 @@ def neuron_window(
     v_threshold: float = 1.0,
     v_reset: float = 0.0,
     reset: str = "hard",
-    surrogate: SurrogateGradient = ATan(),
+    surrogate: SurrogateGradient = DEFAULT_SURROGATE,
     detach_reset: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """Window of charge-fire-reset steps as one fused autograd function.
@@ -731,8 +714,13 @@ def neuron_window(
     ``voltage0``.
     """
     params = NeuronParams(
-        kind=kind, tau=tau, v_threshold=v_threshold, v_reset=v_reset, reset=reset,
-        surrogate=surrogate, detach_reset=detach_reset,
+        kind=kind,
+        tau=tau,
+        v_threshold=v_threshold,
+        v_reset=v_reset,
+        reset=reset,
+        surrogate=surrogate,
+        detach_reset=detach_reset,
     )
     result = neuron_window_state(inputs, NeuronState(voltage0), params)
     return result.spikes, result.voltages

@@ -32,13 +32,13 @@ from torch import Tensor
 
 __all__ = [
     "ConvGeometry",
-    "dense_pre_view",
-    "dense_post_view",
-    "conv_pre_view",
-    "conv_post_view",
     "conv_output_shape",
-    "weight_to_grouped",
+    "conv_post_view",
+    "conv_pre_view",
+    "dense_post_view",
+    "dense_pre_view",
     "grouped_to_weight",
+    "weight_to_grouped",
 ]
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
@@ -88,7 +88,7 @@ class ConvGeometry:
         dilation: int | Sequence[int] = 1,
         groups: int = 1,
         padding_mode: str = "zeros",
-    ) -> "ConvGeometry":
+    ) -> ConvGeometry:
         if dims not in (1, 2):
             raise ValueError(f"dims: expected 1 or 2, got {dims!r}")
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
@@ -114,7 +114,7 @@ class ConvGeometry:
                 if any(s != 1 for s in strides):
                     raise ValueError("padding: 'same' requires stride 1, as in torch.nn.Conv")
                 pairs = []
-                for k, d in zip(kernel, dilations):
+                for k, d in zip(kernel, dilations, strict=True):
                     total = d * (k - 1)
                     # torch puts the odd extra element on the right side
                     pairs.append((total // 2, total - total // 2))
@@ -156,7 +156,7 @@ def conv_output_shape(geometry: ConvGeometry, in_spatial: Sequence[int]) -> tupl
     """Output spatial size for an input spatial size."""
     out = []
     for size, (left, right), k, s, d in zip(
-        in_spatial, geometry.padding_pairs, geometry.kernel_size, geometry.stride, geometry.dilation
+        in_spatial, geometry.padding_pairs, geometry.kernel_size, geometry.stride, geometry.dilation, strict=True
     ):
         span = size + left + right - d * (k - 1) - 1
         if span < 0:
@@ -194,9 +194,7 @@ def conv_pre_view(pre: Tensor, geometry: ConvGeometry, fill: float = 0.0) -> Ten
             stride=(1, geometry.stride[0]),
         )
     else:
-        columns = F.unfold(
-            padded, kernel_size=geometry.kernel_size, dilation=geometry.dilation, stride=geometry.stride
-        )
+        columns = F.unfold(padded, kernel_size=geometry.kernel_size, dilation=geometry.dilation, stride=geometry.stride)
     return rearrange(columns, "n (g k) p -> n g k p", g=geometry.groups)
 
 

@@ -87,15 +87,15 @@ from plastic.functional.traces import decay_factor, trace_anticausal_window
 from plastic.functional.validation import check_tensor
 
 __all__ = [
-    "RewardSTDPParameters",
-    "MSTDPState",
     "MSTDPETState",
+    "MSTDPState",
+    "RewardSTDPParameters",
     "RewardUpdate",
     "broadcast_reward",
-    "mstdp_step",
-    "mstdp_window",
     "mstdp_et_step",
     "mstdp_et_window",
+    "mstdp_step",
+    "mstdp_window",
 ]
 
 
@@ -192,9 +192,8 @@ def broadcast_reward(
             return table.unsqueeze(1).expand(steps, batch)
         elif length == batch:
             return table.unsqueeze(0).expand(steps, batch)
-    elif reward.ndim == 2 and not step:
-        if shape[0] in (1, steps) and shape[1] in (1, batch):
-            return table.expand(steps, batch)
+    elif reward.ndim == 2 and not step and shape[0] in (1, steps) and shape[1] in (1, batch):
+        return table.expand(steps, batch)
     raise ValueError(f"reward: expected {accepted} with T={steps}, B={batch}, got shape {shape}")
 
 
@@ -331,8 +330,18 @@ def mstdp_window(
         :class:`RewardUpdate` (signed update in the weight's shape, new :class:`MSTDPState`).
     """
     d = _prepare(
-        spikes_pre, spikes_post, reward, state, parameters, dt, view, weight, f_post, f_pre,
-        batch_reduction, "eligibility",
+        spikes_pre,
+        spikes_post,
+        reward,
+        state,
+        parameters,
+        dt,
+        view,
+        weight,
+        f_post,
+        f_pre,
+        batch_reduction,
+        "eligibility",
     )
     table = d.reward
     # z_u meets the reward of step u + 1; the last z waits for the next window.
@@ -362,8 +371,18 @@ def mstdp_et_window(
     Returns :class:`RewardUpdate` with a new :class:`MSTDPETState`.
     """
     d = _prepare(
-        spikes_pre, spikes_post, reward, state, parameters, dt, view, weight, f_post, f_pre,
-        batch_reduction, "eligibility_trace",
+        spikes_pre,
+        spikes_post,
+        reward,
+        state,
+        parameters,
+        dt,
+        view,
+        weight,
+        f_post,
+        f_pre,
+        batch_reduction,
+        "eligibility_trace",
     )
     table = d.reward
     steps = table.shape[0]
@@ -424,8 +443,18 @@ def mstdp_step(
     ``reward`` scalar or ``[B]``. ``dw = eta * sum_b r_b * state.eligibility_b``; the
     returned state holds this step's ``z``. Equal to :func:`mstdp_window` with ``T = 1``."""
     return _step(
-        mstdp_window, spike_pre, spike_post, reward, state, parameters,
-        dt=dt, view=view, weight=weight, f_post=f_post, f_pre=f_pre, batch_reduction=batch_reduction,
+        mstdp_window,
+        spike_pre,
+        spike_post,
+        reward,
+        state,
+        parameters,
+        dt=dt,
+        view=view,
+        weight=weight,
+        f_post=f_post,
+        f_pre=f_pre,
+        batch_reduction=batch_reduction,
     )
 
 
@@ -446,6 +475,16 @@ def mstdp_et_step(
     """One MSTDP-ET step: ``dw = eta * sum_b r_b * e_b`` with ``e`` = ``state.eligibility_trace``;
     the returned trace is ``c * e + z_t / tau_e``. Equal to :func:`mstdp_et_window` with ``T = 1``."""
     return _step(
-        mstdp_et_window, spike_pre, spike_post, reward, state, parameters,
-        dt=dt, view=view, weight=weight, f_post=f_post, f_pre=f_pre, batch_reduction=batch_reduction,
+        mstdp_et_window,
+        spike_pre,
+        spike_post,
+        reward,
+        state,
+        parameters,
+        dt=dt,
+        view=view,
+        weight=weight,
+        f_post=f_post,
+        f_pre=f_pre,
+        batch_reduction=batch_reduction,
     )

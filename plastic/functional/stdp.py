@@ -104,19 +104,19 @@ from plastic.functional.traces import (
 from plastic.functional.validation import check_choice, check_positive, check_same_device, check_shape, check_tensor
 
 __all__ = [
-    "SPARSE_DENSITY_THRESHOLD",
     "METHODS",
+    "SPARSE_DENSITY_THRESHOLD",
     "BatchReduction",
     "ReceptiveView",
-    "View",
-    "STDPUpdate",
     "STDPNetUpdate",
+    "STDPUpdate",
+    "View",
+    "pair_product",
+    "receptive_views",
+    "stdp_delta_weight",
     "stdp_step",
     "stdp_window",
     "stdp_window_net",
-    "stdp_delta_weight",
-    "receptive_views",
-    "pair_product",
 ]
 
 #: Spike density (fraction of nonzero entries on the event side) below which
@@ -389,8 +389,7 @@ def _resolve_decay(
             broadcast = None
         if broadcast != trace_shape:
             raise ValueError(
-                f"{name}: shape {tuple(decay.shape)} does not broadcast to the trace shape "
-                f"{tuple(trace_shape)}"
+                f"{name}: shape {tuple(decay.shape)} does not broadcast to the trace shape {tuple(trace_shape)}"
             )
         return decay
     if isinstance(decay, bool) or not isinstance(decay, (int, float)):
@@ -568,7 +567,7 @@ def _stdp_window(
     x_post, last_post = pairing_traces(
         checked.spikes_post, checked.decay_post, checked.amplitude_post, checked.trace_post, pairing
     )
-    common = dict(view=layout, batch_reduction=batch_reduction, method=method)
+    common = {"view": layout, "batch_reduction": batch_reduction, "method": method}
     potentiation = pair_product(s_post, x_pre, events="post", **common)
     depression = pair_product(x_post, s_pre, events="pre", **common)
     return STDPUpdate(potentiation, depression, last_pre, last_post)
@@ -746,9 +745,7 @@ def stdp_window_net(
         elif layout.dense and not main.requires_grad:
             # the rank-B correction added in place: no second weight-sized product and pass
             delta = main
-            delta[0].addmm_(
-                checked.trace_post.reshape(batch, -1).T, seen_by_carried.reshape(batch, -1), alpha=-eta_pre
-            )
+            delta[0].addmm_(checked.trace_post.reshape(batch, -1).T, seen_by_carried.reshape(batch, -1), alpha=-eta_pre)
         else:
             carried = pair_product(
                 checked.trace_post.unsqueeze(0), seen_by_carried.unsqueeze(0), view=layout, batch_reduction="sum"
@@ -827,10 +824,10 @@ def _filtered_presynaptic_matrix(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """:func:`_filtered_presynaptic` as one matrix product (the recurrences in closed form)::
 
-        filtered[t] = sum_u (eta_post A_pre a_pre^(t-u) [u <= t] - eta_pre A_post a_post^(u-t) [u >= t]) s(u)
-                      + eta_post a_pre^(t+1) x_pre(-1)
-        last_pre    = sum_u A_pre a_pre^(T-1-u) s(u) + a_pre^T x_pre(-1)
-        seen_by_carried = sum_u a_post^(u+1) s(u)
+    filtered[t] = sum_u (eta_post A_pre a_pre^(t-u) [u <= t] - eta_pre A_post a_post^(u-t) [u >= t]) s(u)
+                  + eta_post a_pre^(t+1) x_pre(-1)
+    last_pre    = sum_u A_pre a_pre^(T-1-u) s(u) + a_pre^T x_pre(-1)
+    seen_by_carried = sum_u a_post^(u+1) s(u)
     """
     steps = spikes_pre.shape[0]
     dtype, device = trace_pre.dtype, trace_pre.device
@@ -913,7 +910,9 @@ def _window_filter_matrix(
     matrix, carry_pre, carry_post = _filter_block_matrices(
         steps, decay_pre, decay_post, amplitude_pre, amplitude_post, eta_post, eta_pre, dtype, device
     )
-    stacked = torch.cat([matrix[:, :steps], carry_pre[:steps].unsqueeze(0), carry_post[:steps].unsqueeze(0) * decay_post])
+    stacked = torch.cat(
+        [matrix[:, :steps], carry_pre[:steps].unsqueeze(0), carry_post[:steps].unsqueeze(0) * decay_post]
+    )
     return stacked, matrix[:, steps].clone(), float(decay_pre) ** steps
 
 
@@ -1141,8 +1140,7 @@ def stdp_delta_weight(
     grouped = weight_to_grouped(weight, potentiation.shape[0]) if weight.shape[0] % potentiation.shape[0] == 0 else None
     if grouped is None or grouped.shape != potentiation.shape:
         raise ValueError(
-            f"weight: shape {tuple(weight.shape)} does not group into the products' shape "
-            f"{tuple(potentiation.shape)}"
+            f"weight: shape {tuple(weight.shape)} does not group into the products' shape {tuple(potentiation.shape)}"
         )
     up = potentiation * eta_post if f_post is None else potentiation * f_post(grouped) * eta_post
     down = depression * eta_pre if f_pre is None else depression * f_pre(grouped) * eta_pre

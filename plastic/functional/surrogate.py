@@ -34,7 +34,7 @@ from torch import Tensor
 
 from plastic.functional.validation import check_positive, check_tensor
 
-__all__ = ["heaviside", "SurrogateGradient", "ATan", "Sigmoid"]
+__all__ = ["DEFAULT_SURROGATE", "ATan", "Sigmoid", "SurrogateGradient", "heaviside"]
 
 
 def heaviside(x: Tensor) -> Tensor:
@@ -100,6 +100,10 @@ class ATan(SurrogateGradient):
     def derivative(self, x: Tensor) -> Tensor:
         scaled = (math.pi / 2 * self.alpha) * x
         return (self.alpha / 2) / (1 + scaled * scaled)
+
+
+#: the surrogate neurons use unless told otherwise (frozen, so one instance serves every default)
+DEFAULT_SURROGATE = ATan()
 
 
 @attrs.frozen

@@ -36,14 +36,14 @@ from plastic.functional.validation import check_positive
 
 __all__ = [
     "decay_factor",
-    "trace_cumulative_step",
-    "trace_nearest_step",
-    "trace_cumulative_window",
-    "trace_nearest_window",
-    "trace_anticausal_window",
     "spike_filter_step",
     "spike_filter_window",
     "spike_values",
+    "trace_anticausal_window",
+    "trace_cumulative_step",
+    "trace_cumulative_window",
+    "trace_nearest_step",
+    "trace_nearest_window",
 ]
 
 Scalar = float | Tensor
@@ -111,9 +111,7 @@ def trace_nearest_step(trace: Tensor, spike: Tensor, decay: Scalar, amplitude: S
 def _initial(spikes: Tensor, initial: Tensor | None, dtype: torch.dtype | None) -> Tensor:
     if initial is not None:
         if initial.shape != spikes.shape[1:]:
-            raise ValueError(
-                f"initial: expected shape {tuple(spikes.shape[1:])}, got {tuple(initial.shape)}"
-            )
+            raise ValueError(f"initial: expected shape {tuple(spikes.shape[1:])}, got {tuple(initial.shape)}")
         return initial
     dtype = dtype or (spikes.dtype if spikes.is_floating_point() else torch.get_default_dtype())
     return torch.zeros(spikes.shape[1:], dtype=dtype, device=spikes.device)

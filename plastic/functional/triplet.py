@@ -71,6 +71,7 @@ __all__ = [
     "triplet_stdp_window",
 ]
 
+
 @attrs.frozen
 class TripletParameters:
     """Hyperparameters of triplet STDP (defaults: Pfister & Gerstner 2006, visual cortex, all-to-all).
@@ -126,9 +127,7 @@ def triplet_initial_traces(
     return TripletTraces(pre, pre.clone(), post, post.clone())
 
 
-def _trace_window(
-    spikes: Tensor, decay: float, initial: Tensor, pairing: str
-) -> tuple[Tensor, Tensor, Tensor]:
+def _trace_window(spikes: Tensor, decay: float, initial: Tensor, pairing: str) -> tuple[Tensor, Tensor, Tensor]:
     """``(traces [T, ...], before [T, ...], last)``; ``before[t] = a * traces[t-1]`` (the ``t-`` value)."""
     traces, last = pairing_traces(spikes, decay, 1.0, initial, pairing)
     before = torch.cat([initial.unsqueeze(0), traces[:-1]]) * decay

@@ -18,15 +18,15 @@ from torch import Tensor
 
 __all__ = [
     "all_finite",
-    "check_tensor",
-    "check_spikes",
-    "check_positive",
-    "check_non_negative",
+    "check_choice",
     "check_greater",
     "check_in_range",
+    "check_non_negative",
+    "check_positive",
     "check_same_device",
     "check_shape",
-    "check_choice",
+    "check_spikes",
+    "check_tensor",
     "spikes_as",
 ]
 
@@ -60,9 +60,7 @@ def check_tensor(
     if ndim is not None and value.ndim != ndim:
         raise ValueError(f"{name}: expected {ndim} dimensions, got shape {tuple(value.shape)}")
     if min_ndim is not None and value.ndim < min_ndim:
-        raise ValueError(
-            f"{name}: expected at least {min_ndim} dimensions, got shape {tuple(value.shape)}"
-        )
+        raise ValueError(f"{name}: expected at least {min_ndim} dimensions, got shape {tuple(value.shape)}")
     if shape is not None:
         check_shape(value, name, shape)
     if device is not None and value.device != torch.device(device):
@@ -90,9 +88,7 @@ def all_finite(value: Tensor) -> bool:
 def check_shape(value: Tensor, name: str, shape: Sequence[int]) -> Tensor:
     """Check an exact shape; ``-1`` in ``shape`` matches any size."""
     expected = tuple(shape)
-    if value.ndim != len(expected) or any(
-        e != -1 and e != s for e, s in zip(expected, value.shape)
-    ):
+    if value.ndim != len(expected) or any(e != -1 and e != s for e, s in zip(expected, value.shape, strict=True)):
         shown = tuple("*" if e == -1 else e for e in expected)
         raise ValueError(f"{name}: expected shape {shown}, got {tuple(value.shape)}")
     return value
@@ -166,16 +162,12 @@ def check_greater(value: object, name: str, bound: float) -> float:
     return result
 
 
-def check_in_range(
-    value: object, name: str, low: float, high: float, *, inclusive: bool = True
-) -> float:
+def check_in_range(value: object, name: str, low: float, high: float, *, inclusive: bool = True) -> float:
     result = _as_real(value, name)
     ok = low <= result <= high if inclusive else low < result < high
     if not ok:
         brackets = "[]" if inclusive else "()"
-        raise ValueError(
-            f"{name}: expected a value in {brackets[0]}{low}, {high}{brackets[1]}, got {value!r}"
-        )
+        raise ValueError(f"{name}: expected a value in {brackets[0]}{low}, {high}{brackets[1]}, got {value!r}")
     return result
 
 

@@ -171,11 +171,7 @@ class AllPairsKernelSTDP(WindowTrainer):
     def _history(self, state: CellState, name: str, fresh: Tensor) -> Tensor:
         """Kept steps ``[H', B, *shape]`` matching ``fresh`` (empty if none or resized)."""
         kept = getattr(state, name, None)
-        if (
-            not isinstance(kept, Tensor)
-            or tuple(kept.shape[1:]) != tuple(fresh.shape[1:])
-            or kept.dtype != fresh.dtype
-        ):
+        if not isinstance(kept, Tensor) or tuple(kept.shape[1:]) != tuple(fresh.shape[1:]) or kept.dtype != fresh.dtype:
             return fresh[:0]
         return kept.to(fresh.device)
 
@@ -196,16 +192,16 @@ class AllPairsKernelSTDP(WindowTrainer):
         if params.kernel_pre is not None:
             kernels.append(params.kernel_pre)
             kernel_kwargs.append(state.kwargs("kernel_pre"))
-        common = dict(
-            kernel=kernels,
-            kernel_kwargs=kernel_kwargs,
-            dt=unit.cell.dt,
-            view=connection,
-            batch_reduction=params.batch_reduction,
-            filter_method=params.filter_method,
-            method=params.method,
-            dtype=weight.dtype,
-        )
+        common = {
+            "kernel": kernels,
+            "kernel_kwargs": kernel_kwargs,
+            "dt": unit.cell.dt,
+            "view": connection,
+            "batch_reduction": params.batch_reduction,
+            "filter_method": params.filter_method,
+            "method": params.method,
+            "dtype": weight.dtype,
+        }
         if kept == 0:
             result = all_pairs_window(new_pre, new_post, **common)
             potentiation, depression = result.potentiation, result.depression

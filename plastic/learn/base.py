@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from plastic.neural.cell import Cell
 from plastic.observe.monitors import Monitor, MonitorPool
 
-__all__ = ["Unit", "CellState", "IndependentCellTrainer", "reduce_batch", "BATCH_REDUCTIONS"]
+__all__ = ["BATCH_REDUCTIONS", "CellState", "IndependentCellTrainer", "Unit", "reduce_batch"]
 
 BATCH_REDUCTIONS = ("mean", "sum", "amax", "amin", "median")
 
@@ -176,9 +176,7 @@ class IndependentCellTrainer(nn.Module):
         if not isinstance(cell, Cell):
             raise TypeError(f"cell: expected a plastic Cell, got {type(cell).__name__}")
         if getattr(cell, "updater", None) is None:
-            raise ValueError(
-                f"cell: {name!r} has no updater; call cell.make_updater() before registering it"
-            )
+            raise ValueError(f"cell: {name!r} has no updater; call cell.make_updater() before registering it")
         for parameter in self.requires:
             value = getattr(cell.connection, parameter, None)
             if not isinstance(value, Tensor):
@@ -261,7 +259,7 @@ class IndependentCellTrainer(nn.Module):
             self._attached.add(unit.name)
             self.reset_state(unit)
 
-    def train(self, mode: bool = True) -> "IndependentCellTrainer":
+    def train(self, mode: bool = True) -> IndependentCellTrainer:
         """Training mode attaches the monitors, evaluation mode detaches them."""
         super().train(mode)
         for unit in self._units.values():

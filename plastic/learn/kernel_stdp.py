@@ -60,11 +60,11 @@ from plastic.observe.monitors import Monitor
 from plastic.observe.reducers import EventTimeReducer
 
 __all__ = [
-    "KernelSTDP",
     "DelayAdjustedKernelSTDP",
     "DelayAdjustedKernelSTDPD",
     "DelayAdjustedSTDP",
     "DelayAdjustedSTDPD",
+    "KernelSTDP",
 ]
 
 
@@ -160,7 +160,9 @@ class KernelSTDP(IndependentCellTrainer):
                     f"{type(connection).__name__} {name!r} has none (construct it with delay=max_delay)"
                 )
             if connection.weight.ndim > 2:
-                raise ValueError(f"cell: delay rules support dense and direct connections, not {type(connection).__name__}")
+                raise ValueError(
+                    f"cell: delay rules support dense and direct connections, not {type(connection).__name__}"
+                )
 
     def init_state(self, state: CellState, cell: Cell) -> None:
         post_function, post_kwargs, pre_function, pre_kwargs = self.kernel_spec(state.params)
@@ -207,9 +209,7 @@ class KernelSTDP(IndependentCellTrainer):
                 train_only="train",
             )
         else:
-            pre = self.pool.get_or_create(
-                cell, "connection.synspike", event_times, hook="post", train_only="train"
-            )
+            pre = self.pool.get_or_create(cell, "connection.synspike", event_times, hook="post", train_only="train")
         return {"post": post, "pre": pre}
 
     # -- learning ----------------------------------------------------------

@@ -67,10 +67,10 @@ from plastic.learn.window import WindowRuleParams
 
 __all__ = [
     "LearnerParams",
+    "MSTDPETLearner",
+    "MSTDPLearner",
     "RewardLearnerParams",
     "STDPLearner",
-    "MSTDPLearner",
-    "MSTDPETLearner",
     "layer_geometry",
 ]
 
@@ -247,7 +247,7 @@ class _Learner(nn.Module):
                 )
             count = len(pre_list)
         pres, posts = [], []
-        for pre, post in zip(pre_list[:count], post_list[:count]):
+        for pre, post in zip(pre_list[:count], post_list[:count], strict=True):
             if self.params.step_mode == "single":
                 pre, post = pre.unsqueeze(0), post.unsqueeze(0)
             else:
@@ -264,7 +264,8 @@ class _Learner(nn.Module):
         try:
             return torch.cat(pres), torch.cat(posts)
         except RuntimeError as error:
-            raise ValueError(f"spikes_pre: recorded steps of different shapes cannot form one window ({error})")
+            message = f"spikes_pre: recorded steps of different shapes cannot form one window ({error})"
+            raise ValueError(message) from error
 
     def _drop(self, count: int | None = None) -> None:
         for side in ("pre", "post"):
@@ -314,8 +315,9 @@ class STDPLearner(_Learner):
     Args:
         layer: ``nn.Linear``, ``nn.Conv1d`` or ``nn.Conv2d`` (its input is presynaptic).
         spiking_module: the module after it whose output spikes are postsynaptic.
-        tau_pre, tau_post, eta_pre, eta_post, pairing, exact, dt, weight_dependence_post, weight_dependence_pre, batch_reduction, step_mode, window: see
-            :class:`LearnerParams`.
+        **params: the rule's parameters, see :class:`LearnerParams` (``tau_pre``, ``tau_post``,
+            ``eta_pre``, ``eta_post``, ``pairing``, ``exact``, ``dt``, ``weight_dependence_post``,
+            ``weight_dependence_pre``, ``batch_reduction``, ``step_mode``, ``window``).
 
     Example::
 
@@ -398,7 +400,7 @@ class _RewardLearner(_Learner):
             f_post=p.weight_dependence_post, f_pre=p.weight_dependence_pre,
             batch_reduction=functional_reduction(p.batch_reduction),
         )  # fmt: skip
-        for name, value in zip(("trace_pre", "trace_post", self.carried_name), result.state):
+        for name, value in zip(("trace_pre", "trace_post", self.carried_name), result.state, strict=True):
             self._buffers[name].copy_(value)
         self._drop()
         return self._deliver(result.update, on_grad, scale)

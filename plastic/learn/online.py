@@ -154,10 +154,10 @@ class OnlineSTDP(WindowTrainer):
         spikes_pre, spikes_post = windows["pre"], windows["post"]
         trace_pre = self.carried(unit.state, "trace_pre", spikes_pre, weight.dtype)
         trace_post = self.carried(unit.state, "trace_post", spikes_post, weight.dtype)
-        common = dict(
-            tau_pre=params.tau_pre, tau_post=params.tau_post, dt=unit.cell.dt, exact=params.exact,
-            view=connection, batch_reduction=params.batch_reduction,
-        )  # fmt: skip
+        common = {
+            "tau_pre": params.tau_pre, "tau_post": params.tau_post, "dt": unit.cell.dt, "exact": params.exact,
+            "view": connection, "batch_reduction": params.batch_reduction,
+        }  # fmt: skip
         updater = unit.cell.updater
         # the updater first: it validates what it receives, and a refused change leaves the carried
         # traces as they were

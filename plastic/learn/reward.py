@@ -55,7 +55,7 @@ from plastic.learn.stdp import signed_terms
 from plastic.learn.window import WindowRuleParams, WindowTrainer
 from plastic.neural.cell import Cell
 
-__all__ = ["MSTDP", "MSTDPET", "MSTDPParams", "MSTDPETParams"]
+__all__ = ["MSTDP", "MSTDPET", "MSTDPETParams", "MSTDPParams"]
 
 
 @attrs.frozen
@@ -149,7 +149,7 @@ class _RewardTrainer(WindowTrainer):
             f_post=params.weight_dependence_post, f_pre=params.weight_dependence_pre,
             batch_reduction=functional_reduction(params.batch_reduction),
         )  # fmt: skip
-        for buffer, value in zip(("trace_pre", "trace_post", self.carried_name), result.state):
+        for buffer, value in zip(("trace_pre", "trace_post", self.carried_name), result.state, strict=True):
             getattr(unit.state, buffer).copy_(value)
         potentiation, depression = signed_terms(result.update)
         unit.cell.updater.accumulate("weight", potentiation=potentiation, depression=depression)

@@ -28,7 +28,6 @@ Cybern. 98:459.
 
 from __future__ import annotations
 
-
 import attrs
 import torch
 from torch import Tensor
@@ -107,7 +106,9 @@ class STDP(WindowTrainer):
     def uses_one_product(self, unit: Unit) -> bool:
         params = unit.state.params
         if params.fuse is not None:
-            if params.fuse and (params.pairing != "all" or params.weight_dependence_post or params.weight_dependence_pre):
+            if params.fuse and (
+                params.pairing != "all" or params.weight_dependence_post or params.weight_dependence_pre
+            ):
                 raise ValueError("fuse: the one-product form needs pairing='all' and no weight dependence")
             return params.fuse
         updater = unit.cell.updater
@@ -140,7 +141,12 @@ class STDP(WindowTrainer):
             if own is not None and own.dtype == dtype and own.is_contiguous():
                 return own.view(shape), True
         buffer = unit.state._buffers.get("window_change")
-        if buffer is None or buffer.shape != shape or buffer.dtype != dtype or buffer.device != connection.weight.device:
+        if (
+            buffer is None
+            or buffer.shape != shape
+            or buffer.dtype != dtype
+            or buffer.device != connection.weight.device
+        ):
             buffer = torch.empty(shape, dtype=dtype, device=connection.weight.device)
             unit.state.register_buffer("window_change", buffer, persistent=False)
         return buffer, False
@@ -156,17 +162,17 @@ class STDP(WindowTrainer):
         fresh_post = "trace_post" not in unit.state._buffers
         trace_pre = self.carried(unit.state, "trace_pre", spikes_pre, dtype)
         trace_post = self.carried(unit.state, "trace_post", spikes_post, dtype)
-        common = dict(
-            tau_pre=params.tau_pre,
-            tau_post=params.tau_post,
-            dt=unit.cell.dt,
-            exact=params.exact,
-            amplitude_pre=params.amplitude_pre,
-            amplitude_post=params.amplitude_post,
-            view=connection,
-            batch_reduction=params.batch_reduction,
-            method=params.method,
-        )
+        common = {
+            "tau_pre": params.tau_pre,
+            "tau_post": params.tau_post,
+            "dt": unit.cell.dt,
+            "exact": params.exact,
+            "amplitude_pre": params.amplitude_pre,
+            "amplitude_post": params.amplitude_post,
+            "view": connection,
+            "batch_reduction": params.batch_reduction,
+            "method": params.method,
+        }
         change: Tensor | None = None
         if self.uses_one_product(unit):
             buffer, owned_by_updater = self._change_buffer(unit, dtype)

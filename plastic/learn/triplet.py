@@ -126,6 +126,6 @@ class TripletSTDP(WindowTrainer):
         )  # fmt: skip
         # a weight dependence may be negative outside its range: sort signs out
         potentiation, depression = signed_terms(result.potentiation, -result.depression)
-        for buffer, value in zip(TRIPLET_TRACES, result.traces):
+        for buffer, value in zip(TRIPLET_TRACES, result.traces, strict=True):
             getattr(unit.state, buffer).copy_(value)
         unit.cell.updater.accumulate("weight", potentiation=potentiation, depression=depression)

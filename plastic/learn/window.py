@@ -96,7 +96,7 @@ class WindowTrainer(IndependentCellTrainer):
         }
 
     def init_state(self, state: CellState, cell: Cell) -> None:
-        state.consumed = {key: 0 for key in self.recorded}
+        state.consumed = dict.fromkeys(self.recorded, 0)
         self.init_carry(state, cell)
 
     def init_carry(self, state: CellState, cell: Cell) -> None:
@@ -153,10 +153,7 @@ class WindowTrainer(IndependentCellTrainer):
 
     def learn(self, unit: Unit, *args: Any, **kwargs: Any) -> None:
         cached = self.__dict__.get("_checked_windows", {}).pop(unit.name, None)
-        if cached is not None and cached[0] == self._totals(unit):
-            windows = cached[1]
-        else:
-            windows = self.new_steps(unit)
+        windows = cached[1] if cached is not None and cached[0] == self._totals(unit) else self.new_steps(unit)
         steps = next(iter(windows.values())).shape[0]
         if steps:
             self.learn_window(unit, windows, *args, **kwargs)

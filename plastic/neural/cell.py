@@ -20,6 +20,7 @@ feeding the next.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -225,7 +226,7 @@ class Serial(nn.Module):
         for index, cell in enumerate(cells):
             if not isinstance(cell, Cell):
                 raise TypeError(f"cells: item {index} is a {type(cell).__name__}, expected a Cell")
-        for index, (before, after) in enumerate(zip(cells[:-1], cells[1:])):
+        for index, (before, after) in enumerate(itertools.pairwise(cells)):
             if before.out_shape != after.in_shape:
                 raise ValueError(
                     f"cells: cell {index} gives shape {before.out_shape}, cell {index + 1} expects {after.in_shape}"

@@ -103,9 +103,7 @@ class MaxRateClassifier(nn.Module):
         if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
             raise TypeError(f"labels: expected an integer tensor, got dtype {labels.dtype}")
         if labels.shape[0] != samples:
-            raise ValueError(
-                f"labels: expected {samples} labels (one per row of spike_counts), got {labels.shape[0]}"
-            )
+            raise ValueError(f"labels: expected {samples} labels (one per row of spike_counts), got {labels.shape[0]}")
         if labels.numel() and bool(((labels < 0) | (labels >= self.num_classes)).any()):
             bad = labels[(labels < 0) | (labels >= self.num_classes)][0].item()
             raise ValueError(f"labels: expected values in [0, {self.num_classes - 1}], found {bad}")

@@ -54,6 +54,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from plastic.functional.event_forward import event_linear, use_event_linear
 from plastic.functional.receptive import (
     ConvGeometry,
     conv_output_shape,
@@ -64,12 +65,11 @@ from plastic.functional.receptive import (
     grouped_to_weight,
     weight_to_grouped,
 )
-from plastic.functional.event_forward import event_linear, use_event_linear
 from plastic.functional.validation import check_choice, check_non_negative, check_positive, check_tensor
 from plastic.neural.buffers import rebind_buffer
 from plastic.neural.synapses import SYNAPSE_KINDS, DeltaCurrent, Synapse, check_batch_size, make_synapse
 
-__all__ = ["Connection", "LinearDense", "LinearDirect", "LinearLateral", "Conv1d", "Conv2d"]
+__all__ = ["Connection", "Conv1d", "Conv2d", "LinearDense", "LinearDirect", "LinearLateral"]
 
 WeightInit = Callable[[Tensor], Any] | tuple[float, float] | None
 DELAY_INITS = ("zeros", "uniform")
@@ -141,7 +141,9 @@ class Connection(nn.Module):
         self.groups = groups
         self.dt = dt
         self.max_delay = max_delay
-        self.synapse = self._build_synapse(synapse, synapse_kwargs, max_delay, delay is not None, dt, batch_size, step_mode, device, dtype)
+        self.synapse = self._build_synapse(
+            synapse, synapse_kwargs, max_delay, delay is not None, dt, batch_size, step_mode, device, dtype
+        )
         dtype = self.synapse.state.dtype
         device = self.synapse.state.device
 
@@ -213,8 +215,15 @@ class Connection(nn.Module):
                 f"expected some of {sorted(accepted - {'self', 'shape', *_OWNED_SYNAPSE_KWARGS})}"
             )
         return make_synapse(
-            synapse, self.in_shape, dt=dt, max_delay=max_delay, batch_size=batch_size,
-            step_mode=step_mode, device=device, dtype=dtype, **kwargs,
+            synapse,
+            self.in_shape,
+            dt=dt,
+            max_delay=max_delay,
+            batch_size=batch_size,
+            step_mode=step_mode,
+            device=device,
+            dtype=dtype,
+            **kwargs,
         )
 
     def _init_weight(self, weight_init: WeightInit) -> None:
@@ -343,13 +352,17 @@ class Connection(nn.Module):
         expected = tuple(self.weight.shape) if per_synapse else self.in_shape
         if step != expected:
             layout = "*weight.shape" if per_synapse else "*in_shape"
-            raise ValueError(f"pre: expected shape [N, {layout}] = [N, {', '.join(map(str, expected))}], got {tuple(pre.shape)}")
+            raise ValueError(
+                f"pre: expected shape [N, {layout}] = [N, {', '.join(map(str, expected))}], got {tuple(pre.shape)}"
+            )
         return per_synapse
 
     def _check_post(self, post: Tensor) -> Tensor:
         check_tensor(post, "post", min_ndim=1)
         if tuple(post.shape[1:]) != self.out_shape:
-            raise ValueError(f"post: expected shape [N, {', '.join(map(str, self.out_shape))}], got {tuple(post.shape)}")
+            raise ValueError(
+                f"post: expected shape [N, {', '.join(map(str, self.out_shape))}], got {tuple(post.shape)}"
+            )
         return post
 
     def extra_repr(self) -> str:
@@ -448,10 +461,23 @@ class LinearDense(_LinearBase):
         in_features = _count(in_features, "in_features")
         out_features = _count(out_features, "out_features")
         super().__init__(
-            (in_features,), (out_features,), (out_features, in_features), in_features, 1,
-            bias=bias, synapse=synapse, synapse_kwargs=synapse_kwargs, delay=delay,
-            learn_delay=learn_delay, delay_init=learn_delay_init, weight_init=weight_init,
-            dt=dt, batch_size=batch_size, step_mode=step_mode, device=device, dtype=dtype,
+            (in_features,),
+            (out_features,),
+            (out_features, in_features),
+            in_features,
+            1,
+            bias=bias,
+            synapse=synapse,
+            synapse_kwargs=synapse_kwargs,
+            delay=delay,
+            learn_delay=learn_delay,
+            delay_init=learn_delay_init,
+            weight_init=weight_init,
+            dt=dt,
+            batch_size=batch_size,
+            step_mode=step_mode,
+            device=device,
+            dtype=dtype,
         )
 
 
@@ -484,10 +510,23 @@ class LinearLateral(_LinearBase):
     ) -> None:
         features = _count(features, "features")
         super().__init__(
-            (features,), (features,), (features, features), features, 1,
-            bias=bias, synapse=synapse, synapse_kwargs=synapse_kwargs, delay=delay,
-            learn_delay=learn_delay, delay_init=learn_delay_init, weight_init=weight_init,
-            dt=dt, batch_size=batch_size, step_mode=step_mode, device=device, dtype=dtype,
+            (features,),
+            (features,),
+            (features, features),
+            features,
+            1,
+            bias=bias,
+            synapse=synapse,
+            synapse_kwargs=synapse_kwargs,
+            delay=delay,
+            learn_delay=learn_delay,
+            delay_init=learn_delay_init,
+            weight_init=weight_init,
+            dt=dt,
+            batch_size=batch_size,
+            step_mode=step_mode,
+            device=device,
+            dtype=dtype,
         )
         mask = 1.0 - torch.eye(features, dtype=self.weight.dtype, device=self.weight.device)
         self.weight_mask = mask
@@ -522,10 +561,23 @@ class LinearDirect(Connection):
     ) -> None:
         features = _count(features, "features")
         super().__init__(
-            (features,), (features,), (features,), 1, features,
-            bias=bias, synapse=synapse, synapse_kwargs=synapse_kwargs, delay=delay,
-            learn_delay=learn_delay, delay_init=learn_delay_init, weight_init=weight_init,
-            dt=dt, batch_size=batch_size, step_mode=step_mode, device=device, dtype=dtype,
+            (features,),
+            (features,),
+            (features,),
+            1,
+            features,
+            bias=bias,
+            synapse=synapse,
+            synapse_kwargs=synapse_kwargs,
+            delay=delay,
+            learn_delay=learn_delay,
+            delay_init=learn_delay_init,
+            weight_init=weight_init,
+            dt=dt,
+            batch_size=batch_size,
+            step_mode=step_mode,
+            device=device,
+            dtype=dtype,
         )
 
     def _propagate(self, currents: Tensor) -> Tensor:
@@ -616,9 +668,11 @@ class _ConvBase(Connection):
         spatial = (in_size,) if isinstance(in_size, int) and not isinstance(in_size, bool) else tuple(in_size)
         if len(spatial) != dims or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in spatial):
             raise ValueError(f"in_size: expected {dims} int(s) >= 1, got {in_size!r}")
-        for size, (left, right) in zip(spatial, geometry.padding_pairs):
+        for size, (left, right) in zip(spatial, geometry.padding_pairs, strict=True):
             if padding_mode == "reflect" and max(left, right) >= size:
-                raise ValueError(f"padding: reflect padding {max(left, right)} must be smaller than the input size {size}")
+                raise ValueError(
+                    f"padding: reflect padding {max(left, right)} must be smaller than the input size {size}"
+                )
             if padding_mode == "circular" and max(left, right) > size:
                 raise ValueError(f"padding: circular padding {max(left, right)} must not exceed the input size {size}")
         try:
@@ -633,8 +687,13 @@ class _ConvBase(Connection):
         padded = self.geometry.pad(flat)
         conv = F.conv1d if self.geometry.dims == 1 else F.conv2d
         out = conv(
-            padded, self.weight, self.bias, stride=self.geometry.stride, padding=0,
-            dilation=self.geometry.dilation, groups=self.geometry.groups,
+            padded,
+            self.weight,
+            self.bias,
+            stride=self.geometry.stride,
+            padding=0,
+            dilation=self.geometry.dilation,
+            groups=self.geometry.groups,
         )
         return out.reshape(*leading, *self.out_shape)
 

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from plastic.functional.encoders import _check_steps, bernoulli_encode, poisson_encode
 from plastic.functional.validation import check_positive, check_tensor
 
-__all__ = ["PoissonEncoder", "BernoulliEncoder"]
+__all__ = ["BernoulliEncoder", "PoissonEncoder"]
 
 
 class PoissonEncoder(nn.Module):

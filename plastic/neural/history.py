@@ -32,7 +32,7 @@ class RingBuffer(nn.Module):
     Args:
         capacity: number of samples kept (>= 1).
         shape: shape of one sample (without the time dimension).
-        dtype: sample dtype (bool for spikes).
+        dtype: sample dtype (bool for spikes; default: torch.get_default_dtype() at construction).
         device: where the storage lives.
         fill: value returned for samples older than anything written.
     """
@@ -41,7 +41,7 @@ class RingBuffer(nn.Module):
         self,
         capacity: int,
         shape: Sequence[int],
-        dtype: torch.dtype = torch.get_default_dtype(),
+        dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
         fill: float | bool = 0,
     ) -> None:
@@ -50,6 +50,8 @@ class RingBuffer(nn.Module):
             raise ValueError(f"capacity: expected an int >= 1, got {capacity!r}")
         self.capacity = capacity
         self.fill = fill
+        # the default dtype is read when the buffer is made, not when this module was imported
+        dtype = torch.get_default_dtype() if dtype is None else dtype
         self.register_buffer("data", torch.full((capacity, *shape), fill, dtype=dtype, device=device))
         self._pointer = 0  # slot of the next write
         self._count = 0  # samples written, saturating at capacity
@@ -60,9 +62,7 @@ class RingBuffer(nn.Module):
 
     def set_extra_state(self, state: Any) -> None:
         if state["capacity"] != self.capacity:
-            raise ValueError(
-                f"state_dict: ring buffer capacity {state['capacity']} does not match {self.capacity}"
-            )
+            raise ValueError(f"state_dict: ring buffer capacity {state['capacity']} does not match {self.capacity}")
         self._pointer = int(state["pointer"])
         self._count = int(state["count"])
 
@@ -83,17 +83,18 @@ class RingBuffer(nn.Module):
 
     def reshape_storage(self, shape: Sequence[int]) -> None:
         """Reallocate for a new sample shape (clears)."""
-        self.data = torch.full(
-            (self.capacity, *shape), self.fill, dtype=self.data.dtype, device=self.data.device
-        )
+        self.data = torch.full((self.capacity, *shape), self.fill, dtype=self.data.dtype, device=self.data.device)
         self._pointer = 0
         self._count = 0
 
     def check_sample(self, value: Tensor, name: str = "value", *, window: bool = False) -> Tensor:
         # the common case first (a tensor of the sample's shape): one comparison per step
-        if isinstance(value, Tensor) and value.shape[1 if window else 0 :] == self.data.shape[1:]:
-            if not window or value.ndim == self.data.ndim:
-                return value
+        if (
+            isinstance(value, Tensor)
+            and value.shape[1 if window else 0 :] == self.data.shape[1:]
+            and (not window or value.ndim == self.data.ndim)
+        ):
+            return value
         expected = ((-1,) if window else ()) + self.shape
         return check_tensor(value, name, shape=expected)
 
@@ -232,7 +233,17 @@ class RingBuffer(nn.Module):
             # pointer just past step t of the window inside ``joined``
             pointer = self.capacity + t + 1
             out.append(
-                self._gather(joined, pointer % total, min(self._count + t + 1, self.capacity), lags, interpolation, tolerance, dt, tau, total)
+                self._gather(
+                    joined,
+                    pointer % total,
+                    min(self._count + t + 1, self.capacity),
+                    lags,
+                    interpolation,
+                    tolerance,
+                    dt,
+                    tau,
+                    total,
+                )
             )
         self.push_window(values)
         return torch.stack(out) if out else values.new_zeros((0,))

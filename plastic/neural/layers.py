@@ -30,7 +30,7 @@ from plastic.functional.validation import (
     check_tensor,
 )
 
-__all__ = ["SynapseFilter", "Delay", "VotingLayer"]
+__all__ = ["Delay", "SynapseFilter", "VotingLayer"]
 
 STEP_MODES = ("single", "window")
 
@@ -129,7 +129,9 @@ class SynapseFilter(_StepModeMixin, nn.Module):
                     f"got {tuple(step_shape)}; call reset() before changing shapes"
                 )
             if current.device != inputs.device:
-                raise ValueError(f"inputs: expected a tensor on {current.device} (the state's device), got {inputs.device}")
+                raise ValueError(
+                    f"inputs: expected a tensor on {current.device} (the state's device), got {inputs.device}"
+                )
         # Floats are used as they are (gradients flow); bool becomes the state's dtype.
         values = inputs if inputs.is_floating_point() else inputs.to(current.dtype)
         return values, current
@@ -286,8 +288,7 @@ class VotingLayer(_StepModeMixin, nn.Module):
         check_tensor(inputs, "inputs", min_ndim=self._min_ndim() + 1)
         if inputs.shape[-1] % self.voting_size:
             raise ValueError(
-                f"inputs: the last dimension ({inputs.shape[-1]}) must be divisible by "
-                f"voting_size ({self.voting_size})"
+                f"inputs: the last dimension ({inputs.shape[-1]}) must be divisible by voting_size ({self.voting_size})"
             )
         if inputs.is_complex():
             raise TypeError(f"inputs: expected real values, got dtype {inputs.dtype}")

@@ -52,11 +52,11 @@ from plastic.functional.neurons import (
     refractory_steps,
     theta_decay_factor,
 )
-from plastic.functional.surrogate import ATan, SurrogateGradient
+from plastic.functional.surrogate import DEFAULT_SURROGATE, SurrogateGradient
 from plastic.functional.validation import all_finite, check_choice, check_positive, check_shape, check_tensor
 from plastic.neural.buffers import rebind_buffer
 
-__all__ = ["SpikingNeuron", "IF", "LIF", "AdaptiveLIF", "STEP_MODES"]
+__all__ = ["IF", "LIF", "STEP_MODES", "AdaptiveLIF", "SpikingNeuron"]
 
 STEP_MODES = ("single", "window")
 # refractory counters: integer tensors (what the functional state check accepts)
@@ -153,9 +153,7 @@ class SpikingNeuron(nn.Module):
         state_shape = (self._batch_size, *self.shape)
         self.register_buffer("voltage", torch.full(state_shape, params.v_reset, device=device, dtype=dtype))
         if params.refractory_steps > 0:
-            self.register_buffer(
-                "refractory_remaining", torch.zeros(state_shape, device=device, dtype=torch.int32)
-            )
+            self.register_buffer("refractory_remaining", torch.zeros(state_shape, device=device, dtype=torch.int32))
         if adaptive:
             self.register_buffer("theta", torch.zeros(self.shape, device=device, dtype=dtype))
         self.register_buffer("spike", torch.zeros(state_shape, device=device, dtype=torch.bool), persistent=False)
@@ -273,9 +271,7 @@ class SpikingNeuron(nn.Module):
         if inputs.dtype != voltage.dtype:
             raise TypeError(f"inputs: expected dtype {voltage.dtype} (the neuron's state), got {inputs.dtype}")
         if inputs.device != voltage.device:
-            raise ValueError(
-                f"inputs: expected a tensor on {voltage.device} (the neuron's state), got {inputs.device}"
-            )
+            raise ValueError(f"inputs: expected a tensor on {voltage.device} (the neuron's state), got {inputs.device}")
 
     def _state_is_laid_out(self, state: NeuronState, inputs: Tensor) -> bool:
         """Whether the state has the layout of a step of ``inputs`` (checked inputs: shape, dtype, device)."""
@@ -283,12 +279,16 @@ class SpikingNeuron(nn.Module):
         if not (type(voltage) is Tensor and voltage.shape == inputs.shape):
             return False
         if remaining is not None and not (
-            type(remaining) is Tensor and remaining.shape == inputs.shape and remaining.device == inputs.device
+            type(remaining) is Tensor
+            and remaining.shape == inputs.shape
+            and remaining.device == inputs.device
             and remaining.dtype in _COUNTER_DTYPES
         ):
             return False
         return theta is None or (
-            type(theta) is Tensor and theta.shape == inputs.shape[1:] and theta.dtype == inputs.dtype
+            type(theta) is Tensor
+            and theta.shape == inputs.shape[1:]
+            and theta.dtype == inputs.dtype
             and theta.device == inputs.device
         )
 
@@ -325,7 +325,8 @@ class SpikingNeuron(nn.Module):
         values: the state is this module's, computed from checked inputs.
         """
         if self._step_mode == "single" and not (
-            self.training and torch.is_grad_enabled()
+            self.training
+            and torch.is_grad_enabled()
             and (getattr(inputs, "requires_grad", False) or self._buffers["voltage"].requires_grad)
         ):
             return self._forward_step_unchecked(inputs)
@@ -393,7 +394,7 @@ class IF(SpikingNeuron):
         v_threshold: float = 1.0,
         v_reset: float = 0.0,
         reset: str = "hard",
-        surrogate: SurrogateGradient = ATan(),
+        surrogate: SurrogateGradient = DEFAULT_SURROGATE,
         detach_reset: bool = False,
         refractory: float = 0.0,
         dt: float = 1.0,
@@ -412,8 +413,15 @@ class IF(SpikingNeuron):
             refractory_steps=refractory_steps(refractory, dt),
         )
         super().__init__(
-            shape, params, refractory=refractory, dt=dt, adaptive=False, batch_size=batch_size,
-            step_mode=step_mode, device=device, dtype=dtype,
+            shape,
+            params,
+            refractory=refractory,
+            dt=dt,
+            adaptive=False,
+            batch_size=batch_size,
+            step_mode=step_mode,
+            device=device,
+            dtype=dtype,
         )
 
 
@@ -441,7 +449,7 @@ class LIF(SpikingNeuron):
         v_threshold: float = 1.0,
         v_reset: float = 0.0,
         reset: str = "hard",
-        surrogate: SurrogateGradient = ATan(),
+        surrogate: SurrogateGradient = DEFAULT_SURROGATE,
         detach_reset: bool = False,
         refractory: float = 0.0,
         dt: float = 1.0,
@@ -461,8 +469,15 @@ class LIF(SpikingNeuron):
             refractory_steps=refractory_steps(refractory, dt),
         )
         super().__init__(
-            shape, params, refractory=refractory, dt=dt, adaptive=False, batch_size=batch_size,
-            step_mode=step_mode, device=device, dtype=dtype,
+            shape,
+            params,
+            refractory=refractory,
+            dt=dt,
+            adaptive=False,
+            batch_size=batch_size,
+            step_mode=step_mode,
+            device=device,
+            dtype=dtype,
         )
 
     @property
@@ -514,7 +529,7 @@ class AdaptiveLIF(SpikingNeuron):
         v_threshold: float = 1.0,
         v_reset: float = 0.0,
         reset: str = "hard",
-        surrogate: SurrogateGradient = ATan(),
+        surrogate: SurrogateGradient = DEFAULT_SURROGATE,
         detach_reset: bool = False,
         refractory: float = 0.0,
         dt: float = 1.0,
@@ -538,8 +553,15 @@ class AdaptiveLIF(SpikingNeuron):
             theta_decay=theta_decay_factor(tau_theta, dt),
         )
         super().__init__(
-            shape, params, refractory=refractory, dt=dt, adaptive=True, batch_size=batch_size,
-            step_mode=step_mode, device=device, dtype=dtype,
+            shape,
+            params,
+            refractory=refractory,
+            dt=dt,
+            adaptive=True,
+            batch_size=batch_size,
+            step_mode=step_mode,
+            device=device,
+            dtype=dtype,
         )
         self.tau_theta = float(tau_theta)
 

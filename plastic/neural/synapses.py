@@ -75,7 +75,7 @@ from plastic.functional.validation import (
 from plastic.neural.buffers import rebind_buffer
 from plastic.neural.history import RingBuffer
 
-__all__ = ["Synapse", "DeltaCurrent", "ExponentialCurrent", "SpikeFilterCurrent", "STEP_MODES"]
+__all__ = ["STEP_MODES", "DeltaCurrent", "ExponentialCurrent", "SpikeFilterCurrent", "Synapse"]
 
 STEP_MODES = ("single", "window")
 SPIKE_INTERPOLATIONS = ("previous", "nearest")
@@ -233,10 +233,14 @@ class Synapse(nn.Module):
         ``[T, B, *shape]`` with ``T >= 1``, on the state's device.
         """
         expected: tuple[int, ...] = (self._batch_size, *self.shape)
-        if self._step_mode == "single" and type(spikes) is Tensor and spikes.dtype == torch.bool:
-            # bool steps (the spikes of other modules): the checks below, without the general path
-            if spikes.shape == expected and spikes.device == self._buffers["state"].device:
-                return spikes
+        if (
+            self._step_mode == "single"
+            and type(spikes) is Tensor
+            and spikes.dtype == torch.bool
+            and spikes.shape == expected
+            and spikes.device == self._buffers["state"].device
+        ):
+            return spikes  # bool steps (the spikes of other modules): the checks below, without the general path
         if self._step_mode == "window":
             expected = (-1, *expected)
         fired = check_spikes(spikes, name, shape=expected, device=self.state.device)
@@ -336,8 +340,12 @@ class Synapse(nn.Module):
         lags, leading, tolerance = self._lags(delay, self.tolerance)
         spike_reads = self.spike_history.read_window(fired, lags, self.spike_interpolation, tolerance)
         current_reads = self.current_history.read_window(
-            currents.detach(), lags, self.interpolation, tolerance,
-            dt=self.dt, tau=self._interpolation_tau(),
+            currents.detach(),
+            lags,
+            self.interpolation,
+            tolerance,
+            dt=self.dt,
+            tau=self._interpolation_tau(),
         )
         return self._batch_first(spike_reads, leading, 1), self._batch_first(current_reads, leading, 1)
 
@@ -434,8 +442,15 @@ class DeltaCurrent(Synapse):
     ) -> None:
         amplitude = _amplitude(amplitude)
         super().__init__(
-            shape, dt=dt, max_delay=max_delay, interpolation=interpolation, tolerance=tolerance,
-            batch_size=batch_size, step_mode=step_mode, device=device, dtype=dtype,
+            shape,
+            dt=dt,
+            max_delay=max_delay,
+            interpolation=interpolation,
+            tolerance=tolerance,
+            batch_size=batch_size,
+            step_mode=step_mode,
+            device=device,
+            dtype=dtype,
         )
         self.amplitude = amplitude
 
@@ -490,8 +505,15 @@ class ExponentialCurrent(Synapse):
         tau = check_positive(tau, "tau")
         amplitude = _amplitude(amplitude)
         super().__init__(
-            shape, dt=dt, max_delay=max_delay, interpolation=interpolation, tolerance=tolerance,
-            batch_size=batch_size, step_mode=step_mode, device=device, dtype=dtype,
+            shape,
+            dt=dt,
+            max_delay=max_delay,
+            interpolation=interpolation,
+            tolerance=tolerance,
+            batch_size=batch_size,
+            step_mode=step_mode,
+            device=device,
+            dtype=dtype,
         )
         self.tau = tau
         self.amplitude = amplitude
@@ -557,8 +579,15 @@ class SpikeFilterCurrent(Synapse):
             if math.isinf(tau):
                 raise ValueError(f"tau: expected a finite value >= 1 (steps), got {tau}")
         super().__init__(
-            shape, dt=dt, max_delay=max_delay, interpolation=interpolation, tolerance=tolerance,
-            batch_size=batch_size, step_mode=step_mode, device=device, dtype=dtype,
+            shape,
+            dt=dt,
+            max_delay=max_delay,
+            interpolation=interpolation,
+            tolerance=tolerance,
+            batch_size=batch_size,
+            step_mode=step_mode,
+            device=device,
+            dtype=dtype,
         )
         self.learnable = learnable
         self._initial_tau = tau
@@ -608,4 +637,3 @@ SYNAPSE_KINDS: dict[str, type[Synapse]] = {
     "exponential": ExponentialCurrent,
     "spike_filter": SpikeFilterCurrent,
 }
-

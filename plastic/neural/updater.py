@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from plastic.functional.bounding import Bounding, clamp_, normalize_rows
 from plastic.functional.validation import all_finite, check_choice, check_positive, check_tensor
 
-__all__ = ["Updater", "REDUCTIONS"]
+__all__ = ["REDUCTIONS", "Updater"]
 
 REDUCTIONS = ("sum", "mean", "max", "min", "last")
 ALL_REDUCE_OPS = (None, "sum", "mean")
@@ -59,9 +59,7 @@ def _check_clamp_pair(value: object, name: str) -> ClampBounds:
         raise ValueError(f"{name}: expected a pair (w_min, w_max) with None for no bound, got {value!r}")
     low, high = value
     for bound_value in (low, high):
-        if bound_value is not None and (
-            isinstance(bound_value, bool) or not isinstance(bound_value, int | float)
-        ):
+        if bound_value is not None and (isinstance(bound_value, bool) or not isinstance(bound_value, int | float)):
             raise TypeError(f"{name}: expected real bounds or None, got {value!r}")
     if low is not None and high is not None and not float(low) <= float(high):
         raise ValueError(f"{name}: expected w_min <= w_max, got {value!r}")
@@ -143,17 +141,12 @@ class Updater(nn.Module):
             if not isinstance(name, str):
                 raise TypeError(f"params: expected names as str, got {name!r}")
             if not isinstance(_resolve(module, name), Tensor):
-                raise ValueError(
-                    f"params: {name!r} is not a parameter or tensor attribute of "
-                    f"{type(module).__name__}"
-                )
+                raise ValueError(f"params: {name!r} is not a parameter or tensor attribute of {type(module).__name__}")
         check_choice(reduction, "reduction", REDUCTIONS)
         check_choice(all_reduce, "all_reduce", ALL_REDUCE_OPS)
         boundings = self._per_name(bounding, "bounding", names, self._check_bounding)
         clamps = self._per_name(clamp, "clamp", names, _check_clamp_pair)
-        normalizes = self._per_name(
-            normalize, "normalize", names, lambda v, n: check_positive(v, n)
-        )
+        normalizes = self._per_name(normalize, "normalize", names, lambda v, n: check_positive(v, n))
         masks: dict[str, Tensor] = {}
         if mask is not None:
             if not isinstance(mask, Mapping):
@@ -180,12 +173,8 @@ class Updater(nn.Module):
             dtype = param.dtype if param.is_floating_point() else torch.get_default_dtype()
             key = _buffer_key(name)
             for kind in ("potentiation", "depression"):
-                self.register_buffer(
-                    f"{key}_{kind}", torch.zeros(param.shape, dtype=dtype, device=param.device)
-                )
-                self.register_buffer(
-                    f"{key}_{kind}_count", torch.zeros((), dtype=torch.int64, device=param.device)
-                )
+                self.register_buffer(f"{key}_{kind}", torch.zeros(param.shape, dtype=dtype, device=param.device))
+                self.register_buffer(f"{key}_{kind}_count", torch.zeros((), dtype=torch.int64, device=param.device))
             if name in masks:
                 self.register_buffer(f"{key}_mask", masks[name])
 
@@ -237,9 +226,7 @@ class Updater(nn.Module):
             raise TypeError(f"{argument}: expected a real-valued tensor, got dtype {tensor.dtype}")
         if param.is_floating_point() and tensor.dtype != param.dtype:
             # no silent casts: a float64 rule on a float32 weight is a mistake
-            raise TypeError(
-                f"{argument}: expected dtype {param.dtype} (the parameter's), got dtype {tensor.dtype}"
-            )
+            raise TypeError(f"{argument}: expected dtype {param.dtype} (the parameter's), got dtype {tensor.dtype}")
         if tensor.numel():
             if tensor.is_floating_point():
                 # one pass: NaN propagates into both extremes and fails both comparisons

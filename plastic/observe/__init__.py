@@ -18,17 +18,17 @@ from plastic.observe.reducers import (
 )
 
 __all__ = [
-    "RingBuffer",
+    "CumulativeAverageReducer",
+    "CumulativeTraceReducer",
+    "EMAReducer",
+    "EventTimeReducer",
     "Monitor",
     "MonitorPool",
-    "Target",
-    "parse_target",
-    "Reducer",
-    "EventTimeReducer",
-    "PassthroughReducer",
-    "CumulativeTraceReducer",
     "NearestTraceReducer",
-    "EMAReducer",
-    "CumulativeAverageReducer",
+    "PassthroughReducer",
+    "Reducer",
+    "RingBuffer",
+    "Target",
     "WindowReducer",
+    "parse_target",
 ]

@@ -29,6 +29,7 @@ records once; the hooks go when the last user releases it.
 
 from __future__ import annotations
 
+import contextlib
 import operator
 import weakref
 from collections.abc import Callable, Hashable, Iterator
@@ -79,9 +80,7 @@ def parse_target(target: str | Target) -> Target:
     if kind in ("attr", "delta"):
         path = rest
     elif rest:
-        raise ValueError(
-            f"target: unknown kind {kind!r} in {target!r} (expected attr:, delta:, input or output)"
-        )
+        raise ValueError(f"target: unknown kind {kind!r} in {target!r} (expected attr:, delta:, input or output)")
     else:
         path = target
     parts = path.split(".")
@@ -294,10 +293,8 @@ class Monitor(nn.Module):
         self.remove()
 
     def __del__(self) -> None:
-        try:
+        with contextlib.suppress(Exception):
             self.remove()
-        except Exception:  # noqa: BLE001 - interpreter shutdown: nothing left to unhook
-            pass
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}, hook={self.hook!r}, train_only={self.train_only!r}, enabled={self.enabled}"

@@ -75,13 +75,13 @@ from plastic.neural.buffers import set_plain
 from plastic.neural.history import RingBuffer
 
 __all__ = [
-    "Reducer",
-    "EventTimeReducer",
-    "PassthroughReducer",
-    "CumulativeTraceReducer",
-    "NearestTraceReducer",
-    "EMAReducer",
     "CumulativeAverageReducer",
+    "CumulativeTraceReducer",
+    "EMAReducer",
+    "EventTimeReducer",
+    "NearestTraceReducer",
+    "PassthroughReducer",
+    "Reducer",
     "WindowReducer",
 ]
 
@@ -149,7 +149,12 @@ class Reducer(nn.Module):
         step); read the result with :meth:`peek` or :meth:`view`.
         """
         value = check_tensor(value, "value")
-        if window is False and self._shape_fixed and value.shape == self._shape and value.device == self._state_device():
+        if (
+            window is False
+            and self._shape_fixed
+            and value.shape == self._shape
+            and value.device == self._state_device()
+        ):
             # a step of the fixed shape on the state's device (a monitor's every step): every check
             # below passes and nothing is allocated; a value without a graph needs no detach
             self._update_step(self._prepare(value.detach() if value.requires_grad else value, False))
@@ -312,8 +317,11 @@ class Reducer(nn.Module):
             # delays add dimensions: read from a copy of the history shaped
             # [B, 1, ..., *rest] (same samples, same count; a per-call temporary)
             history = RingBuffer(
-                self.history.capacity, shape, dtype=self.history.data.dtype,
-                device=self.history.data.device, fill=self.history.fill,
+                self.history.capacity,
+                shape,
+                dtype=self.history.data.dtype,
+                device=self.history.data.device,
+                fill=self.history.fill,
             )
             held = self.history.window(self.history.count)
             history.push_window(held.reshape(held.shape[0], *shape))
@@ -345,9 +353,12 @@ class Reducer(nn.Module):
             if isinstance(saved, Tensor) and buffer is not None and saved.shape != buffer.shape:
                 self._buffers[name] = torch.empty(saved.shape, dtype=saved.dtype, device=device)
         saved = state_dict.get(prefix + "history.data")
-        if isinstance(saved, Tensor) and self._duration > 0:
-            if self.history is None or self.history.data.shape != saved.shape:
-                self._make_history(tuple(saved.shape[1:]), saved.dtype, device, self._history_fill())
+        if (
+            isinstance(saved, Tensor)
+            and self._duration > 0
+            and (self.history is None or self.history.data.shape != saved.shape)
+        ):
+            self._make_history(tuple(saved.shape[1:]), saved.dtype, device, self._history_fill())
         super()._load_from_state_dict(
             state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
         )

@@ -52,6 +52,5 @@ def register_profiles(*, load: bool = True, default: str = "ci") -> str:
     settings.register_profile("dev", max_examples=10, deadline=None)
     name = os.environ.get("HYPOTHESIS_PROFILE", default)
     if load:  # a name registered elsewhere (a user's own profile) loads too
-
         settings.load_profile(name)
     return name

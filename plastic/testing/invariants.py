@@ -61,6 +61,7 @@ Example::
 
 from __future__ import annotations
 
+import itertools
 import unittest
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -88,37 +89,37 @@ from plastic.testing.strategies import (
 )
 
 __all__ = [
-    "NO_SPIKES",
-    "PRE_ONLY",
-    "POST_ONLY",
     "BATCH_ADDITIVITY",
-    "WINDOW_ADDITIVITY",
-    "CHAINED_WINDOWS",
-    "TIME_SHIFT",
     "CAUSALITY",
+    "CHAINED_WINDOWS",
     "CONV_CONSISTENCY",
-    "DTYPE_CONSISTENCY",
     "DEVICE_CONSISTENCY",
-    "UPDATER_BOUNDS",
+    "DTYPE_CONSISTENCY",
+    "NO_SPIKES",
+    "POST_ONLY",
+    "PRE_ONLY",
     "PROPERTIES",
+    "TIME_SHIFT",
+    "UPDATER_BOUNDS",
+    "WINDOW_ADDITIVITY",
+    "CheckReport",
+    "FunctionalRule",
     "RuleOutput",
     "RuleUnderTest",
     "TrainerRule",
-    "FunctionalRule",
-    "CheckReport",
-    "check_no_spikes",
-    "check_pre_only",
-    "check_post_only",
     "check_batch_additivity",
-    "check_window_additivity",
-    "check_chained_windows",
-    "check_time_shift",
     "check_causality",
+    "check_chained_windows",
     "check_conv_consistency",
-    "check_dtype_consistency",
     "check_device_consistency",
-    "check_updater_bounds",
+    "check_dtype_consistency",
+    "check_no_spikes",
+    "check_post_only",
+    "check_pre_only",
     "check_rule",
+    "check_time_shift",
+    "check_updater_bounds",
+    "check_window_additivity",
     "default_weight",
 ]
 
@@ -436,7 +437,9 @@ class TrainerRule(RuleUnderTest):
         trainer.to(device=device, dtype=dtype)
         return trainer, cell
 
-    def _feed(self, trainer: nn.Module, cell: Cell, pre: Tensor, post: Tensor, chunks: list[int], dtype: torch.dtype) -> None:
+    def _feed(
+        self, trainer: nn.Module, cell: Cell, pre: Tensor, post: Tensor, chunks: list[int], dtype: torch.dtype
+    ) -> None:
         neuron = cell.neuron
         assert isinstance(neuron, ScriptedNeuron)
         start = 0
@@ -544,7 +547,9 @@ class FunctionalRule(RuleUnderTest):
         bad = [kind for kind in kinds if kind in ("direct", "lateral")]
         if bad:
             raise ValueError(f"kinds: functional rules take dense or conv layouts, not {bad}")
-        super().__init__(name=name or getattr(function, "__name__", "rule"), kinds=kinds, reductions=reductions, **options)
+        super().__init__(
+            name=name or getattr(function, "__name__", "rule"), kinds=kinds, reductions=reductions, **options
+        )
         self.function = function
         self.kwargs = dict(kwargs or {})
         self.stateful = bool(stateful)
@@ -632,9 +637,7 @@ def _scale(*outputs: RuleOutput) -> float:
     return largest
 
 
-def _assert_close(
-    prop: str, actual: RuleOutput, expected: RuleOutput, *, rtol: float, atol: float, what: str
-) -> None:
+def _assert_close(prop: str, actual: RuleOutput, expected: RuleOutput, *, rtol: float, atol: float, what: str) -> None:
     """Every term of ``actual`` equals ``expected`` within ``atol + rtol * max|value|``."""
     if set(actual.terms) != set(expected.terms):
         raise AssertionError(f"{prop}: {what}: terms {sorted(actual.terms)} differ from {sorted(expected.terms)}")
@@ -677,7 +680,12 @@ def _resolve_config(spikes_pre: Tensor, spikes_post: Tensor, config: ConnectionC
 
 
 def check_no_spikes(
-    rule: RuleUnderTest, *, config: ConnectionConfig, steps: int = 5, batch_size: int = 2, batch_reduction: str | None = None
+    rule: RuleUnderTest,
+    *,
+    config: ConnectionConfig,
+    steps: int = 5,
+    batch_size: int = 2,
+    batch_reduction: str | None = None,
 ) -> None:
     """Silent trains give no update (every term zero)."""
     pre = torch.zeros((steps, batch_size, *config.in_shape), dtype=torch.bool)
@@ -687,14 +695,22 @@ def check_no_spikes(
 
 
 def check_pre_only(
-    rule: RuleUnderTest, spikes_pre: Tensor, *, config: ConnectionConfig | None = None, batch_reduction: str | None = None
+    rule: RuleUnderTest,
+    spikes_pre: Tensor,
+    *,
+    config: ConnectionConfig | None = None,
+    batch_reduction: str | None = None,
 ) -> None:
     """Presynaptic spikes with a silent postsynaptic train give only ``rule.terms_pre_only``."""
     _check_one_side(rule, spikes_pre, "pre", config, batch_reduction)
 
 
 def check_post_only(
-    rule: RuleUnderTest, spikes_post: Tensor, *, config: ConnectionConfig | None = None, batch_reduction: str | None = None
+    rule: RuleUnderTest,
+    spikes_post: Tensor,
+    *,
+    config: ConnectionConfig | None = None,
+    batch_reduction: str | None = None,
 ) -> None:
     """Postsynaptic spikes with a silent presynaptic train give only ``rule.terms_post_only``."""
     _check_one_side(rule, spikes_post, "post", config, batch_reduction)
@@ -832,7 +848,10 @@ def check_causality(
     config = ConnectionConfig.dense(in_features, out_features)
     steps = onset + lag + 1 + rule.latency + 1
     first, second = onset, onset + lag
-    for order, t_pre, t_post, sign in (("pre before post", first, second, 1.0), ("post before pre", second, first, -1.0)):
+    for order, t_pre, t_post, sign in (
+        ("pre before post", first, second, 1.0),
+        ("post before pre", second, first, -1.0),
+    ):
         pre = torch.zeros((steps, 1, in_features), dtype=torch.bool)
         post = torch.zeros((steps, 1, out_features), dtype=torch.bool)
         pre[t_pre, 0, pre_index] = True
@@ -847,9 +866,7 @@ def check_causality(
             )
 
 
-def check_conv_consistency(
-    rule: RuleUnderTest, spikes_pre: Tensor, spikes_post: Tensor, *, dims: int = 1
-) -> None:
+def check_conv_consistency(rule: RuleUnderTest, spikes_pre: Tensor, spikes_post: Tensor, *, dims: int = 1) -> None:
     """A 1x1 convolution over inputs of spatial size 1 equals the dense rule.
 
     ``spikes_pre`` ``[T, B, C_in]``, ``spikes_post`` ``[T, B, C_out]``; the
@@ -1019,7 +1036,7 @@ def _property_chained(rule: RuleUnderTest, data: st.DataObject) -> None:
     steps = pre.shape[0]
     cuts = data.draw(st.sets(st.integers(1, steps - 1), min_size=1, max_size=3), label="cuts")
     edges = [0, *sorted(cuts), steps]
-    chunks = [b - a for a, b in zip(edges[:-1], edges[1:])]
+    chunks = [b - a for a, b in itertools.pairwise(edges)]
     check_chained_windows(rule, pre, post, chunks=chunks, config=config)
 
 
@@ -1074,7 +1091,9 @@ def _property_bounds(rule: RuleUnderTest, data: st.DataObject) -> None:
     # weights on and near the bounds, where an unclamped update would cross them
     generator = torch.Generator().manual_seed(data.draw(seeds(), label="weight_seed"))
     weight = torch.rand(config.weight_shape, generator=generator, dtype=torch.float64)
-    weight = torch.where(weight < 0.2, torch.zeros_like(weight), torch.where(weight > 0.8, torch.ones_like(weight), weight))
+    weight = torch.where(
+        weight < 0.2, torch.zeros_like(weight), torch.where(weight > 0.8, torch.ones_like(weight), weight)
+    )
     bounding = data.draw(st.sampled_from(("hard", "soft")), label="bounding")
     check_updater_bounds(rule, pre, post, config=config, bounds=(0.0, 1.0), bounding=bounding, weight=weight)
 

@@ -52,23 +52,23 @@ from plastic.neural.neurons import IF, LIF
 __all__ = [
     "CONNECTION_KINDS",
     "KERNEL_FAMILIES",
-    "SPIKE_PATTERNS",
     "PAIR_PATTERNS",
+    "SPIKE_PATTERNS",
     "ConnectionConfig",
     "ScriptedNeuron",
-    "seeds",
-    "neuron_shapes",
     "batch_sizes",
-    "time_steps",
-    "dts",
-    "rates",
-    "spike_trains",
-    "spike_pairs",
-    "connection_configs",
-    "kernels",
     "cells",
+    "connection_configs",
+    "dts",
+    "kernels",
     "make_spikes",
+    "neuron_shapes",
+    "rates",
     "seeded_weight_init",
+    "seeds",
+    "spike_pairs",
+    "spike_trains",
+    "time_steps",
 ]
 
 #: connection kinds :func:`connection_configs` can draw
@@ -388,9 +388,11 @@ def _conv_configs(
     if all(s == 1 for s in stride):
         choices.append(st.just("same"))
     padding = draw(st.one_of(*choices), label="padding")
-    geometry = ConvGeometry.create(dims, in_channels, out_channels, kernel, stride, padding, dilation, groups, padding_mode)
+    geometry = ConvGeometry.create(
+        dims, in_channels, out_channels, kernel, stride, padding, dilation, groups, padding_mode
+    )
     spatial = []
-    for (left, right), k, d in zip(geometry.padding_pairs, kernel, dilation):
+    for (left, right), k, d in zip(geometry.padding_pairs, kernel, dilation, strict=True):
         # the dilated kernel must fit the padded input; reflect/circular padding must fit the input
         smallest = max(1, d * (k - 1) + 1 - left - right)
         if padding_mode == "reflect":

@@ -18,7 +18,6 @@ from contextlib import contextmanager
 
 
 def _demo(args: argparse.Namespace) -> int:
-    import torch
 
     from plastic.zoo.demo import DemoConfig, run_demo
 

@@ -47,7 +47,7 @@ from plastic.neural.cell import Cell
 from plastic.neural.connections import LinearDense
 from plastic.neural.neurons import LIF
 
-__all__ = ["CompetitiveConfig", "run_competitive", "near_bound_fraction"]
+__all__ = ["CompetitiveConfig", "near_bound_fraction", "run_competitive"]
 
 
 @attrs.frozen

@@ -89,9 +89,11 @@ class DemoConfig:
     retries: int = 5
     train_samples: int | None = None  # subset of the training split (tests)
 
-    def resolved(self) -> "DemoConfig":
+    def resolved(self) -> DemoConfig:
         defaults = {"neurons": 300, "epochs": 1, "steps": 150, "batch_size": 64}
-        return attrs.evolve(self, **{k: v if getattr(self, k) is None else getattr(self, k) for k, v in defaults.items()})
+        return attrs.evolve(
+            self, **{k: v if getattr(self, k) is None else getattr(self, k) for k, v in defaults.items()}
+        )
 
 
 def load_digit_splits(test_fraction: float, seed: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -121,18 +123,14 @@ class DigitNetwork:
         assert neurons is not None and batch is not None
         connection = LinearDense(64, neurons, batch_size=batch, weight_init=lambda w: None, device=device)
         with torch.no_grad():
-            connection.weight.copy_(
-                torch.rand(neurons, 64, generator=generator, device=device) * config.w_init
-            )
+            connection.weight.copy_(torch.rand(neurons, 64, generator=generator, device=device) * config.w_init)
         neuron = AdaptiveLIF(
             neurons, tau=config.tau, v_threshold=config.v_threshold, v_reset=0.0,
             refractory=config.refractory, theta_plus=config.theta_plus, tau_theta=config.tau_theta,
             batch_size=batch, device=device,
         )  # fmt: skip
         self.cell = Cell(connection, neuron)
-        self.cell.make_updater(
-            params=["weight"], normalize=config.w_norm, clamp=(0.0, 1.0), normalize_first=True
-        )
+        self.cell.make_updater(params=["weight"], normalize=config.w_norm, clamp=(0.0, 1.0), normalize_first=True)
         self.cell.updater.constrain()  # start from normalised weights
         self.lateral = LinearDense(neurons, neurons, batch_size=batch, weight_init=(0.0, 0.0), device=device)
         with torch.no_grad():
@@ -288,6 +286,8 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     output.mkdir(parents=True, exist_ok=True)
     from plastic.zoo.demo_figures import draw_demo_figures
 
-    summary["figures"] = [str(p) for p in draw_demo_figures(output, weight, classifier, test_y, predicted, sample, config)]
+    summary["figures"] = [
+        str(p) for p in draw_demo_figures(output, weight, classifier, test_y, predicted, sample, config)
+    ]
     (output / "run.json").write_text(json.dumps(summary, indent=2))
     return summary

@@ -89,7 +89,9 @@ def confusion(labels: Tensor, predicted: Tensor, path: Path) -> Path:
     """Counts of (true, predicted) classes on the test split."""
     plt = _pyplot()
     matrix = torch.zeros(10, 10, dtype=torch.long)
-    matrix.index_put_((labels.long(), predicted.long().clamp(min=0)), torch.ones_like(labels, dtype=torch.long), accumulate=True)
+    matrix.index_put_(
+        (labels.long(), predicted.long().clamp(min=0)), torch.ones_like(labels, dtype=torch.long), accumulate=True
+    )
     figure, axis = plt.subplots(figsize=(4.5, 4))
     image = axis.imshow(matrix.numpy(), cmap="Blues")
     for i in range(10):
@@ -110,7 +112,13 @@ def confusion(labels: Tensor, predicted: Tensor, path: Path) -> Path:
 
 
 def draw_demo_figures(
-    output: Path, weight: Tensor, classifier: Any, labels: Tensor, predicted: Tensor, sample: dict[str, Tensor], config: Any
+    output: Path,
+    weight: Tensor,
+    classifier: Any,
+    labels: Tensor,
+    predicted: Tensor,
+    sample: dict[str, Tensor],
+    config: Any,
 ) -> list[Path]:
     return [
         receptive_fields(weight, classifier.assignments.cpu(), output / "receptive_fields.png"),

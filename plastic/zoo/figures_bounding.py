@@ -14,10 +14,10 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless: no display on CI machines
 
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import torch
 
-from plastic.functional.bounding import Bounding  # noqa: E402
+from plastic.functional.bounding import Bounding
 
 __all__ = ["main"]
 
@@ -51,7 +51,7 @@ def main(out_dir: str | Path = "zoo_docs/figures") -> Path:
         "lower factor f-(w) (scales depression)",
         "dw = f+(w) - f-(w) for pos = neg = 1",
     )
-    for axis, title in zip(axes, titles):
+    for axis, title in zip(axes, titles, strict=False):
         axis.set_title(title, fontsize=10)
         axis.set_xlabel("weight w")
         for edge in (W_MIN, W_MAX):

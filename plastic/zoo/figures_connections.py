@@ -15,14 +15,14 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless: no display on CI machines
 
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
+import matplotlib.pyplot as plt
+import torch
+from matplotlib.patches import Rectangle
 
-from plastic.neural.connections import Conv2d, LinearDense  # noqa: E402
-from plastic.neural.synapses import DeltaCurrent, ExponentialCurrent, SpikeFilterCurrent  # noqa: E402
+from plastic.neural.connections import Conv2d, LinearDense
+from plastic.neural.synapses import DeltaCurrent, ExponentialCurrent, SpikeFilterCurrent
 
-__all__ = ["main", "draw_synapses", "draw_connections"]
+__all__ = ["draw_connections", "draw_synapses", "main"]
 
 SPIKE_STEPS = (3, 10, 12, 14, 30)
 STEPS = 45
@@ -62,7 +62,7 @@ def draw_synapses(path: Path) -> None:
     arrivals = torch.stack([connection.forward(step)[0] for step in short])
     clock = torch.arange(40) * dt
     axes[1].eventplot([clock[short[:, 0, 0]].tolist()], lineoffsets=-1, colors="k", linelengths=0.6)
-    for index, delay in enumerate(delays[:, 0].tolist()):
+    for index, _delay in enumerate(delays[:, 0].tolist()):
         axes[1].eventplot([clock[arrivals[:, index] > 0].tolist()], lineoffsets=index, linelengths=0.6)
     axes[1].set_yticks([-1, 0, 1, 2, 3], ["emitted", "d = 0", "d = 2.5", "d = 5", "d = 7.5"])
     axes[1].set_xlabel("time (ms), dt = 0.5 ms")
@@ -87,9 +87,15 @@ def draw_synapses(path: Path) -> None:
 def draw_connections(path: Path) -> None:
     """A Conv2d's receptive field (from ``pre_view``), its kernel and its output."""
     size = 9
-    connection = Conv2d(1, 1, 3, stride=2, padding=1, in_size=(size, size), weight_init=lambda w: w.copy_(
-        torch.tensor([[[[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]]])
-    ))
+    connection = Conv2d(
+        1,
+        1,
+        3,
+        stride=2,
+        padding=1,
+        in_size=(size, size),
+        weight_init=lambda w: w.copy_(torch.tensor([[[[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]]])),
+    )
     spikes = torch.zeros(1, 1, size, size, dtype=torch.bool)
     spikes[0, 0, 2:7, 3:6] = True  # a bar
     output = connection(spikes)[0, 0]
@@ -111,7 +117,9 @@ def draw_connections(path: Path) -> None:
     figure.colorbar(image, ax=axes[1], shrink=0.7)
     axes[1].set_title("weight (3x3, stride 2, padding 1)", fontsize=10)
     image = axes[2].imshow(output, cmap="coolwarm", vmin=-4, vmax=4)
-    axes[2].add_patch(Rectangle((position[1] - 0.5, position[0] - 0.5), 1, 1, fill=False, edgecolor="tab:red", linewidth=2))
+    axes[2].add_patch(
+        Rectangle((position[1] - 0.5, position[0] - 0.5), 1, 1, fill=False, edgecolor="tab:red", linewidth=2)
+    )
     figure.colorbar(image, ax=axes[2], shrink=0.7)
     axes[2].set_title(f"Conv2d output {tuple(output.shape)}", fontsize=10)
     figure.savefig(path, dpi=110)

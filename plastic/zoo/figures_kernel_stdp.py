@@ -32,16 +32,16 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless: no display on CI machines
 
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import torch
 
-from plastic.functional.kernels import mexican_hat  # noqa: E402
-from plastic.learn.all_pairs import AllPairsKernelSTDP  # noqa: E402
-from plastic.learn.kernel_stdp import DelayAdjustedSTDP, DelayAdjustedSTDPD, KernelSTDP  # noqa: E402
-from plastic.learn.stdp import STDP  # noqa: E402
-from plastic.neural.cell import Cell  # noqa: E402
-from plastic.neural.connections import LinearDense  # noqa: E402
-from plastic.neural.neurons import IF  # noqa: E402
+from plastic.functional.kernels import mexican_hat
+from plastic.learn.all_pairs import AllPairsKernelSTDP
+from plastic.learn.kernel_stdp import DelayAdjustedSTDP, DelayAdjustedSTDPD, KernelSTDP
+from plastic.learn.stdp import STDP
+from plastic.neural.cell import Cell
+from plastic.neural.connections import LinearDense
+from plastic.neural.neurons import IF
 
 __all__ = ["main", "measure_window", "window_figure"]
 
@@ -51,7 +51,9 @@ DELAY = 5.0  # ms
 
 
 def _cell(count: int, delay: float | None) -> Cell:
-    kwargs = {} if delay is None else {"delay": 2 * delay, "learn_delay_init": torch.full((1, count), delay, dtype=DTYPE)}
+    kwargs = (
+        {} if delay is None else {"delay": 2 * delay, "learn_delay_init": torch.full((1, count), delay, dtype=DTYPE)}
+    )
     connection = LinearDense(count, 1, weight_init=(0.0, 0.0), dtype=DTYPE, **kwargs)
     cell = Cell(connection, IF(1, v_threshold=1.0, dtype=DTYPE))
     cell.make_updater()
@@ -79,15 +81,17 @@ def measure_window(trainer: torch.nn.Module, deltas: torch.Tensor, *, delay: flo
 
 def window_figure(out: Path) -> Path:
     deltas = torch.arange(-40, 41, dtype=DTYPE)
-    exp_kwargs = dict(
-        kernel_post_kwargs={"eta_post": 1.0, "tau_post": TAU_POST},
-        kernel_pre_kwargs={"eta_pre": -0.5, "tau_pre": TAU_PRE},
-    )
-    hat_kwargs = dict(kernel_post=mexican_hat, kernel_post_kwargs={"amplitude": 1.0, "sigma": 10.0})
+    exp_kwargs = {
+        "kernel_post_kwargs": {"eta_post": 1.0, "tau_post": TAU_POST},
+        "kernel_pre_kwargs": {"eta_pre": -0.5, "tau_pre": TAU_PRE},
+    }
+    hat_kwargs = {"kernel_post": mexican_hat, "kernel_post_kwargs": {"amplitude": 1.0, "sigma": 10.0}}
     curves = {
         "kernel": measure_window(KernelSTDP(**exp_kwargs), deltas),
         # trace form: potentiation decays with the pre trace, depression with the post trace
-        "trace": measure_window(STDP(eta_post=1.0, eta_pre=0.5, tau_pre=TAU_POST, tau_post=TAU_PRE, window=128), deltas),
+        "trace": measure_window(
+            STDP(eta_post=1.0, eta_pre=0.5, tau_pre=TAU_POST, tau_post=TAU_PRE, window=128), deltas
+        ),
         "hat": measure_window(KernelSTDP(**hat_kwargs, kernel_pre_kwargs={"eta_pre": 0.0}), deltas),
         "hat_all_pairs": measure_window(AllPairsKernelSTDP(**hat_kwargs, kernel_pre=None, window=128), deltas),
         "delay_weight": measure_window(
@@ -95,8 +99,10 @@ def window_figure(out: Path) -> Path:
         ),
         "delay_delay": measure_window(
             DelayAdjustedSTDPD(lr_post=1.0, lr_pre=-0.5, tau_post=TAU_POST, tau_pre=TAU_PRE),
-            deltas, delay=DELAY, parameter="delay",
-        ),  # fmt: skip
+            deltas,
+            delay=DELAY,
+            parameter="delay",
+        ),
     }
     x = deltas.numpy()
     figure, axes = plt.subplots(1, 3, figsize=(13, 3.8), sharey=True)

@@ -17,11 +17,11 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless: no display on CI machines
 
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import torch
 
-from plastic.functional.encoders import poisson_encode  # noqa: E402
-from plastic.neural.layers import SynapseFilter  # noqa: E402
+from plastic.functional.encoders import poisson_encode
+from plastic.neural.layers import SynapseFilter
 
 __all__ = ["main"]
 
@@ -49,9 +49,7 @@ def _synapse_filter_figure(path: Path) -> None:
     with torch.no_grad():
         learnable.weight.fill_(-2.0)  # as if trained: 1/tau = sigmoid(-2), tau = 1 + e^2
         current = learnable(spikes)[:, 0, 0]
-    bottom.step(
-        steps, current, where="post", linestyle="--", label=f"learnable, w = -2 (tau = {learnable.tau:.2f})"
-    )
+    bottom.step(steps, current, where="post", linestyle="--", label=f"learnable, w = -2 (tau = {learnable.tau:.2f})")
     bottom.set_xlabel("step t")
     bottom.set_ylabel("current I_t")
     bottom.legend(fontsize=8)

@@ -29,10 +29,12 @@ def main(out_dir: str | Path = "zoo_docs/figures") -> Path:
         "IF (hard reset)": IF(1, v_threshold=1.0, step_mode="window"),
         "LIF tau=20 (hard reset)": LIF(1, tau=20.0, v_threshold=1.0, step_mode="window"),
         "LIF tau=20, refractory 10 ms": LIF(1, tau=20.0, v_threshold=1.0, refractory=10.0, step_mode="window"),
-        "adaptive LIF theta+=0.2": AdaptiveLIF(1, tau=20.0, v_threshold=1.0, theta_plus=0.2, tau_theta=100.0, step_mode="window"),
+        "adaptive LIF theta+=0.2": AdaptiveLIF(
+            1, tau=20.0, v_threshold=1.0, theta_plus=0.2, tau_theta=100.0, step_mode="window"
+        ),
     }
     figure, axes = plt.subplots(len(neurons), 1, figsize=(7, 7), sharex=True)
-    for axis, (name, neuron) in zip(axes, neurons.items()):
+    for axis, (name, neuron) in zip(axes, neurons.items(), strict=False):
         voltages = []
         with torch.no_grad():
             for t in range(steps):

@@ -14,10 +14,10 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless: no display on CI machines
 
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import torch
 
-from plastic.observe.reducers import (  # noqa: E402
+from plastic.observe.reducers import (
     CumulativeTraceReducer,
     EventTimeReducer,
     NearestTraceReducer,

@@ -22,15 +22,15 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless: no display on CI machines
 
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import torch
 
-from plastic.learn.online import OnlineSTDP  # noqa: E402
-from plastic.neural.cell import Cell  # noqa: E402
-from plastic.neural.connections import LinearDense  # noqa: E402
-from plastic.neural.neurons import AdaptiveLIF  # noqa: E402
+from plastic.learn.online import OnlineSTDP
+from plastic.neural.cell import Cell
+from plastic.neural.connections import LinearDense
+from plastic.neural.neurons import AdaptiveLIF
 
-__all__ = ["main", "bar_patterns", "train_online"]
+__all__ = ["bar_patterns", "main", "train_online"]
 
 SIDE = 8
 

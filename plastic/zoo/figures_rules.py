@@ -29,23 +29,23 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless: no display on CI machines
 
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import torch
 
-from plastic.functional.homeostasis import homeostatic_change, rate_ema_alpha, rate_ema_step  # noqa: E402
-from plastic.functional.integer import (  # noqa: E402
+from plastic.functional.homeostasis import homeostatic_change, rate_ema_alpha, rate_ema_step
+from plastic.functional.integer import (
     IntegerSTDPParameters,
     integer_stdp_window,
     integer_trace_window,
 )
-from plastic.functional.reward import RewardSTDPParameters, mstdp_et_window, mstdp_window  # noqa: E402
-from plastic.functional.triplet import (  # noqa: E402
+from plastic.functional.reward import RewardSTDPParameters, mstdp_et_window, mstdp_window
+from plastic.functional.triplet import (
     TripletParameters,
     triplet_initial_traces,
     triplet_stdp_window,
 )
 
-__all__ = ["main", "triplet_frequency", "mstdp_figure", "integer_figure", "homeostasis_figure"]
+__all__ = ["homeostasis_figure", "integer_figure", "main", "mstdp_figure", "triplet_frequency"]
 
 FREQUENCIES = (0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 35.0, 40.0, 45.0, 50.0)
 
@@ -59,7 +59,7 @@ def triplet_frequency(out: Path, *, dt: float = 1.0, pairs: int = 60, lag: float
     steps = max(periods) * pairs + 2 * lag_steps
     pre = torch.zeros(steps, 1, len(cases), dtype=torch.bool)
     post = torch.zeros(steps, 1, len(cases), dtype=torch.bool)
-    for index, ((_, sign), period) in enumerate(zip(cases, periods)):
+    for index, ((_, sign), period) in enumerate(zip(cases, periods, strict=False)):
         first = lag_steps if sign > 0 else 2 * lag_steps
         pre_steps = torch.arange(pairs) * period + first
         pre[pre_steps, 0, index] = True
@@ -68,7 +68,7 @@ def triplet_frequency(out: Path, *, dt: float = 1.0, pairs: int = 60, lag: float
     dw = torch.zeros(len(cases), dtype=torch.float64)
     chunk = 50_000  # chained windows keep memory bounded; the traces carry the pairs across
     for start in range(0, steps, chunk):
-        result = triplet_stdp_window(pre[start:start + chunk], post[start:start + chunk], traces, parameters, dt=dt)
+        result = triplet_stdp_window(pre[start : start + chunk], post[start : start + chunk], traces, parameters, dt=dt)
         traces = result.traces
         dw += (result.potentiation - result.depression).diagonal()
     figure, axis = plt.subplots(figsize=(6.0, 4.0), constrained_layout=True)
@@ -131,8 +131,15 @@ def mstdp_figure(out: Path) -> Path:
 def integer_figure(out: Path) -> Path:
     """An integer trace vs its exponential, and integer weights learning from correlated input."""
     parameters = IntegerSTDPParameters(
-        trace_scale=127, trace_decay_pre=240, trace_decay_post=240, trace_decay_shift=8,
-        nu_pre=4, nu_post=3, rounding_shift=7, w_min=0, w_max=63,
+        trace_scale=127,
+        trace_decay_pre=240,
+        trace_decay_post=240,
+        trace_decay_shift=8,
+        nu_pre=4,
+        nu_post=3,
+        rounding_shift=7,
+        w_min=0,
+        w_max=63,
     )
     figure, axes = plt.subplots(1, 2, figsize=(11.0, 4.0), constrained_layout=True)
     spikes = torch.zeros(60, 1, dtype=torch.bool)
@@ -159,15 +166,21 @@ def integer_figure(out: Path) -> Path:
     traces, history = None, []
     rounding = torch.Generator().manual_seed(1)
     for start in range(0, steps, 100):
-        result = integer_stdp_window(pre[start:start + 100], post[start:start + 100], weight, traces, parameters,
-                                     generator=rounding)
+        result = integer_stdp_window(
+            pre[start : start + 100], post[start : start + 100], weight, traces, parameters, generator=rounding
+        )
         weight, traces = result.weight, result.traces
         history.append(weight[0].clone())
     history_tensor = torch.stack(history)
     times = range(100, steps + 1, 100)
     for j in range(inputs):
-        axes[1].step(times, history_tensor[:, j].numpy(), where="post",
-                     color="tab:blue" if j < inputs // 2 else "tab:orange", linewidth=0.9)
+        axes[1].step(
+            times,
+            history_tensor[:, j].numpy(),
+            where="post",
+            color="tab:blue" if j < inputs // 2 else "tab:orange",
+            linewidth=0.9,
+        )
     axes[1].set_xlabel("step")
     axes[1].set_ylabel("integer weight")
     axes[1].set_title("correlated inputs (blue) potentiate, others (orange) depress; [0, 63]", fontsize=9)

@@ -19,11 +19,11 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless: no display on CI machines
 
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import torch
 
-from plastic.functional.all_pairs import all_pairs_window  # noqa: E402
-from plastic.functional.kernels import (  # noqa: E402
+from plastic.functional.all_pairs import all_pairs_window
+from plastic.functional.kernels import (
     exp_post,
     exp_pre,
     gaussian,
@@ -31,7 +31,7 @@ from plastic.functional.kernels import (  # noqa: E402
     rectangular,
     symmetric_exp,
 )
-from plastic.functional.stdp import stdp_delta_weight, stdp_window  # noqa: E402
+from plastic.functional.stdp import stdp_delta_weight, stdp_window
 
 __all__ = ["main", "pair_window"]
 
@@ -84,7 +84,9 @@ def _soft_bound_window(weight_value: float) -> torch.Tensor:
     changes = []
     for lag in lags:
         pre, post = _pair(lag)
-        out = stdp_window(pre, post, torch.zeros(1, 1, dtype=torch.float64), None, tau_pre=TAU_PRE, tau_post=TAU_POST, dt=DT)
+        out = stdp_window(
+            pre, post, torch.zeros(1, 1, dtype=torch.float64), None, tau_pre=TAU_PRE, tau_post=TAU_POST, dt=DT
+        )
         dw = stdp_delta_weight(
             out.potentiation, out.depression, weight, eta_post=ETA_POST, eta_pre=ETA_PRE,
             f_post=lambda w: (1.0 - w), f_pre=lambda w: w,
@@ -140,7 +142,7 @@ def main(out_dir: str | Path = "zoo_docs/figures") -> list[Path]:
         ("symmetric_exp (A = 1, tau = 20)", symmetric_exp(delta)),
     ]
     figure, axes = plt.subplots(2, 3, figsize=(12, 6), constrained_layout=True, sharex=True)
-    for axis, (label, values) in zip(axes.flat, kernels):
+    for axis, (label, values) in zip(axes.flat, kernels, strict=False):
         axis.plot(delta, values)
         axis.axhline(0.0, color="0.7", linewidth=0.8)
         axis.axvline(0.0, color="0.7", linewidth=0.8)

@@ -25,7 +25,7 @@ from plastic.neural.cell import Cell
 from plastic.neural.connections import LinearDense
 from plastic.neural.neurons import IF
 
-__all__ = ["RULES", "measure_window", "plot_window", "plot_triplet_frequency"]
+__all__ = ["RULES", "measure_window", "plot_triplet_frequency", "plot_window"]
 
 TrainerFactory = Callable[[], IndependentCellTrainer]
 
