@@ -19,6 +19,7 @@ hard                      ``[w < w_max]``                         ``[w > w_min]`
 soft (multiplicative)     ``max(w_max - w, 0)``                   ``max(w - w_min, 0)``
 power law                 ``max(w_max - w, 0)^mu``                ``max(w - w_min, 0)^mu``
 scaled                    ``max((w_max - w)/(w_max - w_min), 0)^mu``  ``max((w - w_min)/(w_max - w_min), 0)^mu``
+power_law (Morrison)      ``w0^(1 - mu) max(w, 0)^mu``            ``alpha max(w, 0)``
 ========================  ======================================  ======================================
 
 References:
@@ -29,6 +30,14 @@ References:
 * Power law / "nonlinear temporally asymmetric Hebbian" rule: Gütig, Aharonov,
   Rotter & Sompolinsky (2003), J. Neurosci. 23:3697, with ``w`` in ``[0, 1]``:
   ``f_+(w) = (1 - w)^mu``, ``f_-(w) = w^mu``.
+* Power-law STDP of Morrison, Aertsen & Diesmann (2007), Neural Comput.
+  19:1437 (NEST's ``stdp_pl_synapse_hom``): ``dw+ = lambda w0^(1-mu) w^mu x_pre``
+  at a postsynaptic spike, ``dw- = lambda alpha w x_post`` at a presynaptic
+  one, with ``lambda`` the trainer's learning rate, ``w0`` a reference weight
+  (1 pA in the paper), ``mu = 0.4`` fitted to Bi & Poo (1998). It needs no
+  bounds: potentiation grows sublinearly and depression linearly in ``w``, so
+  weights settle at a stable, unimodal distribution. NEST writes it with
+  ``w0 = 1`` in the weight's unit; ``w0`` makes the rule independent of it.
 * Row normalisation: Diehl & Cook (2015), Front. Comput. Neurosci. 9:99
   (each excitatory neuron's incoming weights summed to 78.4 for 784 inputs).
 
@@ -61,13 +70,15 @@ __all__ = [
     "hard_lower",
     "hard_upper",
     "normalize_rows",
+    "power_law_lower",
+    "power_law_upper",
     "scaled_lower",
     "scaled_upper",
     "soft_lower",
     "soft_upper",
 ]
 
-BOUNDING_KINDS = ("none", "hard", "soft", "power", "scaled")
+BOUNDING_KINDS = ("none", "hard", "soft", "power", "scaled", "power_law")
 BOUNDING_SIDES = ("both", "upper", "lower")
 
 Bound = float | Tensor
@@ -170,6 +181,30 @@ def scaled_lower(w: Tensor, w_min: Bound, w_max: Bound, mu: float = 1.0) -> Tens
     return base if mu == 1.0 else base.pow(mu)
 
 
+def power_law_upper(w: Tensor, w_reference: float = 1.0, mu: float = 0.4) -> Tensor:
+    """Potentiation factor of Morrison et al. (2007): ``w0^(1 - mu) * max(w, 0)^mu``.
+
+    Parameters: ``w_reference`` the reference weight ``w0`` (> 0, weight
+    units), ``mu > 0`` the exponent (0.4 in the paper; ``mu = 1`` makes
+    potentiation multiplicative). Negative weights get a zero factor.
+    """
+    check_tensor(w, "w", floating=True)
+    w_reference = check_positive(w_reference, "w_reference")
+    mu = _check_mu(mu)
+    base = w.clamp_min(0)
+    return base.pow(mu) * w_reference ** (1.0 - mu)
+
+
+def power_law_lower(w: Tensor, alpha: float = 1.0) -> Tensor:
+    """Depression factor of Morrison et al. (2007): ``alpha * max(w, 0)``.
+
+    ``alpha > 0`` (dimensionless) scales depression against potentiation.
+    """
+    check_tensor(w, "w", floating=True)
+    alpha = check_positive(alpha, "alpha")
+    return w.clamp_min(0) * alpha
+
+
 def bound(
     param: Tensor,
     potentiation: Tensor | None,
@@ -230,18 +265,25 @@ class Bounding:
     * ``"power"``: ``(w_max - w)^mu``, ``(w - w_min)^mu`` (Gütig et al. 2003).
     * ``"scaled"``: ``((w_max - w)/(w_max - w_min))^mu`` and the lower analogue;
       needs both bounds whatever ``side``.
+    * ``"power_law"``: ``w_reference^(1 - mu) w^mu`` and ``alpha w`` (Morrison
+      et al. 2007, NEST's ``stdp_pl_synapse_hom``); needs no bound (a given
+      bound is left to the updater's clamp).
 
     Parameters:
         kind: one of ``BOUNDING_KINDS``.
         w_min, w_max: weight bounds (weight units); ``w_min < w_max`` when both
             are given; the side(s) in use need their bound.
-        mu: exponent > 0 (``"power"`` and ``"scaled"`` only; 1 otherwise).
+        mu: exponent > 0 (``"power"``, ``"scaled"`` and ``"power_law"``; 1 otherwise).
+        w_reference: the reference weight ``w0`` of ``"power_law"`` (> 0,
+            weight units; 1 otherwise).
+        alpha: the depression scale of ``"power_law"`` (> 0, dimensionless;
+            1 otherwise).
         side: ``"both"``, ``"upper"`` (only potentiation is weight dependent,
             depression additive) or ``"lower"`` (only depression weight
             dependent: van Rossum et al. 2000 with ``kind="soft"``, ``w_min=0``).
     """
 
-    kind: Literal["none", "hard", "soft", "power", "scaled"] = attrs.field(
+    kind: Literal["none", "hard", "soft", "power", "scaled", "power_law"] = attrs.field(
         default="none",
         validator=lambda _i, _a, v: check_choice(v, "kind", BOUNDING_KINDS),
     )
@@ -252,6 +294,8 @@ class Bounding:
         default="both",
         validator=lambda _i, _a, v: check_choice(v, "side", BOUNDING_SIDES),
     )
+    w_reference: float = attrs.field(default=1.0, validator=lambda _i, _a, v: check_positive(v, "w_reference"))
+    alpha: float = attrs.field(default=1.0, validator=lambda _i, _a, v: check_positive(v, "alpha"))
 
     def __attrs_post_init__(self) -> None:
         if self.w_min is not None and self.w_max is not None:
@@ -260,7 +304,13 @@ class Bounding:
             raise ValueError(
                 f"mu: kind {self.kind!r} has no exponent (mu must be 1, got {self.mu!r}); use kind 'power' or 'scaled'"
             )
-        if self.kind == "none":
+        if self.kind != "power_law":
+            for name in ("w_reference", "alpha"):
+                if getattr(self, name) != 1.0:
+                    raise ValueError(
+                        f"{name}: only kind 'power_law' has it (got {getattr(self, name)!r} with {self.kind!r})"
+                    )
+        if self.kind in ("none", "power_law"):
             return
         needs_max = self.kind == "scaled" or self.side in ("both", "upper")
         needs_min = self.kind == "scaled" or self.side in ("both", "lower")
@@ -283,6 +333,8 @@ class Bounding:
         """The factor multiplying potentiation (``f_post(w)`` in trace STDP)."""
         if not self.bounds_upper:
             return torch.ones_like(w)
+        if self.kind == "power_law":
+            return power_law_upper(w, self.w_reference, self.mu)
         assert self.w_max is not None  # guaranteed by __attrs_post_init__
         if self.kind == "hard":
             return hard_upper(w, self.w_max)
@@ -295,6 +347,8 @@ class Bounding:
         """The factor multiplying depression (``f_pre(w)`` in trace STDP)."""
         if not self.bounds_lower:
             return torch.ones_like(w)
+        if self.kind == "power_law":
+            return power_law_lower(w, self.alpha)
         assert self.w_min is not None  # guaranteed by __attrs_post_init__
         if self.kind == "hard":
             return hard_lower(w, self.w_min)

@@ -42,6 +42,7 @@ import torch
 from torch import Tensor
 
 from plastic.functional.attrs_validators import positive
+from plastic.functional.bounding import Bounding
 from plastic.learn.stdp import STDP
 from plastic.neural.cell import Cell
 from plastic.neural.connections import LinearDense
@@ -78,7 +79,9 @@ def near_bound_fraction(weights: Tensor, w_max: float, margin: float = 0.1) -> f
     return float(near.float().mean())
 
 
-def _build(config: CompetitiveConfig, generator: torch.Generator) -> tuple[Cell, STDP, Tensor]:
+def _build(
+    config: CompetitiveConfig, generator: torch.Generator, bounding: Bounding | None = None
+) -> tuple[Cell, STDP, Tensor]:
     device = torch.device(config.device)
     inputs = config.inputs
     connection = LinearDense(
@@ -97,7 +100,11 @@ def _build(config: CompetitiveConfig, generator: torch.Generator) -> tuple[Cell,
     neuron = LIF(2, tau=config.tau_membrane, v_threshold=config.v_threshold, v_reset=config.v_reset,
                  step_mode="window", device=device)  # fmt: skip
     cell = Cell(connection, neuron)
-    cell.make_updater(params=["weight"], mask={"weight": mask}, clamp=(0.0, config.w_max))
+    if bounding is None:
+        cell.make_updater(params=["weight"], mask={"weight": mask}, clamp=(0.0, config.w_max))
+    else:
+        # a weight dependence keeps the weights in range by itself: only w >= 0 is clamped
+        cell.make_updater(params=["weight"], mask={"weight": mask}, clamp=(0.0, None), bounding=bounding)
     trainer = STDP(
         eta_post=config.a_plus * config.w_max, eta_pre=config.a_plus * config.depression_ratio * config.w_max,
         tau_pre=config.tau_plus, tau_post=config.tau_minus, window=config.window,
@@ -106,8 +113,14 @@ def _build(config: CompetitiveConfig, generator: torch.Generator) -> tuple[Cell,
     return cell, trainer, mask
 
 
-def run_competitive(config: CompetitiveConfig, *, progress: bool = True) -> dict[str, Any]:
+def run_competitive(
+    config: CompetitiveConfig, *, progress: bool = True, bounding: Bounding | None = None
+) -> dict[str, Any]:
     """Run the experiment; returns the weights and rates (see the module notes).
+
+    ``bounding`` replaces the additive rule with hard bounds ``[0, w_max]`` by
+    a weight dependence (e.g. the power law of Morrison et al. 2007); the
+    weights are then only clamped at 0.
 
     Keys: ``initial`` ``[inputs]``, ``weights`` ``[2, inputs]`` (neuron 0 at
     ``rate``, neuron 1 at ``2 * rate``), ``output_rates`` ``[windows, 2]`` in Hz,
@@ -117,7 +130,7 @@ def run_competitive(config: CompetitiveConfig, *, progress: bool = True) -> dict
     """
     start = time.perf_counter()
     generator = torch.Generator().manual_seed(config.seed)
-    cell, trainer, _ = _build(config, generator)
+    cell, trainer, _ = _build(config, generator, bounding)
     inputs, device = config.inputs, torch.device(config.device)
     initial = cell.connection.weight[0, :inputs].detach().clone()
     # spike probability per 1 ms step of each presynaptic train

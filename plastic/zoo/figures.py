@@ -16,6 +16,7 @@ FIGURE_MODULES = (
     "plastic.zoo.figures_kernel_stdp",
     "plastic.zoo.figures_rules",
     "plastic.zoo.figures_online",
+    "plastic.zoo.figures_power_law",
 )
 
 
