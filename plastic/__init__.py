@@ -6,9 +6,11 @@ trainers in :mod:`plastic.learn`; property tests for users in
 :mod:`plastic.testing`. The names users need most are exported here.
 """
 
+from plastic.functional.bounding import Bounding
 from plastic.learn.all_pairs import AllPairsKernelSTDP
 from plastic.learn.base import CellState, IndependentCellTrainer, Unit
 from plastic.learn.homeostasis import Homeostasis
+from plastic.learn.inhibitory import InhibitorySTDP
 from plastic.learn.integer import IntegerSTDP
 from plastic.learn.kernel_stdp import (
     DelayAdjustedKernelSTDP,
@@ -53,6 +55,7 @@ __all__ = [
     "AdaptiveLIF",
     "AllPairsKernelSTDP",
     "BernoulliEncoder",
+    "Bounding",
     "Cell",
     "CellState",
     "Conv1d",
@@ -70,6 +73,7 @@ __all__ = [
     "ExponentialCurrent",
     "Homeostasis",
     "IndependentCellTrainer",
+    "InhibitorySTDP",
     "IntegerSTDP",
     "KernelSTDP",
     "LinearDense",

@@ -17,6 +17,7 @@ FIGURE_MODULES = (
     "plastic.zoo.figures_rules",
     "plastic.zoo.figures_online",
     "plastic.zoo.figures_power_law",
+    "plastic.zoo.figures_inhibitory",
 )
 
 
