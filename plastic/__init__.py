@@ -31,6 +31,7 @@ from plastic.neural.connections import Conv1d, Conv2d, LinearDense, LinearDirect
 from plastic.neural.encoders import BernoulliEncoder, PoissonEncoder
 from plastic.neural.layers import Delay, SynapseFilter, VotingLayer
 from plastic.neural.neurons import IF, LIF, AdaptiveLIF
+from plastic.neural.short_term import TsodyksMarkramCurrent
 from plastic.neural.synapses import DeltaCurrent, ExponentialCurrent, SpikeFilterCurrent
 from plastic.neural.updater import Updater
 from plastic.observe.monitors import Monitor, MonitorPool
@@ -93,6 +94,7 @@ __all__ = [
     "SpikeFilterCurrent",
     "SynapseFilter",
     "TripletSTDP",
+    "TsodyksMarkramCurrent",
     "Unit",
     "Updater",
     "VotingLayer",

@@ -18,6 +18,7 @@ FIGURE_MODULES = (
     "plastic.zoo.figures_online",
     "plastic.zoo.figures_power_law",
     "plastic.zoo.figures_inhibitory",
+    "plastic.zoo.figures_short_term",
 )
 
 
