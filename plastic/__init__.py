@@ -21,6 +21,7 @@ from plastic.learn.kernel_stdp import (
 )
 from plastic.learn.learners import MSTDPETLearner, MSTDPLearner, STDPLearner
 from plastic.learn.online import OnlineSTDP
+from plastic.learn.rate_rules import BCM, Oja
 from plastic.learn.reward import MSTDP, MSTDPET
 from plastic.learn.stdp import STDP
 from plastic.learn.triplet import TripletSTDP
@@ -48,6 +49,7 @@ from plastic.observe.reducers import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "BCM",
     "IF",
     "LIF",
     "MSTDP",
@@ -86,6 +88,7 @@ __all__ = [
     "Monitor",
     "MonitorPool",
     "NearestTraceReducer",
+    "Oja",
     "OnlineSTDP",
     "PassthroughReducer",
     "PoissonEncoder",

@@ -124,8 +124,10 @@ def test_through_a_connection_state_dict_and_reset():
     saved = {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in connection.state_dict().items()}
     assert "synapse.resources" in saved and "synapse.utilisation" in saved
     connection(first)
-    fresh = LinearDense(3, 2, synapse="tsodyks_markram", dtype=F64,
-                        synapse_kwargs={"utilisation_increment": 0.4, "tau_recovery": 50.0, "amplitude": 1.5})  # fmt: skip
+    fresh = LinearDense(
+        3, 2, synapse="tsodyks_markram", dtype=F64,
+        synapse_kwargs={"utilisation_increment": 0.4, "tau_recovery": 50.0, "amplitude": 1.5},
+    )  # fmt: skip
     fresh.load_state_dict(saved)
     assert torch.equal(fresh.synapse.resources, saved["synapse.resources"])
     synapse.reset()

@@ -19,6 +19,7 @@ FIGURE_MODULES = (
     "plastic.zoo.figures_power_law",
     "plastic.zoo.figures_inhibitory",
     "plastic.zoo.figures_short_term",
+    "plastic.zoo.figures_rate_rules",
 )
 
 
