@@ -9,7 +9,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -198,7 +198,7 @@ class Connection(nn.Module):
     @property
     def step_mode(self) -> str:
         """``"single"`` or ``"window"`` (held by the synapse)."""
-        return self._modules["synapse"].step_mode  # read by the monitors at every step
+        return cast(Synapse, self._modules["synapse"]).step_mode  # read by the monitors at every step
 
     @step_mode.setter
     def step_mode(self, value: str) -> None:
@@ -244,7 +244,7 @@ class Connection(nn.Module):
 
     def forward(self, spikes: Tensor) -> Tensor:
         """Presynaptic spikes ``[(T,) B, *in_shape]`` -> postsynaptic input ``[(T,) B, *out_shape]``."""
-        synapse = self._modules["synapse"]  # without nn.Module.__getattr__ (this runs at every step)
+        synapse = cast(Synapse, self._modules["synapse"])  # without nn.Module.__getattr__ (every step)
         if self.delay is None:  # None is a plain attribute (no nn.Module.__getattr__)
             currents = synapse(spikes)
             out = self._propagate_spikes(spikes, currents)

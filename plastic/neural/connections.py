@@ -45,6 +45,7 @@ in place (e.g. ``torch.nn.init.normal_``).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -370,7 +371,10 @@ class _ConvBase(Connection):
         geometry = ConvGeometry.create(
             dims, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, padding_mode
         )
-        spatial = (in_size,) if isinstance(in_size, int) and not isinstance(in_size, bool) else tuple(in_size)
+        if isinstance(in_size, int) and not isinstance(in_size, bool):
+            spatial: tuple[int, ...] = (in_size,)
+        else:
+            spatial = tuple(cast(Sequence[int], in_size))  # a bool fails here (not iterable), as it did
         if len(spatial) != dims or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in spatial):
             raise ValueError(f"in_size: expected {dims} int(s) >= 1, got {in_size!r}")
         for size, (left, right) in zip(spatial, geometry.padding_pairs, strict=True):

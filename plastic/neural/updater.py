@@ -92,6 +92,10 @@ class Updater(nn.Module):
     next call.
     """
 
+    # set with object.__setattr__ in __init__ (neither a submodule nor state): typed here
+    _module: nn.Module
+    _unsplit: set[str]
+
     def __init__(
         self,
         module: nn.Module,
@@ -162,14 +166,14 @@ class Updater(nn.Module):
     def _check_name(self, name: object) -> str:
         if name not in self.params:
             raise ValueError(f"name: expected one of {list(self.params)}, got {name!r}")
-        return name  # type: ignore[return-value]
+        return name
 
     # ------------------------------------------------------------------ state
 
     @property
     def module(self) -> nn.Module:
         """The module whose parameters are updated."""
-        return self._module  # type: ignore[attr-defined,no-any-return]
+        return self._module
 
     def parameter(self, name: str) -> Tensor:
         """The live tensor ``name`` of the module (follows ``module.to(...)``)."""
@@ -345,7 +349,7 @@ class Updater(nn.Module):
         negative.neg_().add_(0.0)  # -min(x, 0) = max(x, 0) - x; + 0.0 turns -0.0 into 0.0
         positive.clamp_(min=0)
 
-    def __getattr__(self, attribute: str) -> object:
+    def __getattr__(self, attribute: str) -> Tensor | nn.Module:
         # a buffer read by attribute (``updater.weight_potentiation``) sees the split parts
         unsplit = self.__dict__.get("_unsplit")
         if unsplit:
@@ -354,14 +358,14 @@ class Updater(nn.Module):
                     self._split(name)
         return super().__getattr__(attribute)
 
-    def _save_to_state_dict(self, destination: dict, prefix: str, keep_vars: bool) -> None:  # type: ignore[override]
+    def _save_to_state_dict(self, destination: dict, prefix: str, keep_vars: bool) -> None:
         for name in list(self._unsplit):
             self._split(name)  # a checkpoint holds the two parts
         super()._save_to_state_dict(destination, prefix, keep_vars)
 
-    def _load_from_state_dict(self, *args: object, **kwargs: object) -> None:  # type: ignore[override]
+    def _load_from_state_dict(self, *args: object, **kwargs: object) -> None:
         self._unsplit.clear()  # the loaded parts replace any pending change
-        super()._load_from_state_dict(*args, **kwargs)  # type: ignore[arg-type]
+        super()._load_from_state_dict(*args, **kwargs)
 
     def _reduce_into(self, accumulator: Tensor, count: Tensor, value: Tensor) -> None:
         """One running-reduction step; no host synchronisation (count stays on device)."""
@@ -425,7 +429,7 @@ class Updater(nn.Module):
             counts = torch.stack([self._count(name, "potentiation"), self._count(name, "depression")])
             # One collective per parameter: both magnitudes and both counts in one bucket.
             bucket = torch.cat([positive.flatten(), negative.flatten(), counts.to(positive.dtype)])
-            dist.all_reduce(bucket, op=dist.ReduceOp.SUM, group=self.process_group)  # type: ignore[arg-type]
+            dist.all_reduce(bucket, op=dist.ReduceOp.SUM, group=self.process_group)
             numel = positive.numel()
             summed_positive = bucket[:numel].view_as(positive)
             summed_negative = bucket[numel : 2 * numel].view_as(negative)
@@ -501,7 +505,7 @@ class Updater(nn.Module):
             if before is not None and mask is not None:
                 param.copy_(torch.where(mask, param, before))
 
-    def apply(self, fn: Callable[[nn.Module], None] | None = None) -> Updater:  # type: ignore[override]
+    def apply(self, fn: Callable[[nn.Module], None] | None = None) -> Updater:
         """Add the bounded change to every parameter with something pending, then constrain and clear.
 
         Order: all-reduce (if configured; every parameter, so ranks stay in
