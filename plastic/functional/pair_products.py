@@ -198,7 +198,7 @@ def pair_product(
     post: Tensor,
     pre: Tensor,
     *,
-    view: View = None,
+    view: View | ViewLayout = None,
     events: Literal["post", "pre", "none"] = "none",
     batch_reduction: BatchReduction = "sum",
     method: Method = "auto",
@@ -212,7 +212,7 @@ def pair_product(
         post: ``[T, B, *out_shape]`` postsynaptic values (spikes or traces), floating
             (bool allowed on the ``events`` side: spikes read as ``{0, 1}``).
         pre: ``[T, B, *in_shape]`` presynaptic values, same dtype.
-        view: receptive view (:data:`View`).
+        view: receptive view (:data:`View`), or its :class:`~plastic.functional.bilinear.ViewLayout`.
         events: which side holds binary spikes (``"post"``, ``"pre"``) so the
             event-driven product may be used; ``"none"``: dense only.
         batch_reduction: ``"sum"``, ``"mean"`` or a callable reducing dim 0.

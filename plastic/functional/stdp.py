@@ -365,9 +365,9 @@ def _stdp_window(
     x_post, last_post = pairing_traces(
         checked.spikes_post, checked.decay_post, checked.amplitude_post, checked.trace_post, pairing
     )
-    common = {"view": layout, "batch_reduction": batch_reduction, "method": method}
-    potentiation = pair_product(s_post, x_pre, events="post", **common)
-    depression = pair_product(x_post, s_pre, events="pre", **common)
+    reduction = batch_reduction
+    potentiation = pair_product(s_post, x_pre, view=layout, events="post", batch_reduction=reduction, method=method)
+    depression = pair_product(x_post, s_pre, view=layout, events="pre", batch_reduction=reduction, method=method)
     return STDPUpdate(potentiation, depression, last_pre, last_post)
 
 

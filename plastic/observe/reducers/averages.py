@@ -33,6 +33,8 @@ class EMAReducer(Reducer):
         dt: time step (> 0; kept for a uniform interface).
     """
 
+    average: Tensor  # a buffer, reassigned at the first observation
+
     def __init__(self, alpha: float = 0.1, *, dt: float = 1.0) -> None:
         super().__init__(dt)
         self.alpha = check_in_range(check_greater(alpha, "alpha", 0.0), "alpha", 0.0, 1.0)
@@ -86,6 +88,8 @@ class CumulativeAverageReducer(Reducer):
     Args:
         dt: time step (> 0; kept for a uniform interface).
     """
+
+    mean: Tensor  # a buffer, reassigned at the first observation
 
     def __init__(self, *, dt: float = 1.0) -> None:
         super().__init__(dt)

@@ -63,6 +63,8 @@ class EventTimeReducer(Reducer):
     e_pre - e_post``, minus the delay in delay-adjusted rules).
     """
 
+    steps_since: Tensor  # a buffer, reassigned at the first observation
+
     def __init__(
         self,
         dt: float = 1.0,

@@ -28,6 +28,8 @@ from plastic.observe.reducers.base import Criterion, Reducer, apply_criterion, c
 class _TraceReducer(Reducer):
     """Shared parts of the trace reducers (decay, history, validation)."""
 
+    trace: Tensor  # a buffer, reassigned at the first observation
+
     def __init__(
         self,
         dt: float,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Hashable
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -143,18 +143,22 @@ class WindowReducer(Reducer):
     def _prepare(self, value: Tensor, window: bool) -> Tensor:
         if self._shape is None:
             return value
-        dtype = self._modules["history"]._buffers["data"].dtype  # without nn.Module.__getattr__
+        dtype = self._history_data().dtype
         return value if value.dtype == dtype else value.to(dtype)
+
+    def _history_data(self) -> Tensor:
+        # read without nn.Module.__getattr__ (at every step); allocated with the first observation
+        return cast(Tensor, cast(RingBuffer, self._modules["history"])._buffers["data"])
 
     def _state_device(self) -> torch.device:
         # the history holds the only buffer: no walk over the module tree at every step
-        return self._modules["history"]._buffers["data"].device
+        return self._history_data().device
 
     def _allocate(self, shape: tuple[int, ...], value: Tensor) -> None:
         self.history = RingBuffer(self.steps, shape, dtype=value.dtype, device=value.device, fill=0)
 
     def _update_step(self, value: Tensor) -> None:
-        self._modules["history"].push(value)
+        cast(RingBuffer, self._modules["history"]).push(value)  # without nn.Module.__getattr__
         set_plain(self, "_total", self._total + 1)  # a plain int: skips nn.Module.__setattr__
 
     def _update_window(self, values: Tensor) -> None:
