@@ -267,6 +267,15 @@ def _check_kind(kind: str) -> str:
     return str(check_choice(kind, "kind", CONNECTION_KINDS))
 
 
+# typed converters (attrs gives the constructor the converter's argument type)
+def _options(options: Mapping[str, Any]) -> dict[str, Any]:
+    return dict(options)
+
+
+def _shape(shape: Sequence[int]) -> tuple[int, ...]:
+    return tuple(shape)
+
+
 @attrs.frozen
 class ConnectionConfig:
     """A connection to build: its kind, its constructor arguments and its shapes.
@@ -281,9 +290,9 @@ class ConnectionConfig:
     """
 
     kind: str = attrs.field(converter=_check_kind)
-    options: Mapping[str, Any] = attrs.field(converter=dict)
-    in_shape: tuple[int, ...] = attrs.field(converter=tuple)
-    out_shape: tuple[int, ...] = attrs.field(converter=tuple)
+    options: Mapping[str, Any] = attrs.field(converter=_options)
+    in_shape: tuple[int, ...] = attrs.field(converter=_shape)
+    out_shape: tuple[int, ...] = attrs.field(converter=_shape)
 
     @classmethod
     def dense(cls, in_features: int, out_features: int) -> ConnectionConfig:

@@ -5,7 +5,7 @@ chosen spike windows, its update read as named terms (:class:`RuleOutput`).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 import torch
@@ -22,6 +22,13 @@ from plastic.testing.strategies import (
     ScriptedNeuron,
     seeded_weight_init,
 )
+
+if TYPE_CHECKING:  # the trainers are typed only: plastic.testing needs no plastic.learn at runtime
+    from plastic.learn.base import IndependentCellTrainer
+
+#: the kinds of :class:`~plastic.functional.bounding.Bounding` (its ``kind``)
+BoundingKind = Literal["none", "hard", "soft", "power", "scaled"]
+
 
 # --------------------------------------------------------------------------- outputs
 
@@ -185,7 +192,7 @@ class RuleUnderTest:
         *,
         config: ConnectionConfig,
         bounds: tuple[float, float],
-        bounding: str = "hard",
+        bounding: BoundingKind = "hard",
         weight: Tensor | None = None,
         dtype: torch.dtype = torch.float64,
     ) -> tuple[Tensor, Tensor, Tensor | None]:
@@ -256,7 +263,7 @@ class TrainerRule(RuleUnderTest):
 
     def __init__(
         self,
-        factory: Callable[..., nn.Module],
+        factory: Callable[..., IndependentCellTrainer],
         *,
         name: str | None = None,
         parameter: str = "weight",
@@ -270,7 +277,7 @@ class TrainerRule(RuleUnderTest):
             raise ValueError(f"compare: expected 'terms' or 'net', got {compare!r}")
         if not callable(factory):
             raise TypeError(f"factory: expected a callable(**overrides) -> trainer, got {factory!r}")
-        super().__init__(name=name or getattr(factory, "__name__", "trainer"), **options)
+        super().__init__(name=name or str(getattr(factory, "__name__", "trainer")), **options)
         self.factory = factory
         self.parameter = parameter
         self.connection_kwargs = dict(connection_kwargs or {})
@@ -288,11 +295,17 @@ class TrainerRule(RuleUnderTest):
         device: torch.device | str = "cpu",
         weight: Tensor | None = None,
         updater_kwargs: Mapping[str, Any] | None = None,
-    ) -> tuple[nn.Module, Cell]:
+    ) -> tuple[IndependentCellTrainer, Cell]:
         """A fresh trainer with a fresh registered cell (window mode, scripted neurons)."""
         overrides = {} if batch_reduction is None else {"batch_reduction": batch_reduction}
         trainer = self.factory(**overrides)
-        common = {"dt": self.dt, "batch_size": batch_size, "step_mode": "window", "dtype": dtype, "device": device}
+        common: dict[str, Any] = {
+            "dt": self.dt,
+            "batch_size": batch_size,
+            "step_mode": "window",
+            "dtype": dtype,
+            "device": device,
+        }
         connection = config.build(**common, **self.connection_kwargs)
         values = self.initial_weight(config) if weight is None else weight
         with torch.no_grad():
@@ -350,7 +363,7 @@ class TrainerRule(RuleUnderTest):
         *,
         config: ConnectionConfig,
         bounds: tuple[float, float],
-        bounding: str = "hard",
+        bounding: BoundingKind = "hard",
         weight: Tensor | None = None,
         dtype: torch.dtype = torch.float64,
     ) -> tuple[Tensor, Tensor, Tensor | None]:
@@ -365,7 +378,7 @@ class TrainerRule(RuleUnderTest):
         parameter = getattr(cell.connection, self.parameter)
         before = parameter.detach().clone()
         self._feed(trainer, cell, pre, post, [pre.shape[0]], dtype)
-        trainer.update()  # type: ignore[operator]
+        trainer.update()
         mask = getattr(cell.connection, f"{self.parameter}_mask", None)
         return before, parameter.detach().clone(), None if mask is None else mask != 0
 
@@ -416,7 +429,7 @@ class FunctionalRule(RuleUnderTest):
         if bad:
             raise ValueError(f"kinds: functional rules take dense or conv layouts, not {bad}")
         super().__init__(
-            name=name or getattr(function, "__name__", "rule"), kinds=kinds, reductions=reductions, **options
+            name=name or str(getattr(function, "__name__", "rule")), kinds=kinds, reductions=reductions, **options
         )
         self.function = function
         self.kwargs = dict(kwargs or {})
@@ -478,7 +491,7 @@ class FunctionalRule(RuleUnderTest):
         *,
         config: ConnectionConfig,
         bounds: tuple[float, float],
-        bounding: str = "hard",
+        bounding: BoundingKind = "hard",
         weight: Tensor | None = None,
         dtype: torch.dtype = torch.float64,
     ) -> tuple[Tensor, Tensor, Tensor | None]:

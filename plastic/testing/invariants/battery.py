@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from torch import Tensor
 
-from plastic.testing.invariants.adaptors import RuleUnderTest
+from plastic.testing.invariants.adaptors import BoundingKind, RuleUnderTest
 from plastic.testing.invariants.checks import (
     check_batch_additivity,
     check_causality,
@@ -178,7 +178,8 @@ def _property_bounds(rule: RuleUnderTest, data: st.DataObject) -> None:
     weight = torch.where(
         weight < 0.2, torch.zeros_like(weight), torch.where(weight > 0.8, torch.ones_like(weight), weight)
     )
-    bounding = data.draw(st.sampled_from(("hard", "soft")), label="bounding")
+    kinds: tuple[BoundingKind, ...] = ("hard", "soft")
+    bounding = data.draw(st.sampled_from(kinds), label="bounding")
     check_updater_bounds(rule, pre, post, config=config, bounds=(0.0, 1.0), bounding=bounding, weight=weight)
 
 
@@ -282,6 +283,7 @@ def check_rule(
     if unknown:
         raise ValueError(f"properties: unknown {unknown}; expected some of {list(PROPERTIES)}")
     profile = settings.default
+    assert profile is not None  # hypothesis always has a loaded profile
     examples = profile.max_examples if max_examples is None else min(int(max_examples), profile.max_examples)
     # the explain phase points at lines of this module, not of the rule: skip it
     skipped_phases = {Phase.explain} | (set() if shrink else {Phase.shrink})

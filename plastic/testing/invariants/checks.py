@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from plastic.testing.invariants.adaptors import RuleOutput, RuleUnderTest, _default_config
+from plastic.testing.invariants.adaptors import BoundingKind, RuleOutput, RuleUnderTest, _default_config
 from plastic.testing.invariants.properties import (
     BATCH_ADDITIVITY,
     CAUSALITY,
@@ -345,7 +345,7 @@ def check_updater_bounds(
     *,
     config: ConnectionConfig | None = None,
     bounds: tuple[float, float] = (0.0, 1.0),
-    bounding: str = "hard",
+    bounding: BoundingKind = "hard",
     weight: Tensor | None = None,
 ) -> None:
     """After ``update()`` with a clamped ``bounding`` updater, weights lie in ``bounds``; masked ones are unchanged."""
