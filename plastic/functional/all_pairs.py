@@ -50,7 +50,7 @@ from torch import Tensor
 
 from plastic.functional.bilinear import BatchReduction, View
 from plastic.functional.kernels import Kernel, split_kernel_values
-from plastic.functional.stdp import pair_product
+from plastic.functional.pair_products import pair_product
 from plastic.functional.validation import check_choice, check_positive, check_same_device, check_spikes
 
 __all__ = ["FFT_MIN_STEPS", "AllPairsUpdate", "all_pairs_window", "kernel_filter_window"]

@@ -56,7 +56,7 @@ from einops import rearrange
 from torch import Tensor
 
 from plastic.functional.kernels import Kernel, split_kernel_values
-from plastic.functional.stdp import event_product
+from plastic.functional.pair_products import event_product
 from plastic.functional.validation import check_choice, check_same_device, check_tensor
 
 __all__ = [

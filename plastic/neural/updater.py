@@ -31,42 +31,21 @@ from torch import Tensor, nn
 
 from plastic.functional.bounding import Bounding, clamp_, normalize_rows
 from plastic.functional.validation import all_finite, check_choice, check_positive, check_tensor
+from plastic.neural.updater_checks import (
+    ClampBounds,
+    buffer_key,
+    check_bounding,
+    check_clamp_pair,
+    check_magnitude,
+    check_mask,
+    per_name,
+    resolve_path,
+)
 
 __all__ = ["REDUCTIONS", "Updater"]
 
 REDUCTIONS = ("sum", "mean", "max", "min", "last")
 ALL_REDUCE_OPS = (None, "sum", "mean")
-
-ClampBounds = tuple[float | None, float | None]
-
-
-def _buffer_key(name: str) -> str:
-    # Buffer names may not contain "."; dotted parameter paths are flattened.
-    return name.replace(".", "__")
-
-
-def _resolve(module: nn.Module, name: str) -> object:
-    target: object = module
-    for part in name.split("."):
-        target = getattr(target, part, None)
-        if target is None:
-            return None
-    return target
-
-
-def _check_clamp_pair(value: object, name: str) -> ClampBounds:
-    if not isinstance(value, tuple | list) or len(value) != 2:
-        raise ValueError(f"{name}: expected a pair (w_min, w_max) with None for no bound, got {value!r}")
-    low, high = value
-    for bound_value in (low, high):
-        if bound_value is not None and (isinstance(bound_value, bool) or not isinstance(bound_value, int | float)):
-            raise TypeError(f"{name}: expected real bounds or None, got {value!r}")
-    if low is not None and high is not None and not float(low) <= float(high):
-        raise ValueError(f"{name}: expected w_min <= w_max, got {value!r}")
-    return (
-        None if low is None else float(low),
-        None if high is None else float(high),
-    )
 
 
 class Updater(nn.Module):
@@ -113,6 +92,10 @@ class Updater(nn.Module):
     next call.
     """
 
+    # set with object.__setattr__ in __init__ (neither a submodule nor state): typed here
+    _module: nn.Module
+    _unsplit: set[str]
+
     def __init__(
         self,
         module: nn.Module,
@@ -140,13 +123,13 @@ class Updater(nn.Module):
         for name in names:
             if not isinstance(name, str):
                 raise TypeError(f"params: expected names as str, got {name!r}")
-            if not isinstance(_resolve(module, name), Tensor):
+            if not isinstance(resolve_path(module, name), Tensor):
                 raise ValueError(f"params: {name!r} is not a parameter or tensor attribute of {type(module).__name__}")
         check_choice(reduction, "reduction", REDUCTIONS)
         check_choice(all_reduce, "all_reduce", ALL_REDUCE_OPS)
-        boundings = self._per_name(bounding, "bounding", names, self._check_bounding)
-        clamps = self._per_name(clamp, "clamp", names, _check_clamp_pair)
-        normalizes = self._per_name(normalize, "normalize", names, lambda v, n: check_positive(v, n))
+        boundings = per_name(bounding, "bounding", names, check_bounding)
+        clamps = per_name(clamp, "clamp", names, check_clamp_pair)
+        normalizes = per_name(normalize, "normalize", names, lambda v, n: check_positive(v, n))
         masks: dict[str, Tensor] = {}
         if mask is not None:
             if not isinstance(mask, Mapping):
@@ -154,7 +137,7 @@ class Updater(nn.Module):
             for name, value in mask.items():
                 if name not in names:
                     raise ValueError(f"mask: {name!r} is not one of params {list(names)}")
-                masks[name] = self._check_mask(value, name, _resolve(module, name))  # type: ignore[arg-type]
+                masks[name] = check_mask(value, name, resolve_path(module, name))  # type: ignore[arg-type]
 
         # Plain attribute, so the module is neither a submodule nor in state_dict.
         object.__setattr__(self, "_module", module)
@@ -169,9 +152,9 @@ class Updater(nn.Module):
         self.all_reduce = all_reduce
         self.process_group = process_group
         for name in names:
-            param: Tensor = _resolve(module, name)  # type: ignore[assignment]
+            param: Tensor = resolve_path(module, name)  # type: ignore[assignment]
             dtype = param.dtype if param.is_floating_point() else torch.get_default_dtype()
-            key = _buffer_key(name)
+            key = buffer_key(name)
             for kind in ("potentiation", "depression"):
                 self.register_buffer(f"{key}_{kind}", torch.zeros(param.shape, dtype=dtype, device=param.device))
                 self.register_buffer(f"{key}_{kind}_count", torch.zeros((), dtype=torch.int64, device=param.device))
@@ -180,81 +163,26 @@ class Updater(nn.Module):
 
     # ------------------------------------------------------------------ validation
 
-    @staticmethod
-    def _check_bounding(value: object, name: str) -> Bounding:
-        if not isinstance(value, Bounding):
-            raise TypeError(f"{name}: expected a Bounding, got {type(value).__name__}")
-        return value
-
-    @staticmethod
-    def _per_name(
-        value: object,
-        argument: str,
-        names: tuple[str, ...],
-        check: Callable[[object, str], object],
-    ) -> dict[str, object]:
-        """Expand a single setting or a dict per name into a dict over ``names``."""
-        if value is None:
-            return {}
-        if isinstance(value, Mapping):
-            result = {}
-            for name, item in value.items():
-                if name not in names:
-                    raise ValueError(f"{argument}: {name!r} is not one of params {list(names)}")
-                result[name] = check(item, argument)
-            return result
-        checked = check(value, argument)
-        return dict.fromkeys(names, checked)
-
-    @staticmethod
-    def _check_mask(value: object, name: str, param: Tensor) -> Tensor:
-        mask = check_tensor(value, "mask", shape=param.shape, device=param.device)
-        if mask.dtype != torch.bool:
-            if mask.is_complex() or not bool(((mask == 0) | (mask == 1)).all()):
-                raise ValueError(f"mask: {name!r} expected bool or {{0, 1}} values")
-            mask = mask != 0
-        return mask.detach().clone()
-
     def _check_name(self, name: object) -> str:
         if name not in self.params:
             raise ValueError(f"name: expected one of {list(self.params)}, got {name!r}")
-        return name  # type: ignore[return-value]
-
-    def _check_magnitude(self, value: object, argument: str, param: Tensor) -> Tensor:
-        tensor = check_tensor(value, argument, shape=param.shape, device=param.device)
-        if tensor.dtype == torch.bool or tensor.is_complex():
-            raise TypeError(f"{argument}: expected a real-valued tensor, got dtype {tensor.dtype}")
-        if param.is_floating_point() and tensor.dtype != param.dtype:
-            # no silent casts: a float64 rule on a float32 weight is a mistake
-            raise TypeError(f"{argument}: expected dtype {param.dtype} (the parameter's), got dtype {tensor.dtype}")
-        if tensor.numel():
-            if tensor.is_floating_point():
-                # one pass: NaN propagates into both extremes and fails both comparisons
-                low, high = torch.aminmax(tensor)
-                valid = bool(low >= 0) and bool(high < float("inf"))
-            else:
-                valid = bool((tensor >= 0).all())
-            if not valid:
-                if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-                    raise ValueError(f"{argument}: expected finite values, found NaN or inf")
-                raise ValueError(f"{argument}: expected non-negative magnitudes, found negative values")
-        return tensor
+        return name
 
     # ------------------------------------------------------------------ state
 
     @property
     def module(self) -> nn.Module:
         """The module whose parameters are updated."""
-        return self._module  # type: ignore[attr-defined,no-any-return]
+        return self._module
 
     def parameter(self, name: str) -> Tensor:
         """The live tensor ``name`` of the module (follows ``module.to(...)``)."""
-        return _resolve(self.module, self._check_name(name))  # type: ignore[return-value]
+        return resolve_path(self.module, self._check_name(name))  # type: ignore[return-value]
 
     def _home(self, name: str) -> Tensor:
         """Move ``name``'s buffers to the parameter's device (and floating dtype); return it."""
         param = self.parameter(name)
-        key = _buffer_key(name)
+        key = buffer_key(name)
         for kind in ("potentiation", "depression"):
             accumulator: Tensor = self._buffers[f"{key}_{kind}"]  # type: ignore[assignment]
             dtype = param.dtype if param.is_floating_point() else accumulator.dtype
@@ -270,16 +198,16 @@ class Updater(nn.Module):
         return param
 
     def _accumulator(self, name: str, kind: str) -> Tensor:
-        return self._buffers[f"{_buffer_key(name)}_{kind}"]  # type: ignore[return-value]
+        return self._buffers[f"{buffer_key(name)}_{kind}"]  # type: ignore[return-value]
 
     def _count(self, name: str, kind: str) -> Tensor:
-        return self._buffers[f"{_buffer_key(name)}_{kind}_count"]  # type: ignore[return-value]
+        return self._buffers[f"{buffer_key(name)}_{kind}_count"]  # type: ignore[return-value]
 
     def _mask(self, name: str, param: Tensor) -> Tensor | None:
-        key = f"{_buffer_key(name)}_mask"
+        key = f"{buffer_key(name)}_mask"
         if key in self._buffers:
             return self._buffers[key]
-        implicit = _resolve(self.module, f"{name}_mask")
+        implicit = resolve_path(self.module, f"{name}_mask")
         if isinstance(implicit, Tensor):
             return implicit.to(param.device) != 0
         return None
@@ -307,9 +235,9 @@ class Updater(nn.Module):
         param = self.parameter(name)
         checked = {}
         if potentiation is not None:
-            checked["potentiation"] = self._check_magnitude(potentiation, "potentiation", param)
+            checked["potentiation"] = check_magnitude(potentiation, "potentiation", param)
         if depression is not None:
-            checked["depression"] = self._check_magnitude(depression, "depression", param)
+            checked["depression"] = check_magnitude(depression, "depression", param)
         self._home(name)
         self._split(name)
         for kind, value in checked.items():
@@ -421,23 +349,23 @@ class Updater(nn.Module):
         negative.neg_().add_(0.0)  # -min(x, 0) = max(x, 0) - x; + 0.0 turns -0.0 into 0.0
         positive.clamp_(min=0)
 
-    def __getattr__(self, attribute: str) -> object:
+    def __getattr__(self, attribute: str) -> Tensor | nn.Module:
         # a buffer read by attribute (``updater.weight_potentiation``) sees the split parts
         unsplit = self.__dict__.get("_unsplit")
         if unsplit:
             for name in list(unsplit):
-                if attribute.startswith(f"{_buffer_key(name)}_"):
+                if attribute.startswith(f"{buffer_key(name)}_"):
                     self._split(name)
         return super().__getattr__(attribute)
 
-    def _save_to_state_dict(self, destination: dict, prefix: str, keep_vars: bool) -> None:  # type: ignore[override]
+    def _save_to_state_dict(self, destination: dict, prefix: str, keep_vars: bool) -> None:
         for name in list(self._unsplit):
             self._split(name)  # a checkpoint holds the two parts
         super()._save_to_state_dict(destination, prefix, keep_vars)
 
-    def _load_from_state_dict(self, *args: object, **kwargs: object) -> None:  # type: ignore[override]
+    def _load_from_state_dict(self, *args: object, **kwargs: object) -> None:
         self._unsplit.clear()  # the loaded parts replace any pending change
-        super()._load_from_state_dict(*args, **kwargs)  # type: ignore[arg-type]
+        super()._load_from_state_dict(*args, **kwargs)
 
     def _reduce_into(self, accumulator: Tensor, count: Tensor, value: Tensor) -> None:
         """One running-reduction step; no host synchronisation (count stays on device)."""
@@ -501,7 +429,7 @@ class Updater(nn.Module):
             counts = torch.stack([self._count(name, "potentiation"), self._count(name, "depression")])
             # One collective per parameter: both magnitudes and both counts in one bucket.
             bucket = torch.cat([positive.flatten(), negative.flatten(), counts.to(positive.dtype)])
-            dist.all_reduce(bucket, op=dist.ReduceOp.SUM, group=self.process_group)  # type: ignore[arg-type]
+            dist.all_reduce(bucket, op=dist.ReduceOp.SUM, group=self.process_group)
             numel = positive.numel()
             summed_positive = bucket[:numel].view_as(positive)
             summed_negative = bucket[numel : 2 * numel].view_as(negative)
@@ -577,7 +505,7 @@ class Updater(nn.Module):
             if before is not None and mask is not None:
                 param.copy_(torch.where(mask, param, before))
 
-    def apply(self, fn: Callable[[nn.Module], None] | None = None) -> Updater:  # type: ignore[override]
+    def apply(self, fn: Callable[[nn.Module], None] | None = None) -> Updater:
         """Add the bounded change to every parameter with something pending, then constrain and clear.
 
         Order: all-reduce (if configured; every parameter, so ranks stay in

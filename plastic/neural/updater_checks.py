@@ -1,0 +1,113 @@
+"""The checks of :class:`~plastic.neural.updater.Updater`'s arguments, per parameter.
+
+Settings given once or as ``{parameter name: setting}`` (:func:`per_name`),
+bounding, clamp pairs, masks and accumulated magnitudes, and the dotted
+parameter paths of a module (:func:`resolve_path`, :func:`buffer_key`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import torch
+from torch import Tensor, nn
+
+from plastic.functional.bounding import Bounding
+from plastic.functional.validation import check_tensor
+
+__all__ = [
+    "buffer_key",
+    "check_bounding",
+    "check_clamp_pair",
+    "check_magnitude",
+    "check_mask",
+    "per_name",
+    "resolve_path",
+]
+
+ClampBounds = tuple[float | None, float | None]
+
+
+def buffer_key(name: str) -> str:
+    # Buffer names may not contain "."; dotted parameter paths are flattened.
+    return name.replace(".", "__")
+
+
+def resolve_path(module: nn.Module, name: str) -> object:
+    target: object = module
+    for part in name.split("."):
+        target = getattr(target, part, None)
+        if target is None:
+            return None
+    return target
+
+
+def check_clamp_pair(value: object, name: str) -> ClampBounds:
+    if not isinstance(value, tuple | list) or len(value) != 2:
+        raise ValueError(f"{name}: expected a pair (w_min, w_max) with None for no bound, got {value!r}")
+    low, high = value
+    for bound_value in (low, high):
+        if bound_value is not None and (isinstance(bound_value, bool) or not isinstance(bound_value, int | float)):
+            raise TypeError(f"{name}: expected real bounds or None, got {value!r}")
+    if low is not None and high is not None and not float(low) <= float(high):
+        raise ValueError(f"{name}: expected w_min <= w_max, got {value!r}")
+    return (
+        None if low is None else float(low),
+        None if high is None else float(high),
+    )
+
+
+def check_bounding(value: object, name: str) -> Bounding:
+    if not isinstance(value, Bounding):
+        raise TypeError(f"{name}: expected a Bounding, got {type(value).__name__}")
+    return value
+
+
+def per_name(
+    value: object,
+    argument: str,
+    names: tuple[str, ...],
+    check: Callable[[object, str], object],
+) -> dict[str, object]:
+    """Expand a single setting or a dict per name into a dict over ``names``."""
+    if value is None:
+        return {}
+    if isinstance(value, Mapping):
+        result = {}
+        for name, item in value.items():
+            if name not in names:
+                raise ValueError(f"{argument}: {name!r} is not one of params {list(names)}")
+            result[name] = check(item, argument)
+        return result
+    checked = check(value, argument)
+    return dict.fromkeys(names, checked)
+
+
+def check_mask(value: object, name: str, param: Tensor) -> Tensor:
+    mask = check_tensor(value, "mask", shape=param.shape, device=param.device)
+    if mask.dtype != torch.bool:
+        if mask.is_complex() or not bool(((mask == 0) | (mask == 1)).all()):
+            raise ValueError(f"mask: {name!r} expected bool or {{0, 1}} values")
+        mask = mask != 0
+    return mask.detach().clone()
+
+
+def check_magnitude(value: object, argument: str, param: Tensor) -> Tensor:
+    tensor = check_tensor(value, argument, shape=param.shape, device=param.device)
+    if tensor.dtype == torch.bool or tensor.is_complex():
+        raise TypeError(f"{argument}: expected a real-valued tensor, got dtype {tensor.dtype}")
+    if param.is_floating_point() and tensor.dtype != param.dtype:
+        # no silent casts: a float64 rule on a float32 weight is a mistake
+        raise TypeError(f"{argument}: expected dtype {param.dtype} (the parameter's), got dtype {tensor.dtype}")
+    if tensor.numel():
+        if tensor.is_floating_point():
+            # one pass: NaN propagates into both extremes and fails both comparisons
+            low, high = torch.aminmax(tensor)
+            valid = bool(low >= 0) and bool(high < float("inf"))
+        else:
+            valid = bool((tensor >= 0).all())
+        if not valid:
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                raise ValueError(f"{argument}: expected finite values, found NaN or inf")
+            raise ValueError(f"{argument}: expected non-negative magnitudes, found negative values")
+    return tensor
