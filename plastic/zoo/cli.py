@@ -7,6 +7,8 @@
 * ``figures``: regenerate every figure of ``zoo_docs/``.
 * ``competitive``: Song, Miller & Abbott (2000), competitive Hebbian learning
   through STDP (bimodal weights, output rate nearly independent of the input's).
+* ``distal-reward``: Izhikevich (2007), one rewarded synapse among many, the
+  reward up to a second after its pairing (MSTDP-ET with dopamine).
 """
 
 from __future__ import annotations
@@ -83,6 +85,23 @@ def _competitive(args: argparse.Namespace) -> int:
     return 0
 
 
+def _distal_reward(args: argparse.Namespace) -> int:
+    import torch
+
+    from plastic.zoo.distal_reward import DistalRewardConfig, run_and_save
+
+    torch.set_num_threads(args.threads)
+    config = DistalRewardConfig(seconds=args.seconds, seed=args.seed, device=args.device)
+    summary = run_and_save(config, args.output, progress=not args.no_progress)
+    print(
+        f"rewarded synapse: {summary['final_rewarded']:.3f} of the bound; the others: mean "
+        f"{summary['final_others_mean']:.3f}, max {summary['final_others_max']:.3f} "
+        f"({summary['rewards']} rewards, {config.seconds} s simulated, {summary['seconds']:.0f} s)"
+    )
+    print(f"figure and run.json in {args.output}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m plastic", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -117,6 +136,15 @@ def build_parser() -> argparse.ArgumentParser:
     competitive.add_argument("--output", default="runs/competitive", help="directory for the figure and run.json")
     competitive.add_argument("--no-progress", action="store_true", help="no progress bar")
     competitive.set_defaults(handler=_competitive)
+
+    distal = commands.add_parser("distal-reward", help="Izhikevich (2007) distal reward with MSTDP-ET")
+    distal.add_argument("--seconds", type=int, default=900, help="simulated seconds")
+    distal.add_argument("--seed", type=int, default=0)
+    distal.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    distal.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    distal.add_argument("--output", default="runs/distal_reward", help="directory for the figure and run.json")
+    distal.add_argument("--no-progress", action="store_true", help="no progress bar")
+    distal.set_defaults(handler=_distal_reward)
 
     figures = commands.add_parser("figures", help="regenerate the figures of zoo_docs/")
     figures.add_argument("--output", default="zoo_docs/figures", help="output directory")
