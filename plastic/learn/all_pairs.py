@@ -229,4 +229,4 @@ class AllPairsKernelSTDP(WindowTrainer):
         with torch.no_grad():
             potentiation = grouped_to_weight(potentiation, weight.shape).to(weight.dtype)
             depression = grouped_to_weight(depression, weight.shape).to(weight.dtype)
-        unit.cell.updater.accumulate("weight", potentiation=potentiation, depression=depression)
+        unit.updater.accumulate("weight", potentiation=potentiation, depression=depression)

@@ -21,13 +21,16 @@ attaches a trainer's monitors, ``eval()`` detaches them.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 from torch import Tensor, nn
 
 from plastic.neural.cell import Cell
 from plastic.observe.monitors import Monitor, MonitorPool
+
+if TYPE_CHECKING:
+    from plastic.neural.updater import Updater
 
 __all__ = ["BATCH_REDUCTIONS", "CellState", "IndependentCellTrainer", "Unit", "reduce_batch"]
 
@@ -43,6 +46,14 @@ def check_batch_reduction(instance: Any, attribute: attrs.Attribute, value: obje
             f"{attribute.name}: expected one of {list(BATCH_REDUCTIONS)} or a callable "
             f"reducing dimension 0, got {value!r}"
         )
+
+
+def cell_updater(name: str, cell: Cell) -> Updater:
+    """The updater of ``cell`` (to be registered as ``name``); ValueError when it has none."""
+    updater = cell.updater
+    if updater is None:
+        raise ValueError(f"cell: {name!r} has no updater; call cell.make_updater() before registering it")
+    return updater
 
 
 def reduce_batch(values: Tensor, reduction: str | Callable[[Tensor], Tensor]) -> Tensor:
@@ -69,6 +80,18 @@ class CellState(nn.Module):
     cell's overrides). Tensor-valued keyword arguments registered with
     :meth:`register_kwargs` live here as buffers.
     """
+
+    # What the library's trainers keep here; each exists only once the trainer that uses it created it.
+    #: window trainers: the steps of each recording consumed so far
+    consumed: dict[str, int]
+    #: carried buffers: spike traces (pair rules), the rate estimate (homeostasis), the integer threshold
+    trace_pre: Tensor
+    trace_post: Tensor
+    rate: Tensor
+    threshold: Tensor
+    #: kernel rules: the kernels, their tensor arguments are buffers (see register_kwargs)
+    kernel_post_function: Callable[..., Tensor]
+    kernel_pre_function: Callable[..., Tensor]
 
     def __init__(self, params: Any) -> None:
         super().__init__()
@@ -130,6 +153,17 @@ class Unit:
         # ``for cell, state, monitors in trainer`` unpacks units
         return iter((self.cell, self.state, self.monitors))
 
+    @property
+    def updater(self) -> Updater:
+        """The cell's updater; ValueError when ``cell.updater`` was set to None after registration."""
+        updater = self.cell.updater
+        if updater is None:
+            raise ValueError(
+                f"cell: {self.name!r} has no updater (cell.updater was set to None after registration); "
+                "call cell.make_updater()"
+            )
+        return updater
+
 
 class IndependentCellTrainer(nn.Module):
     """Base class of trainers that handle each registered cell independently.
@@ -175,8 +209,7 @@ class IndependentCellTrainer(nn.Module):
             raise ValueError(f"name: a cell is already registered as {name!r}")
         if not isinstance(cell, Cell):
             raise TypeError(f"cell: expected a plastic Cell, got {type(cell).__name__}")
-        if getattr(cell, "updater", None) is None:
-            raise ValueError(f"cell: {name!r} has no updater; call cell.make_updater() before registering it")
+        updater = cell_updater(name, cell)
         for parameter in self.requires:
             value = getattr(cell.connection, parameter, None)
             if not isinstance(value, Tensor):
@@ -184,7 +217,7 @@ class IndependentCellTrainer(nn.Module):
                     f"cell: {type(self).__name__} writes connection.{parameter}, "
                     f"which {type(cell.connection).__name__} {name!r} does not have"
                 )
-            if parameter not in cell.updater.params:
+            if parameter not in updater.params:
                 raise ValueError(
                     f"cell: the updater of {name!r} does not manage {parameter!r}; "
                     f"build it with cell.make_updater(params=[..., {parameter!r}])"

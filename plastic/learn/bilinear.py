@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from torch import Tensor
 
-from plastic.functional.bilinear import SynapseLayout
+from plastic.functional.bilinear import BatchReduction, SynapseLayout
 from plastic.learn.base import reduce_batch
 from plastic.neural.cell import Cell
 
@@ -39,13 +39,18 @@ def check_bilinear_cell(name: str, cell: Cell, trainer: str) -> SynapseLayout:
     return SynapseLayout.infer(connection.in_shape, connection.out_shape, connection, device=weight.device)
 
 
-def functional_reduction(value: str | Callable[[Tensor], Tensor]) -> str | Callable[[Tensor], Tensor]:
+def functional_reduction(value: str | Callable[[Tensor], Tensor]) -> BatchReduction:
     """A trainer's ``batch_reduction`` as the functional rules take it.
 
     ``"sum"``/``"mean"`` fold the batch into the products; the other names of
     :data:`plastic.learn.base.BATCH_REDUCTIONS` (``"amax"``, ...) and callables
     reduce the per-sample ``[B, G, O, K]`` tensor.
     """
-    if callable(value) or value in ("sum", "mean"):
+    if callable(value):
         return value
+    # spelled out so that the result is typed as the literal the functional rules take
+    if value == "sum":
+        return "sum"
+    if value == "mean":
+        return "mean"
     return lambda per_sample: reduce_batch(per_sample, value)

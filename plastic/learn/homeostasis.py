@@ -49,7 +49,7 @@ from torch import Tensor
 
 from plastic.functional.attrs_validators import non_negative, one_of, positive
 from plastic.functional.homeostasis import homeostatic_change, rate_ema_alpha, rate_ema_window
-from plastic.learn.base import CellState, Unit, check_batch_reduction, reduce_batch
+from plastic.learn.base import CellState, Unit, cell_updater, check_batch_reduction, reduce_batch
 from plastic.learn.stdp import signed_terms
 from plastic.learn.window import WindowTrainer, check_window
 from plastic.neural.cell import Cell
@@ -102,7 +102,7 @@ class Homeostasis(WindowTrainer):
             value = getattr(connection, params.target, None)
             if not isinstance(value, Tensor):
                 raise ValueError(f"cell: {type(connection).__name__} {name!r} has no {params.target}")
-            if params.target not in cell.updater.params:
+            if params.target not in cell_updater(name, cell).params:
                 raise ValueError(
                     f"cell: the updater of {name!r} does not manage {params.target!r}; build it with "
                     f"cell.make_updater(params=[..., {params.target!r}])"
@@ -154,4 +154,4 @@ class Homeostasis(WindowTrainer):
             else:
                 delta = per_row.expand_as(parameter)
         potentiation, depression = signed_terms(delta.to(dtype))
-        cell.updater.accumulate(params.target, potentiation=potentiation, depression=depression)
+        unit.updater.accumulate(params.target, potentiation=potentiation, depression=depression)

@@ -50,20 +50,25 @@ learning with limited numerical precision", ICML (stochastic rounding).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol, cast
 
 import attrs
 import torch
 from torch import Tensor
 
+from plastic.functional.bounding import Bounding
 from plastic.functional.integer import IntegerSTDPParameters, IntegerTraces, integer_stdp_window
-from plastic.learn.base import CellState, Unit
+from plastic.learn.base import CellState, Unit, cell_updater
 from plastic.learn.bilinear import check_bilinear_cell
 from plastic.learn.window import WindowTrainer, check_window
 from plastic.neural.cell import Cell
 from plastic.observe.monitors import MonitorPool
 
 __all__ = ["IntegerSTDP", "IntegerSTDPParams"]
+
+
+class _ThresholdNeuron(Protocol):
+    v_threshold: float | Tensor
 
 
 def _int_field(default: int, low: int | None = None) -> Any:
@@ -154,11 +159,12 @@ class IntegerSTDP(WindowTrainer):
     def check_cell(self, name: str, cell: Cell, params: Any) -> None:
         super().check_cell(name, cell, params)
         check_bilinear_cell(name, cell, type(self).__name__)
-        updater = cell.updater
+        updater = cell_updater(name, cell)
         bounding = updater.bounding.get("weight")
         if (
             updater.reduction != "sum"
-            or (bounding is not None and bounding.kind != "none")
+            # the updater holds Bounding instances (it checks them at construction)
+            or (isinstance(bounding, Bounding) and bounding.kind != "none")
             or "weight" in updater.clamp
             or "weight" in updater.normalize
         ):
@@ -205,7 +211,7 @@ class IntegerSTDP(WindowTrainer):
         unit.state.trace_pre.copy_(result.traces.trace_pre)
         unit.state.trace_post.copy_(result.traces.trace_post)
         magnitude_dtype = weight.dtype if weight.is_floating_point() else torch.int64
-        unit.cell.updater.accumulate(
+        unit.updater.accumulate(
             "weight",
             potentiation=result.potentiation.to(magnitude_dtype),
             depression=result.depression.to(magnitude_dtype),
@@ -219,9 +225,12 @@ class IntegerSTDP(WindowTrainer):
         if "threshold" in state._buffers:
             threshold = state.threshold
         else:
-            threshold = torch.as_tensor(float(neuron.v_threshold), device=unit.cell.connection.weight.device)
+            # with max_threshold and no threshold given, check_cell refused neurons without v_threshold
+            v_threshold = cast(_ThresholdNeuron, neuron).v_threshold
+            threshold = torch.as_tensor(float(v_threshold), device=unit.cell.connection.weight.device)
             theta = getattr(neuron, "theta", None)
-            threshold = threshold + theta if isinstance(theta, Tensor) else threshold.expand(neuron.shape)
+            # the cell checked that the neuron's shape is its out_shape
+            threshold = threshold + theta if isinstance(theta, Tensor) else threshold.expand(unit.cell.out_shape)
         rows = unit.cell.connection.weight.shape[0]
         return threshold.reshape(rows, -1).amax(1)
 

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 from torch import Tensor
@@ -56,6 +56,7 @@ from plastic.functional.kernels import exp_post, exp_pre
 from plastic.functional.receptive import grouped_to_weight, weight_to_grouped
 from plastic.learn.base import CellState, IndependentCellTrainer, Unit, check_batch_reduction, reduce_batch
 from plastic.neural.cell import Cell
+from plastic.neural.connections import Connection
 from plastic.observe.monitors import Monitor
 from plastic.observe.reducers import EventTimeReducer
 
@@ -140,7 +141,7 @@ class KernelSTDP(IndependentCellTrainer):
         trainer.update()   # apply, bounded
     """
 
-    Params = KernelSTDPParams
+    Params: ClassVar[type] = KernelSTDPParams
     requires = ("weight",)
     #: subtract the connection's delay from delta
     adjust_for_delay = False
@@ -220,7 +221,7 @@ class KernelSTDP(IndependentCellTrainer):
         params = unit.state.params
         if params.delayed:
             # time since the spike arrived at each synapse, at the current delays
-            delay = connection.delay.detach()
+            delay = _delay(connection)
             times = reducer.view(delay, tolerance=params.interp_tolerance)  # [B, *weight.shape]
             if delay.ndim == 1:  # one-to-one: per-synapse times have the input's shape
                 return connection.pre_view(times, fill=math.nan).unsqueeze(2)
@@ -242,7 +243,7 @@ class KernelSTDP(IndependentCellTrainer):
     @staticmethod
     def _grouped_delay(unit: Unit) -> Tensor:
         connection = unit.cell.connection
-        return weight_to_grouped(connection.delay.detach(), connection.groups)
+        return weight_to_grouped(_delay(connection), connection.groups)
 
     def kernel_split(self, state: CellState) -> KernelSplit:
         """``delta -> (potentiation, depression)`` of the cell's kernels.
@@ -286,11 +287,19 @@ class KernelSTDP(IndependentCellTrainer):
             potentiation = reduce_batch(potentiation, reduction)
             depression = reduce_batch(depression, reduction)
         parameter = getattr(connection, self.target)
-        unit.cell.updater.accumulate(
+        unit.updater.accumulate(
             self.target,
             potentiation=grouped_to_weight(potentiation, parameter.shape).to(parameter.dtype),
             depression=grouped_to_weight(depression, parameter.shape).to(parameter.dtype),
         )
+
+
+def _delay(connection: Connection) -> Tensor:
+    # check_cell refused connections without delays for the rules that read them
+    delay = connection.delay
+    if delay is None:
+        raise ValueError(f"cell: the rule reads delays; {type(connection).__name__} has none")
+    return delay.detach()
 
 
 def _plain_number(value: object) -> bool:
@@ -342,7 +351,7 @@ class DelayAdjustedKernelSTDPD(KernelSTDP):
 class _ExponentialKernels:
     """Mix-in: the exponential kernels built from ``lr_*`` and ``tau_*``."""
 
-    Params = ExponentialSTDPParams
+    Params: ClassVar[type] = ExponentialSTDPParams
 
     def kernel_spec(self, params: Any) -> tuple[Callable[..., Tensor], dict, Callable[..., Tensor], dict]:
         return (

@@ -44,7 +44,7 @@ Cybern. 98:459 (trace STDP); R. V. Florian (2007), Neural Computation
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import attrs
 import torch
@@ -156,6 +156,9 @@ class _Learner(nn.Module):
     """Hooks, bounded records, carried state and the gradient write shared by the learners."""
 
     Params: ClassVar[type]
+    # set with object.__setattr__ (references, not submodules); layer_geometry refuses other layers
+    layer: nn.Linear | nn.Conv1d | nn.Conv2d
+    spiking_module: nn.Module
 
     def __init__(self, layer: nn.Module, spiking_module: nn.Module, **params: Any) -> None:
         """``layer`` and ``spiking_module`` are hooked; ``params`` are the fields of :attr:`Params`
@@ -206,7 +209,8 @@ class _Learner(nn.Module):
             layout = "[B, *shape]" if self.params.step_mode == "single" else "[T, B, *shape] or [T*B, *shape]"
             raise ValueError(f"{name}: expected {layout} in {self.params.step_mode} mode, got {tuple(spikes.shape)}")
         # a bool input is stored as is: copy it, so later in-place edits by the caller do not leak in
-        self._records[side].append(spikes.clone() if value.dtype == torch.bool else spikes)  # type: ignore[union-attr]
+        given_bool = isinstance(value, Tensor) and value.dtype == torch.bool  # check_spikes passed: a tensor
+        self._records[side].append(spikes.clone() if given_bool else spikes)
         self._on_record()
 
     def _on_record(self) -> None:
@@ -366,7 +370,8 @@ class STDPLearner(_Learner):
         self._fold()  # raises before any change when the records do not pair up
         weight = self.layer.weight.detach()
         dw = self._carried("pending", tuple(weight.shape), weight).clone()
-        self._buffers["pending"].zero_()
+        # registered by _carried just above: a tensor
+        cast(Tensor, self._buffers["pending"]).zero_()
         return self._deliver(dw, on_grad, scale)
 
 
@@ -401,7 +406,7 @@ class _RewardLearner(_Learner):
             batch_reduction=functional_reduction(p.batch_reduction),
         )  # fmt: skip
         for name, value in zip(("trace_pre", "trace_post", self.carried_name), result.state, strict=True):
-            self._buffers[name].copy_(value)
+            cast(Tensor, self._buffers[name]).copy_(value)  # registered by _carried above: a tensor
         self._drop()
         return self._deliver(result.update, on_grad, scale)
 

@@ -38,18 +38,20 @@ Neurosci. 9:99.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 import torch
 from torch import Tensor
 
 from plastic.functional.attrs_validators import finite, non_negative, one_of, positive
+from plastic.functional.bilinear import check_batch_reduction as check_functional_reduction
 from plastic.functional.bounding import clamp_, normalize_rows
 from plastic.functional.receptive import grouped_to_weight
 from plastic.functional.stdp import stdp_window, stdp_window_net
-from plastic.learn.base import CellState, Unit, check_batch_reduction
+from plastic.learn.base import CellState, Unit, cell_updater, check_batch_reduction
 from plastic.learn.bilinear import check_bilinear_cell
+from plastic.learn.stdp import TraceWindowArguments
 from plastic.learn.window import WindowTrainer, check_window
 from plastic.neural.cell import Cell
 from plastic.neural.updater import Updater
@@ -125,7 +127,7 @@ class OnlineSTDP(WindowTrainer):
     def check_cell(self, name: str, cell: Cell, params: Any) -> None:
         super().check_cell(name, cell, params)
         check_bilinear_cell(name, cell, type(self).__name__)
-        updater = cell.updater
+        updater = cell_updater(name, cell)
         expected = self.updater_kwargs(params)
         normalize = updater.normalize.get("weight")
         clamp = updater.clamp.get("weight")
@@ -154,28 +156,31 @@ class OnlineSTDP(WindowTrainer):
         spikes_pre, spikes_post = windows["pre"], windows["post"]
         trace_pre = self.carried(unit.state, "trace_pre", spikes_pre, weight.dtype)
         trace_post = self.carried(unit.state, "trace_post", spikes_post, weight.dtype)
-        common = {
+        common: TraceWindowArguments = {
             "tau_pre": params.tau_pre, "tau_post": params.tau_post, "dt": unit.cell.dt, "exact": params.exact,
-            "view": connection, "batch_reduction": params.batch_reduction,
+            # the rules take "sum", "mean" or a callable and refuse the other names with this ValueError
+            "view": connection, "batch_reduction": check_functional_reduction(params.batch_reduction),
         }  # fmt: skip
-        updater = unit.cell.updater
+        updater = unit.updater
         # the updater first: it validates what it receives, and a refused change leaves the carried
         # traces as they were
         if params.trace == "cumulative" and isinstance(params.batch_reduction, str):
             # all-to-all pairing: one product per window, one signed net change that the updater
             # splits into its accumulators (in place when they are empty)
-            result = stdp_window_net(
+            net = stdp_window_net(
                 spikes_pre, spikes_post, trace_pre, trace_post, eta_post=params.a_post, eta_pre=params.a_pre, **common
             )
-            updater.accumulate_signed("weight", grouped_to_weight(result.delta_weight, weight.shape))
+            updater.accumulate_signed("weight", grouped_to_weight(net.delta_weight, weight.shape))
+            traces = net.trace_pre, net.trace_post
         else:
-            pairing = "all" if params.trace == "cumulative" else "nearest"
+            pairing: Literal["all", "nearest"] = "all" if params.trace == "cumulative" else "nearest"
             result = stdp_window(spikes_pre, spikes_post, trace_pre, trace_post, pairing=pairing, **common)
             potentiation = params.a_post * grouped_to_weight(result.potentiation, weight.shape)
             depression = params.a_pre * grouped_to_weight(result.depression, weight.shape)
             updater.accumulate("weight", potentiation=potentiation, depression=depression)
-        unit.state.trace_pre.copy_(result.trace_pre)
-        unit.state.trace_post.copy_(result.trace_post)
+            traces = result.trace_pre, result.trace_post
+        unit.state.trace_pre.copy_(traces[0])
+        unit.state.trace_post.copy_(traces[1])
 
     # ------------------------------------------------------------ normalisation
     def normalize(self, name: str | None = None) -> None:

@@ -110,7 +110,7 @@ class _RewardTrainer(WindowTrainer):
         for buffer in ("trace_pre", "trace_post", self.carried_name):
             state._buffers.pop(buffer, None)
 
-    def forward(self, reward: float | Tensor) -> None:  # type: ignore[override]
+    def forward(self, reward: float | Tensor) -> None:
         """Learn from the steps since the last call with ``reward`` over them.
 
         ``reward``: a number, or a tensor ``[]``, ``[B]``, ``[T]``, ``[T, B]``
@@ -129,7 +129,7 @@ class _RewardTrainer(WindowTrainer):
         for unit in units:
             self.learn(unit, reward)
 
-    def learn_window(self, unit: Unit, windows: dict[str, Tensor], reward: float | Tensor) -> None:  # type: ignore[override]
+    def learn_window(self, unit: Unit, windows: dict[str, Tensor], reward: float | Tensor) -> None:
         params: MSTDPParams = unit.state.params
         connection = unit.cell.connection
         weight = connection.weight.detach()
@@ -152,7 +152,7 @@ class _RewardTrainer(WindowTrainer):
         for buffer, value in zip(("trace_pre", "trace_post", self.carried_name), result.state, strict=True):
             getattr(unit.state, buffer).copy_(value)
         potentiation, depression = signed_terms(result.update)
-        unit.cell.updater.accumulate("weight", potentiation=potentiation, depression=depression)
+        unit.updater.accumulate("weight", potentiation=potentiation, depression=depression)
 
 
 class MSTDP(_RewardTrainer):

@@ -28,13 +28,17 @@ Cybern. 98:459.
 
 from __future__ import annotations
 
+from typing import TypedDict, cast
+
 import attrs
 import torch
 from torch import Tensor
 
 from plastic.functional.attrs_validators import finite, one_of, positive
+from plastic.functional.bilinear import BatchReduction, View
+from plastic.functional.bounding import Bounding
 from plastic.functional.receptive import grouped_to_weight
-from plastic.functional.stdp import METHODS, stdp_window, stdp_window_net
+from plastic.functional.stdp import METHODS, Method, stdp_window, stdp_window_net
 from plastic.learn.base import CellState, Unit
 from plastic.learn.window import WindowRuleParams, WindowTrainer
 from plastic.neural.cell import Cell
@@ -69,6 +73,20 @@ class STDPParams(WindowRuleParams):
     fuse: bool | None = attrs.field(default=None, validator=one_of(None, True, False))
 
 
+class TraceWindowArguments(TypedDict, total=False):
+    """The keyword arguments :func:`~plastic.functional.stdp.stdp_window` and ``stdp_window_net`` share."""
+
+    tau_pre: float
+    tau_post: float
+    dt: float
+    exact: bool
+    amplitude_pre: float
+    amplitude_post: float
+    view: View
+    batch_reduction: BatchReduction
+    method: Method
+
+
 def signed_terms(*terms: Tensor) -> tuple[Tensor, Tensor]:
     """Signed contributions to (potentiation, depression) magnitudes.
 
@@ -78,9 +96,11 @@ def signed_terms(*terms: Tensor) -> tuple[Tensor, Tensor]:
     if len(terms) == 1:  # two passes: max(t, 0) and max(t, 0) - t = max(-t, 0), both exact
         potentiation = terms[0].clamp(min=0)
         return potentiation, potentiation - terms[0]
-    potentiation = sum(term.clamp(min=0) for term in terms)
-    depression = sum((-term).clamp(min=0) for term in terms)
-    return potentiation, depression  # type: ignore[return-value]
+    # sum() starts from the int 0: with tensor terms the sums are tensors
+    return (
+        cast(Tensor, sum(term.clamp(min=0) for term in terms)),
+        cast(Tensor, sum((-term).clamp(min=0) for term in terms)),
+    )
 
 
 class STDP(WindowTrainer):
@@ -111,9 +131,11 @@ class STDP(WindowTrainer):
             ):
                 raise ValueError("fuse: the one-product form needs pairing='all' and no weight dependence")
             return params.fuse
-        updater = unit.cell.updater
+        updater = unit.updater
         bounding = updater.bounding.get("weight") if isinstance(updater.bounding, dict) else None
-        linear_updater = (bounding is None or bounding.kind == "none") and updater.reduction in ("sum", "mean")
+        # the updater holds Bounding instances (it checks them at construction)
+        linear_bounding = bounding is None or (isinstance(bounding, Bounding) and bounding.kind == "none")
+        linear_updater = linear_bounding and updater.reduction in ("sum", "mean")
         return (
             params.pairing == "all"
             and params.weight_dependence_post is None
@@ -135,7 +157,7 @@ class STDP(WindowTrainer):
         """
         connection = unit.cell.connection
         shape = connection.weight_grouped().shape
-        updater = unit.cell.updater
+        updater = unit.updater
         if "weight" in updater.params:
             own = updater.change_buffer("weight")
             if own is not None and own.dtype == dtype and own.is_contiguous():
@@ -162,7 +184,7 @@ class STDP(WindowTrainer):
         fresh_post = "trace_post" not in unit.state._buffers
         trace_pre = self.carried(unit.state, "trace_pre", spikes_pre, dtype)
         trace_post = self.carried(unit.state, "trace_post", spikes_post, dtype)
-        common = {
+        common: TraceWindowArguments = {
             "tau_pre": params.tau_pre,
             "tau_post": params.tau_post,
             "dt": unit.cell.dt,
@@ -177,7 +199,7 @@ class STDP(WindowTrainer):
         if self.uses_one_product(unit):
             buffer, owned_by_updater = self._change_buffer(unit, dtype)
             try:
-                result = stdp_window_net(
+                net = stdp_window_net(
                     spikes_pre, spikes_post, trace_pre, None if fresh_post else trace_post,
                     eta_post=params.eta_post, eta_pre=params.eta_pre, out=buffer, **common,
                 )  # fmt: skip
@@ -185,7 +207,8 @@ class STDP(WindowTrainer):
                 if owned_by_updater:
                     buffer.zero_()  # the updater's empty accumulator stays empty
                 raise
-            change = grouped_to_weight(result.delta_weight, weight.shape)
+            change = grouped_to_weight(net.delta_weight, weight.shape)
+            traces = net.trace_pre, net.trace_post
         else:
             result = stdp_window(spikes_pre, spikes_post, trace_pre, trace_post, pairing=params.pairing, **common)
             with torch.no_grad():
@@ -194,12 +217,13 @@ class STDP(WindowTrainer):
                 term_post = params.eta_post * factor_post * grouped_to_weight(result.potentiation, weight.shape)
                 term_pre = -params.eta_pre * factor_pre * grouped_to_weight(result.depression, weight.shape)
             potentiation, depression = signed_terms(term_post, term_pre)
+            traces = result.trace_pre, result.trace_post
         # the updater first: it validates what it receives, and a refused change leaves the carried
         # traces as they were (the window is not consumed either)
         if change is not None:
             # one signed net change: the updater splits it into its accumulators in place
-            unit.cell.updater.accumulate_signed("weight", change)
+            unit.updater.accumulate_signed("weight", change)
         else:
-            unit.cell.updater.accumulate("weight", potentiation=potentiation, depression=depression)
-        unit.state.trace_pre.copy_(result.trace_pre)
-        unit.state.trace_post.copy_(result.trace_post)
+            unit.updater.accumulate("weight", potentiation=potentiation, depression=depression)
+        unit.state.trace_pre.copy_(traces[0])
+        unit.state.trace_post.copy_(traces[1])

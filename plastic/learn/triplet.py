@@ -128,4 +128,4 @@ class TripletSTDP(WindowTrainer):
         potentiation, depression = signed_terms(result.potentiation, -result.depression)
         for buffer, value in zip(TRIPLET_TRACES, result.traces, strict=True):
             getattr(unit.state, buffer).copy_(value)
-        unit.cell.updater.accumulate("weight", potentiation=potentiation, depression=depression)
+        unit.updater.accumulate("weight", potentiation=potentiation, depression=depression)

@@ -15,7 +15,7 @@ one recording.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import attrs
 import torch
@@ -36,6 +36,11 @@ def check_window(instance: Any, attribute: attrs.Attribute, value: object) -> No
     """attrs validator for the ``window`` capacity (steps between calls)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{attribute.name}: expected an int >= 1 (steps kept between calls), got {value!r}")
+
+
+def _window_reducer(monitor: Monitor) -> WindowReducer:
+    # WindowTrainer.make_monitors gives every monitor a WindowReducer
+    return cast(WindowReducer, monitor.reducer)
 
 
 @attrs.frozen
@@ -104,7 +109,9 @@ class WindowTrainer(IndependentCellTrainer):
 
     def reset_state(self, unit: Unit) -> None:
         # a plain dict attribute: object.__setattr__ skips nn.Module's table checks (the same result)
-        set_plain(unit.state, "consumed", {key: monitor.reducer.total for key, monitor in unit.monitors.items()})
+        set_plain(
+            unit.state, "consumed", {key: _window_reducer(monitor).total for key, monitor in unit.monitors.items()}
+        )
         self.init_carry(unit.state, unit.cell)
 
     def new_steps(self, unit: Unit) -> dict[str, Tensor]:
@@ -112,7 +119,7 @@ class WindowTrainer(IndependentCellTrainer):
         windows: dict[str, Tensor] = {}
         counts = {}
         for key, monitor in unit.monitors.items():
-            reducer = monitor.reducer
+            reducer = _window_reducer(monitor)
             fresh = reducer.total - unit.state.consumed.get(key, 0)
             if fresh < 0:  # the recording was cleared since: start over from it
                 fresh = reducer.total
@@ -141,7 +148,7 @@ class WindowTrainer(IndependentCellTrainer):
 
     @staticmethod
     def _totals(unit: Unit) -> tuple[int, ...]:
-        return tuple(monitor.reducer.total for monitor in unit.monitors.values())
+        return tuple(_window_reducer(monitor).total for monitor in unit.monitors.values())
 
     def check_unit(self, unit: Unit) -> None:
         # window overflow or disagreeing recordings, before any cell learns
@@ -157,7 +164,9 @@ class WindowTrainer(IndependentCellTrainer):
         steps = next(iter(windows.values())).shape[0]
         if steps:
             self.learn_window(unit, windows, *args, **kwargs)
-        set_plain(unit.state, "consumed", {key: monitor.reducer.total for key, monitor in unit.monitors.items()})
+        set_plain(
+            unit.state, "consumed", {key: _window_reducer(monitor).total for key, monitor in unit.monitors.items()}
+        )
 
     def learn_window(self, unit: Unit, windows: dict[str, Tensor], *args: Any, **kwargs: Any) -> None:
         raise NotImplementedError

@@ -23,7 +23,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from torch import Tensor, nn
 
@@ -34,6 +34,18 @@ if TYPE_CHECKING:
     from plastic.neural.updater import Updater
 
 __all__ = ["Cell", "Serial"]
+
+
+class _NeuronModule(Protocol):
+    """What a cell uses of its neuron module: a SpikingNeuron, or any module with this interface."""
+
+    step_mode: str
+    batch_size: int
+    voltage: Tensor
+
+    def reset(self) -> None: ...
+
+    def __call__(self, inputs: Tensor) -> Tensor: ...
 
 
 def _neuron_shape(neuron: nn.Module) -> tuple[int, ...]:
@@ -88,17 +100,22 @@ class Cell(nn.Module):
         object.__setattr__(self, "_updater", None)
         self.updater = updater
 
-    # The updater is kept out of the module tree (see the module docstring).
+    # The updater is kept out of the module tree (see the module docstring): nn.Module.__setattr__
+    # would register it as a submodule, object.__setattr__ reaches the property's setter.
     def __setattr__(self, name: str, value: Any) -> None:
         if name == "updater":
-            self._set_updater(value)
+            object.__setattr__(self, name, value)
             return
         super().__setattr__(name, value)
 
     @property
     def updater(self) -> Updater | None:
         """The updater trainers write into (None until set or made)."""
-        return self.__dict__["_updater"]  # type: ignore[no-any-return]
+        return self.__dict__["_updater"]
+
+    @updater.setter
+    def updater(self, updater: Updater | None) -> None:
+        self._set_updater(updater)
 
     def _set_updater(self, updater: object) -> None:
         if updater is not None:
@@ -147,12 +164,13 @@ class Cell(nn.Module):
     @property
     def step_mode(self) -> str:
         """``"single"`` or ``"window"``; setting it sets the connection and the neuron."""
-        return self._modules["connection"].step_mode  # read by the monitors at every step
+        # read by the monitors at every step: the submodule without nn.Module.__getattr__
+        return cast(Connection, self._modules["connection"]).step_mode
 
     @step_mode.setter
     def step_mode(self, value: str) -> None:
         self.connection.step_mode = value
-        self.neuron.step_mode = value
+        cast(_NeuronModule, self.neuron).step_mode = value
 
     @property
     def batch_size(self) -> int:
@@ -162,7 +180,7 @@ class Cell(nn.Module):
     @batch_size.setter
     def batch_size(self, value: int) -> None:
         self.connection.batch_size = value
-        self.neuron.batch_size = value
+        cast(_NeuronModule, self.neuron).batch_size = value
 
     @property
     def dt(self) -> float:
@@ -180,7 +198,7 @@ class Cell(nn.Module):
     def reset(self) -> None:
         """Reset the connection (synapse histories) and the neuron; the updater is left as is."""
         self.connection.reset()
-        self.neuron.reset()
+        cast(_NeuronModule, self.neuron).reset()
 
     def forward(self, spikes: Tensor, current: Tensor | None = None) -> Tensor:
         """Presynaptic spikes ``[(T,) B, *in_shape]`` -> postsynaptic spikes ``[(T,) B, *out_shape]``.
@@ -190,7 +208,8 @@ class Cell(nn.Module):
         connections onto the same neurons, e.g. lateral inhibition.
         """
         modules = self._modules  # the submodules without nn.Module.__getattr__ (this runs at every step)
-        connection, neuron = modules["connection"], modules["neuron"]
+        connection = cast(Connection, modules["connection"])
+        neuron = cast(_NeuronModule, modules["neuron"])
         if current is not None:
             # checked before anything runs, so a bad call changes no state
             leading = tuple(spikes.shape[: spikes.ndim - len(connection.in_shape)])
@@ -239,39 +258,43 @@ class Serial(nn.Module):
                     )
         self.cells = nn.ModuleList(cells)
 
+    def _cells(self) -> list[Cell]:
+        # the ModuleList holds only the Cells checked in __init__
+        return cast(list[Cell], list(self.cells))
+
     def __len__(self) -> int:
         return len(self.cells)
 
     def __getitem__(self, index: int) -> Cell:
-        return self.cells[index]  # type: ignore[return-value]
+        return cast(Cell, self.cells[index])
 
     @property
     def step_mode(self) -> str:
-        return self.cells[0].step_mode  # type: ignore[no-any-return]
+        return cast(Cell, self.cells[0]).step_mode
 
     @step_mode.setter
     def step_mode(self, value: str) -> None:
-        for cell in self.cells:
+        for cell in self._cells():
             cell.step_mode = value
 
     @property
     def batch_size(self) -> int:
-        return self.cells[0].batch_size  # type: ignore[no-any-return]
+        return cast(Cell, self.cells[0]).batch_size
 
     @batch_size.setter
     def batch_size(self, value: int) -> None:
-        for cell in self.cells:
+        for cell in self._cells():
             cell.batch_size = value
 
     @property
     def dt(self) -> float:
-        return self.cells[0].dt  # type: ignore[no-any-return]
+        return cast(Cell, self.cells[0]).dt
 
     def reset(self) -> None:
-        for cell in self.cells:
+        for cell in self._cells():
             cell.reset()
 
     def forward(self, spikes: Tensor) -> Tensor:
-        for cell in self.cells:
+        for cell in self._cells():
             spikes = cell(spikes)
         return spikes

@@ -34,7 +34,7 @@ import operator
 import weakref
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -107,6 +107,8 @@ class Monitor(nn.Module):
     cover it. Attribute values that are ``None`` (nothing computed yet) are
     skipped; other non-tensors raise ``TypeError`` naming the target.
     """
+
+    reducer: Reducer
 
     def __init__(
         self,
@@ -201,7 +203,10 @@ class Monitor(nn.Module):
         self._observe(module, self._read(module, args, output))
 
     def _read_attr(self, module: nn.Module) -> Tensor | None:
-        value = self._getter(module)
+        getter = self._getter
+        if getter is None:
+            raise TypeError(f"target: {str(self.target)!r} is not an attribute target")
+        value = getter(module)
         if value is None:
             return None
         if not isinstance(value, Tensor):
@@ -233,7 +238,8 @@ class Monitor(nn.Module):
         if value is None:
             return
         window = getattr(module, "step_mode", "single") == "window"
-        reducer = self._modules["reducer"]  # without nn.Module.__getattr__ (this runs at every step)
+        # without nn.Module.__getattr__ (this runs at every step)
+        reducer = cast(Reducer, self._modules["reducer"])
         if torch.is_grad_enabled():
             with torch.no_grad():
                 reducer(value.detach(), window=window)
