@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TypeVar
 
 import attrs
 import torch
 import torch.nn.functional as F
 from einops import rearrange
-from torch import Tensor
+from torch import Tensor, nn
 
 __all__ = [
     "ConvGeometry",
@@ -38,8 +39,11 @@ __all__ = [
     "dense_post_view",
     "dense_pre_view",
     "grouped_to_weight",
+    "resolve_view",
     "weight_to_grouped",
 ]
+
+_ViewT = TypeVar("_ViewT")
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
@@ -150,6 +154,27 @@ class ConvGeometry:
         if self.padding_mode == "zeros":
             return F.pad(inputs, flat, value=fill)
         return F.pad(inputs, flat, mode=self.padding_mode)
+
+
+def resolve_view(view: _ViewT) -> _ViewT | ConvGeometry | None:
+    """A ``view=`` argument with torch layers turned into the internal geometry.
+
+    ``nn.Linear`` is dense (``None``); ``nn.Conv1d``/``nn.Conv2d`` give their
+    :class:`ConvGeometry` (kernel, stride, padding, dilation, groups,
+    padding_mode), so passing the layer is the same as passing
+    ``layer_geometry(layer)``. Anything else is returned as it is, for the
+    rule to accept or refuse.
+    """
+    if isinstance(view, nn.Linear):
+        return None
+    if isinstance(view, nn.Conv1d | nn.Conv2d):
+        padding = view.padding if isinstance(view.padding, str) else tuple(view.padding)
+        return ConvGeometry.create(
+            1 if isinstance(view, nn.Conv1d) else 2,
+            view.in_channels, view.out_channels, tuple(view.kernel_size), tuple(view.stride),
+            padding, tuple(view.dilation), view.groups, view.padding_mode,
+        )  # fmt: skip
+    return view
 
 
 def conv_output_shape(geometry: ConvGeometry, in_spatial: Sequence[int]) -> tuple[int, ...]:
