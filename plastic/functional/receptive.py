@@ -49,7 +49,9 @@ PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
 def _tuple(value: int | Sequence[int], dims: int, name: str) -> tuple[int, ...]:
-    if isinstance(value, int) and not isinstance(value, bool):
+    if isinstance(value, bool):  # not iterable: the TypeError tuple() raised, with the name
+        raise TypeError(f"{name}: expected an int or {dims} ints, got {value!r}")
+    if isinstance(value, int):
         return (value,) * dims
     result = tuple(value)
     if len(result) != dims or not all(isinstance(v, int) and not isinstance(v, bool) for v in result):
@@ -117,12 +119,12 @@ class ConvGeometry:
             elif padding == "same":
                 if any(s != 1 for s in strides):
                     raise ValueError("padding: 'same' requires stride 1, as in torch.nn.Conv")
-                pairs = []
+                same_pairs = []
                 for k, d in zip(kernel, dilations, strict=True):
                     total = d * (k - 1)
                     # torch puts the odd extra element on the right side
-                    pairs.append((total // 2, total - total // 2))
-                pairs = tuple(pairs)
+                    same_pairs.append((total // 2, total - total // 2))
+                pairs = tuple(same_pairs)
             else:
                 raise ValueError(f"padding: expected an int, ints, 'valid' or 'same', got {padding!r}")
         else:
