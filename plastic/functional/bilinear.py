@@ -51,6 +51,7 @@ from plastic.functional.receptive import (
     dense_post_view,
     dense_pre_view,
     grouped_to_weight,
+    resolve_view,
     weight_to_grouped,
 )
 from plastic.functional.traces import trace_cumulative_window, trace_nearest_window
@@ -132,8 +133,8 @@ def pairing_traces(
 
 def _unknown_view(view: object) -> TypeError:
     return TypeError(
-        "view: expected None (dense), a ConvGeometry or an object with pre_view and "
-        f"post_view, got {type(view).__name__}"
+        "view: expected None (dense), a ConvGeometry, an nn.Linear, nn.Conv1d or nn.Conv2d, "
+        f"or an object with pre_view and post_view, got {type(view).__name__}"
     )
 
 
@@ -162,6 +163,7 @@ class ViewLayout:
     """
 
     def __init__(self, view: View) -> None:
+        view = resolve_view(view)  # torch layers (nn.Linear, nn.Conv1d/2d) as their geometry
         self.view = view
         self.dense = view is None or getattr(view, "all_to_all", False) is True
         geometry = view if isinstance(view, ConvGeometry) else getattr(view, "geometry", None)
@@ -294,6 +296,7 @@ class SynapseLayout(ViewLayout):
         attribute on it (a connection) is checked against the spikes first.
         """
         in_shape, out_shape = tuple(in_shape), tuple(out_shape)
+        view = resolve_view(view)  # torch layers (nn.Linear, nn.Conv1d/2d) as their geometry
         if view is None:
             if len(in_shape) != 1:
                 raise ValueError(f"{pre_name}: a dense layer expects one feature dimension, got {in_shape}")

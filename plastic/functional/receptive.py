@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TypeVar
 
 import attrs
 import torch
 import torch.nn.functional as F
 from einops import rearrange
-from torch import Tensor
+from torch import Tensor, nn
 
 __all__ = [
     "ConvGeometry",
@@ -38,14 +39,19 @@ __all__ = [
     "dense_post_view",
     "dense_pre_view",
     "grouped_to_weight",
+    "resolve_view",
     "weight_to_grouped",
 ]
+
+_ViewT = TypeVar("_ViewT")
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
 def _tuple(value: int | Sequence[int], dims: int, name: str) -> tuple[int, ...]:
-    if isinstance(value, int) and not isinstance(value, bool):
+    if isinstance(value, bool):  # not iterable: the TypeError tuple() raised, with the name
+        raise TypeError(f"{name}: expected an int or {dims} ints, got {value!r}")
+    if isinstance(value, int):
         return (value,) * dims
     result = tuple(value)
     if len(result) != dims or not all(isinstance(v, int) and not isinstance(v, bool) for v in result):
@@ -113,12 +119,12 @@ class ConvGeometry:
             elif padding == "same":
                 if any(s != 1 for s in strides):
                     raise ValueError("padding: 'same' requires stride 1, as in torch.nn.Conv")
-                pairs = []
+                same_pairs = []
                 for k, d in zip(kernel, dilations, strict=True):
                     total = d * (k - 1)
                     # torch puts the odd extra element on the right side
-                    pairs.append((total // 2, total - total // 2))
-                pairs = tuple(pairs)
+                    same_pairs.append((total // 2, total - total // 2))
+                pairs = tuple(same_pairs)
             else:
                 raise ValueError(f"padding: expected an int, ints, 'valid' or 'same', got {padding!r}")
         else:
@@ -150,6 +156,27 @@ class ConvGeometry:
         if self.padding_mode == "zeros":
             return F.pad(inputs, flat, value=fill)
         return F.pad(inputs, flat, mode=self.padding_mode)
+
+
+def resolve_view(view: _ViewT) -> _ViewT | ConvGeometry | None:
+    """A ``view=`` argument with torch layers turned into the internal geometry.
+
+    ``nn.Linear`` is dense (``None``); ``nn.Conv1d``/``nn.Conv2d`` give their
+    :class:`ConvGeometry` (kernel, stride, padding, dilation, groups,
+    padding_mode), so passing the layer is the same as passing
+    ``layer_geometry(layer)``. Anything else is returned as it is, for the
+    rule to accept or refuse.
+    """
+    if isinstance(view, nn.Linear):
+        return None
+    if isinstance(view, nn.Conv1d | nn.Conv2d):
+        padding = view.padding if isinstance(view.padding, str) else tuple(view.padding)
+        return ConvGeometry.create(
+            1 if isinstance(view, nn.Conv1d) else 2,
+            view.in_channels, view.out_channels, tuple(view.kernel_size), tuple(view.stride),
+            padding, tuple(view.dilation), view.groups, view.padding_mode,
+        )  # fmt: skip
+    return view
 
 
 def conv_output_shape(geometry: ConvGeometry, in_spatial: Sequence[int]) -> tuple[int, ...]:

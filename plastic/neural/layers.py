@@ -69,7 +69,8 @@ class SynapseFilter(_StepModeMixin, nn.Module):
 
     Args:
         tau: time constant in steps.
-        learnable: make ``1/tau`` a trainable parameter ``weight``.
+        learnable: make ``1/tau`` a trainable parameter ``weight`` (also
+            readable and writable as ``w``, SpikingJelly's name).
         step_mode: ``"single"`` or ``"window"``.
 
     State: ``current`` buffer ``[B, *shape]``, 0-dimensional until the first
@@ -106,6 +107,20 @@ class SynapseFilter(_StepModeMixin, nn.Module):
         if self.learnable:
             return torch.sigmoid(self.weight)
         return 1.0 / self._initial_tau
+
+    @property
+    def w(self) -> nn.Parameter:
+        """SpikingJelly's name of the learnable parameter: an alias of ``weight``.
+
+        Reading gives ``weight`` itself; ``filter.w = nn.Parameter(...)``
+        replaces ``weight`` (learnable filters only).
+        """
+        return self.weight
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # nn.Module registers a Parameter under the assigned name before any
+        # property setter runs, so the alias is redirected here
+        super().__setattr__("weight" if name == "w" else name, value)
 
     @property
     def tau(self) -> float:
