@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 TORCH := torch==2.13.0
 
-.PHONY: test test-cuda demo docs venv bench clean
+.PHONY: test lint typecheck test-cuda demo docs venv bench clean
 
 $(VENV)/.base:
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,16 @@ $(VENV)/.demo: $(VENV)/.base pyproject.toml
 
 venv: $(VENV)/.dev
 
-test: $(VENV)/.dev
+# ruff (lint and format) on plastic/, configured in pyproject.toml; make test runs it first
+lint: $(VENV)/.dev
+	$(PY) -m ruff check plastic
+	$(PY) -m ruff format --check plastic
+
+# mypy on plastic/ (pyproject.toml [tool.mypy]); not yet in make test: errors remain (see issue 16)
+typecheck: $(VENV)/.dev
+	$(PY) -m mypy
+
+test: lint
 	HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-ci} $(PY) -m pytest -q -n 2 tests
 
 # the device-parametrised tests on a GPU (skipped when CUDA is not available)
