@@ -113,6 +113,15 @@ def _build(config: DistalRewardConfig) -> tuple[Cell, MSTDPET]:
     return cell, trainer
 
 
+def _plastic_weights(cell: Cell, config: DistalRewardConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """The plastic weights in units of ``w_max`` ``[outputs, inputs]`` (on the CPU), and the
+    others: every plastic weight but the rewarded one (input 0 -> output 0), flattened."""
+    weight = cell.connection.weight[:, : config.inputs].detach().cpu() / (config.w_max * config.amplitude)
+    others = torch.ones_like(weight, dtype=torch.bool)
+    others[0, 0] = False
+    return weight, weight[others]
+
+
 def run_distal_reward(config: DistalRewardConfig, *, progress: bool = True) -> dict[str, Any]:
     """Run the experiment; returns the weight history (units of ``w_max``) and the reward count."""
     start = time.perf_counter()
@@ -125,7 +134,6 @@ def run_distal_reward(config: DistalRewardConfig, *, progress: bool = True) -> d
     ]).to(device)  # fmt: skip
     steps_total = config.seconds * 1000
     windows = steps_total // config.window
-    scale = config.w_max * config.amplitude
     decay = math.exp(-1.0 / config.tau_dopamine)
     dopamine = 0.0
     due: list[int] = []  # steps at which rewards arrive
@@ -169,28 +177,24 @@ def run_distal_reward(config: DistalRewardConfig, *, progress: bool = True) -> d
                     rewards += 1
                     last_pre = -(10**9)  # one reward per pairing
             if index % max(1, 1000 // config.window) == 0:
-                weight = cell.connection.weight[:, : config.inputs].detach().cpu() / scale
+                weight, other_weights = _plastic_weights(cell, config)
                 history_steps.append(offset / 1000.0)
                 rewarded.append(float(weight[0, 0]))
-                mask = torch.ones_like(weight, dtype=torch.bool)
-                mask[0, 0] = False
-                others.append(float(weight[mask].mean()))
+                others.append(float(other_weights.mean()))
                 rates.append(float(post.float().mean()) * 1000.0)
             if bar is not None:
                 bar.update(1)
     if bar is not None:
         bar.close()
-    weight = cell.connection.weight[:, : config.inputs].detach().cpu() / scale
-    mask = torch.ones_like(weight, dtype=torch.bool)
-    mask[0, 0] = False
+    weight, other_weights = _plastic_weights(cell, config)
     return {
         "time_s": history_steps,
         "rewarded": rewarded,
         "others_mean": others,
         "output_rate_hz": rates,
         "final_rewarded": float(weight[0, 0]),
-        "final_others_mean": float(weight[mask].mean()),
-        "final_others_max": float(weight[mask].max()),
+        "final_others_mean": float(other_weights.mean()),
+        "final_others_max": float(other_weights.max()),
         "final_weights": weight,
         "rewards": rewards,
         "seconds": time.perf_counter() - start,
