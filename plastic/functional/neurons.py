@@ -65,6 +65,7 @@ ICCV (the charge/fire/reset decomposition with surrogate gradients).
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, NamedTuple
 
@@ -307,19 +308,25 @@ def _charge(params: NeuronParams, voltage: Tensor, inputs: Tensor) -> Tensor:
     return if_charge(voltage, inputs)
 
 
-def _charge_into(params: NeuronParams, voltage: Tensor, inputs: Tensor, out: Tensor) -> None:
-    """:func:`lif_charge` / :func:`if_charge` written into ``out``, with the
-    same floating-point operations in the same order."""
+def _charge_into(params: NeuronParams, voltage: Tensor, inputs: Tensor, out: Tensor | None = None) -> Tensor:
+    """:func:`lif_charge` / :func:`if_charge` written into ``out`` (a new tensor if None), with
+    the same floating-point operations in the same order; returns ``out``."""
     if params.kind == "lif":
         if params.v_reset == 0 and math.copysign(1.0, params.v_reset) > 0:  # V - (+0) is V exactly
-            torch.sub(inputs, voltage, out=out)
+            out = torch.sub(inputs, voltage, out=out)
         else:
-            torch.sub(voltage, params.v_reset, out=out)
+            out = torch.sub(voltage, params.v_reset, out=out)
             torch.sub(inputs, out, out=out)
-        out.div_(params.tau)
-        out.add_(voltage)
-    else:
-        torch.add(voltage, inputs, out=out)
+        # ``out / tau + V`` in one pass: addcdiv divides each element by tau (the same rounded
+        # quotient as ``div_``), then adds V (one more rounding, as ``add_``)
+        return torch.addcdiv(voltage, out, scalar_tensor(params.tau, out.dtype, out.device), out=out)
+    return torch.add(voltage, inputs, out=out)
+
+
+@functools.lru_cache(maxsize=64)
+def scalar_tensor(value: float, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """A 0-d tensor holding ``value`` (cached per value, dtype and device; never written)."""
+    return torch.tensor(value, dtype=dtype, device=device)
 
 
 def _reset(params: NeuronParams, h: Tensor, spike: Tensor, threshold: Threshold) -> Tensor:
@@ -431,8 +438,7 @@ def neuron_step_unchecked(
     voltage = state.voltage
     remaining = _initial_remaining(params, state)
     theta = state.theta
-    h = torch.empty_like(voltage)
-    _charge_into(params, voltage, inputs, h)
+    h = _charge_into(params, voltage, inputs)
     refractory_mask = None if remaining is None else remaining > 0
     if refractory_mask is not None:
         torch.where(refractory_mask, voltage, h, out=h)
