@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -122,6 +123,8 @@ class SpikingNeuron(nn.Module):
     """
 
     voltage: Tensor
+    refractory_remaining: Tensor  # registered only with a refractory period
+    theta: Tensor  # registered only when adaptive
     spike: Tensor
 
     def __init__(
@@ -235,12 +238,16 @@ class SpikingNeuron(nn.Module):
         """Cut the autograd graph carried by the state (truncated BPTT)."""
         self.voltage = self.voltage.detach()
 
+    def _buffer(self, name: str) -> Tensor:
+        """A registered state buffer, read without nn.Module.__getattr__ (this runs at every step)."""
+        # the state buffers are registered as tensors in __init__ and rebound only to tensors
+        return cast(Tensor, self._buffers[name])
+
     def _state(self) -> NeuronState:
-        buffers = self._buffers  # without nn.Module.__getattr__ (this runs at every step)
         return NeuronState(
-            buffers["voltage"],
-            self.refractory_remaining if self.params.refractory_steps > 0 else None,
-            buffers["theta"] if self.adaptive else None,
+            self._buffer("voltage"),
+            self._buffer("refractory_remaining") if self.params.refractory_steps > 0 else None,
+            self._buffer("theta") if self.adaptive else None,
         )
 
     def _store(self, state: NeuronState) -> None:
@@ -267,7 +274,7 @@ class SpikingNeuron(nn.Module):
         self._check_inputs_dtype_device(inputs)
 
     def _check_inputs_dtype_device(self, inputs: Tensor) -> None:
-        voltage = self._buffers["voltage"]
+        voltage = self._buffer("voltage")
         if inputs.dtype != voltage.dtype:
             raise TypeError(f"inputs: expected dtype {voltage.dtype} (the neuron's state), got {inputs.dtype}")
         if inputs.device != voltage.device:
@@ -327,7 +334,7 @@ class SpikingNeuron(nn.Module):
         if self._step_mode == "single" and not (
             self.training
             and torch.is_grad_enabled()
-            and (getattr(inputs, "requires_grad", False) or self._buffers["voltage"].requires_grad)
+            and (getattr(inputs, "requires_grad", False) or self._buffer("voltage").requires_grad)
         ):
             return self._forward_step_unchecked(inputs)
         self._check_inputs(inputs)
