@@ -32,9 +32,13 @@ __all__ = [
 ]
 
 
-def lif_charge(voltage: Tensor, inputs: Tensor, tau: float, v_reset: float) -> Tensor:
-    """LIF charge ``H = V + (X - (V - V_reset)) / tau`` (``tau`` in steps)."""
-    return voltage + (inputs - (voltage - v_reset)) / tau
+def lif_charge(voltage: Tensor, inputs: Tensor, tau: float, v_reset: float, *, decay_input: bool = True) -> Tensor:
+    """LIF charge (``tau`` in steps): ``H = V + (X - (V - V_reset)) / tau``, or
+    with ``decay_input=False`` ``H = V - (V - V_reset) / tau + X`` (the input
+    is not divided by ``tau``: ``X`` is the voltage increment of one step)."""
+    if decay_input:
+        return voltage + (inputs - (voltage - v_reset)) / tau
+    return voltage - (voltage - v_reset) / tau + inputs
 
 
 def if_charge(voltage: Tensor, inputs: Tensor) -> Tensor:
@@ -93,23 +97,33 @@ def theta_update(theta: Tensor, spike: Tensor, theta_plus: float, theta_decay: f
 
 def _charge(params: NeuronParams, voltage: Tensor, inputs: Tensor) -> Tensor:
     if params.kind == "lif":
-        return lif_charge(voltage, inputs, params.tau, params.v_reset)
+        return lif_charge(voltage, inputs, params.tau, params.v_reset, decay_input=params.decay_input)
     return if_charge(voltage, inputs)
 
 
 def _charge_into(params: NeuronParams, voltage: Tensor, inputs: Tensor, out: Tensor) -> None:
     """:func:`lif_charge` / :func:`if_charge` written into ``out``, with the
     same floating-point operations in the same order."""
-    if params.kind == "lif":
-        if params.v_reset == 0 and math.copysign(1.0, params.v_reset) > 0:  # V - (+0) is V exactly
+    if params.kind != "lif":
+        torch.add(voltage, inputs, out=out)
+        return
+    v_reset_is_plus_zero = params.v_reset == 0 and math.copysign(1.0, params.v_reset) > 0  # V - (+0) is V exactly
+    if params.decay_input:  # V + (X - (V - V_reset)) / tau
+        if v_reset_is_plus_zero:
             torch.sub(inputs, voltage, out=out)
         else:
             torch.sub(voltage, params.v_reset, out=out)
             torch.sub(inputs, out, out=out)
         out.div_(params.tau)
         out.add_(voltage)
-    else:
-        torch.add(voltage, inputs, out=out)
+    else:  # (V - (V - V_reset) / tau) + X
+        if v_reset_is_plus_zero:
+            torch.div(voltage, params.tau, out=out)
+        else:
+            torch.sub(voltage, params.v_reset, out=out)
+            out.div_(params.tau)
+        torch.sub(voltage, out, out=out)
+        out.add_(inputs)
 
 
 def _reset(params: NeuronParams, h: Tensor, spike: Tensor, threshold: Threshold) -> Tensor:
@@ -121,5 +135,5 @@ def _reset(params: NeuronParams, h: Tensor, spike: Tensor, threshold: Threshold)
 def _charge_slopes(params: NeuronParams) -> tuple[float, float]:
     """``(dH/dX, dH/dV)`` of the charge step."""
     if params.kind == "lif":
-        return 1.0 / params.tau, 1.0 - 1.0 / params.tau
+        return (1.0 / params.tau if params.decay_input else 1.0), 1.0 - 1.0 / params.tau
     return 1.0, 1.0

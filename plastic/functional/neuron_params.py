@@ -110,6 +110,11 @@ class NeuronParams:
     theta_decay:
         Per-step decay factor of ``theta``, in ``(0, 1]``
         (``exp(-dt / tau_theta)``, :func:`theta_decay_factor`).
+    decay_input:
+        Whether the LIF charge divides the input by ``tau`` too (``True``,
+        the default: ``H = V + (X - (V - V_reset)) / tau``) or adds it whole
+        (``False``: ``H = V - (V - V_reset) / tau + X``), as SpikingJelly's
+        option of the same name. Ignored by IF.
     """
 
     kind: str = attrs.field(default="lif", validator=_choice(NEURON_KINDS))
@@ -122,6 +127,7 @@ class NeuronParams:
     refractory_steps: int = attrs.field(default=0, validator=_steps_validator)
     theta_plus: float = attrs.field(default=0.0, validator=_non_negative)
     theta_decay: float = attrs.field(default=1.0, validator=_decay_validator)
+    decay_input: bool = attrs.field(default=True, validator=_bool_validator)
 
     def __attrs_post_init__(self) -> None:
         if self.reset == "hard" and not self.v_threshold > self.v_reset:

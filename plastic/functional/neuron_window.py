@@ -12,8 +12,8 @@ masks where used); the backward runs its own reverse recurrence
 
 with ``g_t = surrogate'(H_t - V_th)``; ``dV_t/dH_t = (1 - S_t) + (V_reset -
 H_t) g_t`` (hard) or ``1 - V_th g_t`` (soft), without the ``g_t`` terms when the
-reset is detached; ``dH/dX = 1/tau``, ``dH/dV = 1 - 1/tau`` (LIF) or ``1, 1``
-(IF); and ``dH/dX = 0``, ``dH/dV = 1``, ``g = 0`` on refractory steps.
+reset is detached; ``dH/dX = 1/tau`` (``1`` with ``decay_input=False``),
+``dH/dV = 1 - 1/tau`` (LIF) or ``1, 1`` (IF); and ``dH/dX = 0``, ``dH/dV = 1``, ``g = 0`` on refractory steps.
 The forward values equal ``T`` calls of
 :func:`~plastic.functional.neurons.neuron_step_state` bit for bit.
 """
@@ -223,6 +223,7 @@ def neuron_window(
     reset: str = "hard",
     surrogate: SurrogateGradient = DEFAULT_SURROGATE,
     detach_reset: bool = False,
+    decay_input: bool = True,
 ) -> tuple[Tensor, Tensor]:
     """Window of charge-fire-reset steps as one fused autograd function.
 
@@ -239,6 +240,7 @@ def neuron_window(
         reset=reset,
         surrogate=surrogate,
         detach_reset=detach_reset,
+        decay_input=decay_input,
     )
     result = neuron_window_state(inputs, NeuronState(voltage0), params)
     return result.spikes, result.voltages

@@ -4,7 +4,8 @@ One step of a neuron with membrane potential ``V`` (voltage units, e.g. mV)
 and input ``X`` (same units: the input is the voltage increment it would
 cause in a non-leaky neuron) is::
 
-    charge   LIF: H_t = V_{t-1} + (X_t - (V_{t-1} - V_reset)) / tau
+    charge   LIF: H_t = V_{t-1} + (X_t - (V_{t-1} - V_reset)) / tau      (decay_input, the default)
+                  H_t = V_{t-1} - (V_{t-1} - V_reset) / tau + X_t      (decay_input=False)
              IF:  H_t = V_{t-1} + X_t
     fire     S_t = Heaviside(H_t - V_th)          with Heaviside(0) = 1, i.e. S_t = [H_t >= V_th]
     reset    hard: V_t = S_t * V_reset + (1 - S_t) * H_t
@@ -13,7 +14,10 @@ cause in a non-leaky neuron) is::
 ``tau`` is the membrane time constant *in steps* (the LIF formula above is the
 Euler step of ``tau dV/dt = -(V - V_reset) + X`` with ``dt = 1``); ``tau >= 1``
 keeps the step stable and ``tau = 1`` means no memory (``H_t = V_reset + X_t``).
-``V_reset`` is also the resting potential the LIF leaks towards.
+``V_reset`` is also the resting potential the LIF leaks towards. With
+``decay_input=False`` (SpikingJelly's option of that name) the input is not
+divided by ``tau``: it is the voltage increment of one step, and the Euler
+equation reads ``tau dV/dt = -(V - V_reset) + tau X``.
 
 The backward pass replaces the derivative of the Heaviside step by a surrogate
 (:mod:`plastic.functional.surrogate`). With ``detach_reset`` the spike used in
@@ -236,6 +240,7 @@ def neuron_step(
     reset: str = "hard",
     surrogate: SurrogateGradient = DEFAULT_SURROGATE,
     detach_reset: bool = False,
+    decay_input: bool = True,
 ) -> tuple[Tensor, Tensor]:
     """One charge-fire-reset step (see the module doc for the equations).
 
@@ -251,6 +256,7 @@ def neuron_step(
         reset=reset,
         surrogate=surrogate,
         detach_reset=detach_reset,
+        decay_input=decay_input,
     )
     spike, state = neuron_step_state(inputs, NeuronState(voltage), params)
     return spike, state.voltage

@@ -4,7 +4,8 @@ Each module holds the state of a group of neurons of shape ``shape`` for a
 batch of ``batch_size`` samples and advances it with the charge-fire-reset
 math of :mod:`plastic.functional.neurons`::
 
-    LIF charge  H_t = V_{t-1} + (X_t - (V_{t-1} - V_reset)) * dt / tau
+    LIF charge  H_t = V_{t-1} + (X_t - (V_{t-1} - V_reset)) * dt / tau    (decay_input=True, default)
+                H_t = V_{t-1} - (V_{t-1} - V_reset) * dt / tau + X_t    (decay_input=False)
     IF charge   H_t = V_{t-1} + X_t
     fire        S_t = [H_t >= V_th (+ theta_{t-1})]                  (Heaviside(0) = 1)
     hard reset  V_t = S_t * V_reset + (1 - S_t) * H_t
@@ -213,6 +214,11 @@ class SpikingNeuron(nn.Module):
         return self.params.detach_reset
 
     @property
+    def decay_input(self) -> bool:
+        """Whether the LIF charge divides the input by ``tau`` (see :class:`LIF`)."""
+        return self.params.decay_input
+
+    @property
     def refractory_steps(self) -> int:
         """Refractory period in steps, ``ceil(refractory / dt)``."""
         return self.params.refractory_steps
@@ -353,7 +359,7 @@ class SpikingNeuron(nn.Module):
     def extra_repr(self) -> str:
         fields = [f"shape={self.shape}"]
         if self.params.kind == "lif":
-            fields.append(f"tau={self.params.tau}")
+            fields += [f"tau={self.params.tau}", f"decay_input={self.params.decay_input}"]
         fields += [
             f"v_threshold={self.params.v_threshold}",
             f"v_reset={self.params.v_reset}",
@@ -443,6 +449,12 @@ class LIF(SpikingNeuron):
     tau:
         Membrane time constant in time units (``>= dt``; ``tau = dt`` means
         no memory). Default 2.0. The charge equation uses ``tau / dt`` steps.
+    decay_input:
+        ``True`` (default): the input leaks with the voltage, ``H_t = V_{t-1}
+        + (X_t - (V_{t-1} - V_reset)) / tau``. ``False``: the input is added
+        whole, ``H_t = V_{t-1} - (V_{t-1} - V_reset) / tau + X_t`` (SpikingJelly's
+        ``decay_input=False``; the same neuron as ``True`` driven by ``tau / dt * X``
+        up to rounding).
     v_threshold, v_reset, reset, surrogate, detach_reset, refractory, dt,
     batch_size, step_mode, device, dtype:
         As for :class:`IF`. ``v_reset`` is also the resting potential.
@@ -453,6 +465,7 @@ class LIF(SpikingNeuron):
         shape: int | Sequence[int],
         *,
         tau: float = 2.0,
+        decay_input: bool = True,
         v_threshold: float = 1.0,
         v_reset: float = 0.0,
         reset: str = "hard",
@@ -468,6 +481,7 @@ class LIF(SpikingNeuron):
         params = NeuronParams(
             kind="lif",
             tau=_tau_in_steps(tau, dt),
+            decay_input=decay_input,
             v_threshold=v_threshold,
             v_reset=v_reset,
             reset=reset,
@@ -507,8 +521,8 @@ class AdaptiveLIF(SpikingNeuron):
 
     Parameters
     ----------
-    tau, v_threshold, v_reset, reset, surrogate, detach_reset, refractory, dt,
-    batch_size, step_mode, device, dtype:
+    tau, decay_input, v_threshold, v_reset, reset, surrogate, detach_reset,
+    refractory, dt, batch_size, step_mode, device, dtype:
         As for :class:`LIF`.
     theta_plus:
         Threshold increment per spike (voltage units, ``>= 0``). Default 0.05
@@ -533,6 +547,7 @@ class AdaptiveLIF(SpikingNeuron):
         shape: int | Sequence[int],
         *,
         tau: float = 2.0,
+        decay_input: bool = True,
         v_threshold: float = 1.0,
         v_reset: float = 0.0,
         reset: str = "hard",
@@ -550,6 +565,7 @@ class AdaptiveLIF(SpikingNeuron):
         params = NeuronParams(
             kind="lif",
             tau=_tau_in_steps(tau, dt),
+            decay_input=decay_input,
             v_threshold=v_threshold,
             v_reset=v_reset,
             reset=reset,
