@@ -77,17 +77,22 @@ class SpikingNeuron(nn.Module):
     batch_size, step_mode, device, dtype:
         Batch size of the state, ``"single"`` or ``"window"``, and where and in
         which floating dtype the state lives.
+    store_voltage_sequence:
+        Keep the membrane potential of every step of the last forward as
+        :attr:`voltage_sequence` (default ``False``: nothing is kept).
 
     Buffers: ``voltage`` ``[B, *shape]``; ``refractory_remaining`` ``[B,
     *shape]`` (int32, only with a refractory period); ``theta`` ``[*shape]``
     (adaptive only); ``spike`` (bool, the last forward's output, not saved in
-    the state dict).
+    the state dict); ``_voltage_sequence`` (read as :attr:`voltage_sequence`,
+    not saved in the state dict; ``None`` unless ``store_voltage_sequence``).
     """
 
     voltage: Tensor
     refractory_remaining: Tensor  # registered only with a refractory period
     theta: Tensor  # registered only when adaptive
     spike: Tensor
+    _voltage_sequence: Tensor | None  # read as voltage_sequence
 
     def __init__(
         self,
@@ -101,6 +106,7 @@ class SpikingNeuron(nn.Module):
         step_mode: str,
         device: torch.device | str | None,
         dtype: torch.dtype | None,
+        store_voltage_sequence: bool = False,
     ) -> None:
         super().__init__()
         self.shape = _neuron_shape(shape)
@@ -122,6 +128,9 @@ class SpikingNeuron(nn.Module):
         if adaptive:
             self.register_buffer("theta", torch.zeros(self.shape, device=device, dtype=dtype))
         self.register_buffer("spike", torch.zeros(state_shape, device=device, dtype=torch.bool), persistent=False)
+        # a record of the last forward, not state: not saved, moved by .to(), None until a forward stores it
+        self.register_buffer("_voltage_sequence", None, persistent=False)
+        self.store_voltage_sequence = store_voltage_sequence
 
     # -- configuration -------------------------------------------------------
 
@@ -133,6 +142,46 @@ class SpikingNeuron(nn.Module):
     @step_mode.setter
     def step_mode(self, value: str) -> None:
         self._step_mode = str(check_choice(value, "step_mode", STEP_MODES))
+
+    @property
+    def store_voltage_sequence(self) -> bool:
+        """Whether each forward keeps its voltages as :attr:`voltage_sequence`.
+        Setting it (to either value) drops the sequence kept so far."""
+        return self._store_voltage_sequence
+
+    @store_voltage_sequence.setter
+    def store_voltage_sequence(self, value: bool) -> None:
+        if not isinstance(value, bool):
+            raise TypeError(f"store_voltage_sequence: expected a bool, got {value!r}")
+        self._store_voltage_sequence = value
+        self._voltage_sequence = None
+
+    @property
+    def voltage_sequence(self) -> Tensor | None:
+        """The membrane potential of every step of the last forward, after the reset.
+
+        ``[T, B, *shape]`` after a window (the ``voltages`` of
+        :func:`~plastic.functional.neurons.neuron_window_state`, no copy), and
+        ``[B, *shape]`` after a single step (the voltage after the step: the
+        ``voltage`` buffer itself), in the layout of the forward's spikes, as
+        ``spike``. So a monitor on ``voltage_sequence`` records ``V_t`` per
+        step in both step modes. ``V_t`` is the potential after the reset of
+        step ``t`` (``V_reset`` where the neuron fired, with a hard reset): the
+        state the next step integrates from, as SpikingJelly's ``v_seq``; the
+        spikes tell where a reset happened. It carries the autograd graph when
+        the forward built one (``detach()`` cuts it). ``None`` before the first
+        forward and after :meth:`reset`.
+
+        Raises ``RuntimeError`` when ``store_voltage_sequence`` is ``False``
+        (the neuron keeps nothing: set it, or build the neuron with
+        ``store_voltage_sequence=True``).
+        """
+        if not self._store_voltage_sequence:
+            raise RuntimeError(
+                f"voltage_sequence: this {type(self).__name__} keeps no voltage sequence; build it with "
+                "store_voltage_sequence=True (or set neuron.store_voltage_sequence = True)"
+            )
+        return self._buffers["_voltage_sequence"]
 
     @property
     def batch_size(self) -> int:
@@ -195,15 +244,20 @@ class SpikingNeuron(nn.Module):
         rebind_buffer(
             self, "spike", torch.zeros((self._batch_size, *self.shape), dtype=torch.bool, device=self.voltage.device)
         )
+        self._voltage_sequence = None
 
     def reset(self) -> None:
         """Restore the initial state: ``voltage = v_reset``, no neuron
-        refractory, no spike. (``AdaptiveLIF.reset`` keeps ``theta`` unless asked.)"""
+        refractory, no spike, no voltage sequence. (``AdaptiveLIF.reset`` keeps
+        ``theta`` unless asked.)"""
         self._reset_batched()
 
     def detach(self) -> None:
-        """Cut the autograd graph carried by the state (truncated BPTT)."""
+        """Cut the autograd graph carried by the state (truncated BPTT) and by the voltage sequence."""
         self.voltage = self.voltage.detach()
+        sequence = self._buffers["_voltage_sequence"]
+        if sequence is not None:
+            self._voltage_sequence = sequence.detach()
 
     def _buffer(self, name: str) -> Tensor:
         """A registered state buffer, read without nn.Module.__getattr__ (this runs at every step)."""
@@ -286,6 +340,8 @@ class SpikingNeuron(nn.Module):
             spikes, fired, new_state = neuron_step_unchecked(inputs, state, params)
         self._store(new_state)
         rebind_buffer(self, "spike", fired)
+        if self._store_voltage_sequence:
+            rebind_buffer(self, "_voltage_sequence", new_state.voltage)
         return spikes
 
     def forward(self, inputs: Tensor) -> Tensor:
@@ -310,11 +366,14 @@ class SpikingNeuron(nn.Module):
         with graph:
             if self._step_mode == "single":
                 spikes, new_state = neuron_step_state(inputs, state, self.params)
+                voltages = new_state.voltage
             else:
                 result = neuron_window_state(inputs, state, self.params)
-                spikes, new_state = result.spikes, result.state
+                spikes, new_state, voltages = result.spikes, result.state, result.voltages
         self._store(new_state)
         rebind_buffer(self, "spike", spikes.detach() != 0)
+        if self._store_voltage_sequence:
+            rebind_buffer(self, "_voltage_sequence", voltages)
         return spikes
 
     def extra_repr(self) -> str:
@@ -332,4 +391,6 @@ class SpikingNeuron(nn.Module):
             f"batch_size={self._batch_size}",
             f"step_mode={self._step_mode!r}",
         ]
+        if self._store_voltage_sequence:
+            fields.append("store_voltage_sequence=True")
         return ", ".join(fields)

@@ -84,6 +84,11 @@ class IF(SpikingNeuron):
         Step length in time units (``> 0``).
     batch_size, step_mode, device, dtype:
         See :class:`SpikingNeuron`.
+    store_voltage_sequence:
+        Keep the voltage of every step of the last forward as
+        ``voltage_sequence`` (``[T, B, *shape]`` after a window, ``[B,
+        *shape]`` after a single step; after the reset). Default ``False``:
+        nothing kept. See :attr:`SpikingNeuron.voltage_sequence`.
     """
 
     def __init__(
@@ -101,6 +106,7 @@ class IF(SpikingNeuron):
         step_mode: str = "single",
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        store_voltage_sequence: bool = False,
     ) -> None:
         params = NeuronParams(
             kind="if",
@@ -121,6 +127,7 @@ class IF(SpikingNeuron):
             step_mode=step_mode,
             device=device,
             dtype=dtype,
+            store_voltage_sequence=store_voltage_sequence,
         )
 
 
@@ -142,7 +149,7 @@ class LIF(SpikingNeuron):
         ``decay_input=False``; the same neuron as ``True`` driven by ``tau / dt * X``
         up to rounding).
     v_threshold, v_reset, reset, surrogate, detach_reset, refractory, dt,
-    batch_size, step_mode, device, dtype:
+    batch_size, step_mode, device, dtype, store_voltage_sequence:
         As for :class:`IF`. ``v_reset`` is also the resting potential.
     """
 
@@ -163,6 +170,7 @@ class LIF(SpikingNeuron):
         step_mode: str = "single",
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        store_voltage_sequence: bool = False,
     ) -> None:
         params = NeuronParams(
             kind="lif",
@@ -185,6 +193,7 @@ class LIF(SpikingNeuron):
             step_mode=step_mode,
             device=device,
             dtype=dtype,
+            store_voltage_sequence=store_voltage_sequence,
         )
 
     @property
@@ -208,7 +217,7 @@ class AdaptiveLIF(SpikingNeuron):
     Parameters
     ----------
     tau, decay_input, v_threshold, v_reset, reset, surrogate, detach_reset,
-    refractory, dt, batch_size, step_mode, device, dtype:
+    refractory, dt, batch_size, step_mode, device, dtype, store_voltage_sequence:
         As for :class:`LIF`.
     theta_plus:
         Threshold increment per spike (voltage units, ``>= 0``). Default 0.05
@@ -245,6 +254,7 @@ class AdaptiveLIF(SpikingNeuron):
         step_mode: str = "single",
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        store_voltage_sequence: bool = False,
     ) -> None:
         params = NeuronParams(
             kind="lif",
@@ -269,6 +279,7 @@ class AdaptiveLIF(SpikingNeuron):
             step_mode=step_mode,
             device=device,
             dtype=dtype,
+            store_voltage_sequence=store_voltage_sequence,
         )
         self.tau_theta = float(tau_theta)
 
