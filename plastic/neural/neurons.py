@@ -4,7 +4,8 @@ Each module holds the state of a group of neurons of shape ``shape`` for a
 batch of ``batch_size`` samples and advances it with the charge-fire-reset
 math of :mod:`plastic.functional.neurons`::
 
-    LIF charge  H_t = V_{t-1} + (X_t - (V_{t-1} - V_reset)) * dt / tau
+    LIF charge  H_t = V_{t-1} + (X_t - (V_{t-1} - V_reset)) * dt / tau    (decay_input=True, default)
+                H_t = V_{t-1} - (V_{t-1} - V_reset) * dt / tau + X_t    (decay_input=False)
     IF charge   H_t = V_{t-1} + X_t
     fire        S_t = [H_t >= V_th (+ theta_{t-1})]                  (Heaviside(0) = 1)
     hard reset  V_t = S_t * V_reset + (1 - S_t) * H_t
@@ -37,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -122,6 +124,8 @@ class SpikingNeuron(nn.Module):
     """
 
     voltage: Tensor
+    refractory_remaining: Tensor  # registered only with a refractory period
+    theta: Tensor  # registered only when adaptive
     spike: Tensor
 
     def __init__(
@@ -210,6 +214,11 @@ class SpikingNeuron(nn.Module):
         return self.params.detach_reset
 
     @property
+    def decay_input(self) -> bool:
+        """Whether the LIF charge divides the input by ``tau`` (see :class:`LIF`)."""
+        return self.params.decay_input
+
+    @property
     def refractory_steps(self) -> int:
         """Refractory period in steps, ``ceil(refractory / dt)``."""
         return self.params.refractory_steps
@@ -235,12 +244,16 @@ class SpikingNeuron(nn.Module):
         """Cut the autograd graph carried by the state (truncated BPTT)."""
         self.voltage = self.voltage.detach()
 
+    def _buffer(self, name: str) -> Tensor:
+        """A registered state buffer, read without nn.Module.__getattr__ (this runs at every step)."""
+        # the state buffers are registered as tensors in __init__ and rebound only to tensors
+        return cast(Tensor, self._buffers[name])
+
     def _state(self) -> NeuronState:
-        buffers = self._buffers  # without nn.Module.__getattr__ (this runs at every step)
         return NeuronState(
-            buffers["voltage"],
-            self.refractory_remaining if self.params.refractory_steps > 0 else None,
-            buffers["theta"] if self.adaptive else None,
+            self._buffer("voltage"),
+            self._buffer("refractory_remaining") if self.params.refractory_steps > 0 else None,
+            self._buffer("theta") if self.adaptive else None,
         )
 
     def _store(self, state: NeuronState) -> None:
@@ -267,7 +280,7 @@ class SpikingNeuron(nn.Module):
         self._check_inputs_dtype_device(inputs)
 
     def _check_inputs_dtype_device(self, inputs: Tensor) -> None:
-        voltage = self._buffers["voltage"]
+        voltage = self._buffer("voltage")
         if inputs.dtype != voltage.dtype:
             raise TypeError(f"inputs: expected dtype {voltage.dtype} (the neuron's state), got {inputs.dtype}")
         if inputs.device != voltage.device:
@@ -327,7 +340,7 @@ class SpikingNeuron(nn.Module):
         if self._step_mode == "single" and not (
             self.training
             and torch.is_grad_enabled()
-            and (getattr(inputs, "requires_grad", False) or self._buffers["voltage"].requires_grad)
+            and (getattr(inputs, "requires_grad", False) or self._buffer("voltage").requires_grad)
         ):
             return self._forward_step_unchecked(inputs)
         self._check_inputs(inputs)
@@ -346,7 +359,7 @@ class SpikingNeuron(nn.Module):
     def extra_repr(self) -> str:
         fields = [f"shape={self.shape}"]
         if self.params.kind == "lif":
-            fields.append(f"tau={self.params.tau}")
+            fields += [f"tau={self.params.tau}", f"decay_input={self.params.decay_input}"]
         fields += [
             f"v_threshold={self.params.v_threshold}",
             f"v_reset={self.params.v_reset}",
@@ -436,6 +449,12 @@ class LIF(SpikingNeuron):
     tau:
         Membrane time constant in time units (``>= dt``; ``tau = dt`` means
         no memory). Default 2.0. The charge equation uses ``tau / dt`` steps.
+    decay_input:
+        ``True`` (default): the input leaks with the voltage, ``H_t = V_{t-1}
+        + (X_t - (V_{t-1} - V_reset)) / tau``. ``False``: the input is added
+        whole, ``H_t = V_{t-1} - (V_{t-1} - V_reset) / tau + X_t`` (SpikingJelly's
+        ``decay_input=False``; the same neuron as ``True`` driven by ``tau / dt * X``
+        up to rounding).
     v_threshold, v_reset, reset, surrogate, detach_reset, refractory, dt,
     batch_size, step_mode, device, dtype:
         As for :class:`IF`. ``v_reset`` is also the resting potential.
@@ -446,6 +465,7 @@ class LIF(SpikingNeuron):
         shape: int | Sequence[int],
         *,
         tau: float = 2.0,
+        decay_input: bool = True,
         v_threshold: float = 1.0,
         v_reset: float = 0.0,
         reset: str = "hard",
@@ -461,6 +481,7 @@ class LIF(SpikingNeuron):
         params = NeuronParams(
             kind="lif",
             tau=_tau_in_steps(tau, dt),
+            decay_input=decay_input,
             v_threshold=v_threshold,
             v_reset=v_reset,
             reset=reset,
@@ -500,8 +521,8 @@ class AdaptiveLIF(SpikingNeuron):
 
     Parameters
     ----------
-    tau, v_threshold, v_reset, reset, surrogate, detach_reset, refractory, dt,
-    batch_size, step_mode, device, dtype:
+    tau, decay_input, v_threshold, v_reset, reset, surrogate, detach_reset,
+    refractory, dt, batch_size, step_mode, device, dtype:
         As for :class:`LIF`.
     theta_plus:
         Threshold increment per spike (voltage units, ``>= 0``). Default 0.05
@@ -526,6 +547,7 @@ class AdaptiveLIF(SpikingNeuron):
         shape: int | Sequence[int],
         *,
         tau: float = 2.0,
+        decay_input: bool = True,
         v_threshold: float = 1.0,
         v_reset: float = 0.0,
         reset: str = "hard",
@@ -543,6 +565,7 @@ class AdaptiveLIF(SpikingNeuron):
         params = NeuronParams(
             kind="lif",
             tau=_tau_in_steps(tau, dt),
+            decay_input=decay_input,
             v_threshold=v_threshold,
             v_reset=v_reset,
             reset=reset,
