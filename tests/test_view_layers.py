@@ -121,9 +121,9 @@ def test_bad_view_and_geometry_types_name_the_argument():
         stdp_window(pre, post, tau_pre=5.0, tau_post=5.0, view=nn.ReLU())
     with pytest.raises(TypeError, match="view"):
         stdp_window(pre, post, tau_pre=5.0, tau_post=5.0, view="conv")
-    with pytest.raises(TypeError, match="^layer"):
+    with pytest.raises(TypeError, match=r"^layer"):
         layer_geometry(nn.Conv3d(1, 1, 1))
-    with pytest.raises(TypeError, match="^geometry"):
+    with pytest.raises(TypeError, match=r"^geometry"):
         conv_pre_view(torch.zeros(1, 1, 4), nn.Linear(4, 2))
-    with pytest.raises(TypeError, match="^geometry"):
+    with pytest.raises(TypeError, match=r"^geometry"):
         conv_output_shape(None, (4,))
