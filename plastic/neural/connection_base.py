@@ -192,7 +192,7 @@ class Connection(nn.Module):
         bound = 1.0 / math.sqrt(self._fan_in)
         # drawn into a contiguous tensor of the weight's shape (in-place fills follow the memory
         # order), so that a seed gives the same weight in either layout
-        weight = self.weight
+        weight: Tensor = self.weight
         if not weight.is_contiguous():
             weight = torch.empty(weight.shape, dtype=weight.dtype, device=weight.device)
         with torch.no_grad():

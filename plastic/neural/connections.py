@@ -101,7 +101,7 @@ class _LinearBase(Connection):
         # current from the spiking inputs' weights (plastic.functional.event_forward)
         synapse = self._modules["synapse"]
         if type(synapse) is DeltaCurrent and spikes.dtype == torch.bool:
-            weight = self.weight
+            weight: Tensor = self.weight
             if (
                 self._buffers.get("weight_mask") is None
                 and is_input_major(weight)

@@ -164,24 +164,26 @@ class Monitor(nn.Module):
             if monitor is not None:
                 monitor._on_post(hooked, args, output)
 
-        if self.target.kind == "attr":
+        def post_attribute_hook(hooked: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+            # an attribute read after the call (the trainers' monitors, at every step): _on_post
+            # without the dispatch on the target's kind
+            monitor = reference()
+            if monitor is not None and monitor._active(hooked):
+                monitor._observe(hooked, monitor._read_attr(hooked))
 
-            def post_hook(hooked: nn.Module, args: tuple[Any, ...], output: Any) -> None:
-                # an attribute read after the call (the trainers' monitors, at every step): _on_post
-                # without the dispatch on the target's kind
-                monitor = reference()
-                if monitor is not None and monitor._active(hooked):
-                    monitor._observe(hooked, monitor._read_attr(hooked))
-
+        post = post_attribute_hook if self.target.kind == "attr" else post_hook
         # plastic's observable modules (cells) call monitors around the call without torch's
         # forward hooks, which would send every step through nn.Module's general dispatch
-        observable = isinstance(module, Observable)
         if self.hook == "pre" or self.target.kind == "delta":
-            handle = module.register_step_observer(pre_hook, pre=True) if observable else None
-            self._handles.append(handle or module.register_forward_pre_hook(pre_hook))
+            if isinstance(module, Observable):
+                self._handles.append(module.register_step_observer(pre_hook, pre=True))
+            else:
+                self._handles.append(module.register_forward_pre_hook(pre_hook))
         if self.hook == "post":
-            handle = module.register_step_observer(post_hook) if observable else None
-            self._handles.append(handle or module.register_forward_hook(post_hook))
+            if isinstance(module, Observable):
+                self._handles.append(module.register_step_observer(post))
+            else:
+                self._handles.append(module.register_forward_hook(post))
 
     def _active(self, module: nn.Module) -> bool:
         if not self.enabled:

@@ -161,7 +161,7 @@ class WindowReducer(Reducer):
         # a monitor's every step first: a step of the fixed shape, dtype and device, without a graph
         # (every check of Reducer.forward passes, _prepare converts nothing): straight into the ring
         history = cast(RingBuffer, self._modules["history"])  # without nn.Module.__getattr__
-        data = history._buffers["data"]
+        data = cast(Tensor, history._buffers["data"])
         if (
             window is False
             and type(value) is Tensor
@@ -171,7 +171,7 @@ class WindowReducer(Reducer):
             and value.device == data.device
             and not value.requires_grad
         ):
-            history._push_checked(cast(Tensor, data), value)
+            history._push_checked(data, value)
             self.__dict__["_total"] += 1  # a plain int (what set_plain writes)
             return
         super().forward(value, window)
