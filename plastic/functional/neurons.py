@@ -93,6 +93,7 @@ __all__ = [
     "fire",
     "if_charge",
     "lif_charge",
+    "neuron_charge",
     "neuron_step",
     "neuron_step_state",
     "neuron_step_unchecked",
@@ -305,6 +306,13 @@ def _charge(params: NeuronParams, voltage: Tensor, inputs: Tensor) -> Tensor:
     if params.kind == "lif":
         return lif_charge(voltage, inputs, params.tau, params.v_reset)
     return if_charge(voltage, inputs)
+
+
+def neuron_charge(params: NeuronParams, voltage: Tensor, inputs: Tensor) -> Tensor:
+    """The charge ``H_t`` of ``params.kind`` (:func:`lif_charge` or :func:`if_charge`): the
+    potential a step reaches before it fires and resets (what a competition between neurons
+    that cross the threshold in the same step compares)."""
+    return _charge(_check_params(params), voltage, inputs)
 
 
 def _charge_into(params: NeuronParams, voltage: Tensor, inputs: Tensor, out: Tensor) -> None:
