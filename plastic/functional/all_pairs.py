@@ -216,8 +216,9 @@ def all_pairs_window(
     filtered = kernel_filter_window(
         s_pre.reshape(steps, -1), torch.stack([positive, negative]), method=filter_method
     ).reshape(2, *pre.shape)
-    common = {"view": view, "events": "post", "batch_reduction": batch_reduction, "method": method}
-    potentiation = pair_product(s_post, filtered[0], **common)
-    depression = pair_product(s_post, filtered[1], **common)
+    potentiation, depression = (
+        pair_product(s_post, side, view=view, events="post", batch_reduction=batch_reduction, method=method)
+        for side in (filtered[0], filtered[1])
+    )
     # FFT round-off can leave tiny negative sums where the true value is 0
     return AllPairsUpdate(potentiation.clamp(min=0), depression.clamp(min=0))

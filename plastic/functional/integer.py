@@ -63,6 +63,7 @@ import attrs
 import torch
 from torch import Tensor
 
+from plastic.functional.attrs_validators import Validator
 from plastic.functional.bilinear import View, check_rule_inputs, step_as_window
 from plastic.functional.validation import check_tensor
 
@@ -89,7 +90,7 @@ def _check_int(value: object, name: str, low: int | None = None, high: int | Non
     return value
 
 
-def _int_at_least(low: int, high: int | None = None):
+def _int_at_least(low: int, high: int | None = None) -> Validator:
     def validator(instance: object, attribute: attrs.Attribute, value: object) -> None:
         _check_int(value, attribute.name, low, high)
 

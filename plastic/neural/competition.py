@@ -188,8 +188,7 @@ class WinnerTakeAll(nn.Module):
     def _score(self, voltage_before: Tensor, inputs: Tensor) -> Tensor:
         neuron = self.neuron
         score = neuron_charge(neuron.params, voltage_before, inputs) - neuron.params.v_threshold
-        theta = neuron._buffers.get("theta")  # adaptive neurons only (a registered buffer)
-        return score if theta is None else score - theta
+        return score - neuron.theta if neuron.adaptive else score
 
     def _step(self, inputs: Tensor) -> Tensor:
         voltage_before = self.neuron.voltage

@@ -47,7 +47,7 @@ class PoissonEncoder(nn.Module):
         self.steps = _check_steps(steps)
         self.dt = check_positive(dt, "dt")
         self.max_rate = None if max_rate is None else check_positive(max_rate, "max_rate")
-        if max_rate is not None and not exact and self.max_rate * self.dt / 1000.0 > 1.0:
+        if self.max_rate is not None and not exact and self.max_rate * self.dt / 1000.0 > 1.0:
             raise ValueError(
                 f"max_rate: max_rate * dt / 1000 must be <= 1, got {self.max_rate} Hz with dt = {self.dt} ms"
             )

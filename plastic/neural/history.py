@@ -14,7 +14,7 @@ before the run began).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -36,6 +36,8 @@ class RingBuffer(nn.Module):
         device: where the storage lives.
         fill: value returned for samples older than anything written.
     """
+
+    data: Tensor  # a buffer, rebound by reshape_storage and .to()
 
     def __init__(
         self,
@@ -100,12 +102,12 @@ class RingBuffer(nn.Module):
 
     def _slot(self, data: Tensor, index: int) -> Tensor:
         """The view ``data[index]``, made once per storage tensor (a push copies into it)."""
-        cached = self.__dict__.get("_slot_views")
+        cached: tuple[Tensor, list[Tensor | None]] | None = self.__dict__.get("_slot_views")
         if cached is None or cached[0] is not data:
             # first push, or ``data`` was rebound (``.to()``, ``reshape_storage``): new views
             cached = (data, [None] * data.shape[0])
             self.__dict__["_slot_views"] = cached
-        views: list[Tensor | None] = cached[1]
+        views = cached[1]
         view = views[index]
         if view is None:
             view = views[index] = data[index]
@@ -117,7 +119,8 @@ class RingBuffer(nn.Module):
 
     def push(self, value: Tensor) -> None:
         """Append one sample ``[*shape]``."""
-        data = self._buffers["data"]  # the registered buffer, without nn.Module.__getattr__
+        # the registered buffer, without nn.Module.__getattr__ (always a tensor: registered in __init__)
+        data = cast(Tensor, self._buffers["data"])
         if not (isinstance(value, Tensor) and value.shape == data.shape[1:]):
             self.check_sample(value)  # the same test, then the full check with its message
         pointer = self._pointer
