@@ -46,6 +46,7 @@ from torch.nn import grad as convolution_gradients
 
 from plastic.functional.receptive import (
     ConvGeometry,
+    TorchLayer,
     conv_output_shape,
     conv_post_view,
     conv_pre_view,
@@ -109,9 +110,10 @@ class ReceptiveView(Protocol):
     def post_view(self, post: Tensor) -> Tensor: ...
 
 
-#: ``None`` (dense: every input to every output), a :class:`ConvGeometry`, or
-#: a :class:`ReceptiveView` (e.g. the connection).
-View = ConvGeometry | ReceptiveView | None
+#: ``None`` (dense: every input to every output), a :class:`ConvGeometry`, a
+#: :class:`ReceptiveView` (e.g. the connection), or a torch layer
+#: (``nn.Linear``: dense; ``nn.Conv1d``/``nn.Conv2d``: their geometry).
+View = ConvGeometry | ReceptiveView | TorchLayer | None
 
 
 def pairing_traces(

@@ -4,7 +4,9 @@ A :class:`Monitor` watches one *target* of a module at every forward:
 
 * ``"attr:neuron.spike"`` or just ``"neuron.spike"``: a dotted attribute path
   relative to the module (``cell.neuron.spike``, ``cell.connection.synspike``,
-  ``cell.connection.synapse.spike``);
+  ``cell.connection.synapse.spike``, ``cell.neuron.voltage_sequence``: the
+  membrane potential per step of a neuron built with
+  ``store_voltage_sequence=True``);
 * ``"input"`` / ``"input:k"``: the forward's ``k``-th positional input (0 by default);
 * ``"output"`` / ``"output:k"``: the output (the ``k``-th item of a tuple output);
 * ``"delta:neuron.voltage"``: the attribute after the forward minus before it
@@ -308,12 +310,20 @@ class Monitor(nn.Module):
 
 def _check_path(module: nn.Module, path: str) -> None:
     # the leaf may not exist before the first forward (e.g. ``spike``), its parents must
-    *parents, _ = path.split(".")
+    *parents, leaf = path.split(".")
     value: object = module
     for part in parents:
         if not hasattr(value, part):
             raise ValueError(f"target: {type(value).__name__} has no attribute {part!r} (path {path!r})")
         value = getattr(value, part)
+    # Read the leaf once, so that a module refusing it (a RuntimeError, e.g. a neuron's
+    # voltage_sequence while it keeps none) fails here rather than after its first forward.
+    try:
+        getattr(value, leaf)
+    except AttributeError:
+        pass
+    except RuntimeError as error:
+        raise ValueError(f"target: {path!r} cannot be recorded: {error}") from error
 
 
 class MonitorPool:
