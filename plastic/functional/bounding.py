@@ -59,7 +59,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 import torch
@@ -203,7 +203,8 @@ def power_law_upper(w: Tensor, w_reference: float = 1.0, mu: float = 0.4) -> Ten
     w_reference = check_positive(w_reference, "w_reference")
     mu = _check_mu(mu)
     base = w.clamp_min(0)
-    return base.pow(mu) * w_reference ** (1.0 - mu)
+    scale: float = w_reference ** (1.0 - mu)  # a positive base: a float (typeshed's float ** float is Any)
+    return base.pow(mu) * scale
 
 
 def power_law_lower(w: Tensor, alpha: float = 1.0) -> Tensor:
@@ -265,8 +266,8 @@ def bound(
     return dw
 
 
-def _optional_bound(name: str) -> Callable[[object, attrs.Attribute, object], None]:
-    def validate(_instance: object, _attribute: attrs.Attribute, value: object) -> None:
+def _optional_bound(name: str) -> Callable[[object, attrs.Attribute[Any], object], None]:
+    def validate(_instance: object, _attribute: attrs.Attribute[Any], value: object) -> None:
         if value is None:
             return
         if isinstance(value, bool) or not isinstance(value, int | float):

@@ -203,7 +203,9 @@ class KernelSTDP(IndependentCellTrainer):
             result[key] = value
         return result
 
-    def kernel_spec(self, params: Any) -> tuple[Callable[..., Tensor], dict, Callable[..., Tensor], dict]:
+    def kernel_spec(
+        self, params: Any
+    ) -> tuple[Callable[..., Tensor], dict[str, Any], Callable[..., Tensor], dict[str, Any]]:
         return params.kernel_post, dict(params.kernel_post_kwargs), params.kernel_pre, dict(params.kernel_pre_kwargs)
 
     def make_monitors(self, cell: Cell, params: Any) -> dict[str, Monitor]:
@@ -347,7 +349,7 @@ def _exponential_parameters(state: CellState, post_kwargs: Mapping[str, Any], pr
     values = (*post_kwargs.values(), *pre_kwargs.values())
     if not all(_plain_number(value) for value in values):
         return False
-    return post_kwargs.get("tau_post", 20.0) > 0 and pre_kwargs.get("tau_pre", 20.0) > 0
+    return bool(post_kwargs.get("tau_post", 20.0) > 0 and pre_kwargs.get("tau_pre", 20.0) > 0)
 
 
 class DelayAdjustedKernelSTDP(KernelSTDP):
@@ -376,7 +378,9 @@ class _ExponentialKernels:
 
     Params: ClassVar[type] = ExponentialSTDPParams
 
-    def kernel_spec(self, params: Any) -> tuple[Callable[..., Tensor], dict, Callable[..., Tensor], dict]:
+    def kernel_spec(
+        self, params: Any
+    ) -> tuple[Callable[..., Tensor], dict[str, Any], Callable[..., Tensor], dict[str, Any]]:
         return (
             exp_post,
             {"eta_post": params.lr_post, "tau_post": params.tau_post},
