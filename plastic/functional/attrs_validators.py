@@ -73,7 +73,7 @@ def finite_values(instance: Any, attribute: attrs.Attribute[Any], value: object)
 def int_at_least(minimum: int) -> Validator:
     """Validator factory: an int (not a bool) ``>= minimum`` (counts, radii)."""
 
-    def validate(instance: Any, attribute: attrs.Attribute, value: object) -> None:
+    def validate(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
         if isinstance(value, bool) or not isinstance(value, int):
             raise TypeError(f"{attribute.name}: expected an int, got {value!r}")
         if value < minimum:
