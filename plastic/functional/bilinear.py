@@ -228,13 +228,11 @@ class ViewLayout:
         ):
             return self.grouped_product(post, pre)  # the views raise with their own messages
         padded = geometry.pad(pre)
-        weight_gradient = (
-            convolution_gradients.conv1d_weight if geometry.dims == 1 else convolution_gradients.conv2d_weight
-        )
-        gradient = weight_gradient(
-            padded, geometry.weight_shape, post, stride=geometry.stride, padding=0,
-            dilation=geometry.dilation, groups=geometry.groups,
-        )  # fmt: skip
+        options = {"stride": geometry.stride, "padding": 0, "dilation": geometry.dilation, "groups": geometry.groups}
+        if geometry.dims == 1:
+            gradient = convolution_gradients.conv1d_weight(padded, geometry.weight_shape, post, **options)
+        else:
+            gradient = convolution_gradients.conv2d_weight(padded, geometry.weight_shape, post, **options)
         return weight_to_grouped(gradient, geometry.groups)
 
     def grouped_product(self, post: Tensor, pre: Tensor) -> Tensor:

@@ -24,6 +24,7 @@ __all__ = [
     "fire",
     "if_charge",
     "lif_charge",
+    "neuron_charge",
     "refractory_steps",
     "refractory_update",
     "reset_hard",
@@ -100,6 +101,15 @@ def _charge(params: NeuronParams, voltage: Tensor, inputs: Tensor) -> Tensor:
     if params.kind == "lif":
         return lif_charge(voltage, inputs, params.tau, params.v_reset, decay_input=params.decay_input)
     return if_charge(voltage, inputs)
+
+
+def neuron_charge(params: NeuronParams, voltage: Tensor, inputs: Tensor) -> Tensor:
+    """The charge ``H_t`` of ``params.kind`` (:func:`lif_charge` or :func:`if_charge`): the
+    potential a step reaches before it fires and resets (what a competition between neurons
+    that cross the threshold in the same step compares)."""
+    if not isinstance(params, NeuronParams):
+        raise TypeError(f"params: expected a NeuronParams, got {type(params).__name__}")
+    return _charge(params, voltage, inputs)
 
 
 def _charge_into(params: NeuronParams, voltage: Tensor, inputs: Tensor, out: Tensor | None = None) -> Tensor:

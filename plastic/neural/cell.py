@@ -112,7 +112,8 @@ class Cell(Observable):
     @property
     def updater(self) -> Updater | None:
         """The updater trainers write into (None until set or made)."""
-        return self.__dict__["_updater"]
+        updater: Updater | None = self.__dict__["_updater"]  # a plain attribute (see __setattr__)
+        return updater
 
     @updater.setter
     def updater(self, updater: Updater | None) -> None:

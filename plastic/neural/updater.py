@@ -23,7 +23,7 @@ normalisation after Diehl & Cook (2015), Front. Comput. Neurosci. 9:99.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.distributed as dist
@@ -360,7 +360,7 @@ class Updater(nn.Module):
                     self._split(name)
         return super().__getattr__(attribute)
 
-    def _save_to_state_dict(self, destination: dict, prefix: str, keep_vars: bool) -> None:
+    def _save_to_state_dict(self, destination: dict[str, Any], prefix: str, keep_vars: bool) -> None:
         for name in list(self._unsplit):
             self._split(name)  # a checkpoint holds the two parts
         super()._save_to_state_dict(destination, prefix, keep_vars)
