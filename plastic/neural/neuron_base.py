@@ -322,10 +322,19 @@ class SpikingNeuron(nn.Module):
     def _forward_step_unchecked(self, inputs: Tensor) -> Tensor:
         """A single step without a graph: the inputs are checked here, the module's own state only for
         its layout (it holds what earlier steps computed from checked inputs)."""
-        check_tensor(inputs, "inputs", floating=True)
-        if inputs.shape != (self._batch_size, *self.shape):
-            self._check_inputs(inputs)  # raises with the full message (or a voltage of another shape)
-        self._check_inputs_dtype_device(inputs)
+        voltage = self._buffer("voltage")
+        if not (
+            type(inputs) is Tensor
+            and inputs.shape == voltage.shape
+            and inputs.dtype == voltage.dtype
+            and inputs.device == voltage.device
+            and inputs.dtype.is_floating_point
+            and inputs.shape == (self._batch_size, *self.shape)
+        ):  # every check below, with its message, where one of these fails
+            check_tensor(inputs, "inputs", floating=True)
+            if inputs.shape != (self._batch_size, *self.shape):
+                self._check_inputs(inputs)  # raises with the full message (or a voltage of another shape)
+            self._check_inputs_dtype_device(inputs)
         if not all_finite(inputs):
             raise ValueError("inputs: expected finite values, found NaN or inf")
         state = self._state()
