@@ -35,7 +35,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import attrs
 import torch
@@ -90,10 +90,13 @@ class DemoConfig:
     train_samples: int | None = None  # subset of the training split (tests)
 
     def resolved(self) -> DemoConfig:
-        defaults = {"neurons": 300, "epochs": 1, "steps": 150, "batch_size": 64}
+        def given_or(value: int | None, default: int) -> int:
+            return default if value is None else value
+
         return attrs.evolve(
-            self, **{k: v if getattr(self, k) is None else getattr(self, k) for k, v in defaults.items()}
-        )
+            self, neurons=given_or(self.neurons, 300), epochs=given_or(self.epochs, 1),
+            steps=given_or(self.steps, 150), batch_size=given_or(self.batch_size, 64),
+        )  # fmt: skip
 
 
 def load_digit_splits(test_fraction: float, seed: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -108,8 +111,12 @@ def load_digit_splits(test_fraction: float, seed: int) -> tuple[Tensor, Tensor, 
     train_x, test_x, train_y, test_y = train_test_split(
         digits.data, digits.target, test_size=test_fraction, stratify=digits.target, random_state=seed
     )
-    as_float = lambda a: torch.tensor(a, dtype=torch.float32)  # noqa: E731
-    return as_float(train_x), torch.tensor(train_y), as_float(test_x), torch.tensor(test_y)
+    return (
+        torch.tensor(train_x, dtype=torch.float32),
+        torch.tensor(train_y),
+        torch.tensor(test_x, dtype=torch.float32),
+        torch.tensor(test_y),
+    )
 
 
 class DigitNetwork:
@@ -130,8 +137,10 @@ class DigitNetwork:
             batch_size=batch, device=device,
         )  # fmt: skip
         self.cell = Cell(connection, neuron)
-        self.cell.make_updater(params=["weight"], normalize=config.w_norm, clamp=(0.0, 1.0), normalize_first=True)
-        self.cell.updater.constrain()  # start from normalised weights
+        updater = self.cell.make_updater(
+            params=["weight"], normalize=config.w_norm, clamp=(0.0, 1.0), normalize_first=True
+        )
+        updater.constrain()  # start from normalised weights
         self.lateral = LinearDense(neurons, neurons, batch_size=batch, weight_init=(0.0, 0.0), device=device)
         with torch.no_grad():
             # -w_inh off the diagonal, (-)0 on it: bit for bit the masked weight a LinearLateral uses
@@ -167,22 +176,24 @@ class DigitNetwork:
         self, images: Tensor, *, learn: bool, record: bool, max_rate: float | None
     ) -> tuple[Tensor, dict[str, Tensor]]:
         config = self.config
+        steps, neurons = config.steps, config.neurons
+        assert steps is not None and neurons is not None  # a resolved() config
         batch = images.shape[0]
         self.set_batch(batch)
         rates = images.to(self.device) / 16.0 * (config.max_rate if max_rate is None else max_rate)
         # bool trains: spikes that need no value check at each step (a float copy would be checked
         # for {0, 1} values every step), the same currents in the connection
-        inputs = poisson_encode(rates, config.steps, 1.0, generator=self.generator)
+        inputs = poisson_encode(rates, steps, 1.0, generator=self.generator)
         self.cell.reset()
         self.lateral.reset()
-        neuron = self.cell.neuron
+        neuron = cast(AdaptiveLIF, self.cell.neuron)  # the neuron built in __init__
         saved_params = neuron.params
         if not learn:  # Diehl & Cook fix the adaptive thresholds while testing
             neuron.params = attrs.evolve(saved_params, theta_plus=0.0, theta_decay=1.0)
-        counts = torch.zeros(batch, config.neurons, device=self.device)
-        raster = [] if record else None
+        counts = torch.zeros(batch, neurons, device=self.device)
+        raster: list[Tensor] | None = [] if record else None
         try:
-            for t in range(config.steps):
+            for t in range(steps):
                 # the inhibition is driven by the previous step's spikes, read as the neuron's
                 # bool ``spike`` (all False after the reset)
                 spikes = self.cell(inputs[t], self.lateral(neuron.spike))
@@ -246,11 +257,12 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
 
     with torch.no_grad():
         # training: full mini-batches of a new permutation each epoch
-        batch = config.batch_size
+        batch, epochs = config.batch_size, config.epochs
+        assert batch is not None and epochs is not None  # a resolved() config
         per_epoch = (train_x.shape[0] // batch) * batch
-        bar = _progress(per_epoch * config.epochs, "training", config.progress)
+        bar = _progress(per_epoch * epochs, "training", config.progress)
         shuffle = torch.Generator().manual_seed(config.seed)
-        for _ in range(config.epochs):
+        for _ in range(epochs):
             order = torch.randperm(train_x.shape[0], generator=shuffle)
             for start in range(0, per_epoch, batch):
                 network.present(train_x[order[start : start + batch]], learn=True)
@@ -264,6 +276,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
         bar.close()
         _, sample = network.present(test_x[:1], learn=False, record=True)
 
+    assert config.neurons is not None  # a resolved() config
     classifier = MaxRateClassifier(config.neurons, 10).fit(train_counts, train_y)
     predicted = classifier.predict(test_counts)
     accuracy = float((predicted == test_y).float().mean())
