@@ -32,6 +32,7 @@ matplotlib.use("Agg")  # headless
 
 import matplotlib.pyplot as plt
 import torch
+from matplotlib.axes import Axes
 from torch import Tensor
 
 from plastic.functional.bilinear import BatchReduction
@@ -162,7 +163,7 @@ def drift_closed_form(pairing: Pairing, rate_post: float, rate_pre: float = 10.0
     return (ETA_POST * potentiation - ETA_PRE * depression) * 1000.0 / DT
 
 
-def _draw_pairs(axis: plt.Axes, row: int, pairing: Pairing) -> None:
+def _draw_pairs(axis: Axes, row: int, pairing: Pairing) -> None:
     potentiation, depression = counted_pairs_by_the_rule(EXAMPLE_PRE, EXAMPLE_POST, EXAMPLE_STEPS, pairing)
     top, bottom = row + 0.8, row + 0.2
     for p, q in potentiation:
