@@ -23,6 +23,7 @@ __all__ = [
     "callable_of",
     "finite",
     "finite_values",
+    "int_at_least",
     "keyword_mapping",
     "non_negative",
     "one_of",
@@ -67,6 +68,18 @@ def finite_values(instance: Any, attribute: attrs.Attribute[Any], value: object)
             raise ValueError(f"{attribute.name}: expected finite values")
         return
     finite(instance, attribute, value)
+
+
+def int_at_least(minimum: int) -> Validator:
+    """Validator factory: an int (not a bool) ``>= minimum`` (counts, radii)."""
+
+    def validate(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{attribute.name}: expected an int, got {value!r}")
+        if value < minimum:
+            raise ValueError(f"{attribute.name}: expected a value >= {minimum}, got {value}")
+
+    return validate
 
 
 def one_of(*choices: object) -> Validator:

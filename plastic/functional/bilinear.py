@@ -585,6 +585,17 @@ def compute_dtype(*candidates: object) -> torch.dtype:
     return torch.get_default_dtype()
 
 
+def event_positions(events: Tensor) -> Tensor:
+    """The flat (row-major) positions of the True entries of a bool tensor, int64, increasing.
+
+    ``torch.flatnonzero``'s result; on CPU from numpy's ``flatnonzero`` (see
+    :func:`event_indices`).
+    """
+    if _numpy is None or events.device.type != "cpu" or events.dtype != torch.bool:
+        return events.reshape(-1).nonzero().view(-1)
+    return torch.from_numpy(_numpy.flatnonzero(events.contiguous().numpy())).to(torch.int64)
+
+
 def event_indices(events: Tensor) -> tuple[Tensor, ...]:
     """The indices of the True entries of a bool tensor, one int64 tensor per dimension.
 
@@ -596,7 +607,7 @@ def event_indices(events: Tensor) -> tuple[Tensor, ...]:
     """
     if _numpy is None or events.device.type != "cpu" or events.dtype != torch.bool or events.ndim == 0:
         return events.nonzero(as_tuple=True)
-    flat = torch.from_numpy(_numpy.flatnonzero(events.contiguous().numpy())).to(torch.int64)
+    flat = event_positions(events)
     indices = []
     for size in reversed(events.shape[1:]):
         quotient = torch.div(flat, size, rounding_mode="floor")

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from plastic.functional.validation import all_finite
 from plastic.neural.connections import Connection
+from plastic.neural.observable import Observable
 
 if TYPE_CHECKING:
     from plastic.neural.updater import Updater
@@ -55,7 +56,7 @@ def _neuron_shape(neuron: nn.Module) -> tuple[int, ...]:
     return (shape,) if isinstance(shape, int) else tuple(shape)
 
 
-class Cell(nn.Module):
+class Cell(Observable):
     """A connection and the neurons it drives: ``forward(x) = neuron(connection(x))``.
 
     Args:

@@ -156,7 +156,9 @@ class Updater(nn.Module):
             dtype = param.dtype if param.is_floating_point() else torch.get_default_dtype()
             key = buffer_key(name)
             for kind in ("potentiation", "depression"):
-                self.register_buffer(f"{key}_{kind}", torch.zeros(param.shape, dtype=dtype, device=param.device))
+                # laid out like the parameter (an input-major weight's too): the apply's add is one
+                # sequential pass over both
+                self.register_buffer(f"{key}_{kind}", torch.zeros_like(param, dtype=dtype).detach())
                 self.register_buffer(f"{key}_{kind}_count", torch.zeros((), dtype=torch.int64, device=param.device))
             if name in masks:
                 self.register_buffer(f"{key}_mask", masks[name])
