@@ -12,6 +12,7 @@ import itertools
 
 import numpy as np
 import torch
+from hypothesis import strategies as st
 from torch import nn
 
 from plastic.neural.cell import Cell
@@ -71,6 +72,34 @@ def make_cell(spec, batch, dt, *, n_in=3, n_out=2, weight_init=None):
     cell = Cell(connection, ScriptedNeuron(connection.out_shape, batch_size=batch, dt=dt))
     cell.make_updater()
     return cell
+
+
+# --------------------------------------------------------------------------- connections drawn by hypothesis
+
+#: None (dense) or the geometry of a small Conv1d/Conv2d, for :func:`make_cell`
+conv_specs = st.one_of(
+    st.none(),
+    st.fixed_dictionaries(
+        {
+            "in_size": st.tuples(st.integers(3, 6)),
+            "kernel": st.integers(1, 3),
+            "stride": st.integers(1, 2),
+            "padding": st.integers(0, 1),
+            "groups": st.sampled_from([1, 2]),
+            "padding_mode": st.sampled_from(["zeros", "circular"]),
+        }
+    ),
+    st.fixed_dictionaries(
+        {
+            "in_size": st.tuples(st.integers(2, 4), st.integers(2, 4)),
+            "kernel": st.sampled_from([1, 2]),
+            "stride": st.sampled_from([1, 2]),
+            "padding": st.sampled_from([0, 1]),
+            "groups": st.just(1),
+            "padding_mode": st.just("zeros"),
+        }
+    ),
+)
 
 
 # --------------------------------------------------------------------------- receptive references
