@@ -30,8 +30,9 @@ from plastic.learn.window import WindowTrainer
 from plastic.neural.adex import AdEx
 from plastic.neural.cell import Cell, Serial
 from plastic.neural.classifiers import MaxRateClassifier
+from plastic.neural.competition import Competition, WinnerTakeAll
 from plastic.neural.connections import Conv1d, Conv2d, LinearDense, LinearDirect, LinearLateral
-from plastic.neural.encoders import BernoulliEncoder, PoissonEncoder
+from plastic.neural.encoders import BernoulliEncoder, LatencyEncoder, PoissonEncoder
 from plastic.neural.layers import Delay, SynapseFilter, VotingLayer
 from plastic.neural.neurons import IF, LIF, AdaptiveLIF
 from plastic.neural.short_term import TsodyksMarkramCurrent
@@ -65,6 +66,7 @@ __all__ = [
     "Cell",
     "CellState",
     "ClopathSTDP",
+    "Competition",
     "Conv1d",
     "Conv2d",
     "CumulativeAverageReducer",
@@ -83,6 +85,7 @@ __all__ = [
     "InhibitorySTDP",
     "IntegerSTDP",
     "KernelSTDP",
+    "LatencyEncoder",
     "LinearDense",
     "LinearDirect",
     "LinearLateral",
@@ -107,4 +110,5 @@ __all__ = [
     "VotingLayer",
     "WindowReducer",
     "WindowTrainer",
+    "WinnerTakeAll",
 ]  # fmt: skip

@@ -182,7 +182,7 @@ def test_fused_backward_matches_per_step_autograd_and_gradcheck(reset):
     expected = torch.autograd.grad((reference_voltages(inputs, voltage0, tau=1.7, reset=reset) * weights).sum(),
                                    (inputs, voltage0))  # fmt: skip
     got = torch.autograd.grad((fused(inputs, voltage0) * weights).sum(), (inputs, voltage0))
-    for g, e in zip(got, expected):
+    for g, e in zip(got, expected, strict=True):
         torch.testing.assert_close(g, e, rtol=0, atol=1e-12)
     assert torch.autograd.gradcheck(fused, (inputs, voltage0), eps=1e-6, atol=1e-7)
 

@@ -108,7 +108,8 @@ def kernel_filter_window(
         size = _fft_size(3 * steps - 2)  # >= T + (2T - 1) - 1: no circular wrap-around
         spectrum = torch.fft.rfft(trains.T.contiguous(), n=size)  # [N, S], time contiguous
         kernel_spectrum = torch.fft.rfft(lag_values, n=size)  # [C, S]
-        full = torch.fft.irfft(spectrum.unsqueeze(1) * kernel_spectrum, n=size)  # [N, C, size]
+        # [N, C, size] (torch.fft's functions are unannotated: their results read as Any)
+        full: Tensor = torch.fft.irfft(spectrum.unsqueeze(1) * kernel_spectrum, n=size)
         # full[m] = sum_u lag[m - u] x[u] and lag index t - u + T - 1: output t sits at m = t + T - 1
         return full[..., steps - 1 : 2 * steps - 1].permute(1, 2, 0)
     time = torch.arange(steps, device=trains.device)

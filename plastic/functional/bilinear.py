@@ -46,6 +46,7 @@ from torch.nn import grad as convolution_gradients
 
 from plastic.functional.receptive import (
     ConvGeometry,
+    TorchLayer,
     conv_output_shape,
     conv_post_view,
     conv_pre_view,
@@ -109,9 +110,10 @@ class ReceptiveView(Protocol):
     def post_view(self, post: Tensor) -> Tensor: ...
 
 
-#: ``None`` (dense: every input to every output), a :class:`ConvGeometry`, or
-#: a :class:`ReceptiveView` (e.g. the connection).
-View = ConvGeometry | ReceptiveView | None
+#: ``None`` (dense: every input to every output), a :class:`ConvGeometry`, a
+#: :class:`ReceptiveView` (e.g. the connection), or a torch layer
+#: (``nn.Linear``: dense; ``nn.Conv1d``/``nn.Conv2d``: their geometry).
+View = ConvGeometry | ReceptiveView | TorchLayer | None
 
 
 def pairing_traces(
@@ -226,13 +228,11 @@ class ViewLayout:
         ):
             return self.grouped_product(post, pre)  # the views raise with their own messages
         padded = geometry.pad(pre)
-        weight_gradient = (
-            convolution_gradients.conv1d_weight if geometry.dims == 1 else convolution_gradients.conv2d_weight
-        )
-        gradient = weight_gradient(
-            padded, geometry.weight_shape, post, stride=geometry.stride, padding=0,
-            dilation=geometry.dilation, groups=geometry.groups,
-        )  # fmt: skip
+        options = {"stride": geometry.stride, "padding": 0, "dilation": geometry.dilation, "groups": geometry.groups}
+        if geometry.dims == 1:
+            gradient = convolution_gradients.conv1d_weight(padded, geometry.weight_shape, post, **options)
+        else:
+            gradient = convolution_gradients.conv2d_weight(padded, geometry.weight_shape, post, **options)
         return weight_to_grouped(gradient, geometry.groups)
 
     def grouped_product(self, post: Tensor, pre: Tensor) -> Tensor:
@@ -585,6 +585,17 @@ def compute_dtype(*candidates: object) -> torch.dtype:
     return torch.get_default_dtype()
 
 
+def event_positions(events: Tensor) -> Tensor:
+    """The flat (row-major) positions of the True entries of a bool tensor, int64, increasing.
+
+    ``torch.flatnonzero``'s result; on CPU from numpy's ``flatnonzero`` (see
+    :func:`event_indices`).
+    """
+    if _numpy is None or events.device.type != "cpu" or events.dtype != torch.bool:
+        return events.reshape(-1).nonzero().view(-1)
+    return torch.from_numpy(_numpy.flatnonzero(events.contiguous().numpy())).to(torch.int64)
+
+
 def event_indices(events: Tensor) -> tuple[Tensor, ...]:
     """The indices of the True entries of a bool tensor, one int64 tensor per dimension.
 
@@ -596,7 +607,7 @@ def event_indices(events: Tensor) -> tuple[Tensor, ...]:
     """
     if _numpy is None or events.device.type != "cpu" or events.dtype != torch.bool or events.ndim == 0:
         return events.nonzero(as_tuple=True)
-    flat = torch.from_numpy(_numpy.flatnonzero(events.contiguous().numpy())).to(torch.int64)
+    flat = event_positions(events)
     indices = []
     for size in reversed(events.shape[1:]):
         quotient = torch.div(flat, size, rounding_mode="floor")

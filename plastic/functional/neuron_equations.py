@@ -9,6 +9,7 @@ them.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -23,6 +24,7 @@ __all__ = [
     "fire",
     "if_charge",
     "lif_charge",
+    "neuron_charge",
     "refractory_steps",
     "refractory_update",
     "reset_hard",
@@ -101,29 +103,44 @@ def _charge(params: NeuronParams, voltage: Tensor, inputs: Tensor) -> Tensor:
     return if_charge(voltage, inputs)
 
 
-def _charge_into(params: NeuronParams, voltage: Tensor, inputs: Tensor, out: Tensor) -> None:
-    """:func:`lif_charge` / :func:`if_charge` written into ``out``, with the
-    same floating-point operations in the same order."""
+def neuron_charge(params: NeuronParams, voltage: Tensor, inputs: Tensor) -> Tensor:
+    """The charge ``H_t`` of ``params.kind`` (:func:`lif_charge` or :func:`if_charge`): the
+    potential a step reaches before it fires and resets (what a competition between neurons
+    that cross the threshold in the same step compares)."""
+    if not isinstance(params, NeuronParams):
+        raise TypeError(f"params: expected a NeuronParams, got {type(params).__name__}")
+    return _charge(params, voltage, inputs)
+
+
+def _charge_into(params: NeuronParams, voltage: Tensor, inputs: Tensor, out: Tensor | None = None) -> Tensor:
+    """:func:`lif_charge` / :func:`if_charge` written into ``out`` (a new tensor if None), with
+    the same floating-point operations in the same order; returns ``out``."""
     if params.kind != "lif":
-        torch.add(voltage, inputs, out=out)
-        return
+        return torch.add(voltage, inputs, out=out)
     v_reset_is_plus_zero = params.v_reset == 0 and math.copysign(1.0, params.v_reset) > 0  # V - (+0) is V exactly
     if params.decay_input:  # V + (X - (V - V_reset)) / tau
         if v_reset_is_plus_zero:
-            torch.sub(inputs, voltage, out=out)
+            out = torch.sub(inputs, voltage, out=out)
         else:
-            torch.sub(voltage, params.v_reset, out=out)
+            out = torch.sub(voltage, params.v_reset, out=out)
             torch.sub(inputs, out, out=out)
+        # ``out / tau + V`` in one pass: addcdiv divides each element by tau (the same rounded
+        # quotient as ``div_``), then adds V (one more rounding, as ``add_``)
+        return torch.addcdiv(voltage, out, scalar_tensor(params.tau, out.dtype, out.device), out=out)
+    # (V - (V - V_reset) / tau) + X
+    if v_reset_is_plus_zero:
+        out = torch.div(voltage, params.tau, out=out)
+    else:
+        out = torch.sub(voltage, params.v_reset, out=out)
         out.div_(params.tau)
-        out.add_(voltage)
-    else:  # (V - (V - V_reset) / tau) + X
-        if v_reset_is_plus_zero:
-            torch.div(voltage, params.tau, out=out)
-        else:
-            torch.sub(voltage, params.v_reset, out=out)
-            out.div_(params.tau)
-        torch.sub(voltage, out, out=out)
-        out.add_(inputs)
+    torch.sub(voltage, out, out=out)
+    return out.add_(inputs)
+
+
+@functools.lru_cache(maxsize=64)
+def scalar_tensor(value: float, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """A 0-d tensor holding ``value`` (cached per value, dtype and device; never written)."""
+    return torch.tensor(value, dtype=dtype, device=device)
 
 
 def _reset(params: NeuronParams, h: Tensor, spike: Tensor, threshold: Threshold) -> Tensor:

@@ -36,45 +36,45 @@ RESET_MODES = ("hard", "soft")
 Threshold = float | Tensor
 
 
-def _finite_real(instance: object, attribute: attrs.Attribute, value: object) -> None:
+def _finite_real(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     check_in_range(value, attribute.name, -math.inf, math.inf, inclusive=False)
 
 
-def _tau_validator(instance: object, attribute: attrs.Attribute, value: object) -> None:
+def _tau_validator(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     tau = check_positive(value, "tau")
     if tau < 1:
         raise ValueError(f"tau: expected a membrane time constant >= 1 (in steps), got {value!r}")
 
 
 def _choice(choices: tuple[str, ...]) -> Any:
-    def validate(instance: object, attribute: attrs.Attribute, value: object) -> None:
+    def validate(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
         check_choice(value, attribute.name, choices)
 
     return validate
 
 
-def _surrogate_validator(instance: object, attribute: attrs.Attribute, value: object) -> None:
+def _surrogate_validator(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, SurrogateGradient):
         raise TypeError(f"surrogate: expected a SurrogateGradient (e.g. ATan(), Sigmoid()), got {value!r}")
 
 
-def _bool_validator(instance: object, attribute: attrs.Attribute, value: object) -> None:
+def _bool_validator(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, bool):
         raise TypeError(f"{attribute.name}: expected a bool, got {value!r}")
 
 
-def _steps_validator(instance: object, attribute: attrs.Attribute, value: object) -> None:
+def _steps_validator(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{attribute.name}: expected an int, got {value!r}")
     if value < 0:
         raise ValueError(f"{attribute.name}: expected a value >= 0, got {value!r}")
 
 
-def _non_negative(instance: object, attribute: attrs.Attribute, value: object) -> None:
+def _non_negative(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     check_non_negative(value, attribute.name)
 
 
-def _decay_validator(instance: object, attribute: attrs.Attribute, value: object) -> None:
+def _decay_validator(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     decay = check_in_range(value, attribute.name, 0.0, 1.0)
     if decay == 0:
         raise ValueError(f"{attribute.name}: expected a value in (0, 1], got {value!r}")

@@ -78,6 +78,7 @@ from plastic.functional.neuron_equations import (
     fire,
     if_charge,
     lif_charge,
+    neuron_charge,
     refractory_steps,
     refractory_update,
     reset_hard,
@@ -110,6 +111,7 @@ __all__ = [
     "fire",
     "if_charge",
     "lif_charge",
+    "neuron_charge",
     "neuron_step",
     "neuron_step_state",
     "neuron_step_unchecked",
@@ -171,8 +173,7 @@ def neuron_step_unchecked(
     voltage = state.voltage
     remaining = _initial_remaining(params, state)
     theta = state.theta
-    h = torch.empty_like(voltage)
-    _charge_into(params, voltage, inputs, h)
+    h = _charge_into(params, voltage, inputs)
     refractory_mask = None if remaining is None else remaining > 0
     if refractory_mask is not None:
         torch.where(refractory_mask, voltage, h, out=h)

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 from einops import rearrange
@@ -84,7 +84,9 @@ def event_product(events: Tensor, values: Tensor, *, out: Tensor | None = None) 
     The events become a CSR matrix ``[(G R), (N G P)]`` with one entry per
     spike, multiplied with the rows ``values[n, g, :, p]``: work proportional
     to the number of spikes times ``C``. ``out`` (``[G, R, C]``, contiguous):
-    the product is added into it and it is returned.
+    the product is added into it and it is returned; when at most half of
+    its rows receive events, only those rows are computed and added
+    (``index_add_``), so the cost follows the events, not ``G * R * C``.
     """
     count, groups, rows_per_group, positions = events.shape
     channels = values.shape[2]
@@ -97,8 +99,26 @@ def event_product(events: Tensor, values: Tensor, *, out: Tensor | None = None) 
     if group.numel() == 0:
         return values.new_zeros(groups, rows_per_group, channels) if out is None else out
     columns = (sample * groups + group) * positions + position
+    destination = group * rows_per_group + row  # the output row of each event, non-decreasing
+    if out is not None:
+        hit = torch.unique_consecutive(destination)
+        if 2 * hit.numel() <= out_rows:
+            # few output rows receive events: the product over those rows only, added into theirs
+            # (a CSR product into ``out`` itself passes over all of it, however few the events)
+            compact = torch.searchsorted(hit, destination)
+            crow = torch.zeros(hit.numel() + 1, dtype=torch.int64, device=values.device)
+            crow[1:] = torch.cumsum(torch.bincount(compact, minlength=hit.numel()), 0)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # CSR: beta, invariants hold by construction
+                matrix = torch.sparse_csr_tensor(
+                    crow, columns, torch.ones(columns.numel(), dtype=values.dtype, device=values.device),
+                    size=(hit.numel(), count * groups * positions), check_invariants=False,
+                )  # fmt: skip
+                part = matrix @ matrix_rows
+            out.view(out_rows, channels).index_add_(0, hit, part)
+            return out
     crow = torch.zeros(out_rows + 1, dtype=torch.int64, device=values.device)
-    crow[1:] = torch.cumsum(torch.bincount(group * rows_per_group + row, minlength=out_rows), 0)
+    crow[1:] = torch.cumsum(torch.bincount(destination, minlength=out_rows), 0)
     with warnings.catch_warnings():
         # CSR support is flagged beta; the invariants hold by construction
         warnings.simplefilter("ignore", UserWarning)
@@ -203,6 +223,7 @@ def pair_product(
     batch_reduction: BatchReduction = "sum",
     method: Method = "auto",
     out: Tensor | None = None,
+    accumulate: bool = False,
 ) -> Tensor:
     """The bilinear form every pair rule ends in, over a window, in ``[G, O, K]``::
 
@@ -219,12 +240,18 @@ def pair_product(
         method: ``"auto"``, ``"dense"`` or ``"sparse"`` (see the module notes).
         out: ``[G, O, K]`` tensor receiving the result (``"sum"``/``"mean"``);
             written directly by the dense-matrix and event-driven products.
+        accumulate: add the result into ``out`` (``batch_reduction="sum"``)
+            instead of overwriting it.
 
     No argument checks beyond the views (internal building block of the
     rules here and in :mod:`plastic.functional.all_pairs`).
     """
     layout = view if isinstance(view, ViewLayout) else ViewLayout(view)
     steps, batch = post.shape[:2]
+    if accumulate and (out is None or batch_reduction != "sum"):
+        raise ValueError("accumulate: needs an out tensor and batch_reduction='sum'")
+    if steps * batch == 0 and accumulate:
+        return cast(Tensor, out)  # no pairs: nothing to add
     if steps * batch == 0:  # an empty window: no pairs, the shape from one blank sample
         dtype = pre.dtype if post.dtype == torch.bool else post.dtype
         blank = layout.product(
@@ -253,7 +280,8 @@ def pair_product(
         pre_view, post_view = layout.pre(pre_flat), layout.post(post_flat)
         check_grouped_views(pre_view, post_view)
         if events == "post":
-            result = event_product(post_view, pre_view, out=None if out is None else out.zero_())
+            into = None if out is None else out if accumulate else out.zero_()
+            result = event_product(post_view, pre_view, out=into)
         else:
             result = event_product(pre_view, post_view).transpose(1, 2)
     else:
@@ -264,12 +292,13 @@ def pair_product(
             pre_flat = spike_values(pre_flat, post_flat.dtype)
         if out is not None and layout.dense:
             layout.check_shapes(pre_flat, post_flat)
-            torch.mm(post_flat.flatten(1).T, pre_flat.flatten(1), out=out[0])
+            # beta 0 overwrites ``out`` (without reading it), beta 1 adds into it
+            torch.addmm(out[0], post_flat.flatten(1).T, pre_flat.flatten(1), beta=1 if accumulate else 0, out=out[0])
             result = out
         else:
             result = layout.product(post_flat, pre_flat)
     if out is not None and result is not out:
         check_shape(out, "out", tuple(result.shape))
-        result = out.copy_(result)
+        result = out.add_(result) if accumulate else out.copy_(result)
     # ``result`` is this call's own tensor (``out`` or a fresh product): divided in place
     return result.div_(batch) if batch_reduction == "mean" else result

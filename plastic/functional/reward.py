@@ -220,7 +220,7 @@ def _prepare(
     spikes_pre: Tensor,
     spikes_post: Tensor,
     reward: float | Tensor,
-    state: tuple | None,
+    state: tuple[Tensor, ...] | None,
     parameters: RewardSTDPParameters,
     dt: float,
     view: View,

@@ -535,21 +535,35 @@ def stdp_window_net(
     s_post = checked.spikes_post
 
     if isinstance(batch_reduction, str):
-        if main is None:
-            main = pair_product(
-                s_post, filtered, view=layout, events="post", batch_reduction="sum", method=method, out=out
-            )
-        if trace_post is None:
-            delta = main  # no carried postsynaptic trace: no pairs with a post spike before the window
-        elif layout.dense and not main.requires_grad:
-            # the rank-B correction added in place: no second weight-sized product and pass
-            delta = main
-            delta[0].addmm_(checked.trace_post.reshape(batch, -1).T, seen_by_carried.reshape(batch, -1), alpha=-eta_pre)
+        if main is None and out is not None and trace_post is not None and layout.dense and not filtered.requires_grad:
+            # the carried-trace term written first (beta 0: no zeroing pass over ``out``), the window's
+            # pairs then added into it: their event-driven product touches only the rows with post spikes
+            torch.addmm(
+                out[0], checked.trace_post.reshape(batch, -1).T, seen_by_carried.reshape(batch, -1),
+                beta=0, alpha=-eta_pre, out=out[0],
+            )  # fmt: skip
+            delta = pair_product(
+                s_post, filtered, view=layout, events="post", batch_reduction="sum", method=method, out=out,
+                accumulate=True,
+            )  # fmt: skip
         else:
-            carried = pair_product(
-                checked.trace_post.unsqueeze(0), seen_by_carried.unsqueeze(0), view=layout, batch_reduction="sum"
-            )
-            delta = main.sub_(carried, alpha=eta_pre)
+            if main is None:
+                main = pair_product(
+                    s_post, filtered, view=layout, events="post", batch_reduction="sum", method=method, out=out
+                )
+            if trace_post is None:
+                delta = main  # no carried postsynaptic trace: no pairs with a post spike before the window
+            elif layout.dense and not main.requires_grad:
+                # the rank-B correction added in place: no second weight-sized product and pass
+                delta = main
+                delta[0].addmm_(
+                    checked.trace_post.reshape(batch, -1).T, seen_by_carried.reshape(batch, -1), alpha=-eta_pre
+                )
+            else:
+                carried = pair_product(
+                    checked.trace_post.unsqueeze(0), seen_by_carried.unsqueeze(0), view=layout, batch_reduction="sum"
+                )
+                delta = main.sub_(carried, alpha=eta_pre)
         if batch_reduction == "mean":
             delta = delta.div_(batch)
     else:

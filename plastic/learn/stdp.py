@@ -37,8 +37,9 @@ from torch import Tensor
 from plastic.functional.attrs_validators import finite, one_of, positive
 from plastic.functional.bilinear import BatchReduction, View
 from plastic.functional.bounding import Bounding
+from plastic.functional.pair_products import Method
 from plastic.functional.receptive import grouped_to_weight
-from plastic.functional.stdp import METHODS, Method, stdp_window, stdp_window_net
+from plastic.functional.stdp import METHODS, stdp_window, stdp_window_net
 from plastic.learn.base import CellState, Unit
 from plastic.learn.window import WindowRuleParams, WindowTrainer
 from plastic.neural.cell import Cell
@@ -130,7 +131,7 @@ class STDP(WindowTrainer):
                 params.pairing != "all" or params.weight_dependence_post or params.weight_dependence_pre
             ):
                 raise ValueError("fuse: the one-product form needs pairing='all' and no weight dependence")
-            return params.fuse
+            return bool(params.fuse)
         updater = unit.updater
         bounding = updater.bounding.get("weight") if isinstance(updater.bounding, dict) else None
         # the updater holds Bounding instances (it checks them at construction)

@@ -7,8 +7,9 @@ The public classes of the submodules are exported here
 from plastic.neural.adex import AdEx
 from plastic.neural.cell import Cell, Serial
 from plastic.neural.classifiers import MaxRateClassifier
+from plastic.neural.competition import Competition, WinnerTakeAll
 from plastic.neural.connections import Connection, Conv1d, Conv2d, LinearDense, LinearDirect, LinearLateral
-from plastic.neural.encoders import BernoulliEncoder, PoissonEncoder
+from plastic.neural.encoders import BernoulliEncoder, LatencyEncoder, PoissonEncoder
 from plastic.neural.history import RingBuffer
 from plastic.neural.layers import Delay, SynapseFilter, VotingLayer
 from plastic.neural.neurons import IF, LIF, AdaptiveLIF, SpikingNeuron
@@ -22,12 +23,14 @@ __all__ = [
     "AdaptiveLIF",
     "BernoulliEncoder",
     "Cell",
+    "Competition",
     "Connection",
     "Conv1d",
     "Conv2d",
     "Delay",
     "DeltaCurrent",
     "ExponentialCurrent",
+    "LatencyEncoder",
     "LinearDense",
     "LinearDirect",
     "LinearLateral",
@@ -41,4 +44,5 @@ __all__ = [
     "SynapseFilter",
     "Updater",
     "VotingLayer",
+    "WinnerTakeAll",
 ]

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from plastic.functional.validation import all_finite
 from plastic.neural.connections import Connection
+from plastic.neural.observable import Observable
 
 if TYPE_CHECKING:
     from plastic.neural.updater import Updater
@@ -55,7 +56,7 @@ def _neuron_shape(neuron: nn.Module) -> tuple[int, ...]:
     return (shape,) if isinstance(shape, int) else tuple(shape)
 
 
-class Cell(nn.Module):
+class Cell(Observable):
     """A connection and the neurons it drives: ``forward(x) = neuron(connection(x))``.
 
     Args:
@@ -111,7 +112,8 @@ class Cell(nn.Module):
     @property
     def updater(self) -> Updater | None:
         """The updater trainers write into (None until set or made)."""
-        return self.__dict__["_updater"]
+        updater: Updater | None = self.__dict__["_updater"]  # a plain attribute (see __setattr__)
+        return updater
 
     @updater.setter
     def updater(self, updater: Updater | None) -> None:

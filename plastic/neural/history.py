@@ -123,12 +123,24 @@ class RingBuffer(nn.Module):
         data = cast(Tensor, self._buffers["data"])
         if not (isinstance(value, Tensor) and value.shape == data.shape[1:]):
             self.check_sample(value)  # the same test, then the full check with its message
-        pointer = self._pointer
+        self._push_checked(data, value)
+
+    def _push_checked(self, data: Tensor, value: Tensor) -> None:
+        """Append ``value`` (a tensor of the sample's shape) to the storage ``data``."""
+        state = self.__dict__  # the plain ints and the slot views (no nn.Module attribute dispatch)
+        pointer = state["_pointer"]
+        cached = state.get("_slot_views")
+        view = cached[1][pointer] if cached is not None and cached[0] is data else None
+        if view is None:
+            view = self._slot(data, pointer)
         # ``data[pointer] = value`` through a kept view of the slot (the same copy, less dispatch)
-        self._slot(data, pointer).copy_(value)
-        # plain ints: object.__setattr__ skips nn.Module's table checks (the same result)
-        set_plain(self, "_pointer", (pointer + 1) % self.capacity)
-        set_plain(self, "_count", min(self._count + 1, self.capacity))
+        view.copy_(value)
+        # plain ints: what object.__setattr__ writes (nn.Module's table checks skipped, same result)
+        capacity = state["capacity"]
+        state["_pointer"] = pointer + 1 if pointer + 1 < capacity else 0
+        count = state["_count"]
+        if count < capacity:
+            state["_count"] = count + 1
 
     def push_window(self, values: Tensor) -> None:
         """Append ``[T, *shape]`` samples (oldest first) in at most two copies."""

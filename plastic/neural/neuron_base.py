@@ -16,11 +16,10 @@ from typing import cast
 import torch
 from torch import Tensor, nn
 
+from plastic.functional.neuron_params import _check_params, _check_state
 from plastic.functional.neurons import (
     NeuronParams,
     NeuronState,
-    _check_params,
-    _check_state,
     neuron_step_state,
     neuron_step_unchecked,
     neuron_window_state,

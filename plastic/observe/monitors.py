@@ -44,6 +44,7 @@ from torch.utils.hooks import RemovableHandle
 
 from plastic.functional.validation import check_choice
 from plastic.neural.buffers import set_plain
+from plastic.neural.observable import Observable, has_call_hooks
 from plastic.observe.reducers import Reducer
 
 __all__ = ["Monitor", "MonitorPool", "Target", "parse_target"]
@@ -163,10 +164,26 @@ class Monitor(nn.Module):
             if monitor is not None:
                 monitor._on_post(hooked, args, output)
 
+        def post_attribute_hook(hooked: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+            # an attribute read after the call (the trainers' monitors, at every step): _on_post
+            # without the dispatch on the target's kind
+            monitor = reference()
+            if monitor is not None and monitor._active(hooked):
+                monitor._observe(hooked, monitor._read_attr(hooked))
+
+        post = post_attribute_hook if self.target.kind == "attr" else post_hook
+        # plastic's observable modules (cells) call monitors around the call without torch's
+        # forward hooks, which would send every step through nn.Module's general dispatch
         if self.hook == "pre" or self.target.kind == "delta":
-            self._handles.append(module.register_forward_pre_hook(pre_hook))
+            if isinstance(module, Observable):
+                self._handles.append(module.register_step_observer(pre_hook, pre=True))
+            else:
+                self._handles.append(module.register_forward_pre_hook(pre_hook))
         if self.hook == "post":
-            self._handles.append(module.register_forward_hook(post_hook))
+            if isinstance(module, Observable):
+                self._handles.append(module.register_step_observer(post))
+            else:
+                self._handles.append(module.register_forward_hook(post))
 
     def _active(self, module: nn.Module) -> bool:
         if not self.enabled:
@@ -242,11 +259,13 @@ class Monitor(nn.Module):
         window = getattr(module, "step_mode", "single") == "window"
         # without nn.Module.__getattr__ (this runs at every step)
         reducer = cast(Reducer, self._modules["reducer"])
+        # the reducer's forward without nn.Module's call dispatch, unless hooks must see the call
+        record = reducer if has_call_hooks(reducer) else reducer.forward
         if torch.is_grad_enabled():
             with torch.no_grad():
-                reducer(value.detach(), window=window)
+                record(value.detach(), window=window)
         else:  # nothing records a graph already: the context would change nothing
-            reducer(value.detach() if value.requires_grad else value, window=window)
+            record(value.detach() if value.requires_grad else value, window=window)
 
     # -------------------------------------------------------------- public
     @property

@@ -111,8 +111,12 @@ def load_digit_splits(test_fraction: float, seed: int) -> tuple[Tensor, Tensor, 
     train_x, test_x, train_y, test_y = train_test_split(
         digits.data, digits.target, test_size=test_fraction, stratify=digits.target, random_state=seed
     )
-    as_float = lambda a: torch.tensor(a, dtype=torch.float32)  # noqa: E731
-    return as_float(train_x), torch.tensor(train_y), as_float(test_x), torch.tensor(test_y)
+    return (
+        torch.tensor(train_x, dtype=torch.float32),
+        torch.tensor(train_y),
+        torch.tensor(test_x, dtype=torch.float32),
+        torch.tensor(test_y),
+    )
 
 
 class DigitNetwork:
