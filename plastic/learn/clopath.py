@@ -62,11 +62,6 @@ from plastic.observe.reducers import WindowReducer
 __all__ = ["ClopathSTDP", "ClopathSTDPParams"]
 
 
-def _optional_finite(instance: Any, attribute: attrs.Attribute, value: object) -> None:
-    if value is not None:
-        finite(instance, attribute, value)
-
-
 @attrs.frozen
 class ClopathSTDPParams(WindowRuleParams):
     """Hyperparameters of :class:`ClopathSTDP` (mV and ms; see :class:`~plastic.functional.clopath.ClopathParameters`).
@@ -95,7 +90,7 @@ class ClopathSTDPParams(WindowRuleParams):
     homeostasis: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
     tau_homeostasis: float = attrs.field(default=1000.0, validator=positive)
     u_ref_squared: float = attrs.field(default=60.0, validator=positive)
-    spike_voltage: float | None = attrs.field(default=None, validator=_optional_finite)
+    spike_voltage: float | None = attrs.field(default=None, validator=attrs.validators.optional(finite))
 
     def __attrs_post_init__(self) -> None:
         if self.pairing != "all":
