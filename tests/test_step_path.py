@@ -294,3 +294,20 @@ def test_dense_linear_reference():
     spikes = torch.tensor([[True, False, True]])
     rows = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], dtype=torch.float64)
     assert summed_in_input_order(spikes, rows, 1.0) == F.linear(spikes.double(), rows.T).tolist()
+
+
+def test_cells_still_call_their_submodules_hooks():
+    """A cell calls its connection's and neuron's forwards directly only while no hook is registered on them."""
+    cell = Cell(LinearDense(5, 3), LIF(3, v_threshold=0.1))
+    seen: list[str] = []
+    cell.connection.register_forward_hook(lambda m, args, out: seen.append("connection"))
+    cell.connection.synapse.register_forward_pre_hook(lambda m, args: seen.append("synapse"))
+    handle = cell.neuron.register_forward_hook(lambda m, args, out: seen.append("neuron"))
+    with torch.no_grad():
+        spikes = cell(torch.ones(1, 5, dtype=torch.bool))
+    assert seen == ["synapse", "connection", "neuron"]
+    handle.remove()
+    seen.clear()
+    with torch.no_grad():
+        again = cell(torch.ones(1, 5, dtype=torch.bool))
+    assert seen == ["synapse", "connection"] and again.shape == spikes.shape
