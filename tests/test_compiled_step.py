@@ -80,3 +80,19 @@ def test_compiled_step_bad_arguments():
         CompiledStep(3)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="enabled"):
         LIF(3).compile_step("yes")  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_compiled_neuron_step_on_the_device(device):
+    """``pytest --device cuda`` compiles for the GPU (Triton); the CPU run is the same check as above."""
+    eager, compiled = _neurons("adaptive", batch=2)
+    eager, compiled = eager.to(device), compiled.to(device)
+    compiled.compile_step()
+    generator = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        for _ in range(5):
+            inputs = (torch.rand(2, 7, generator=generator, dtype=torch.float64) * 0.8).to(device)
+            assert torch.equal(compiled(inputs), eager(inputs))
+    assert compiled.compile_error is None, compiled.compile_error
+    assert torch.equal(compiled.voltage, eager.voltage) and torch.equal(compiled.theta, eager.theta)
+    assert compiled.voltage.device.type == device.type
