@@ -3,8 +3,10 @@
 The network, built from plastic's own components:
 
 * input: scikit-learn's handwritten digits (1,797 images of 8x8 pixels,
-  shipped with scikit-learn), each pixel a Poisson train (Bernoulli per 1 ms
-  step) at ``intensity/16 * max_rate`` Hz (:func:`plastic.functional.encoders.poisson_encode`);
+  shipped with scikit-learn), each image rescaled so that its pixels sum to
+  ``pixel_sum`` (every digit then drives the same total input rate, whatever
+  its amount of ink), each pixel a Poisson train (Bernoulli per 1 ms step) at
+  ``intensity/16 * max_rate`` Hz (:func:`plastic.functional.encoders.poisson_encode`);
 * a :class:`~plastic.neural.cell.Cell`: :class:`~plastic.neural.connections.LinearDense`
   64 -> N onto :class:`~plastic.neural.neurons.AdaptiveLIF` excitatory
   neurons (adaptive threshold, refractory period);
@@ -20,7 +22,8 @@ The network, built from plastic's own components:
   incoming weights to ``w_norm`` and clamps them to ``[0, 1]`` after every
   update (Diehl & Cook's 78.4 for 784 inputs is 0.1 per input);
 * evaluation: learning and threshold adaptation off; a digit that drew fewer
-  than 5 spikes is shown again 32 Hz faster (Diehl & Cook's rule); each neuron is labelled
+  than 5 spikes is shown again with the input rate raised by half its maximum
+  (Diehl & Cook's rule: 32 Hz on their 63.75 Hz maximum); each neuron is labelled
   with the class it responds to most on the training split
   (:class:`~plastic.neural.classifiers.MaxRateClassifier`), and a test digit
   gets the class whose neurons fire most.
@@ -82,18 +85,32 @@ class DemoConfig:
     test_fraction: float = 0.25
     split_seed: int = 0
     eval_batch_size: int = 128
+    # each image's pixels rescaled to this sum (the digits' mean is 312.6 of at most
+    # 64 * 16); None presents the raw images
+    pixel_sum: float | None = 312.0
     # Diehl & Cook: a digit that drew fewer than `min_spikes` spikes is shown
-    # again with the input rate raised by `rate_step` Hz (up to `retries` times)
+    # again with the input rate raised by `rate_step` Hz (up to `retries` times;
+    # their 32 Hz on a 63.75 Hz maximum is half of it: 150 Hz on 300 Hz)
     min_spikes: int = 5
-    rate_step: float = 32.0
+    rate_step: float = 150.0
     retries: int = 5
     train_samples: int | None = None  # subset of the training split (tests)
 
     def resolved(self) -> DemoConfig:
-        defaults = {"neurons": 300, "epochs": 1, "steps": 150, "batch_size": 64}
         return attrs.evolve(
-            self, **{k: v if getattr(self, k) is None else getattr(self, k) for k, v in defaults.items()}
+            self,
+            neurons=500 if self.neurons is None else self.neurons,
+            epochs=3 if self.epochs is None else self.epochs,
+            steps=150 if self.steps is None else self.steps,
+            batch_size=64 if self.batch_size is None else self.batch_size,
         )
+
+    def sizes(self) -> tuple[int, int, int, int]:
+        """``(neurons, epochs, steps, batch_size)`` of a :meth:`resolved` configuration."""
+        neurons, epochs, steps, batch = self.neurons, self.epochs, self.steps, self.batch_size
+        if neurons is None or epochs is None or steps is None or batch is None:
+            raise ValueError("config: expected a resolved DemoConfig (call .resolved()), got None sizes")
+        return neurons, epochs, steps, batch
 
 
 def load_digit_splits(test_fraction: float, seed: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -119,19 +136,21 @@ class DigitNetwork:
         self.config = config
         self.device = device
         self.generator = generator
-        neurons, batch = config.neurons, config.batch_size
-        assert neurons is not None and batch is not None
+        neurons, _, self.steps, batch = config.sizes()
+        self.neurons = neurons
         connection = LinearDense(64, neurons, batch_size=batch, weight_init=lambda w: None, device=device)
         with torch.no_grad():
             connection.weight.copy_(torch.rand(neurons, 64, generator=generator, device=device) * config.w_init)
-        neuron = AdaptiveLIF(
+        self.neuron = AdaptiveLIF(
             neurons, tau=config.tau, v_threshold=config.v_threshold, v_reset=0.0,
             refractory=config.refractory, theta_plus=config.theta_plus, tau_theta=config.tau_theta,
             batch_size=batch, device=device,
         )  # fmt: skip
-        self.cell = Cell(connection, neuron)
-        self.cell.make_updater(params=["weight"], normalize=config.w_norm, clamp=(0.0, 1.0), normalize_first=True)
-        self.cell.updater.constrain()  # start from normalised weights
+        self.cell = Cell(connection, self.neuron)
+        updater = self.cell.make_updater(
+            params=["weight"], normalize=config.w_norm, clamp=(0.0, 1.0), normalize_first=True
+        )
+        updater.constrain()  # start from normalised weights
         self.lateral = LinearDense(neurons, neurons, batch_size=batch, weight_init=(0.0, 0.0), device=device)
         with torch.no_grad():
             # -w_inh off the diagonal, (-)0 on it: bit for bit the masked weight a LinearLateral uses
@@ -141,7 +160,7 @@ class DigitNetwork:
         self.trainer = STDP(
             eta_post=config.eta_post, eta_pre=config.eta_pre, tau_pre=config.tau_pre,
             tau_post=config.tau_post, pairing=config.pairing, batch_reduction="sum",
-            window=config.steps,
+            window=self.steps,
         )  # fmt: skip
         self.trainer.register_cell("excitatory", self.cell)
 
@@ -169,20 +188,20 @@ class DigitNetwork:
         config = self.config
         batch = images.shape[0]
         self.set_batch(batch)
-        rates = images.to(self.device) / 16.0 * (config.max_rate if max_rate is None else max_rate)
+        rates = self.input_rates(images, config.max_rate if max_rate is None else max_rate)
         # bool trains: spikes that need no value check at each step (a float copy would be checked
         # for {0, 1} values every step), the same currents in the connection
-        inputs = poisson_encode(rates, config.steps, 1.0, generator=self.generator)
+        inputs = poisson_encode(rates, self.steps, 1.0, generator=self.generator)
         self.cell.reset()
         self.lateral.reset()
-        neuron = self.cell.neuron
+        neuron = self.neuron
         saved_params = neuron.params
         if not learn:  # Diehl & Cook fix the adaptive thresholds while testing
             neuron.params = attrs.evolve(saved_params, theta_plus=0.0, theta_decay=1.0)
-        counts = torch.zeros(batch, config.neurons, device=self.device)
-        raster = [] if record else None
+        counts = torch.zeros(batch, self.neurons, device=self.device)
+        raster: list[Tensor] | None = [] if record else None
         try:
-            for t in range(config.steps):
+            for t in range(self.steps):
                 # the inhibition is driven by the previous step's spikes, read as the neuron's
                 # bool ``spike`` (all False after the reset)
                 spikes = self.cell(inputs[t], self.lateral(neuron.spike))
@@ -198,6 +217,18 @@ class DigitNetwork:
         if raster is not None:
             extra = {"input": inputs[:, 0].cpu(), "output": torch.stack(raster)}
         return counts, extra
+
+    def input_rates(self, images: Tensor, max_rate: float) -> Tensor:
+        """Poisson rates (Hz) of ``[B, 64]`` images in ``[0, 16]``: ``pixel / 16 * max_rate``.
+
+        With ``pixel_sum`` set each image is first rescaled so its pixels sum to
+        it. A rate is capped at 1,000 Hz (one spike per 1 ms step), which only
+        the brightest pixels of a digit shown again several times reach.
+        """
+        images = images.to(self.device)
+        if self.config.pixel_sum is not None:
+            images = images * (self.config.pixel_sum / images.sum(dim=1, keepdim=True).clamp(min=1.0))
+        return (images / 16.0 * max_rate).clamp(max=1000.0)
 
     def responses(self, images: Tensor, progress: Any = None) -> Tensor:
         """Spike counts ``[N_images, N]`` without learning."""
@@ -246,11 +277,11 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
 
     with torch.no_grad():
         # training: full mini-batches of a new permutation each epoch
-        batch = config.batch_size
+        neurons, epochs, _, batch = config.sizes()
         per_epoch = (train_x.shape[0] // batch) * batch
-        bar = _progress(per_epoch * config.epochs, "training", config.progress)
+        bar = _progress(per_epoch * epochs, "training", config.progress)
         shuffle = torch.Generator().manual_seed(config.seed)
-        for _ in range(config.epochs):
+        for _ in range(epochs):
             order = torch.randperm(train_x.shape[0], generator=shuffle)
             for start in range(0, per_epoch, batch):
                 network.present(train_x[order[start : start + batch]], learn=True)
@@ -264,7 +295,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
         bar.close()
         _, sample = network.present(test_x[:1], learn=False, record=True)
 
-    classifier = MaxRateClassifier(config.neurons, 10).fit(train_counts, train_y)
+    classifier = MaxRateClassifier(neurons, 10).fit(train_counts, train_y)
     predicted = classifier.predict(test_counts)
     accuracy = float((predicted == test_y).float().mean())
     train_accuracy = float((classifier.predict(train_counts) == train_y).float().mean())
