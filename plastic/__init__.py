@@ -9,6 +9,7 @@ trainers in :mod:`plastic.learn`; property tests for users in
 from plastic.functional.bounding import Bounding
 from plastic.learn.all_pairs import AllPairsKernelSTDP
 from plastic.learn.base import CellState, IndependentCellTrainer, Unit
+from plastic.learn.clopath import ClopathSTDP
 from plastic.learn.homeostasis import Homeostasis
 from plastic.learn.inhibitory import InhibitorySTDP
 from plastic.learn.integer import IntegerSTDP
@@ -27,6 +28,7 @@ from plastic.learn.rmax import Rmax
 from plastic.learn.stdp import STDP
 from plastic.learn.triplet import TripletSTDP
 from plastic.learn.window import WindowTrainer
+from plastic.neural.adex import AdEx
 from plastic.neural.cell import Cell, Serial
 from plastic.neural.classifiers import MaxRateClassifier
 from plastic.neural.competition import Competition, WinnerTakeAll
@@ -58,12 +60,14 @@ __all__ = [
     "MSTDP",
     "MSTDPET",
     "STDP",
+    "AdEx",
     "AdaptiveLIF",
     "AllPairsKernelSTDP",
     "BernoulliEncoder",
     "Bounding",
     "Cell",
     "CellState",
+    "ClopathSTDP",
     "Competition",
     "Conv1d",
     "Conv2d",

@@ -6,6 +6,7 @@ The public classes of the submodules are exported here
 
 from plastic.learn.all_pairs import AllPairsKernelSTDP, AllPairsKernelSTDPParams
 from plastic.learn.base import CellState, IndependentCellTrainer, Unit
+from plastic.learn.clopath import ClopathSTDP, ClopathSTDPParams
 from plastic.learn.homeostasis import Homeostasis, HomeostasisParams
 from plastic.learn.integer import IntegerSTDP, IntegerSTDPParams
 from plastic.learn.kernel_stdp import (
@@ -30,6 +31,8 @@ __all__ = [
     "AllPairsKernelSTDP",
     "AllPairsKernelSTDPParams",
     "CellState",
+    "ClopathSTDP",
+    "ClopathSTDPParams",
     "DelayAdjustedKernelSTDP",
     "DelayAdjustedKernelSTDPD",
     "DelayAdjustedSTDP",

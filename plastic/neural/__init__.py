@@ -4,6 +4,7 @@ The public classes of the submodules are exported here
 (``from plastic.neural import LIF, Cell, LinearDense``).
 """
 
+from plastic.neural.adex import AdEx
 from plastic.neural.cell import Cell, Serial
 from plastic.neural.classifiers import MaxRateClassifier
 from plastic.neural.competition import Competition, WinnerTakeAll
@@ -19,6 +20,7 @@ from plastic.neural.updater import Updater
 __all__ = [
     "IF",
     "LIF",
+    "AdEx",
     "AdaptiveLIF",
     "BernoulliEncoder",
     "Cell",

@@ -28,7 +28,7 @@ from plastic.functional.surrogate import SurrogateGradient
 from plastic.functional.validation import all_finite, check_choice, check_shape, check_tensor
 from plastic.neural.buffers import rebind_buffer
 
-__all__ = ["STEP_MODES", "SpikingNeuron"]
+__all__ = ["STEP_MODES", "NeuronModule", "SpikingNeuron"]
 
 STEP_MODES = ("single", "window")
 # refractory counters: integer tensors (what the functional state check accepts)
@@ -57,7 +57,71 @@ def _batch_size(value: object) -> int:
     return value
 
 
-class SpikingNeuron(nn.Module):
+class NeuronModule(nn.Module):
+    """What every neuron module shares: the step mode and the voltage sequence a monitor records.
+
+    Subclasses (:class:`SpikingNeuron`, :class:`~plastic.neural.adex.AdEx`)
+    register the non-persistent buffer ``_voltage_sequence`` (``None``) before
+    setting ``store_voltage_sequence``, and rebind it after each forward.
+    """
+
+    _voltage_sequence: Tensor | None  # read as voltage_sequence
+    _step_mode: str
+    _store_voltage_sequence: bool
+
+    @property
+    def step_mode(self) -> str:
+        """``"single"`` (``[B, *shape]`` per call) or ``"window"`` (``[T, B, *shape]``)."""
+        return self._step_mode
+
+    @step_mode.setter
+    def step_mode(self, value: str) -> None:
+        self._step_mode = str(check_choice(value, "step_mode", STEP_MODES))
+
+    @property
+    def store_voltage_sequence(self) -> bool:
+        """Whether each forward keeps its voltages as :attr:`voltage_sequence`.
+        Setting it (to either value) drops the sequence kept so far."""
+        return self._store_voltage_sequence
+
+    @store_voltage_sequence.setter
+    def store_voltage_sequence(self, value: bool) -> None:
+        if not isinstance(value, bool):
+            raise TypeError(f"store_voltage_sequence: expected a bool, got {value!r}")
+        self._store_voltage_sequence = value
+        self._voltage_sequence = None
+
+    @property
+    def voltage_sequence(self) -> Tensor | None:
+        """The membrane potential of every step of the last forward, after the reset.
+
+        ``[T, B, *shape]`` after a window (the ``voltages`` of
+        :func:`~plastic.functional.neurons.neuron_window_state`, no copy), and
+        ``[B, *shape]`` after a single step (the voltage after the step: the
+        ``voltage`` buffer itself), in the layout of the forward's spikes, as
+        ``spike``. So a monitor on ``voltage_sequence`` records ``V_t`` per
+        step in both step modes. ``V_t`` is the potential after the reset of
+        step ``t`` (``V_reset`` where the neuron fired, with a hard reset): the
+        state the next step integrates from, as SpikingJelly's ``v_seq``; the
+        spikes tell where a reset happened. It carries the autograd graph when
+        the forward built one (``detach()`` cuts it). ``None`` before the first
+        forward and after :meth:`reset`. For :class:`~plastic.neural.adex.AdEx`
+        ``V_t`` is ``u_t``: the plateau value ``v_spike`` from the step that
+        fired to the end of the spike, then the reset and the after-depolarisation.
+
+        Raises ``RuntimeError`` when ``store_voltage_sequence`` is ``False``
+        (the neuron keeps nothing: set it, or build the neuron with
+        ``store_voltage_sequence=True``).
+        """
+        if not self._store_voltage_sequence:
+            raise RuntimeError(
+                f"voltage_sequence: this {type(self).__name__} keeps no voltage sequence; build it with "
+                "store_voltage_sequence=True (or set neuron.store_voltage_sequence = True)"
+            )
+        return self._buffers["_voltage_sequence"]
+
+
+class SpikingNeuron(NeuronModule):
     """Base class of the neuron modules (state handling, validation, forward).
 
     Parameters
@@ -132,55 +196,6 @@ class SpikingNeuron(nn.Module):
         self.store_voltage_sequence = store_voltage_sequence
 
     # -- configuration -------------------------------------------------------
-
-    @property
-    def step_mode(self) -> str:
-        """``"single"`` (``[B, *shape]`` per call) or ``"window"`` (``[T, B, *shape]``)."""
-        return self._step_mode
-
-    @step_mode.setter
-    def step_mode(self, value: str) -> None:
-        self._step_mode = str(check_choice(value, "step_mode", STEP_MODES))
-
-    @property
-    def store_voltage_sequence(self) -> bool:
-        """Whether each forward keeps its voltages as :attr:`voltage_sequence`.
-        Setting it (to either value) drops the sequence kept so far."""
-        return self._store_voltage_sequence
-
-    @store_voltage_sequence.setter
-    def store_voltage_sequence(self, value: bool) -> None:
-        if not isinstance(value, bool):
-            raise TypeError(f"store_voltage_sequence: expected a bool, got {value!r}")
-        self._store_voltage_sequence = value
-        self._voltage_sequence = None
-
-    @property
-    def voltage_sequence(self) -> Tensor | None:
-        """The membrane potential of every step of the last forward, after the reset.
-
-        ``[T, B, *shape]`` after a window (the ``voltages`` of
-        :func:`~plastic.functional.neurons.neuron_window_state`, no copy), and
-        ``[B, *shape]`` after a single step (the voltage after the step: the
-        ``voltage`` buffer itself), in the layout of the forward's spikes, as
-        ``spike``. So a monitor on ``voltage_sequence`` records ``V_t`` per
-        step in both step modes. ``V_t`` is the potential after the reset of
-        step ``t`` (``V_reset`` where the neuron fired, with a hard reset): the
-        state the next step integrates from, as SpikingJelly's ``v_seq``; the
-        spikes tell where a reset happened. It carries the autograd graph when
-        the forward built one (``detach()`` cuts it). ``None`` before the first
-        forward and after :meth:`reset`.
-
-        Raises ``RuntimeError`` when ``store_voltage_sequence`` is ``False``
-        (the neuron keeps nothing: set it, or build the neuron with
-        ``store_voltage_sequence=True``).
-        """
-        if not self._store_voltage_sequence:
-            raise RuntimeError(
-                f"voltage_sequence: this {type(self).__name__} keeps no voltage sequence; build it with "
-                "store_voltage_sequence=True (or set neuron.store_voltage_sequence = True)"
-            )
-        return self._buffers["_voltage_sequence"]
 
     @property
     def batch_size(self) -> int:

@@ -22,6 +22,7 @@ FIGURE_MODULES = (
     "plastic.zoo.figures_inhibitory",
     "plastic.zoo.figures_short_term",
     "plastic.zoo.figures_rate_rules",
+    "plastic.zoo.figures_clopath",
 )
 
 
