@@ -208,3 +208,12 @@ def test_bad_input_gets_named_errors_and_leaves_the_state():
         escape_noise_step(torch.ones(2, 3), (1, 2), EscapeNoiseParams(), dt=1.0, uniform=torch.zeros(2, 3))
     with pytest.raises(TypeError, match="^params"):
         escape_noise_step(torch.ones(2, 3), state, None, dt=1.0, uniform=torch.zeros(2, 3))
+
+
+def test_voltage_sequence_when_asked():
+    neuron = EscapeNoiseNeuron(2, batch_size=1, seed=0, step_mode="window", store_voltage_sequence=True)
+    neuron(torch.ones(4, 1, 2))
+    assert neuron.voltage_sequence.shape == (4, 1, 2)
+    assert torch.equal(neuron.voltage_sequence[-1], neuron.voltage)
+    with pytest.raises(RuntimeError, match="voltage_sequence"):
+        EscapeNoiseNeuron(2).voltage_sequence

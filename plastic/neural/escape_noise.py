@@ -18,7 +18,7 @@ from typing import cast
 
 import attrs
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from plastic.functional.escape_noise import (
     EscapeNoiseParams,
@@ -26,14 +26,14 @@ from plastic.functional.escape_noise import (
     escape_noise_step,
     escape_noise_window,
 )
-from plastic.functional.validation import check_choice, check_positive
+from plastic.functional.validation import check_positive
 from plastic.neural.buffers import rebind_buffer
-from plastic.neural.neuron_base import STEP_MODES, _batch_size, _neuron_shape
+from plastic.neural.neuron_base import NeuronModule, _batch_size, _neuron_shape
 
 __all__ = ["EscapeNoiseNeuron"]
 
 
-class EscapeNoiseNeuron(nn.Module):
+class EscapeNoiseNeuron(NeuronModule):
     """SRM0 neurons with escape noise (equations: :mod:`plastic.functional.escape_noise`).
 
     Args:
@@ -47,7 +47,8 @@ class EscapeNoiseNeuron(nn.Module):
             device. Not part of the state dict: checkpoint it beside the module
             (``plastic.checkpoint.save_checkpoint(generators=...)``).
         seed: seed of the module's own generator (when ``generator`` is None).
-        batch_size, step_mode, device, dtype: as for every neuron module.
+        batch_size, step_mode, device, dtype, store_voltage_sequence: as for every neuron module
+            (the voltage sequence: ``u_t`` of each step of the last forward).
 
     Buffers (state dict): ``psp``, ``after_potential``, ``voltage`` (``u`` of
     the last step) ``[B, *shape]`` and ``refractory_remaining`` (int32).
@@ -82,6 +83,7 @@ class EscapeNoiseNeuron(nn.Module):
         step_mode: str = "single",
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        store_voltage_sequence: bool = False,
     ) -> None:
         super().__init__()
         self.shape = _neuron_shape(shape)
@@ -115,17 +117,10 @@ class EscapeNoiseNeuron(nn.Module):
         self.register_buffer(
             "spike_probability", torch.zeros(state_shape, dtype=dtype, device=device), persistent=False
         )
+        self.register_buffer("_voltage_sequence", None, persistent=False)
+        self.store_voltage_sequence = store_voltage_sequence
 
     # -- configuration ---------------------------------------------------------
-
-    @property
-    def step_mode(self) -> str:
-        """``"single"`` (``[B, *shape]`` per call) or ``"window"`` (``[T, B, *shape]``)."""
-        return self._step_mode
-
-    @step_mode.setter
-    def step_mode(self, value: str) -> None:
-        self._step_mode = str(check_choice(value, "step_mode", STEP_MODES))
 
     @property
     def batch_size(self) -> int:
@@ -148,6 +143,7 @@ class EscapeNoiseNeuron(nn.Module):
         rebind_buffer(self, "voltage", torch.full(shape, self.params.u_rest, dtype=like.dtype, device=like.device))
         rebind_buffer(self, "refractory_remaining", torch.zeros(shape, dtype=torch.int32, device=like.device))
         rebind_buffer(self, "spike", torch.zeros(shape, dtype=torch.bool, device=like.device))
+        self._voltage_sequence = None
 
     def _state(self) -> EscapeNoiseState:
         buffers = self._buffers
@@ -201,6 +197,8 @@ class EscapeNoiseNeuron(nn.Module):
         rebind_buffer(self, "voltage", last_voltage)
         rebind_buffer(self, "spike", spikes)
         rebind_buffer(self, "spike_probability", probability)
+        if self._store_voltage_sequence:
+            self._voltage_sequence = voltage
         return spikes.to(inputs.dtype)
 
     def extra_repr(self) -> str:
