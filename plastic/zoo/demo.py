@@ -128,7 +128,11 @@ class DigitNetwork:
         self.generator = generator
         neurons, batch = config.neurons, config.batch_size
         assert neurons is not None and batch is not None
-        connection = LinearDense(64, neurons, batch_size=batch, weight_init=lambda w: None, device=device)
+        # input-major weights: a step's current sums the rows of the inputs that spiked
+        # (plastic.functional.event_forward.gather_linear), the same values as the dense product
+        connection = LinearDense(
+            64, neurons, batch_size=batch, weight_init=lambda w: None, device=device, weight_layout="input_major"
+        )
         with torch.no_grad():
             connection.weight.copy_(torch.rand(neurons, 64, generator=generator, device=device) * config.w_init)
         neuron = AdaptiveLIF(
@@ -141,7 +145,9 @@ class DigitNetwork:
             params=["weight"], normalize=config.w_norm, clamp=(0.0, 1.0), normalize_first=True
         )
         updater.constrain()  # start from normalised weights
-        self.lateral = LinearDense(neurons, neurons, batch_size=batch, weight_init=(0.0, 0.0), device=device)
+        self.lateral = LinearDense(
+            neurons, neurons, batch_size=batch, weight_init=(0.0, 0.0), device=device, weight_layout="input_major"
+        )
         with torch.no_grad():
             # -w_inh off the diagonal, (-)0 on it: bit for bit the masked weight a LinearLateral uses
             no_self = 1.0 - torch.eye(neurons, dtype=self.lateral.weight.dtype, device=device)
