@@ -25,12 +25,13 @@ $(VENV)/.demo: $(VENV)/.base pyproject.toml
 
 venv: $(VENV)/.dev
 
-# ruff (lint and format) on plastic/, configured in pyproject.toml; make test runs it first
+# ruff (lint and format) and mypy (strict) on plastic/, configured in pyproject.toml; make test runs it first
 lint: $(VENV)/.dev
 	$(PY) -m ruff check plastic
 	$(PY) -m ruff format --check plastic
+	$(PY) -m mypy
 
-# mypy on plastic/ (pyproject.toml [tool.mypy]); not yet in make test: errors remain (see issue 16)
+# mypy alone
 typecheck: $(VENV)/.dev
 	$(PY) -m mypy
 

@@ -9,6 +9,7 @@ trainers in :mod:`plastic.learn`; property tests for users in
 from plastic.functional.bounding import Bounding
 from plastic.learn.all_pairs import AllPairsKernelSTDP
 from plastic.learn.base import CellState, IndependentCellTrainer, Unit
+from plastic.learn.clopath import ClopathSTDP
 from plastic.learn.homeostasis import Homeostasis
 from plastic.learn.inhibitory import InhibitorySTDP
 from plastic.learn.integer import IntegerSTDP
@@ -23,13 +24,17 @@ from plastic.learn.learners import MSTDPETLearner, MSTDPLearner, STDPLearner
 from plastic.learn.online import OnlineSTDP
 from plastic.learn.rate_rules import BCM, Oja
 from plastic.learn.reward import MSTDP, MSTDPET
+from plastic.learn.rmax import Rmax
 from plastic.learn.stdp import STDP
 from plastic.learn.triplet import TripletSTDP
 from plastic.learn.window import WindowTrainer
+from plastic.neural.adex import AdEx
 from plastic.neural.cell import Cell, Serial
 from plastic.neural.classifiers import MaxRateClassifier
+from plastic.neural.competition import Competition, WinnerTakeAll
 from plastic.neural.connections import Conv1d, Conv2d, LinearDense, LinearDirect, LinearLateral
-from plastic.neural.encoders import BernoulliEncoder, PoissonEncoder
+from plastic.neural.encoders import BernoulliEncoder, LatencyEncoder, PoissonEncoder
+from plastic.neural.escape_noise import EscapeNoiseNeuron
 from plastic.neural.layers import Delay, SynapseFilter, VotingLayer
 from plastic.neural.neurons import IF, LIF, AdaptiveLIF
 from plastic.neural.short_term import TsodyksMarkramCurrent
@@ -55,12 +60,15 @@ __all__ = [
     "MSTDP",
     "MSTDPET",
     "STDP",
+    "AdEx",
     "AdaptiveLIF",
     "AllPairsKernelSTDP",
     "BernoulliEncoder",
     "Bounding",
     "Cell",
     "CellState",
+    "ClopathSTDP",
+    "Competition",
     "Conv1d",
     "Conv2d",
     "CumulativeAverageReducer",
@@ -72,6 +80,7 @@ __all__ = [
     "DelayAdjustedSTDPD",
     "DeltaCurrent",
     "EMAReducer",
+    "EscapeNoiseNeuron",
     "EventTimeReducer",
     "ExponentialCurrent",
     "Homeostasis",
@@ -79,6 +88,7 @@ __all__ = [
     "InhibitorySTDP",
     "IntegerSTDP",
     "KernelSTDP",
+    "LatencyEncoder",
     "LinearDense",
     "LinearDirect",
     "LinearLateral",
@@ -92,6 +102,7 @@ __all__ = [
     "OnlineSTDP",
     "PassthroughReducer",
     "PoissonEncoder",
+    "Rmax",
     "STDPLearner",
     "Serial",
     "SpikeFilterCurrent",
@@ -103,4 +114,5 @@ __all__ = [
     "VotingLayer",
     "WindowReducer",
     "WindowTrainer",
+    "WinnerTakeAll",
 ]  # fmt: skip

@@ -50,7 +50,7 @@ import os
 import re
 import tempfile
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import torch
@@ -60,6 +60,9 @@ from plastic.neural.cell import Cell
 from plastic.neural.history import RingBuffer
 from plastic.neural.updater import Updater
 from plastic.observe.reducers import Reducer
+
+if TYPE_CHECKING:  # learn imports neural/observe, never the reverse: imported where used
+    from plastic.learn.base import Unit
 
 __all__ = ["CheckpointMismatchError", "collect_updaters", "describe", "load_checkpoint", "save_checkpoint"]
 
@@ -157,11 +160,18 @@ def _short(value: Any) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
+def _trainer_units(trainer: nn.Module) -> list[Unit]:
+    """The registered cells of a trainer (the trainers that hold them in units); none for other modules."""
+    from plastic.learn.base import IndependentCellTrainer  # learn imports neural/observe, never the reverse
+
+    return list(trainer) if isinstance(trainer, IndependentCellTrainer) else []
+
+
 def _describe_trainer(trainer: nn.Module) -> dict[str, Any]:
     description: dict[str, Any] = {"__class__": _callable_name(type(trainer))}
     if hasattr(trainer, "defaults"):
         description["defaults"] = describe(trainer.defaults)
-    units = list(trainer) if hasattr(trainer, "_units") else []
+    units = _trainer_units(trainer)
     description["cells"] = {unit.name: describe(unit.state.params) for unit in units}
     description["monitors"] = {
         unit.name: {
@@ -213,7 +223,7 @@ def collect_updaters(modules: Mapping[str, nn.Module], trainers: Mapping[str, nn
             if isinstance(submodule, Cell):
                 add(f"{name}.{path}" if path else name, submodule.updater)
     for name, trainer in trainers.items():
-        for unit in list(trainer) if hasattr(trainer, "_units") else []:
+        for unit in _trainer_units(trainer):
             add(f"{name}.{unit.name}", unit.cell.updater)
     return found
 
@@ -301,7 +311,7 @@ def _owner(module: nn.Module, key: str) -> tuple[nn.Module | None, str]:
     *parts, local = key.split(".")
     owner: nn.Module | None = module
     for part in parts:
-        owner = owner._modules.get(part) if owner is not None else None  # type: ignore[union-attr]
+        owner = owner._modules.get(part) if owner is not None else None
     return owner, local
 
 

@@ -12,6 +12,7 @@ import itertools
 
 import numpy as np
 import torch
+from hypothesis import strategies as st
 from torch import nn
 
 from plastic.neural.cell import Cell
@@ -71,6 +72,32 @@ def make_cell(spec, batch, dt, *, n_in=3, n_out=2, weight_init=None):
     cell = Cell(connection, ScriptedNeuron(connection.out_shape, batch_size=batch, dt=dt))
     cell.make_updater()
     return cell
+
+
+#: ``spec`` of :func:`make_cell`: None (dense), a Conv1d (every padding mode, groups 1 or 2) or a Conv2d
+conv_specs = st.one_of(
+    st.none(),
+    st.fixed_dictionaries(
+        {
+            "in_size": st.tuples(st.integers(3, 6)),
+            "kernel": st.integers(1, 3),
+            "stride": st.integers(1, 2),
+            "padding": st.integers(0, 1),
+            "groups": st.sampled_from([1, 2]),
+            "padding_mode": st.sampled_from(["zeros", "reflect", "replicate", "circular"]),
+        }
+    ),
+    st.fixed_dictionaries(
+        {
+            "in_size": st.tuples(st.integers(2, 4), st.integers(2, 4)),
+            "kernel": st.sampled_from([1, 2]),
+            "stride": st.sampled_from([1, 2]),
+            "padding": st.sampled_from([0, 1]),
+            "groups": st.just(1),
+            "padding_mode": st.sampled_from(["zeros", "circular"]),
+        }
+    ),
+)
 
 
 # --------------------------------------------------------------------------- receptive references
@@ -133,6 +160,55 @@ def explicit_unfold(x, kernel, stride, padding, dilation):
                 entries.append(padded[(slice(None), c, *index)])
         columns.append(torch.stack(entries, dim=1))
     return torch.stack(columns, dim=1)
+
+
+# --------------------------------------------------------------------------- spike pairing schemes
+
+
+def _latest(times, t):
+    """The latest of ``times`` at or before ``t`` (None: none)."""
+    earlier = [u for u in times if u <= t]
+    return max(earlier) if earlier else None
+
+
+def _earliest(times, t):
+    """The earliest of ``times`` at or after ``t`` (None: none)."""
+    later = [u for u in times if u >= t]
+    return min(later) if later else None
+
+
+def counted_pairs(pre_times, post_times, scheme):
+    """``(potentiation pairs, depression pairs)`` of one synapse as sets of ``(p, q)``, by definition:
+
+    all: every p <= q / every q <= p; symmetric: each post spike with the latest pre spike at or
+    before it / each pre spike with the latest post spike at or before it; presynaptic-centred:
+    each pre spike with the first post spike at or after it / as symmetric; restricted: the
+    symmetric pairs whose spikes are each other's nearest partners (no spike of either neuron
+    between them).
+    """
+    pre, post = sorted(pre_times), sorted(post_times)
+    if scheme == "all":
+        return {(p, q) for p in pre for q in post if p <= q}, {(p, q) for p in pre for q in post if q <= p}
+    symmetric_depression = {(p, _latest(post, p)) for p in pre if _latest(post, p) is not None}
+    if scheme in ("nearest", "symmetric"):
+        return {(_latest(pre, q), q) for q in post if _latest(pre, q) is not None}, symmetric_depression
+    if scheme == "presynaptic_centred":
+        return {(p, _earliest(post, p)) for p in pre if _earliest(post, p) is not None}, symmetric_depression
+    assert scheme == "restricted"
+    potentiation = {(p, q) for p in pre for q in post if _latest(pre, q) == p and _earliest(post, p) == q}
+    depression = {(p, q) for p in pre for q in post if _latest(post, p) == q and _earliest(pre, q) == p}
+    return potentiation, depression
+
+
+def pair_sums(pre_train, post_train, scheme, decay_pre, decay_post, amp_pre, amp_post):
+    """Potentiation and depression of one synapse: the counted pairs' trace values."""
+    pre_times = [t for t, s in enumerate(pre_train) if s]
+    post_times = [t for t, s in enumerate(post_train) if s]
+    potentiation, depression = counted_pairs(pre_times, post_times, scheme)
+    return (
+        sum(amp_pre * decay_pre ** (q - p) for p, q in potentiation),
+        sum(amp_post * decay_post ** (p - q) for p, q in depression),
+    )
 
 
 # --------------------------------------------------------------------------- data and comparisons

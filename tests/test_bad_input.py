@@ -23,6 +23,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from plastic.neural.observable import Observable
 from plastic.learn.kernel_stdp import KernelSTDP
 from plastic.learn.stdp import STDP
 from plastic.neural.cell import Cell
@@ -113,7 +114,8 @@ def snapshot(w: SimpleNamespace) -> dict[str, Any]:
         for key, value in module.named_buffers():  # non-persistent outputs (spike, synspike) too
             state[f"{name}.buffer.{key}"] = value.clone()
         for path, submodule in module.named_modules():
-            state[f"{name}.hooks.{path}"] = (len(submodule._forward_hooks), len(submodule._forward_pre_hooks))
+            observers = submodule.step_observer_count() if isinstance(submodule, Observable) else 0
+            state[f"{name}.hooks.{path}"] = (len(submodule._forward_hooks), len(submodule._forward_pre_hooks), observers)
     for name in ("cell", "conv", "delayed"):
         state[f"{name}.updater"] = {k: v.clone() for k, v in getattr(w, name).updater.state_dict().items()}
     state["trainers"] = (w.kernel.names, w.stdp.names)

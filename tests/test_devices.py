@@ -116,3 +116,43 @@ def test_one_product_window_on_the_device(device, method):
         assert net.delta_weight.device.type == device.type
         _close(net.delta_weight, expected, torch.float64)
         _close(net.trace_pre, two.trace_pre, torch.float64)
+
+
+
+def _train_clopath(device: torch.device, dtype: torch.dtype, kind: str) -> tuple[Cell, torch.Tensor, bool]:
+    """The AdEx and voltage-based STDP (Clopath et al. 2010) over two windows: the cell, its initial
+    weight and whether it spiked."""
+    from plastic import AdEx, ClopathSTDP
+
+    torch.manual_seed(0)
+    if kind == "conv":
+        connection = Conv2d(2, 3, 3, in_size=(5, 5), batch_size=2, step_mode="window", padding=1, weight_init=(0, 200))
+        shape, pre = (3, 5, 5), _trains((30, 2, 2, 5, 5), 0.2, 1)
+    else:
+        connection = LinearDense(20, 4, batch_size=2, step_mode="window", weight_init=(0, 200))
+        shape, pre = (4,), _trains((30, 2, 20), 0.2, 1)
+    cell = Cell(connection, AdEx(shape, batch_size=2, step_mode="window", store_voltage_sequence=True))
+    cell = cell.to(device=device, dtype=dtype)
+    initial = cell.connection.weight.detach().clone()
+    cell.make_updater(params=["weight"])
+    trainer = ClopathSTDP(homeostasis=True, a_ltd=1e-2, a_ltp=1e-2)
+    trainer.register_cell("cell", cell)
+    drive = torch.full((30, 2, *shape), 450.0, dtype=dtype, device=device)
+    spiked = False
+    with torch.no_grad():
+        for _ in range(2):
+            spiked |= bool(cell(pre.to(device=device, dtype=dtype), drive).any())
+            trainer()
+            trainer.update()
+    _states_on(cell, device)
+    _states_on(trainer, device)
+    return cell, initial, spiked
+
+
+@pytest.mark.parametrize("kind", ["dense", "conv"])
+def test_voltage_based_stdp_on_the_device_matches_the_cpu(device, kind):
+    reference, initial, spiked = _train_clopath(torch.device("cpu"), torch.float64, kind)
+    assert spiked and not torch.equal(reference.connection.weight, initial)  # it fired and learned
+    trained = _train_clopath(device, torch.float64, kind)[0]
+    _close(trained.connection.weight, reference.connection.weight, torch.float64)
+    _close(trained.neuron.voltage, reference.neuron.voltage, torch.float64)

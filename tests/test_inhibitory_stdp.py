@@ -10,37 +10,13 @@ import math
 import numpy as np
 import pytest
 import torch
-from helpers import F64, assert_close_relative, run, synapse_sites
+from helpers import F64, assert_close_relative, conv_specs, run, synapse_sites
 from helpers import make_cell as make_scripted_cell
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from plastic.functional.inhibitory import inhibitory_depression_constant, inhibitory_stdp_window
 from plastic.learn.inhibitory import InhibitorySTDP
-
-conv_specs = st.one_of(
-    st.none(),
-    st.fixed_dictionaries(
-        {
-            "in_size": st.tuples(st.integers(3, 6)),
-            "kernel": st.integers(1, 3),
-            "stride": st.integers(1, 2),
-            "padding": st.integers(0, 1),
-            "groups": st.sampled_from([1, 2]),
-            "padding_mode": st.sampled_from(["zeros", "circular"]),
-        }
-    ),
-    st.fixed_dictionaries(
-        {
-            "in_size": st.tuples(st.integers(2, 4), st.integers(2, 4)),
-            "kernel": st.sampled_from([1, 2]),
-            "stride": st.sampled_from([1, 2]),
-            "padding": st.sampled_from([0, 1]),
-            "groups": st.just(1),
-            "padding_mode": st.just("zeros"),
-        }
-    ),
-)
 
 
 def event_loop_reference(connection, pre, post, *, eta, tau, target_rate, dt, exact):

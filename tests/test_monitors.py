@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gc
 import math
-import time
 
 import pytest
 import torch
@@ -313,7 +312,6 @@ def test_memory_flat_over_100k_steps():
         pool.get_or_create(cell, "delta:neuron.voltage", lambda: CumulativeAverageReducer()),
     ]
     chunk = spikes(1000, batch=1, size=4, seed=1, rate=0.1)
-    start = time.perf_counter()
     # first 1,000 steps one at a time, the rest as windows of 1,000 steps
     for step in chunk:
         cell(step)
@@ -323,4 +321,3 @@ def test_memory_flat_over_100k_steps():
         cell(chunk)
     assert sum(tensor_bytes(monitor) for monitor in monitors) == held
     assert int(monitors[5].reducer.count) == 100_000
-    assert time.perf_counter() - start < 20.0

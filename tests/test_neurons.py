@@ -75,6 +75,7 @@ def reference_run(
     theta0=None,
     theta_plus=0.0,
     theta_decay=1.0,
+    decay_input=True,
 ):
     """Naive per-step loop written from the DESIGN equations."""
     voltage = voltage0
@@ -83,8 +84,10 @@ def reference_run(
     spikes, voltages = [], []
     for t in range(inputs.shape[0]):
         x = inputs[t]
-        if kind == "lif":
+        if kind == "lif" and decay_input:
             h = voltage + (x - (voltage - v_reset)) / tau
+        elif kind == "lif":
+            h = voltage - (voltage - v_reset) / tau + x
         else:
             h = voltage + x
         refractory = remaining > 0
@@ -327,6 +330,7 @@ def neuron_cases(draw, dtypes=(torch.float32, torch.float64)):
         "detach_reset": draw(st.booleans()),
         "refractory": draw(st.sampled_from((0.0, 1.0, 2.0))),
         "tau": draw(st.sampled_from((1.0, 1.5, 3.0))),
+        "decay_input": draw(st.booleans()),
         "surrogate": draw(st.sampled_from((("atan", 2.0), ("sigmoid", 4.0), ("atan", 0.7)))),
         "shape": draw(st.lists(st.integers(1, 3), min_size=1, max_size=2).map(tuple)),
         "batch": draw(st.integers(1, 3)),
@@ -351,8 +355,10 @@ def _make(case, step_mode):
     if case["kind"] == "if":
         return IF(case["shape"], **common)
     if case["kind"] == "lif":
-        return LIF(case["shape"], tau=case["tau"], **common)
-    return AdaptiveLIF(case["shape"], tau=case["tau"], theta_plus=0.3, tau_theta=5.0, **common)
+        return LIF(case["shape"], tau=case["tau"], decay_input=case["decay_input"], **common)
+    return AdaptiveLIF(
+        case["shape"], tau=case["tau"], decay_input=case["decay_input"], theta_plus=0.3, tau_theta=5.0, **common
+    )
 
 
 def _inputs(case, requires_grad=False):
@@ -377,6 +383,7 @@ def _reference_for(case, inputs, voltage0):
         theta0=torch.zeros(case["shape"], dtype=inputs.dtype) if adaptive else None,
         theta_plus=0.3 if adaptive else 0.0,
         theta_decay=math.exp(-1 / 5.0),
+        decay_input=case["decay_input"],
     )
 
 
@@ -438,6 +445,7 @@ def _check_window_backward(case):
         refractory_steps=int(case["refractory"]),
         theta_plus=0.3 if adaptive else 0.0,
         theta_decay=math.exp(-1 / 5.0),
+        decay_input=case["decay_input"],
     )
     theta0 = torch.zeros(case["shape"], dtype=torch.float64) if adaptive else None
     result = neuron_window_state(inputs, NeuronState(voltage0, None, theta0), params)
@@ -463,11 +471,12 @@ def _check_window_backward(case):
 @pytest.mark.parametrize("detach_reset", [False, True])
 @pytest.mark.parametrize("surrogate", [("atan", 2.0), ("sigmoid", 4.0)])
 @pytest.mark.parametrize("refractory", [0.0, 2.0])
-def test_window_backward_every_configuration(kind, reset, detach_reset, surrogate, refractory):
+@pytest.mark.parametrize("decay_input", [True, False])
+def test_window_backward_every_configuration(kind, reset, detach_reset, surrogate, refractory, decay_input):
     # Deterministic sweep of every option with a window long enough for the
     # adaptive threshold and the refractory period to matter.
     case = dict(kind=kind, reset=reset, detach_reset=detach_reset, surrogate=surrogate,
-                refractory=refractory, tau=1.5, shape=(3,), batch=2, steps=12,
+                refractory=refractory, tau=1.5, decay_input=decay_input, shape=(3,), batch=2, steps=12,
                 dtype=torch.float64, seed=7)
     _check_window_backward(case)
 

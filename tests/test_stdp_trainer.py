@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from plastic.learn.stdp import STDP
 
-from helpers import F64, assert_close_relative, run, synapse_sites
+from helpers import F64, assert_close_relative, conv_specs, run, synapse_sites
 from helpers import make_cell as make_scripted_cell
 
 
@@ -67,30 +67,6 @@ def net(cell):
     potentiation, depression = cell.updater.pending("weight")
     return potentiation - depression
 
-
-conv_specs = st.one_of(
-    st.none(),
-    st.fixed_dictionaries(
-        {
-            "in_size": st.tuples(st.integers(3, 6)),
-            "kernel": st.integers(1, 3),
-            "stride": st.integers(1, 2),
-            "padding": st.integers(0, 1),
-            "groups": st.sampled_from([1, 2]),
-            "padding_mode": st.sampled_from(["zeros", "reflect", "replicate", "circular"]),
-        }
-    ),
-    st.fixed_dictionaries(
-        {
-            "in_size": st.tuples(st.integers(2, 4), st.integers(2, 4)),
-            "kernel": st.sampled_from([1, 2]),
-            "stride": st.sampled_from([1, 2]),
-            "padding": st.sampled_from([0, 1]),
-            "groups": st.just(1),
-            "padding_mode": st.sampled_from(["zeros", "circular"]),
-        }
-    ),
-)
 
 cases = dict(
     steps=st.integers(1, 7),

@@ -53,6 +53,7 @@ def reference_step(
     n_refractory: int,
     theta_plus: float,
     theta_decay: float,
+    decay_input: bool = True,
 ) -> tuple[list[list[float]], list[list[float]], list[list[int]] | None, list[float] | None]:
     """Spikes, voltage, refractory counters and theta after one step (DESIGN equations)."""
     batch, size = len(inputs), len(inputs[0])
@@ -62,7 +63,10 @@ def reference_step(
     for b in range(batch):
         for i in range(size):
             v, x = voltage[b][i], inputs[b][i]
-            h = v + (x - (v - v_reset)) / tau if kind == "lif" else v + x
+            if kind == "lif":
+                h = v + (x - (v - v_reset)) / tau if decay_input else v - (v - v_reset) / tau + x
+            else:
+                h = v + x
             refractory = remaining is not None and remaining[b][i] > 0
             if refractory:
                 h = v
@@ -87,6 +91,7 @@ step_settings = st.fixed_dictionaries(
     {
         "kind": st.sampled_from(["lif", "if"]),
         "tau": st.floats(1.0, 40.0),
+        "decay_input": st.booleans(),
         "v_threshold": st.sampled_from([0.3, 1.0, 2.5]),
         "v_reset": st.sampled_from([0.0, -0.5, 0.1]),
         "reset": st.sampled_from(["hard", "soft"]),
@@ -106,6 +111,7 @@ def _params(settings: dict) -> NeuronParams:
         kind=settings["kind"], tau=settings["tau"], v_threshold=settings["v_threshold"],
         v_reset=settings["v_reset"], reset=settings["reset"], refractory_steps=settings["n_refractory"],
         theta_plus=settings["theta_plus"], theta_decay=settings["theta_decay"],
+        decay_input=settings["decay_input"],
     )  # fmt: skip
 
 
@@ -137,7 +143,7 @@ def test_unchecked_step_matches_the_elementwise_reference(settings):
             None if theta is None else theta.tolist(),
             kind=settings["kind"], tau=params.tau, v_threshold=params.v_threshold, v_reset=params.v_reset,
             reset=params.reset, n_refractory=params.refractory_steps, theta_plus=params.theta_plus,
-            theta_decay=params.theta_decay,
+            theta_decay=params.theta_decay, decay_input=params.decay_input,
         )  # fmt: skip
         assert spike.dtype == torch.float64 and fired.dtype == torch.bool
         assert spike.tolist() == expected[0]

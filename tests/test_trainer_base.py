@@ -203,15 +203,15 @@ def test_eval_mode_trainer_or_cell_does_nothing_and_detaches_monitors():
     cell = dense_cell()
     trainer.register_cell("c", cell)
     pre, post = causal_pair()
-    assert len(cell._forward_hooks) > 0
+    assert cell.step_observer_count() > 0
     trainer.eval()
-    assert len(cell._forward_hooks) == 0
+    assert cell.step_observer_count() == 0
     assert all(not monitor.attached for monitor in trainer.get_unit("c").monitors.values())
     run(cell, pre, post)
     trainer()
     assert not cell.updater.has_pending()
     trainer.train()
-    assert len(cell._forward_hooks) > 0
+    assert cell.step_observer_count() > 0
     cell.eval()
     run(cell, pre, post)
     trainer()
@@ -224,9 +224,9 @@ def test_eval_mode_trainer_or_cell_does_nothing_and_detaches_monitors():
     evaluating = KernelSTDP().eval()
     other = dense_cell()
     evaluating.register_cell("o", other)
-    assert len(other._forward_hooks) == 0
+    assert other.step_observer_count() == 0
     evaluating.train()
-    assert len(other._forward_hooks) > 0
+    assert other.step_observer_count() > 0
 
 
 def test_update_applies_a_shared_updater_once_and_clears_it():

@@ -108,7 +108,8 @@ def kernel_filter_window(
         size = _fft_size(3 * steps - 2)  # >= T + (2T - 1) - 1: no circular wrap-around
         spectrum = torch.fft.rfft(trains.T.contiguous(), n=size)  # [N, S], time contiguous
         kernel_spectrum = torch.fft.rfft(lag_values, n=size)  # [C, S]
-        full = torch.fft.irfft(spectrum.unsqueeze(1) * kernel_spectrum, n=size)  # [N, C, size]
+        # [N, C, size] (torch.fft's functions are unannotated: their results read as Any)
+        full: Tensor = torch.fft.irfft(spectrum.unsqueeze(1) * kernel_spectrum, n=size)
         # full[m] = sum_u lag[m - u] x[u] and lag index t - u + T - 1: output t sits at m = t + T - 1
         return full[..., steps - 1 : 2 * steps - 1].permute(1, 2, 0)
     time = torch.arange(steps, device=trains.device)
@@ -216,8 +217,9 @@ def all_pairs_window(
     filtered = kernel_filter_window(
         s_pre.reshape(steps, -1), torch.stack([positive, negative]), method=filter_method
     ).reshape(2, *pre.shape)
-    common = {"view": view, "events": "post", "batch_reduction": batch_reduction, "method": method}
-    potentiation = pair_product(s_post, filtered[0], **common)
-    depression = pair_product(s_post, filtered[1], **common)
+    potentiation, depression = (
+        pair_product(s_post, side, view=view, events="post", batch_reduction=batch_reduction, method=method)
+        for side in (filtered[0], filtered[1])
+    )
     # FFT round-off can leave tiny negative sums where the true value is 0
     return AllPairsUpdate(potentiation.clamp(min=0), depression.clamp(min=0))

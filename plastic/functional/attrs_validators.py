@@ -23,34 +23,43 @@ __all__ = [
     "callable_of",
     "finite",
     "finite_values",
+    "int_at_least",
     "keyword_mapping",
     "non_negative",
+    "non_negative_or_infinite",
     "one_of",
     "optional_callable",
     "positive",
     "positive_values",
 ]
 
-Validator = Callable[[Any, attrs.Attribute, object], None]
+# a string: attrs.Attribute is generic to type checkers only (not subscriptable at run time)
+Validator = Callable[[Any, "attrs.Attribute[Any]", object], None]
 
 
-def positive(instance: Any, attribute: attrs.Attribute, value: object) -> None:
+def positive(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
     """A finite real number > 0."""
     check_positive(value, attribute.name)
 
 
-def non_negative(instance: Any, attribute: attrs.Attribute, value: object) -> None:
+def non_negative(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
     """A finite real number >= 0."""
     check_non_negative(value, attribute.name)
 
 
-def finite(instance: Any, attribute: attrs.Attribute, value: object) -> None:
+def non_negative_or_infinite(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+    """A real number >= 0, ``inf`` allowed (a time constant that may be infinite)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or value < 0:
+        raise ValueError(f"{attribute.name}: expected a number >= 0 (inf allowed), got {value!r}")
+
+
+def finite(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
     """A finite real number (int or float, not bool)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError(f"{attribute.name}: expected a finite number, got {value!r}")
 
 
-def positive_values(instance: Any, attribute: attrs.Attribute, value: object) -> None:
+def positive_values(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
     """A finite real number > 0, or a tensor of values > 0 (e.g. per-synapse time constants)."""
     if isinstance(value, Tensor):
         if not bool((value > 0).all()):
@@ -59,7 +68,7 @@ def positive_values(instance: Any, attribute: attrs.Attribute, value: object) ->
     positive(instance, attribute, value)
 
 
-def finite_values(instance: Any, attribute: attrs.Attribute, value: object) -> None:
+def finite_values(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
     """A finite real number, or a tensor of finite values (e.g. per-synapse learning rates)."""
     if isinstance(value, Tensor):
         if not bool(torch.isfinite(value).all()):
@@ -68,10 +77,22 @@ def finite_values(instance: Any, attribute: attrs.Attribute, value: object) -> N
     finite(instance, attribute, value)
 
 
+def int_at_least(minimum: int) -> Validator:
+    """Validator factory: an int (not a bool) ``>= minimum`` (counts, radii)."""
+
+    def validate(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{attribute.name}: expected an int, got {value!r}")
+        if value < minimum:
+            raise ValueError(f"{attribute.name}: expected a value >= {minimum}, got {value}")
+
+    return validate
+
+
 def one_of(*choices: object) -> Validator:
     """Validator factory: the value is one of ``choices``."""
 
-    def validate(instance: Any, attribute: attrs.Attribute, value: object) -> None:
+    def validate(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
         check_choice(value, attribute.name, choices)
 
     return validate
@@ -83,20 +104,20 @@ def callable_of(expected: str) -> Validator:
     E.g. ``"a kernel callable(delta, **kwargs)"``.
     """
 
-    def validate(instance: Any, attribute: attrs.Attribute, value: object) -> None:
+    def validate(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
         if not callable(value):
             raise TypeError(f"{attribute.name}: expected {expected}, got {value!r}")
 
     return validate
 
 
-def keyword_mapping(instance: Any, attribute: attrs.Attribute, value: object) -> None:
+def keyword_mapping(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
     """A mapping with string keys (keyword arguments of a callable)."""
     if not isinstance(value, Mapping) or not all(isinstance(key, str) for key in value):
         raise TypeError(f"{attribute.name}: expected a mapping of keyword arguments, got {value!r}")
 
 
-def optional_callable(instance: Any, attribute: attrs.Attribute, value: object) -> None:
+def optional_callable(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
     """None or a callable of the weight (a weight dependence ``f(w)``)."""
     if value is not None and not callable(value):
         raise TypeError(f"{attribute.name}: expected None or a callable of the weight, got {value!r}")

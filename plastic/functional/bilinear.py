@@ -37,14 +37,16 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Sequence
-from typing import Literal, NamedTuple, Protocol, TypeVar, runtime_checkable
+from typing import Literal, NamedTuple, Protocol, TypeVar, cast, runtime_checkable
 
 import torch
 from einops import rearrange
 from torch import Tensor
+from torch.nn import grad as convolution_gradients
 
 from plastic.functional.receptive import (
     ConvGeometry,
+    TorchLayer,
     conv_output_shape,
     conv_post_view,
     conv_pre_view,
@@ -60,7 +62,7 @@ from plastic.functional.validation import check_positive, check_spikes, check_te
 try:  # optional: a faster scan for the indices of events on CPU (see event_indices)
     import numpy as _numpy
 except ImportError:  # pragma: no cover - numpy comes with the usual torch installs
-    _numpy = None
+    _numpy = None  # type: ignore[assignment]  # None marks numpy absent; event_indices checks before use
 
 __all__ = [
     "BATCH_REDUCTIONS",
@@ -108,9 +110,10 @@ class ReceptiveView(Protocol):
     def post_view(self, post: Tensor) -> Tensor: ...
 
 
-#: ``None`` (dense: every input to every output), a :class:`ConvGeometry`, or
-#: a :class:`ReceptiveView` (e.g. the connection).
-View = ConvGeometry | ReceptiveView | None
+#: ``None`` (dense: every input to every output), a :class:`ConvGeometry`, a
+#: :class:`ReceptiveView` (e.g. the connection), or a torch layer
+#: (``nn.Linear``: dense; ``nn.Conv1d``/``nn.Conv2d``: their geometry).
+View = ConvGeometry | ReceptiveView | TorchLayer | None
 
 
 def pairing_traces(
@@ -225,11 +228,11 @@ class ViewLayout:
         ):
             return self.grouped_product(post, pre)  # the views raise with their own messages
         padded = geometry.pad(pre)
-        weight_gradient = torch.nn.grad.conv1d_weight if geometry.dims == 1 else torch.nn.grad.conv2d_weight
-        gradient = weight_gradient(
-            padded, geometry.weight_shape, post, stride=geometry.stride, padding=0,
-            dilation=geometry.dilation, groups=geometry.groups,
-        )  # fmt: skip
+        options = {"stride": geometry.stride, "padding": 0, "dilation": geometry.dilation, "groups": geometry.groups}
+        if geometry.dims == 1:
+            gradient = convolution_gradients.conv1d_weight(padded, geometry.weight_shape, post, **options)
+        else:
+            gradient = convolution_gradients.conv2d_weight(padded, geometry.weight_shape, post, **options)
         return weight_to_grouped(gradient, geometry.groups)
 
     def grouped_product(self, post: Tensor, pre: Tensor) -> Tensor:
@@ -418,8 +421,11 @@ class SynapseLayout(ViewLayout):
 
 def check_batch_reduction(value: object) -> BatchReduction:
     """``"sum"``, ``"mean"`` or a callable reducing dim 0."""
-    if callable(value) or (isinstance(value, str) and value in BATCH_REDUCTIONS):
-        return value  # type: ignore[return-value]
+    if isinstance(value, str) and value in BATCH_REDUCTIONS:
+        return "sum" if value == "sum" else "mean"
+    if callable(value):
+        # any callable is taken as reducing dim 0: reduce_batch checks what it returns
+        return cast(Callable[[Tensor], Tensor], value)
     raise ValueError(f"batch_reduction: expected 'sum', 'mean' or a callable reducing dim 0, got {value!r}")
 
 
@@ -429,7 +435,7 @@ def reduce_batch(per_sample: Tensor, batch_reduction: BatchReduction) -> Tensor:
         return per_sample.sum(0)
     if batch_reduction == "mean":
         return per_sample.mean(0)
-    reduced = batch_reduction(per_sample)  # type: ignore[operator]
+    reduced = batch_reduction(per_sample)
     if not isinstance(reduced, Tensor) or reduced.shape != per_sample.shape[1:]:
         shown = tuple(reduced.shape) if isinstance(reduced, Tensor) else type(reduced).__name__
         raise ValueError(
@@ -579,6 +585,17 @@ def compute_dtype(*candidates: object) -> torch.dtype:
     return torch.get_default_dtype()
 
 
+def event_positions(events: Tensor) -> Tensor:
+    """The flat (row-major) positions of the True entries of a bool tensor, int64, increasing.
+
+    ``torch.flatnonzero``'s result; on CPU from numpy's ``flatnonzero`` (see
+    :func:`event_indices`).
+    """
+    if _numpy is None or events.device.type != "cpu" or events.dtype != torch.bool:
+        return events.reshape(-1).nonzero().view(-1)
+    return torch.from_numpy(_numpy.flatnonzero(events.contiguous().numpy())).to(torch.int64)
+
+
 def event_indices(events: Tensor) -> tuple[Tensor, ...]:
     """The indices of the True entries of a bool tensor, one int64 tensor per dimension.
 
@@ -590,7 +607,7 @@ def event_indices(events: Tensor) -> tuple[Tensor, ...]:
     """
     if _numpy is None or events.device.type != "cpu" or events.dtype != torch.bool or events.ndim == 0:
         return events.nonzero(as_tuple=True)
-    flat = torch.from_numpy(_numpy.flatnonzero(events.contiguous().numpy())).to(torch.int64)
+    flat = event_positions(events)
     indices = []
     for size in reversed(events.shape[1:]):
         quotient = torch.div(flat, size, rounding_mode="floor")

@@ -20,7 +20,11 @@ soft (multiplicative)     ``max(w_max - w, 0)``                   ``max(w - w_mi
 power law                 ``max(w_max - w, 0)^mu``                ``max(w - w_min, 0)^mu``
 scaled                    ``max((w_max - w)/(w_max - w_min), 0)^mu``  ``max((w - w_min)/(w_max - w_min), 0)^mu``
 power_law (Morrison)      ``w0^(1 - mu) max(w, 0)^mu``            ``alpha max(w, 0)``
+logistic                  ``g(w)``                                ``g(w)``
 ========================  ======================================  ======================================
+
+with ``g(w) = max(w - w_min, 0) * max(w_max - w, 0) / (w_max - w_min)``, which
+is ``w (1 - w)`` for weights in ``[0, 1]``.
 
 References:
 
@@ -38,6 +42,12 @@ References:
   bounds: potentiation grows sublinearly and depression linearly in ``w``, so
   weights settle at a stable, unimodal distribution. NEST writes it with
   ``w0 = 1`` in the weight's unit; ``w0`` makes the rule independent of it.
+* Logistic factor ``w (1 - w)`` on both sides: the STDP of Masquelier &
+  Thorpe (2007), PLoS Comput. Biol. 3:e31, and of the convolutional STDP
+  networks of Kheradpisheh, Ganjtabesh, Thorpe & Masquelier (2018), Neural
+  Netw. 99:56 (``dw = a+ w (1 - w)`` or ``a- w (1 - w)``). Weights change
+  fastest halfway between the bounds and freeze near either, so they settle
+  close to 0 or 1: the learned features become binary.
 * Row normalisation: Diehl & Cook (2015), Front. Comput. Neurosci. 9:99
   (each excitatory neuron's incoming weights summed to 78.4 for 784 inputs).
 
@@ -49,7 +59,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 import torch
@@ -69,6 +79,7 @@ __all__ = [
     "clamp_",
     "hard_lower",
     "hard_upper",
+    "logistic_factor",
     "normalize_rows",
     "power_law_lower",
     "power_law_upper",
@@ -78,7 +89,7 @@ __all__ = [
     "soft_upper",
 ]
 
-BOUNDING_KINDS = ("none", "hard", "soft", "power", "scaled", "power_law")
+BOUNDING_KINDS = ("none", "hard", "soft", "power", "scaled", "power_law", "logistic")
 BOUNDING_SIDES = ("both", "upper", "lower")
 
 Bound = float | Tensor
@@ -192,7 +203,8 @@ def power_law_upper(w: Tensor, w_reference: float = 1.0, mu: float = 0.4) -> Ten
     w_reference = check_positive(w_reference, "w_reference")
     mu = _check_mu(mu)
     base = w.clamp_min(0)
-    return base.pow(mu) * w_reference ** (1.0 - mu)
+    scale: float = w_reference ** (1.0 - mu)  # a positive base: a float (typeshed's float ** float is Any)
+    return base.pow(mu) * scale
 
 
 def power_law_lower(w: Tensor, alpha: float = 1.0) -> Tensor:
@@ -203,6 +215,20 @@ def power_law_lower(w: Tensor, alpha: float = 1.0) -> Tensor:
     check_tensor(w, "w", floating=True)
     alpha = check_positive(alpha, "alpha")
     return w.clamp_min(0) * alpha
+
+
+def logistic_factor(w: Tensor, w_min: Bound = 0.0, w_max: Bound = 1.0) -> Tensor:
+    """Logistic factor ``max(w - w_min, 0) * max(w_max - w, 0) / (w_max - w_min)`` for both signs.
+
+    ``w (1 - w)`` for the default bounds ``[0, 1]`` (Masquelier & Thorpe 2007;
+    Kheradpisheh et al. 2018): largest, ``(w_max - w_min) / 4``, halfway
+    between the bounds, 0 at and beyond them. Weight units.
+    """
+    check_tensor(w, "w", floating=True)
+    _check_bound(w_min, "w_min")
+    _check_bound(w_max, "w_max")
+    _check_order(w_min, w_max)
+    return (w - w_min).clamp_min(0) * (w_max - w).clamp_min(0) / (w_max - w_min)
 
 
 def bound(
@@ -240,8 +266,8 @@ def bound(
     return dw
 
 
-def _optional_bound(name: str) -> Callable[[object, attrs.Attribute, object], None]:
-    def validate(_instance: object, _attribute: attrs.Attribute, value: object) -> None:
+def _optional_bound(name: str) -> Callable[[object, attrs.Attribute[Any], object], None]:
+    def validate(_instance: object, _attribute: attrs.Attribute[Any], value: object) -> None:
         if value is None:
             return
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -268,6 +294,9 @@ class Bounding:
     * ``"power_law"``: ``w_reference^(1 - mu) w^mu`` and ``alpha w`` (Morrison
       et al. 2007, NEST's ``stdp_pl_synapse_hom``); needs no bound (a given
       bound is left to the updater's clamp).
+    * ``"logistic"``: ``(w - w_min)(w_max - w)/(w_max - w_min)`` on both sides,
+      ``w (1 - w)`` in ``[0, 1]`` (Masquelier & Thorpe 2007, Kheradpisheh et
+      al. 2018); needs both bounds whatever ``side``.
 
     Parameters:
         kind: one of ``BOUNDING_KINDS``.
@@ -283,7 +312,7 @@ class Bounding:
             dependent: van Rossum et al. 2000 with ``kind="soft"``, ``w_min=0``).
     """
 
-    kind: Literal["none", "hard", "soft", "power", "scaled", "power_law"] = attrs.field(
+    kind: Literal["none", "hard", "soft", "power", "scaled", "power_law", "logistic"] = attrs.field(
         default="none",
         validator=lambda _i, _a, v: check_choice(v, "kind", BOUNDING_KINDS),
     )
@@ -300,7 +329,7 @@ class Bounding:
     def __attrs_post_init__(self) -> None:
         if self.w_min is not None and self.w_max is not None:
             _check_order(self.w_min, self.w_max)
-        if self.kind in ("none", "hard", "soft") and self.mu != 1.0:
+        if self.kind in ("none", "hard", "soft", "logistic") and self.mu != 1.0:
             raise ValueError(
                 f"mu: kind {self.kind!r} has no exponent (mu must be 1, got {self.mu!r}); use kind 'power' or 'scaled'"
             )
@@ -312,8 +341,8 @@ class Bounding:
                     )
         if self.kind in ("none", "power_law"):
             return
-        needs_max = self.kind == "scaled" or self.side in ("both", "upper")
-        needs_min = self.kind == "scaled" or self.side in ("both", "lower")
+        needs_max = self.kind in ("scaled", "logistic") or self.side in ("both", "upper")
+        needs_min = self.kind in ("scaled", "logistic") or self.side in ("both", "lower")
         if needs_max and self.w_max is None:
             raise ValueError(f"w_max: kind {self.kind!r} with side {self.side!r} needs w_max")
         if needs_min and self.w_min is None:
@@ -341,6 +370,8 @@ class Bounding:
         if self.kind in ("soft", "power"):
             return soft_upper(w, self.w_max, self.mu)
         assert self.w_min is not None
+        if self.kind == "logistic":
+            return logistic_factor(w, self.w_min, self.w_max)
         return scaled_upper(w, self.w_min, self.w_max, self.mu)
 
     def lower_factor(self, w: Tensor) -> Tensor:
@@ -355,6 +386,8 @@ class Bounding:
         if self.kind in ("soft", "power"):
             return soft_lower(w, self.w_min, self.mu)
         assert self.w_max is not None
+        if self.kind == "logistic":
+            return logistic_factor(w, self.w_min, self.w_max)
         return scaled_lower(w, self.w_min, self.w_max, self.mu)
 
     def __call__(self, w: Tensor, potentiation: Tensor | None, depression: Tensor | None) -> Tensor:

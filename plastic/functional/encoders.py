@@ -25,23 +25,53 @@ is accepted.
 Bernoulli coding. An input is directly the per-step spike probability
 ``p`` in ``[0, 1]``: ``S_t ~ Bernoulli(p)``.
 
-Both take ``[B, *shape]`` and return a bool window ``[T, B, *shape]`` on the
+Latency (intensity-to-latency) coding. An input is an intensity ``x`` in
+``[0, 1]``; it fires exactly once, the stronger the earlier, and ``x = 0``
+never fires::
+
+    t(x) = min(floor((1 - x) * T), T - 1)     for x > 0
+
+so ``x = 1`` fires at step 0 and the intensities in ``((T - 1 - k)/T, (T - k)/T]``
+fire at step ``k`` (``T`` equal bins of intensity, the weakest bin at the last
+step). No randomness: the spike time carries the information.
+
+On/off-centre filtering (the retina's ganglion cells, before latency coding
+in Kheradpisheh et al. 2018). A difference of Gaussians ``DoG = G(sigma_centre)
+- G(sigma_surround)`` (each normalised to sum 1 over the window, the
+difference then shifted to sum exactly 0, so a uniform patch gives 0) is
+convolved with the image (zero padding, same size); the on-centre channel is
+``max(DoG * image, 0)``, the off-centre channel ``max(-DoG * image, 0)``.
+
+The encoders take ``[B, *shape]`` and return a bool window ``[T, B, *shape]`` on the
 input's device. Draws use ``generator`` when one is given (same seed, same
 device, same spikes), the global generator otherwise.
 
 References: Dayan & Abbott (2001), *Theoretical Neuroscience*, ch. 1.4
 (Poisson spike generator); Diehl & Cook (2015), Front. Comput. Neurosci. 9:99
-(pixel intensities as Poisson rates, at most 63.75 Hz).
+(pixel intensities as Poisson rates, at most 63.75 Hz); latency coding:
+Thorpe, Delorme & Van Rullen (2001), Neural Netw. 14:715 (the first spike of
+each input, the strongest first), Kheradpisheh, Ganjtabesh, Thorpe &
+Masquelier (2018), Neural Netw. 99:56 (intensity-to-latency coding of DoG
+filtered images for convolutional STDP).
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from plastic.functional.validation import check_positive, check_tensor
 
-__all__ = ["bernoulli_encode", "poisson_encode", "poisson_probability"]
+__all__ = [
+    "bernoulli_encode",
+    "difference_of_gaussians",
+    "latency_encode",
+    "latency_steps",
+    "on_off_centre",
+    "poisson_encode",
+    "poisson_probability",
+]
 
 
 def _check_steps(steps: object) -> int:
@@ -155,3 +185,87 @@ def bernoulli_encode(probabilities: Tensor, steps: int, generator: torch.Generat
         raise ValueError(f"probabilities: expected values in [0, 1], found {bad}")
     _check_generator(generator, probabilities.device)
     return _draw(probabilities, steps, generator)
+
+
+def _check_intensities(intensities: object) -> Tensor:
+    checked = _as_real(check_tensor(intensities, "intensities", min_ndim=1, finite=True), "intensities")
+    if checked.numel() and bool(((checked < 0) | (checked > 1)).any()):
+        bad = checked[(checked < 0) | (checked > 1)].flatten()[0].item()
+        raise ValueError(f"intensities: expected values in [0, 1], found {bad}")
+    return checked
+
+
+def latency_steps(intensities: Tensor, steps: int) -> Tensor:
+    """The step at which each intensity fires under latency coding, ``-1`` for none.
+
+    ``t(x) = min(floor((1 - x) * steps), steps - 1)`` for ``x > 0`` (see the
+    module docstring), ``-1`` for ``x = 0``. Returns int64 of the input's shape.
+
+    Args:
+        intensities: values in ``[0, 1]``, ``[B, *shape]``.
+        steps: window length ``T >= 1``.
+    """
+    steps = _check_steps(steps)
+    values = _check_intensities(intensities)
+    times = torch.floor((1.0 - values) * steps).clamp(max=steps - 1).to(torch.int64)
+    return torch.where(values > 0, times, torch.full_like(times, -1))
+
+
+def latency_encode(intensities: Tensor, steps: int) -> Tensor:
+    """Latency coding: one spike per input with ``x > 0``, at step ``t(x)`` (:func:`latency_steps`).
+
+    Args:
+        intensities: values in ``[0, 1]``, ``[B, *shape]`` (bool and integer
+            inputs count as 0/1 floats).
+        steps: window length ``T >= 1``.
+
+    Returns bool ``[steps, B, *shape]`` on the input's device; each element
+    has one spike if its intensity is positive, none otherwise.
+    """
+    times = latency_steps(intensities, steps)
+    index = torch.arange(steps, device=times.device).reshape((steps,) + (1,) * times.ndim)
+    return index == times.unsqueeze(0)
+
+
+def difference_of_gaussians(
+    size: int, sigma_centre: float, sigma_surround: float, *, dtype: torch.dtype | None = None
+) -> Tensor:
+    """A ``[size, size]`` difference-of-Gaussians kernel that sums to 0 (see the module docstring).
+
+    Args:
+        size: odd window width in pixels (>= 3).
+        sigma_centre, sigma_surround: standard deviations in pixels, ``0 < sigma_centre < sigma_surround``.
+        dtype: floating dtype (default: torch's default).
+    """
+    if isinstance(size, bool) or not isinstance(size, int) or size < 3 or size % 2 == 0:
+        raise ValueError(f"size: expected an odd int >= 3, got {size!r}")
+    sigma_centre = check_positive(sigma_centre, "sigma_centre")
+    sigma_surround = check_positive(sigma_surround, "sigma_surround")
+    if not sigma_centre < sigma_surround:
+        raise ValueError(f"sigma_surround: expected a value > sigma_centre ({sigma_centre}), got {sigma_surround}")
+    offsets = torch.arange(size, dtype=dtype or torch.get_default_dtype()) - (size - 1) / 2
+    squared = offsets[:, None] ** 2 + offsets[None, :] ** 2
+
+    def gaussian(sigma: float) -> Tensor:
+        values = torch.exp(-squared / (2 * sigma * sigma))
+        return values / values.sum()
+
+    kernel = gaussian(sigma_centre) - gaussian(sigma_surround)
+    return kernel - kernel.mean()
+
+
+def on_off_centre(images: Tensor, kernel: Tensor) -> Tensor:
+    """On- and off-centre responses ``[B, 2, H, W]`` of images ``[B, H, W]`` to a centre-surround ``kernel``.
+
+    Channel 0 is ``max(kernel * image, 0)``, channel 1 ``max(-(kernel * image), 0)``
+    (``*``: 2-d correlation with zero padding, output of the input's size).
+    ``kernel`` is ``[k, k]`` with ``k`` odd (e.g. :func:`difference_of_gaussians`).
+    """
+    check_tensor(images, "images", floating=True, ndim=3, finite=True)
+    check_tensor(kernel, "kernel", floating=True, ndim=2, device=images.device)
+    if kernel.shape[0] != kernel.shape[1] or kernel.shape[0] % 2 == 0:
+        raise ValueError(f"kernel: expected a square kernel of odd width, got shape {tuple(kernel.shape)}")
+    if kernel.dtype != images.dtype:
+        raise TypeError(f"kernel: expected the images' dtype {images.dtype}, got {kernel.dtype}")
+    response = F.conv2d(images.unsqueeze(1), kernel[None, None], padding=kernel.shape[0] // 2)
+    return torch.cat([response.clamp_min(0), (-response).clamp_min(0)], dim=1)

@@ -57,12 +57,13 @@ activity; when one exceeds ``max_threshold`` that neuron's synapses are halved).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import attrs
 import torch
 from torch import Tensor
 
+from plastic.functional.attrs_validators import Validator
 from plastic.functional.bilinear import View, check_rule_inputs, step_as_window
 from plastic.functional.validation import check_tensor
 
@@ -89,14 +90,14 @@ def _check_int(value: object, name: str, low: int | None = None, high: int | Non
     return value
 
 
-def _int_at_least(low: int, high: int | None = None):
-    def validator(instance: object, attribute: attrs.Attribute, value: object) -> None:
+def _int_at_least(low: int, high: int | None = None) -> Validator:
+    def validator(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
         _check_int(value, attribute.name, low, high)
 
     return validator
 
 
-def _optional_threshold(instance: object, attribute: attrs.Attribute, value: object) -> None:
+def _optional_threshold(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value != value):
         raise TypeError(f"{attribute.name}: expected a real number or None, got {value!r}")
 

@@ -207,7 +207,7 @@ def kernel_pair_sums(
         ``(potentiation, depression)``, each ``[G, O, K]`` and ``>= 0``.
     """
     _batch, _groups, outputs, _inputs, _positions = _check_layout(times_pre, times_post, delay)
-    method = check_choice(method, "method", ("auto", "grouped", "direct"))
+    check_choice(method, "method", ("auto", "grouped", "direct"))
     if isinstance(chunk_elements, bool) or not isinstance(chunk_elements, int) or chunk_elements <= 0:
         raise ValueError(f"chunk_elements: expected an int > 0, got {chunk_elements!r}")
     groupable = times_pre.shape[2] == 1 and delay is None

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 from einops import rearrange
@@ -84,21 +84,37 @@ def event_product(events: Tensor, values: Tensor, *, out: Tensor | None = None) 
     The events become a CSR matrix ``[(G R), (N G P)]`` with one entry per
     spike, multiplied with the rows ``values[n, g, :, p]``: work proportional
     to the number of spikes times ``C``. ``out`` (``[G, R, C]``, contiguous):
-    the product is added into it and it is returned.
+    the product is added into it and it is returned; when at most half of
+    its rows receive events, each event's row is added into its output row
+    (``index_add_``, a cache-sized chunk of events at a time), so the cost
+    follows the events, not ``G * R * C``.
     """
     count, groups, rows_per_group, positions = events.shape
     channels = values.shape[2]
-    # destination-major order (g, r, n, p) gives the CSR layout directly
     fired = events if events.dtype == torch.bool else events != 0
-    ordered = rearrange(fired, "n g r p -> g r n p").contiguous()
-    group, row, sample, position = event_indices(ordered)
+    # the events in the window's own order, then sorted stably by destination (g, r): the CSR
+    # layout, without a transposed copy of the whole event window
+    sample, group, row, position = event_indices(fired)
     matrix_rows = rearrange(values, "n g c p -> (n g p) c")
     out_rows = groups * rows_per_group
     if group.numel() == 0:
         return values.new_zeros(groups, rows_per_group, channels) if out is None else out
+    destination = group * rows_per_group + row  # the output row of each event
+    if groups * rows_per_group > 1:
+        destination, order = torch.sort(destination, stable=True)  # within a row: (n, p) increasing
+        sample, group, position = sample[order], group[order], position[order]
     columns = (sample * groups + group) * positions + position
+    if out is not None and 2 * torch.unique_consecutive(destination).numel() <= out_rows:
+        # few output rows receive events: each event's row added into its output row, in event
+        # order (a CSR product into ``out`` passes over all of it, however few the events)
+        target = out.view(out_rows, channels)
+        chunk = max(1, ROW_CHUNK_ELEMENTS // max(channels, 1))
+        for begin in range(0, columns.numel(), chunk):
+            end = min(columns.numel(), begin + chunk)
+            target.index_add_(0, destination[begin:end], matrix_rows.index_select(0, columns[begin:end]))
+        return out
     crow = torch.zeros(out_rows + 1, dtype=torch.int64, device=values.device)
-    crow[1:] = torch.cumsum(torch.bincount(group * rows_per_group + row, minlength=out_rows), 0)
+    crow[1:] = torch.cumsum(torch.bincount(destination, minlength=out_rows), 0)
     with warnings.catch_warnings():
         # CSR support is flagged beta; the invariants hold by construction
         warnings.simplefilter("ignore", UserWarning)
@@ -118,6 +134,9 @@ def event_product(events: Tensor, values: Tensor, *, out: Tensor | None = None) 
 
 #: Gathered receptive values per chunk of the event-driven conv product (elements).
 EVENT_CHUNK_ELEMENTS = 1 << 18
+#: Gathered rows per chunk of :func:`event_product` into ``out`` (elements): small enough for
+#: the allocator to reuse heap memory (a fresh mmap-sized temporary page-faults at every call)
+ROW_CHUNK_ELEMENTS = 1 << 14
 
 
 def conv_event_product(events: Tensor, values: Tensor, geometry: ConvGeometry) -> Tensor:
@@ -203,6 +222,7 @@ def pair_product(
     batch_reduction: BatchReduction = "sum",
     method: Method = "auto",
     out: Tensor | None = None,
+    accumulate: bool = False,
 ) -> Tensor:
     """The bilinear form every pair rule ends in, over a window, in ``[G, O, K]``::
 
@@ -219,12 +239,18 @@ def pair_product(
         method: ``"auto"``, ``"dense"`` or ``"sparse"`` (see the module notes).
         out: ``[G, O, K]`` tensor receiving the result (``"sum"``/``"mean"``);
             written directly by the dense-matrix and event-driven products.
+        accumulate: add the result into ``out`` (``batch_reduction="sum"``)
+            instead of overwriting it.
 
     No argument checks beyond the views (internal building block of the
     rules here and in :mod:`plastic.functional.all_pairs`).
     """
     layout = view if isinstance(view, ViewLayout) else ViewLayout(view)
     steps, batch = post.shape[:2]
+    if accumulate and (out is None or batch_reduction != "sum"):
+        raise ValueError("accumulate: needs an out tensor and batch_reduction='sum'")
+    if steps * batch == 0 and accumulate:
+        return cast(Tensor, out)  # no pairs: nothing to add
     if steps * batch == 0:  # an empty window: no pairs, the shape from one blank sample
         dtype = pre.dtype if post.dtype == torch.bool else post.dtype
         blank = layout.product(
@@ -253,7 +279,8 @@ def pair_product(
         pre_view, post_view = layout.pre(pre_flat), layout.post(post_flat)
         check_grouped_views(pre_view, post_view)
         if events == "post":
-            result = event_product(post_view, pre_view, out=None if out is None else out.zero_())
+            into = None if out is None else out if accumulate else out.zero_()
+            result = event_product(post_view, pre_view, out=into)
         else:
             result = event_product(pre_view, post_view).transpose(1, 2)
     else:
@@ -264,12 +291,13 @@ def pair_product(
             pre_flat = spike_values(pre_flat, post_flat.dtype)
         if out is not None and layout.dense:
             layout.check_shapes(pre_flat, post_flat)
-            torch.mm(post_flat.flatten(1).T, pre_flat.flatten(1), out=out[0])
+            # beta 0 overwrites ``out`` (without reading it), beta 1 adds into it
+            torch.addmm(out[0], post_flat.flatten(1).T, pre_flat.flatten(1), beta=1 if accumulate else 0, out=out[0])
             result = out
         else:
             result = layout.product(post_flat, pre_flat)
     if out is not None and result is not out:
         check_shape(out, "out", tuple(result.shape))
-        result = out.copy_(result)
+        result = out.add_(result) if accumulate else out.copy_(result)
     # ``result`` is this call's own tensor (``out`` or a fresh product): divided in place
     return result.div_(batch) if batch_reduction == "mean" else result

@@ -33,7 +33,7 @@ P. W. Munro (1982), J. Neurosci. 2:32-48; N. Intrator and L. N. Cooper
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import torch
 from einops import reduce
@@ -45,7 +45,8 @@ from plastic.functional.validation import check_choice, check_non_negative, chec
 
 __all__ = ["RateRuleUpdate", "bcm_change", "bcm_window", "oja_change", "oja_window"]
 
-RATE_REDUCTIONS = ("sum", "mean")
+RateReduction = Literal["sum", "mean"]
+RATE_REDUCTIONS: tuple[RateReduction, ...] = ("sum", "mean")
 
 
 class RateRuleUpdate(NamedTuple):
@@ -76,7 +77,7 @@ def bcm_change(rate_pre: Tensor, rate_post: Tensor, threshold: Tensor, eta: floa
 
 
 def _checked(
-    spikes_pre: Tensor, spikes_post: Tensor, view: View, batch_reduction: str
+    spikes_pre: Tensor, spikes_post: Tensor, view: View, batch_reduction: RateReduction
 ) -> tuple[SynapseLayout, Tensor, Tensor]:
     spikes_pre = check_tensor(spikes_pre, "spikes_pre", min_ndim=3)
     spikes_post = check_tensor(spikes_post, "spikes_post", min_ndim=3)
@@ -106,7 +107,7 @@ def oja_window(
     tau_rate: float = 20.0,
     dt: float = 1.0,
     view: View = None,
-    batch_reduction: str = "sum",
+    batch_reduction: RateReduction = "sum",
 ) -> RateRuleUpdate:
     """Oja's rule over a window of spikes ``[T, B, *shape]`` (module docstring).
 
@@ -150,7 +151,7 @@ def bcm_window(
     rate_reference: float = 1.0,
     dt: float = 1.0,
     view: View = None,
-    batch_reduction: str = "sum",
+    batch_reduction: RateReduction = "sum",
 ) -> RateRuleUpdate:
     """BCM with a sliding threshold over a window of spikes ``[T, B, *shape]`` (module docstring).
 

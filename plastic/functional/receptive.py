@@ -33,12 +33,15 @@ from torch import Tensor, nn
 
 __all__ = [
     "ConvGeometry",
+    "TorchLayer",
+    "as_conv_geometry",
     "conv_output_shape",
     "conv_post_view",
     "conv_pre_view",
     "dense_post_view",
     "dense_pre_view",
     "grouped_to_weight",
+    "layer_geometry",
     "resolve_view",
     "weight_to_grouped",
 ]
@@ -158,29 +161,55 @@ class ConvGeometry:
         return F.pad(inputs, flat, mode=self.padding_mode)
 
 
+#: The torch layers taken wherever a view (``view=``) or a geometry is expected.
+TorchLayer = nn.Linear | nn.Conv1d | nn.Conv2d
+
+
+def _conv_layer_geometry(conv: nn.Conv1d | nn.Conv2d) -> ConvGeometry:
+    padding = conv.padding if isinstance(conv.padding, str) else tuple(conv.padding)
+    return ConvGeometry.create(
+        1 if isinstance(conv, nn.Conv1d) else 2,
+        conv.in_channels, conv.out_channels, tuple(conv.kernel_size), tuple(conv.stride),
+        padding, tuple(conv.dilation), conv.groups, conv.padding_mode,
+    )  # fmt: skip
+
+
+def layer_geometry(layer: nn.Module) -> ConvGeometry | None:
+    """The receptive geometry of a torch layer: ``None`` (dense) for an
+    ``nn.Linear``, the :class:`ConvGeometry` of an ``nn.Conv1d``/``nn.Conv2d``
+    (kernel, stride, padding, dilation, groups, padding_mode). ``TypeError``
+    for anything else."""
+    if isinstance(layer, nn.Linear):
+        return None
+    if isinstance(layer, nn.Conv1d | nn.Conv2d):
+        return _conv_layer_geometry(layer)
+    raise TypeError(f"layer: expected nn.Linear, nn.Conv1d or nn.Conv2d, got {type(layer).__name__}")
+
+
 def resolve_view(view: _ViewT) -> _ViewT | ConvGeometry | None:
     """A ``view=`` argument with torch layers turned into the internal geometry.
 
-    ``nn.Linear`` is dense (``None``); ``nn.Conv1d``/``nn.Conv2d`` give their
-    :class:`ConvGeometry` (kernel, stride, padding, dilation, groups,
-    padding_mode), so passing the layer is the same as passing
-    ``layer_geometry(layer)``. Anything else is returned as it is, for the
-    rule to accept or refuse.
+    ``nn.Linear``, ``nn.Conv1d`` and ``nn.Conv2d`` give their
+    :func:`layer_geometry`; anything else is returned as it is, for the rule
+    to accept or refuse.
     """
-    if isinstance(view, nn.Linear):
-        return None
-    if isinstance(view, nn.Conv1d | nn.Conv2d):
-        padding = view.padding if isinstance(view.padding, str) else tuple(view.padding)
-        return ConvGeometry.create(
-            1 if isinstance(view, nn.Conv1d) else 2,
-            view.in_channels, view.out_channels, tuple(view.kernel_size), tuple(view.stride),
-            padding, tuple(view.dilation), view.groups, view.padding_mode,
-        )  # fmt: skip
+    if isinstance(view, TorchLayer):
+        return layer_geometry(view)
     return view
 
 
-def conv_output_shape(geometry: ConvGeometry, in_spatial: Sequence[int]) -> tuple[int, ...]:
+def as_conv_geometry(geometry: ConvGeometry | nn.Conv1d | nn.Conv2d) -> ConvGeometry:
+    """A convolution's :class:`ConvGeometry`, given itself or as the ``nn.Conv1d``/``nn.Conv2d`` layer."""
+    if isinstance(geometry, ConvGeometry):
+        return geometry
+    if isinstance(geometry, nn.Conv1d | nn.Conv2d):
+        return _conv_layer_geometry(geometry)
+    raise TypeError(f"geometry: expected a ConvGeometry, an nn.Conv1d or an nn.Conv2d, got {type(geometry).__name__}")
+
+
+def conv_output_shape(geometry: ConvGeometry | nn.Conv1d | nn.Conv2d, in_spatial: Sequence[int]) -> tuple[int, ...]:
     """Output spatial size for an input spatial size."""
+    geometry = as_conv_geometry(geometry)
     out = []
     for size, (left, right), k, s, d in zip(
         in_spatial, geometry.padding_pairs, geometry.kernel_size, geometry.stride, geometry.dilation, strict=True
@@ -205,13 +234,14 @@ def dense_post_view(post: Tensor) -> Tensor:
     return rearrange(post, "n o -> n 1 o 1")
 
 
-def conv_pre_view(pre: Tensor, geometry: ConvGeometry, fill: float = 0.0) -> Tensor:
+def conv_pre_view(pre: Tensor, geometry: ConvGeometry | nn.Conv1d | nn.Conv2d, fill: float = 0.0) -> Tensor:
     """``[N, C_in, *spatial]`` -> ``[N, G, K, P]`` (im2col, grouped).
 
     Linear in ``pre``, so a trace of the unfolded input equals the unfolded
     trace: traces are kept at the layer's shape and unfolded only when needed.
     ``fill`` is the value of zero padding (NaN for event times).
     """
+    geometry = as_conv_geometry(geometry)
     padded = geometry.pad(pre.to(torch.get_default_dtype()) if pre.dtype == torch.bool else pre, fill)
     if geometry.dims == 1:
         columns = F.unfold(
@@ -225,8 +255,9 @@ def conv_pre_view(pre: Tensor, geometry: ConvGeometry, fill: float = 0.0) -> Ten
     return rearrange(columns, "n (g k) p -> n g k p", g=geometry.groups)
 
 
-def conv_post_view(post: Tensor, geometry: ConvGeometry) -> Tensor:
+def conv_post_view(post: Tensor, geometry: ConvGeometry | nn.Conv1d | nn.Conv2d) -> Tensor:
     """``[N, C_out, *out_spatial]`` -> ``[N, G, O, P]``."""
+    geometry = as_conv_geometry(geometry)
     flat = post.reshape(post.shape[0], post.shape[1], -1)
     return rearrange(flat, "n (g o) p -> n g o p", g=geometry.groups)
 

@@ -65,7 +65,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from numbers import Real
-from typing import NamedTuple
+from typing import Generic, NamedTuple, TypeVar
 
 import attrs
 import torch
@@ -90,6 +90,7 @@ __all__ = [
     "MSTDPETState",
     "MSTDPState",
     "RewardSTDPParameters",
+    "RewardState",
     "RewardUpdate",
     "broadcast_reward",
     "mstdp_et_step",
@@ -141,11 +142,15 @@ class MSTDPETState(NamedTuple):
     eligibility_trace: Tensor
 
 
-class RewardUpdate(NamedTuple):
-    """Signed weight change ``update`` (the weight's shape) and the state to carry."""
+RewardState = TypeVar("RewardState", MSTDPState, MSTDPETState)
+
+
+class RewardUpdate(NamedTuple, Generic[RewardState]):
+    """Signed weight change ``update`` (the weight's shape) and the state to carry
+    (:class:`MSTDPState` from MSTDP, :class:`MSTDPETState` from MSTDP-ET)."""
 
     update: Tensor
-    state: MSTDPState | MSTDPETState
+    state: RewardState
 
 
 def broadcast_reward(
@@ -215,7 +220,7 @@ def _prepare(
     spikes_pre: Tensor,
     spikes_post: Tensor,
     reward: float | Tensor,
-    state: tuple | None,
+    state: tuple[Tensor, ...] | None,
     parameters: RewardSTDPParameters,
     dt: float,
     view: View,
@@ -243,9 +248,11 @@ def _prepare(
             torch.zeros((batch, *layout.out_shape), dtype=dtype, device=pre.device),
             torch.zeros((batch, *layout.grouped_shape), dtype=dtype, device=pre.device),
         )
+    trace_pre, trace_post, carried = carried_state  # the three state_fields checked above
     return _Prepared(
-        layout, pre, checked.post, table, *carried_state, factor_post, factor_pre, checked.batch_reduction, dtype
-    )
+        layout, pre, checked.post, table, trace_pre, trace_post, carried, factor_post, factor_pre,
+        checked.batch_reduction, dtype,
+    )  # fmt: skip
 
 
 def _scaled(values: Tensor, factor: Tensor | None) -> Tensor:
@@ -260,8 +267,8 @@ def _modulated_update(
     event_weight: Tensor,
     carry_decay: float,
     carry_weight: Tensor,
-    state_type: type[MSTDPState] | type[MSTDPETState],
-) -> RewardUpdate:
+    state_type: type[RewardState],
+) -> RewardUpdate[RewardState]:
     """The shared core of both rules.
 
     ``dw = eta * reduce_b [carried_weight_b * C_b + sum_u event_weight_{u,b} * z_{u,b}]``
@@ -314,7 +321,7 @@ def mstdp_window(
     f_post: WeightFactor | None = None,
     f_pre: WeightFactor | None = None,
     batch_reduction: BatchReduction = "sum",
-) -> RewardUpdate:
+) -> RewardUpdate[MSTDPState]:
     """MSTDP over a window: ``dw = eta * sum_t sum_b r_{b,t} z_{b,t-1}``.
 
     Args:
@@ -363,7 +370,7 @@ def mstdp_et_window(
     f_post: WeightFactor | None = None,
     f_pre: WeightFactor | None = None,
     batch_reduction: BatchReduction = "sum",
-) -> RewardUpdate:
+) -> RewardUpdate[MSTDPETState]:
     """MSTDP-ET over a window: ``e_t = c e_{t-1} + z_{t-1}/tau_e``, ``dw = eta * sum_t sum_b r_{b,t} e_{b,t}``.
 
     Arguments as :func:`mstdp_window`; ``parameters.tau_eligibility`` is ``tau_e``
@@ -407,17 +414,17 @@ def _step_reward(reward: float | Tensor, batch: int) -> float | Tensor:
 
 
 def _step(
-    window_function: Callable[..., RewardUpdate],
+    window_function: Callable[..., RewardUpdate[RewardState]],
     spike_pre: Tensor,
     spike_post: Tensor,
     reward: float | Tensor,
-    state: tuple | None,
+    state: RewardState | None,
     parameters: RewardSTDPParameters,
     **kwargs: object,
-) -> RewardUpdate:
+) -> RewardUpdate[RewardState]:
     """The step form of ``window_function``: spikes ``[B, *shape]``, reward a scalar or ``[B]``."""
 
-    def window_of_one_step(spikes_pre: Tensor, spikes_post: Tensor) -> RewardUpdate:
+    def window_of_one_step(spikes_pre: Tensor, spikes_post: Tensor) -> RewardUpdate[RewardState]:
         # called with the checked spikes ([1, B, ...]), so B is known for the reward's check
         step_reward = _step_reward(reward, spikes_pre.shape[1])
         return window_function(spikes_pre, spikes_post, step_reward, state, parameters, **kwargs)
@@ -438,7 +445,7 @@ def mstdp_step(
     f_post: WeightFactor | None = None,
     f_pre: WeightFactor | None = None,
     batch_reduction: BatchReduction = "sum",
-) -> RewardUpdate:
+) -> RewardUpdate[MSTDPState]:
     """One MSTDP step: ``spike_pre`` ``[B, *in_shape]``, ``spike_post`` ``[B, *out_shape]``,
     ``reward`` scalar or ``[B]``. ``dw = eta * sum_b r_b * state.eligibility_b``; the
     returned state holds this step's ``z``. Equal to :func:`mstdp_window` with ``T = 1``."""
@@ -471,7 +478,7 @@ def mstdp_et_step(
     f_post: WeightFactor | None = None,
     f_pre: WeightFactor | None = None,
     batch_reduction: BatchReduction = "sum",
-) -> RewardUpdate:
+) -> RewardUpdate[MSTDPETState]:
     """One MSTDP-ET step: ``dw = eta * sum_b r_b * e_b`` with ``e`` = ``state.eligibility_trace``;
     the returned trace is ``c * e + z_t / tau_e``. Equal to :func:`mstdp_et_window` with ``T = 1``."""
     return _step(

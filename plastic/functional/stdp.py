@@ -59,9 +59,9 @@ import torch
 from torch import Tensor
 
 from plastic.functional.bilinear import (
-    PAIRINGS,
     BatchReduction,
     ReceptiveView,
+    SynapseLayout,
     View,
     ViewLayout,
     WeightFactor,
@@ -79,6 +79,14 @@ from plastic.functional.pair_products import (
     Method,
     event_product,  # noqa: F401 (likewise)
     pair_product,
+)
+from plastic.functional.pairing_schemes import (
+    STATEFUL_PAIRINGS,
+    STDP_PAIRINGS,
+    PairingState,
+    check_pairing_state,
+    presynaptic_centred_window,
+    restricted_window,
 )
 from plastic.functional.receptive import ConvGeometry, grouped_to_weight, weight_to_grouped  # noqa: F401 (ConvGeometry)
 from plastic.functional.stdp_engine import (
@@ -99,7 +107,9 @@ from plastic.functional.validation import check_choice, check_positive, check_sa
 __all__ = [
     "METHODS",
     "SPARSE_DENSITY_THRESHOLD",
+    "STDP_PAIRINGS",
     "BatchReduction",
+    "PairingState",
     "ReceptiveView",
     "STDPNetUpdate",
     "STDPUpdate",
@@ -113,15 +123,20 @@ __all__ = [
 ]
 
 Scalar = float | Tensor
+#: the ``pairing`` choices (:data:`~plastic.functional.pairing_schemes.STDP_PAIRINGS`)
+Pairing = Literal["all", "nearest", "symmetric", "presynaptic_centred", "restricted"]
 
 
 class STDPUpdate(NamedTuple):
-    """Raw products ``[G, O, K]`` (non-negative) and the traces after the last step."""
+    """Raw products ``[G, O, K]`` (non-negative), the traces after the last step, and the carried
+    :class:`~plastic.functional.pairing_schemes.PairingState` of the ``"restricted"`` and
+    ``"presynaptic_centred"`` schemes (None for the others)."""
 
     potentiation: Tensor
     depression: Tensor
     trace_pre: Tensor
     trace_post: Tensor
+    pairing_state: PairingState | None = None
 
 
 class STDPNetUpdate(NamedTuple):
@@ -193,6 +208,7 @@ class _Checked(NamedTuple):
     decay_post: Scalar
     amplitude_pre: float
     amplitude_post: float
+    pairing_state: object = None  # checked against the layout by _stdp_window
 
 
 def _check_inputs(
@@ -213,6 +229,7 @@ def _check_inputs(
     batch_reduction: object,
     method: object,
     pairing: object = "all",
+    pairing_state: object = None,
 ) -> _Checked:
     """Every argument check of the pair rules, before any computation (errors name the argument).
 
@@ -241,6 +258,8 @@ def _check_inputs(
             f"got {traces['trace_post'].dtype}"
         )
     check_same_device(spikes_pre=pre, **traces)
+    check_choice(pairing, "pairing", STDP_PAIRINGS)
+    _check_carried_together(pairing, pairing_state, sorted(traces))
     dtype = next((t.dtype for t in traces.values()), torch.get_default_dtype())
     if "trace_pre" not in traces:
         traces["trace_pre"] = torch.zeros(state_pre_shape, dtype=dtype, device=pre.device)
@@ -248,14 +267,42 @@ def _check_inputs(
         traces["trace_post"] = torch.zeros(state_post_shape, dtype=dtype, device=pre.device)
     resolved_pre = _resolve_decay(decay_pre, tau_pre, dt, exact, "pre", state_pre_shape)
     resolved_post = _resolve_decay(decay_post, tau_post, dt, exact, "post", state_post_shape)
-    check_choice(pairing, "pairing", PAIRINGS)
+    if pairing == "presynaptic_centred" and isinstance(resolved_pre, Tensor):
+        if resolved_pre.numel() != 1:
+            name = "decay_pre" if decay_pre is not None else "tau_pre"
+            raise ValueError(
+                f"{name}: the 'presynaptic_centred' scheme needs one presynaptic decay for all neurons, "
+                f"got shape {tuple(resolved_pre.shape)}"
+            )
+        resolved_pre = float(resolved_pre.item())
     amplitude_pre = _check_real(amplitude_pre, "amplitude_pre")
     amplitude_post = _check_real(amplitude_post, "amplitude_post")
     if not window:
         pre, post = pre.unsqueeze(0), post.unsqueeze(0)
     return _Checked(
-        pre, post, traces["trace_pre"], traces["trace_post"], resolved_pre, resolved_post, amplitude_pre, amplitude_post
-    )
+        pre, post, traces["trace_pre"], traces["trace_post"], resolved_pre, resolved_post, amplitude_pre,
+        amplitude_post, pairing_state,
+    )  # fmt: skip
+
+
+def _check_carried_together(pairing: object, pairing_state: object, given_traces: list[str]) -> None:
+    """A stateful scheme continues from its traces and its pairing state together (all or none)."""
+    if pairing in STATEFUL_PAIRINGS:
+        if pairing_state is None and given_traces:
+            raise ValueError(
+                f"pairing_state: the {pairing!r} scheme carries a PairingState besides the traces; "
+                f"pass the one returned with {given_traces[0]} (or neither)"
+            )
+        if pairing_state is not None and len(given_traces) < 2:
+            missing = "trace_pre" if "trace_pre" not in given_traces else "trace_post"
+            raise ValueError(
+                f"{missing}: the {pairing!r} scheme continues from the traces and the pairing_state "
+                "returned together; pass both traces with it"
+            )
+    elif pairing_state is not None:
+        raise ValueError(
+            f"pairing_state: only the schemes {list(STATEFUL_PAIRINGS)} carry one; pairing {pairing!r} expects None"
+        )
 
 
 #: Tuning of the one-product form (read at each call, so a test may patch them here).
@@ -298,7 +345,8 @@ def stdp_window(
     exact: bool = True,
     amplitude_pre: float = 1.0,
     amplitude_post: float = 1.0,
-    pairing: Literal["all", "nearest"] = "all",
+    pairing: Pairing = "all",
+    pairing_state: PairingState | None = None,
     view: View = None,
     batch_reduction: BatchReduction = "sum",
     method: Method = "auto",
@@ -318,24 +366,41 @@ def stdp_window(
         dt: step (> 0, ms by convention) and
         exact: ``exp(-dt/tau)`` (True) or the Euler ``1 - dt/tau``.
         amplitude_pre, amplitude_post: trace jump ``A`` at a spike.
-        pairing: ``"all"`` (cumulative traces) or ``"nearest"``.
+        pairing: which spike pairs count (Morrison et al. 2008, Fig. 7;
+            :mod:`plastic.functional.pairing_schemes`): ``"all"``
+            (all-to-all, cumulative traces), ``"nearest"`` (the symmetric
+            nearest-neighbour scheme, nearest traces; ``"symmetric"`` is the
+            same), ``"presynaptic_centred"`` or ``"restricted"``.
+        pairing_state: what ``"presynaptic_centred"`` and ``"restricted"``
+            carry besides the traces (the ``pairing_state`` of the previous
+            window's result, given together with its traces; ``None``: a fresh
+            start). The other schemes take None.
         view: ``None`` (dense), a :class:`ConvGeometry` or a connection.
         batch_reduction: ``"sum"``, ``"mean"`` or a callable reducing dim 0.
-        method: ``"auto"``, ``"dense"`` or ``"sparse"`` products.
+        method: ``"auto"``, ``"dense"`` or ``"sparse"`` products (the
+            ``"restricted"`` scheme always gathers at the events).
 
     Returns:
-        :class:`STDPUpdate` ``(potentiation, depression, trace_pre, trace_post)``:
-        the raw products ``sum s_post (x) x_pre`` and ``sum x_post (x) s_pre``
-        as ``[G, O, K]``, and the traces after the last step (new tensors).
+        :class:`STDPUpdate` ``(potentiation, depression, trace_pre, trace_post,
+        pairing_state)``: the raw products as ``[G, O, K]`` (potentiation: the
+        sum of ``A_pre a_pre^(q-p)`` over the counted pairs with ``p <= q``,
+        depression: of ``A_post a_post^(p-q)`` over those with ``q <= p``), the
+        traces after the last step (new tensors; nearest traces for every
+        scheme but ``"all"``) and the scheme's new state (None for the
+        stateless schemes).
 
-    Traces come from one recurrence over time (O(B*N) per step); each term is
-    then one matrix product over ``T*B`` (conv: ``T*B*P`` per group).
+    ``"all"`` and ``"nearest"``: the products are ``sum s_post (x) x_pre`` and
+    ``sum x_post (x) s_pre``; traces come from one recurrence over time (O(B*N)
+    per step), each term is then one matrix product over ``T*B`` (conv:
+    ``T*B*P`` per group). The other schemes: see
+    :mod:`plastic.functional.pairing_schemes` (``"presynaptic_centred"``
+    needs one presynaptic decay for all neurons).
     """
     checked = _check_inputs(
         spikes_pre, spikes_post, trace_pre, trace_post, window=True,
         decay_pre=decay_pre, decay_post=decay_post, tau_pre=tau_pre, tau_post=tau_post, dt=dt, exact=exact,
         amplitude_pre=amplitude_pre, amplitude_post=amplitude_post, batch_reduction=batch_reduction,
-        method=method, pairing=pairing,
+        method=method, pairing=pairing, pairing_state=pairing_state,
     )  # fmt: skip
     return _stdp_window(checked, pairing, ViewLayout(view), batch_reduction, method, (spikes_pre, spikes_post))
 
@@ -357,6 +422,8 @@ def _stdp_window(
     spikes_original: tuple[object, object] = (None, None),
 ) -> STDPUpdate:
     dtype = checked.trace_pre.dtype
+    if pairing in STATEFUL_PAIRINGS:
+        return _stateful_window(checked, pairing, layout, batch_reduction, method)
     s_pre = _spike_matrix(spikes_original[0], checked.spikes_pre, dtype)
     s_post = _spike_matrix(spikes_original[1], checked.spikes_post, dtype)
     x_pre, last_pre = pairing_traces(
@@ -369,6 +436,33 @@ def _stdp_window(
     potentiation = pair_product(s_post, x_pre, view=layout, events="post", batch_reduction=reduction, method=method)
     depression = pair_product(x_post, s_pre, view=layout, events="pre", batch_reduction=reduction, method=method)
     return STDPUpdate(potentiation, depression, last_pre, last_post)
+
+
+def _stateful_window(
+    checked: _Checked, pairing: str, layout: ViewLayout, batch_reduction: BatchReduction, method: Method
+) -> STDPUpdate:
+    """The ``"restricted"`` and ``"presynaptic_centred"`` schemes (:mod:`plastic.functional.pairing_schemes`)."""
+    spikes_pre, spikes_post = checked.spikes_pre, checked.spikes_post
+    # the layer shapes against the view, with errors naming the spikes
+    SynapseLayout.infer(spikes_pre.shape[2:], spikes_post.shape[2:], layout.view, device=spikes_pre.device)
+    state = check_pairing_state(
+        checked.pairing_state, pairing, layout=layout, spikes_pre=checked.spikes_pre,
+        spikes_post=checked.spikes_post, dtype=checked.trace_pre.dtype,
+    )  # fmt: skip
+    if pairing == "restricted":
+        result = restricted_window(
+            spikes_pre, spikes_post, checked.trace_pre, checked.trace_post, state,
+            decay_pre=checked.decay_pre, decay_post=checked.decay_post, amplitude_pre=checked.amplitude_pre,
+            amplitude_post=checked.amplitude_post, layout=layout, batch_reduction=batch_reduction,
+        )  # fmt: skip
+    else:
+        assert isinstance(checked.decay_pre, float)  # one number: _check_inputs
+        result = presynaptic_centred_window(
+            spikes_pre, spikes_post, checked.trace_pre, checked.trace_post, state,
+            decay_pre=checked.decay_pre, decay_post=checked.decay_post, amplitude_pre=checked.amplitude_pre,
+            amplitude_post=checked.amplitude_post, layout=layout, batch_reduction=batch_reduction, method=method,
+        )  # fmt: skip
+    return STDPUpdate(result.potentiation, result.depression, result.trace_pre, result.trace_post, result.state)
 
 
 def stdp_step(
@@ -385,7 +479,8 @@ def stdp_step(
     exact: bool = True,
     amplitude_pre: float = 1.0,
     amplitude_post: float = 1.0,
-    pairing: Literal["all", "nearest"] = "all",
+    pairing: Pairing = "all",
+    pairing_state: PairingState | None = None,
     view: View = None,
     batch_reduction: BatchReduction = "sum",
     method: Method = "auto",
@@ -403,7 +498,7 @@ def stdp_step(
         spike_pre, spike_post, trace_pre, trace_post, window=False,
         decay_pre=decay_pre, decay_post=decay_post, tau_pre=tau_pre, tau_post=tau_post, dt=dt, exact=exact,
         amplitude_pre=amplitude_pre, amplitude_post=amplitude_post, batch_reduction=batch_reduction,
-        method=method, pairing=pairing,
+        method=method, pairing=pairing, pairing_state=pairing_state,
     )  # fmt: skip
     return _stdp_window(checked, pairing, ViewLayout(view), batch_reduction, method)
 
@@ -535,21 +630,35 @@ def stdp_window_net(
     s_post = checked.spikes_post
 
     if isinstance(batch_reduction, str):
-        if main is None:
-            main = pair_product(
-                s_post, filtered, view=layout, events="post", batch_reduction="sum", method=method, out=out
-            )
-        if trace_post is None:
-            delta = main  # no carried postsynaptic trace: no pairs with a post spike before the window
-        elif layout.dense and not main.requires_grad:
-            # the rank-B correction added in place: no second weight-sized product and pass
-            delta = main
-            delta[0].addmm_(checked.trace_post.reshape(batch, -1).T, seen_by_carried.reshape(batch, -1), alpha=-eta_pre)
+        if main is None and out is not None and trace_post is not None and layout.dense and not filtered.requires_grad:
+            # the carried-trace term written first (beta 0: no zeroing pass over ``out``), the window's
+            # pairs then added into it: their event-driven product touches only the rows with post spikes
+            torch.addmm(
+                out[0], checked.trace_post.reshape(batch, -1).T, seen_by_carried.reshape(batch, -1),
+                beta=0, alpha=-eta_pre, out=out[0],
+            )  # fmt: skip
+            delta = pair_product(
+                s_post, filtered, view=layout, events="post", batch_reduction="sum", method=method, out=out,
+                accumulate=True,
+            )  # fmt: skip
         else:
-            carried = pair_product(
-                checked.trace_post.unsqueeze(0), seen_by_carried.unsqueeze(0), view=layout, batch_reduction="sum"
-            )
-            delta = main.sub_(carried, alpha=eta_pre)
+            if main is None:
+                main = pair_product(
+                    s_post, filtered, view=layout, events="post", batch_reduction="sum", method=method, out=out
+                )
+            if trace_post is None:
+                delta = main  # no carried postsynaptic trace: no pairs with a post spike before the window
+            elif layout.dense and not main.requires_grad:
+                # the rank-B correction added in place: no second weight-sized product and pass
+                delta = main
+                delta[0].addmm_(
+                    checked.trace_post.reshape(batch, -1).T, seen_by_carried.reshape(batch, -1), alpha=-eta_pre
+                )
+            else:
+                carried = pair_product(
+                    checked.trace_post.unsqueeze(0), seen_by_carried.unsqueeze(0), view=layout, batch_reduction="sum"
+                )
+                delta = main.sub_(carried, alpha=eta_pre)
         if batch_reduction == "mean":
             delta = delta.div_(batch)
     else:

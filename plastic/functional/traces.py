@@ -28,6 +28,7 @@ preallocated recurrence over time, each step touching ``prod(shape)`` elements.
 from __future__ import annotations
 
 import math
+from typing import overload
 
 import torch
 from torch import Tensor
@@ -49,6 +50,12 @@ __all__ = [
 Scalar = float | Tensor
 
 
+@overload
+def decay_factor(dt: float, tau: float, *, exact: bool = True) -> float: ...
+@overload
+def decay_factor(dt: float, tau: Tensor, *, exact: bool = True) -> Tensor: ...
+@overload
+def decay_factor(dt: float, tau: float | Tensor, *, exact: bool = True) -> Scalar: ...
 def decay_factor(dt: float, tau: float | Tensor, *, exact: bool = True) -> Scalar:
     """Per-step decay ``exp(-dt/tau)`` (``exact``) or ``1 - dt/tau`` (Euler).
 

@@ -6,6 +6,7 @@ The public classes of the submodules are exported here
 
 from plastic.learn.all_pairs import AllPairsKernelSTDP, AllPairsKernelSTDPParams
 from plastic.learn.base import CellState, IndependentCellTrainer, Unit
+from plastic.learn.clopath import ClopathSTDP, ClopathSTDPParams
 from plastic.learn.homeostasis import Homeostasis, HomeostasisParams
 from plastic.learn.integer import IntegerSTDP, IntegerSTDPParams
 from plastic.learn.kernel_stdp import (
@@ -18,6 +19,7 @@ from plastic.learn.kernel_stdp import (
 from plastic.learn.learners import LearnerParams, MSTDPETLearner, MSTDPLearner, RewardLearnerParams, STDPLearner
 from plastic.learn.online import OnlineSTDP, OnlineSTDPParams
 from plastic.learn.reward import MSTDP, MSTDPET, MSTDPETParams, MSTDPParams
+from plastic.learn.rmax import Rmax, RmaxParams
 from plastic.learn.stdp import STDP, STDPParams
 from plastic.learn.triplet import TripletSTDP, TripletSTDPParams
 from plastic.learn.window import WindowRuleParams, WindowTrainer
@@ -29,6 +31,8 @@ __all__ = [
     "AllPairsKernelSTDP",
     "AllPairsKernelSTDPParams",
     "CellState",
+    "ClopathSTDP",
+    "ClopathSTDPParams",
     "DelayAdjustedKernelSTDP",
     "DelayAdjustedKernelSTDPD",
     "DelayAdjustedSTDP",
@@ -47,6 +51,8 @@ __all__ = [
     "OnlineSTDP",
     "OnlineSTDPParams",
     "RewardLearnerParams",
+    "Rmax",
+    "RmaxParams",
     "STDPLearner",
     "STDPParams",
     "TripletSTDP",

@@ -69,14 +69,14 @@ from plastic.neural.cell import Cell
 __all__ = ["AllPairsKernelSTDP", "AllPairsKernelSTDPParams"]
 
 
-def _kernel(instance: Any, attribute: attrs.Attribute, value: object) -> None:
+def _kernel(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is None and attribute.name == "kernel_pre":
         return
     if not callable(value):
         raise TypeError(f"{attribute.name}: expected a kernel callable(delta, **kwargs), got {value!r}")
 
 
-def _kwargs(instance: Any, attribute: attrs.Attribute, value: object) -> None:
+def _kwargs(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, Mapping) or not all(isinstance(key, str) for key in value):
         raise TypeError(f"{attribute.name}: expected a mapping of keyword arguments, got {value!r}")
     for key, item in value.items():
@@ -87,18 +87,18 @@ def _kwargs(instance: Any, attribute: attrs.Attribute, value: object) -> None:
             )
 
 
-def _reduction(instance: Any, attribute: attrs.Attribute, value: object) -> None:
+def _reduction(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
     if value not in ("sum", "mean"):
         raise ValueError(f"{attribute.name}: expected 'sum' or 'mean', got {value!r}")
 
 
-def _carry(instance: Any, attribute: attrs.Attribute, value: object) -> None:
+def _carry(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"{attribute.name}: expected an int >= 0 (steps kept across calls), got {value!r}")
 
 
-def _one_of(*choices: str) -> Callable[[Any, attrs.Attribute, object], None]:
-    def validate(instance: Any, attribute: attrs.Attribute, value: object) -> None:
+def _one_of(*choices: str) -> Callable[[Any, attrs.Attribute[Any], object], None]:
+    def validate(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
         if value not in choices:
             raise ValueError(f"{attribute.name}: expected one of {list(choices)}, got {value!r}")
 

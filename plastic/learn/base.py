@@ -37,7 +37,7 @@ __all__ = ["BATCH_REDUCTIONS", "CellState", "IndependentCellTrainer", "Unit", "r
 BATCH_REDUCTIONS = ("mean", "sum", "amax", "amin", "median")
 
 
-def check_batch_reduction(instance: Any, attribute: attrs.Attribute, value: object) -> None:
+def check_batch_reduction(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
     """attrs validator: a reduction name or a callable reducing dim 0."""
     if callable(value):
         return

@@ -110,6 +110,6 @@ class InhibitorySTDP(WindowTrainer):
             # stronger inhibition is a more negative weight
             potentiation, depression = depression, potentiation
         # the updater first: a refused change leaves the carried traces as they were
-        unit.cell.updater.accumulate("weight", potentiation=potentiation, depression=depression)
+        unit.updater.accumulate("weight", potentiation=potentiation, depression=depression)
         getattr(unit.state, "trace_pre").copy_(result.trace_pre)  # noqa: B009 (nn.Module buffers type as Tensor | Module)
         getattr(unit.state, "trace_post").copy_(result.trace_post)  # noqa: B009

@@ -72,7 +72,7 @@ class _ThresholdNeuron(Protocol):
 
 
 def _int_field(default: int, low: int | None = None) -> Any:
-    def validate(instance: Any, attribute: attrs.Attribute, value: object) -> None:
+    def validate(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
         if isinstance(value, bool) or not isinstance(value, int):
             raise TypeError(f"{attribute.name}: expected an int, got {value!r}")
         if low is not None and value < low:
@@ -81,7 +81,7 @@ def _int_field(default: int, low: int | None = None) -> Any:
     return attrs.field(default=default, validator=validate)
 
 
-def _optional_tensor(instance: Any, attribute: attrs.Attribute, value: object) -> None:
+def _optional_tensor(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is not None and not isinstance(value, Tensor):
         raise TypeError(f"{attribute.name}: expected None (read the neuron) or a tensor, got {type(value).__name__}")
     if isinstance(value, Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):

@@ -18,6 +18,14 @@ cell's updater. The default kernels are ``K_post = eta_post exp(-|delta| /
 tau_post) [delta >= 0]`` and ``K_pre = eta_pre exp(-|delta| / tau_pre)
 [delta < 0]``: Hebbian with ``eta_post > 0`` and ``eta_pre < 0``.
 
+A presynaptic neuron that has not fired since the monitors were last cleared
+adds nothing by default (``unfired_pre="ignore"``: its time is NaN). With
+``unfired_pre="late"`` it counts as firing after every postsynaptic spike:
+``e_pre = -inf``, so ``delta = -inf`` and the pair takes ``K_pre(-inf)``
+(the first-spike STDP of Masquelier & Thorpe 2007 and Kheradpisheh et al.
+2018, where an input silent during a presentation is depressed; with the
+decaying default kernels ``K_pre(-inf) = 0`` and nothing changes).
+
 * :class:`KernelSTDP`: any kernels; ``delayed=True`` reads presynaptic event
   times at the synapses' current (learned) delays from the presynaptic
   history, within ``interp_tolerance``.
@@ -80,6 +88,10 @@ def _frozen_dict(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
 _kernel = callable_of("a kernel callable(delta, **kwargs)")
 #: how a delayed presynaptic time is read between steps
 _interpolation = one_of("previous", "nearest")
+#: what a presynaptic neuron without a spike since the last clear contributes
+_unfired_pre = one_of("ignore", "late")
+#: the pre monitor's event time before any spike, for each ``unfired_pre``
+_UNFIRED_PRE_INITIAL = {"ignore": "nan", "late": "-inf"}
 
 
 @attrs.frozen
@@ -94,6 +106,9 @@ class KernelSTDPParams:
     ``delayed``: read presynaptic times at the connection's current delays.
     ``interp_tolerance``: delays within this of an integer number of steps
     read that step exactly. ``interpolation``: ``previous`` or ``nearest``.
+    ``unfired_pre``: ``"ignore"`` (a presynaptic neuron without a spike since
+    the last clear adds nothing) or ``"late"`` (it counts as firing after
+    every postsynaptic spike, ``delta = -inf``; see the module docs).
     """
 
     kernel_post: Callable[..., Tensor] = attrs.field(default=exp_post, validator=_kernel)
@@ -104,6 +119,7 @@ class KernelSTDPParams:
     delayed: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
     interp_tolerance: float = attrs.field(default=1e-7, validator=non_negative)
     interpolation: str = attrs.field(default="previous", validator=_interpolation)
+    unfired_pre: str = attrs.field(default="ignore", validator=_unfired_pre)
 
 
 @attrs.frozen
@@ -127,6 +143,10 @@ class ExponentialSTDPParams:
     @property
     def delayed(self) -> bool:
         return False
+
+    @property
+    def unfired_pre(self) -> str:
+        return "ignore"
 
 
 class KernelSTDP(IndependentCellTrainer):
@@ -183,7 +203,9 @@ class KernelSTDP(IndependentCellTrainer):
             result[key] = value
         return result
 
-    def kernel_spec(self, params: Any) -> tuple[Callable[..., Tensor], dict, Callable[..., Tensor], dict]:
+    def kernel_spec(
+        self, params: Any
+    ) -> tuple[Callable[..., Tensor], dict[str, Any], Callable[..., Tensor], dict[str, Any]]:
         return params.kernel_post, dict(params.kernel_post_kwargs), params.kernel_pre, dict(params.kernel_pre_kwargs)
 
     def make_monitors(self, cell: Cell, params: Any) -> dict[str, Monitor]:
@@ -192,10 +214,11 @@ class KernelSTDP(IndependentCellTrainer):
         # a float64 network keeps float64 times)
         dtype = cell.connection.weight.dtype if cell.connection.weight.is_floating_point() else None
 
-        def event_times(duration: float = 0.0) -> EventTimeReducer:
-            reducer = EventTimeReducer(dt, initial="nan", duration=duration)
+        def event_times(duration: float = 0.0, initial: str = "nan") -> EventTimeReducer:
+            reducer = EventTimeReducer(dt, initial=initial, duration=duration)
             return reducer if dtype is None else reducer.to(dtype)
 
+        pre_initial = _UNFIRED_PRE_INITIAL[params.unfired_pre]
         # only training-mode steps are recorded: an evaluating cell leaves no trace
         post = self.pool.get_or_create(cell, "neuron.spike", event_times, hook="post", train_only="train")
         if self.uses_delays(params):
@@ -205,12 +228,14 @@ class KernelSTDP(IndependentCellTrainer):
             pre = self.pool.get_or_create(
                 cell,
                 "connection.synapse.spike",
-                lambda: event_times(max_delay),
+                lambda: event_times(max_delay, pre_initial),
                 hook="post",
                 train_only="train",
             )
         else:
-            pre = self.pool.get_or_create(cell, "connection.synspike", event_times, hook="post", train_only="train")
+            pre = self.pool.get_or_create(
+                cell, "connection.synspike", lambda: event_times(initial=pre_initial), hook="post", train_only="train"
+            )
         return {"post": post, "pre": pre}
 
     # -- learning ----------------------------------------------------------
@@ -324,7 +349,7 @@ def _exponential_parameters(state: CellState, post_kwargs: Mapping[str, Any], pr
     values = (*post_kwargs.values(), *pre_kwargs.values())
     if not all(_plain_number(value) for value in values):
         return False
-    return post_kwargs.get("tau_post", 20.0) > 0 and pre_kwargs.get("tau_pre", 20.0) > 0
+    return bool(post_kwargs.get("tau_post", 20.0) > 0 and pre_kwargs.get("tau_pre", 20.0) > 0)
 
 
 class DelayAdjustedKernelSTDP(KernelSTDP):
@@ -353,7 +378,9 @@ class _ExponentialKernels:
 
     Params: ClassVar[type] = ExponentialSTDPParams
 
-    def kernel_spec(self, params: Any) -> tuple[Callable[..., Tensor], dict, Callable[..., Tensor], dict]:
+    def kernel_spec(
+        self, params: Any
+    ) -> tuple[Callable[..., Tensor], dict[str, Any], Callable[..., Tensor], dict[str, Any]]:
         return (
             exp_post,
             {"eta_post": params.lr_post, "tau_post": params.tau_post},

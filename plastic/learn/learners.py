@@ -52,7 +52,7 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from plastic.functional.attrs_validators import finite, non_negative, one_of, positive
-from plastic.functional.receptive import ConvGeometry, weight_to_grouped
+from plastic.functional.receptive import layer_geometry, weight_to_grouped
 from plastic.functional.reward import (
     MSTDPETState,
     MSTDPState,
@@ -75,19 +75,6 @@ __all__ = [
 ]
 
 STEP_MODES = ("single", "window")
-
-
-def layer_geometry(layer: nn.Module) -> ConvGeometry | None:
-    """The :class:`ConvGeometry` of an ``nn.Conv1d``/``nn.Conv2d`` (None for ``nn.Linear``)."""
-    if isinstance(layer, nn.Linear):
-        return None
-    if isinstance(layer, (nn.Conv1d, nn.Conv2d)):
-        return ConvGeometry.create(
-            1 if isinstance(layer, nn.Conv1d) else 2,
-            layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride,
-            layer.padding, layer.dilation, layer.groups, layer.padding_mode,
-        )  # fmt: skip
-    raise TypeError(f"layer: expected nn.Linear, nn.Conv1d or nn.Conv2d, got {type(layer).__name__}")
 
 
 @attrs.frozen

@@ -19,7 +19,7 @@ import attrs
 from torch import Tensor
 
 from plastic.functional.attrs_validators import non_negative, one_of, positive
-from plastic.functional.rate_rules import RATE_REDUCTIONS, bcm_window, oja_window
+from plastic.functional.rate_rules import RATE_REDUCTIONS, RateReduction, bcm_window, oja_window
 from plastic.learn.base import CellState, Unit
 from plastic.learn.bilinear import check_bilinear_cell
 from plastic.learn.stdp import signed_terms
@@ -41,7 +41,7 @@ class OjaParams:
 
     eta: float = attrs.field(default=1e-3, validator=non_negative)
     tau_rate: float = attrs.field(default=20.0, validator=positive)
-    batch_reduction: str = attrs.field(default="sum", validator=one_of(*RATE_REDUCTIONS))
+    batch_reduction: RateReduction = attrs.field(default="sum", validator=one_of(*RATE_REDUCTIONS))
     window: int = attrs.field(default=1000, validator=check_window)
 
 

@@ -2,14 +2,20 @@
 
 Presynaptic traces ``x_pre`` (``tau_pre``) and postsynaptic traces ``x_post``
 (``tau_post``), cumulative (``pairing="all"``, all-to-all) or nearest
-(``pairing="nearest"``); traces include the current step's spike::
+(``pairing="nearest"``, the symmetric nearest-neighbour scheme; also
+``"symmetric"``); traces include the current step's spike::
 
     at a post spike:  dw_ij += eta_post * f_post(w_ij) * sum_b s_post[b,i] * x_pre[b,j]
     at a pre spike:   dw_ij -= eta_pre  * f_pre(w_ij)  * sum_b x_post[b,i] * s_pre[b,j]
 
 (``sum_b`` is the ``batch_reduction``: sum, mean or a callable). Hebbian:
 ``eta_post > 0`` and ``eta_pre > 0``; a negative rate moves its term to the
-other side. Convolutions take the presynaptic quantities over each output
+other side. The nearest-neighbour schemes ``"presynaptic_centred"`` and
+``"restricted"`` of Morrison, Diesmann & Gerstner (2008, Fig. 7) count other
+pairs (:mod:`plastic.functional.pairing_schemes`) and carry their
+:class:`~plastic.functional.pairing_schemes.PairingState` as buffers of the
+cell's state (``steps_since_pre``/``steps_since_post``, int64, or
+``pending_pre`` ``[B, G, O, K, P]``). Convolutions take the presynaptic quantities over each output
 position's receptive field and sum over positions. The weight dependences
 ``f_post``/``f_pre`` are callables of the weight (``None``: 1), e.g.
 ``Bounding("soft", w_min=0, w_max=1).upper_factor`` for multiplicative STDP.
@@ -37,8 +43,15 @@ from torch import Tensor
 from plastic.functional.attrs_validators import finite, one_of, positive
 from plastic.functional.bilinear import BatchReduction, View
 from plastic.functional.bounding import Bounding
+from plastic.functional.pair_products import Method
+from plastic.functional.pairing_schemes import (
+    STATEFUL_PAIRINGS,
+    STDP_PAIRINGS,
+    PairingState,
+    initial_pairing_state,
+)
 from plastic.functional.receptive import grouped_to_weight
-from plastic.functional.stdp import METHODS, Method, stdp_window, stdp_window_net
+from plastic.functional.stdp import METHODS, stdp_window, stdp_window_net
 from plastic.learn.base import CellState, Unit
 from plastic.learn.window import WindowRuleParams, WindowTrainer
 from plastic.neural.cell import Cell
@@ -54,7 +67,8 @@ class STDPParams(WindowRuleParams):
     eta_pre: rate of the pre-spike (depression) term.
     tau_pre, tau_post: trace time constants.
     amplitude_pre, amplitude_post: trace jump at a spike.
-    pairing: ``"all"`` (cumulative traces) or ``"nearest"``.
+    pairing: ``"all"`` (cumulative traces), ``"nearest"`` (= ``"symmetric"``),
+        ``"presynaptic_centred"`` or ``"restricted"`` (Morrison et al. 2008, Fig. 7).
     exact: decay ``exp(-dt/tau)`` (True) or the Euler ``1 - dt/tau``.
     weight_dependence_post, weight_dependence_pre: ``f_post(w)``, ``f_pre(w)``.
     batch_reduction: ``"sum"`` (default), ``"mean"`` or a callable on dim 0.
@@ -63,6 +77,7 @@ class STDPParams(WindowRuleParams):
     fuse: ``None`` (auto), True or False: the one-product window form.
     """
 
+    pairing: str = attrs.field(default="all", validator=one_of(*STDP_PAIRINGS), kw_only=True)
     eta_post: float = attrs.field(default=1.0, validator=finite)
     eta_pre: float = attrs.field(default=1.0, validator=finite)
     tau_pre: float = attrs.field(default=20.0, validator=positive)
@@ -119,9 +134,38 @@ class STDP(WindowTrainer):
     Params = STDPParams
 
     def init_carry(self, state: CellState, cell: Cell) -> None:
-        for name in ("trace_pre", "trace_post"):
-            if name in state._buffers:
-                del state._buffers[name]
+        for name in ("trace_pre", "trace_post", *PairingState._fields):
+            state._buffers.pop(name, None)
+
+    @staticmethod
+    def _carried_pairing(
+        unit: Unit, spikes_pre: Tensor, spikes_post: Tensor, dtype: torch.dtype
+    ) -> tuple[Tensor, Tensor, PairingState]:
+        """The traces and pairing state a stateful scheme continues from: the carried ones, or
+        all fresh (nothing carried yet, or a different batch size or dtype since)."""
+        pairing = unit.state.params.pairing
+        fields = ("steps_since_pre", "steps_since_post") if pairing == "restricted" else ("pending_pre",)
+        buffers = unit.state._buffers
+        carried = {name: buffers.get(name) for name in ("trace_pre", "trace_post", *fields)}
+        batch = spikes_pre.shape[1]
+        trace_pre, trace_post = carried.pop("trace_pre"), carried.pop("trace_post")
+        if (
+            trace_pre is not None
+            and trace_post is not None
+            and trace_pre.shape == spikes_pre.shape[1:]
+            and trace_post.shape == spikes_post.shape[1:]
+            and trace_pre.dtype == dtype
+            and all(
+                value is not None and value.shape[0] == batch and (value.dtype in (dtype, torch.int64))
+                for value in carried.values()
+            )
+        ):
+            return trace_pre, trace_post, PairingState(**carried)
+        fresh = initial_pairing_state(
+            pairing, spikes_pre=spikes_pre, spikes_post=spikes_post, view=unit.cell.connection, dtype=dtype
+        )
+        zeros_pre = torch.zeros(spikes_pre.shape[1:], dtype=dtype, device=spikes_pre.device)
+        return zeros_pre, torch.zeros(spikes_post.shape[1:], dtype=dtype, device=spikes_pre.device), fresh
 
     def uses_one_product(self, unit: Unit) -> bool:
         params = unit.state.params
@@ -130,7 +174,7 @@ class STDP(WindowTrainer):
                 params.pairing != "all" or params.weight_dependence_post or params.weight_dependence_pre
             ):
                 raise ValueError("fuse: the one-product form needs pairing='all' and no weight dependence")
-            return params.fuse
+            return bool(params.fuse)
         updater = unit.updater
         bounding = updater.bounding.get("weight") if isinstance(updater.bounding, dict) else None
         # the updater holds Bounding instances (it checks them at construction)
@@ -196,6 +240,7 @@ class STDP(WindowTrainer):
             "method": params.method,
         }
         change: Tensor | None = None
+        new_state: PairingState | None = None
         if self.uses_one_product(unit):
             buffer, owned_by_updater = self._change_buffer(unit, dtype)
             try:
@@ -210,7 +255,14 @@ class STDP(WindowTrainer):
             change = grouped_to_weight(net.delta_weight, weight.shape)
             traces = net.trace_pre, net.trace_post
         else:
-            result = stdp_window(spikes_pre, spikes_post, trace_pre, trace_post, pairing=params.pairing, **common)
+            if params.pairing in STATEFUL_PAIRINGS:
+                trace_pre, trace_post, state = self._carried_pairing(unit, spikes_pre, spikes_post, dtype)
+                result = stdp_window(
+                    spikes_pre, spikes_post, trace_pre, trace_post, pairing=params.pairing, pairing_state=state,
+                    **common,
+                )  # fmt: skip
+            else:
+                result = stdp_window(spikes_pre, spikes_post, trace_pre, trace_post, pairing=params.pairing, **common)
             with torch.no_grad():
                 factor_post = params.weight_dependence_post(weight) if params.weight_dependence_post else 1.0
                 factor_pre = params.weight_dependence_pre(weight) if params.weight_dependence_pre else 1.0
@@ -218,6 +270,7 @@ class STDP(WindowTrainer):
                 term_pre = -params.eta_pre * factor_pre * grouped_to_weight(result.depression, weight.shape)
             potentiation, depression = signed_terms(term_post, term_pre)
             traces = result.trace_pre, result.trace_post
+            new_state = result.pairing_state
         # the updater first: it validates what it receives, and a refused change leaves the carried
         # traces as they were (the window is not consumed either)
         if change is not None:
@@ -225,5 +278,13 @@ class STDP(WindowTrainer):
             unit.updater.accumulate_signed("weight", change)
         else:
             unit.updater.accumulate("weight", potentiation=potentiation, depression=depression)
+        if new_state is not None:
+            # a stateful scheme: its traces and new state are fresh tensors, kept as they are
+            for name, value in zip(
+                ("trace_pre", "trace_post", *PairingState._fields), (*traces, *new_state), strict=True
+            ):
+                if value is not None:
+                    unit.state.register_buffer(name, value)
+            return
         unit.state.trace_pre.copy_(traces[0])
         unit.state.trace_post.copy_(traces[1])

@@ -32,7 +32,7 @@ from plastic.observe.reducers import WindowReducer
 __all__ = ["WindowRuleParams", "WindowTrainer", "check_window"]
 
 
-def check_window(instance: Any, attribute: attrs.Attribute, value: object) -> None:
+def check_window(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
     """attrs validator for the ``window`` capacity (steps between calls)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{attribute.name}: expected an int >= 1 (steps kept between calls), got {value!r}")

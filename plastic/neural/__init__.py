@@ -4,10 +4,13 @@ The public classes of the submodules are exported here
 (``from plastic.neural import LIF, Cell, LinearDense``).
 """
 
+from plastic.neural.adex import AdEx
 from plastic.neural.cell import Cell, Serial
 from plastic.neural.classifiers import MaxRateClassifier
+from plastic.neural.competition import Competition, WinnerTakeAll
 from plastic.neural.connections import Connection, Conv1d, Conv2d, LinearDense, LinearDirect, LinearLateral
-from plastic.neural.encoders import BernoulliEncoder, PoissonEncoder
+from plastic.neural.encoders import BernoulliEncoder, LatencyEncoder, PoissonEncoder
+from plastic.neural.escape_noise import EscapeNoiseNeuron
 from plastic.neural.history import RingBuffer
 from plastic.neural.layers import Delay, SynapseFilter, VotingLayer
 from plastic.neural.neurons import IF, LIF, AdaptiveLIF, SpikingNeuron
@@ -17,15 +20,19 @@ from plastic.neural.updater import Updater
 __all__ = [
     "IF",
     "LIF",
+    "AdEx",
     "AdaptiveLIF",
     "BernoulliEncoder",
     "Cell",
+    "Competition",
     "Connection",
     "Conv1d",
     "Conv2d",
     "Delay",
     "DeltaCurrent",
+    "EscapeNoiseNeuron",
     "ExponentialCurrent",
+    "LatencyEncoder",
     "LinearDense",
     "LinearDirect",
     "LinearLateral",
@@ -39,4 +46,5 @@ __all__ = [
     "SynapseFilter",
     "Updater",
     "VotingLayer",
+    "WinnerTakeAll",
 ]

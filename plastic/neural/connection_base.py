@@ -16,12 +16,16 @@ from torch import Tensor, nn
 
 from plastic.functional.validation import check_choice, check_non_negative, check_positive, check_tensor
 from plastic.neural.buffers import rebind_buffer
+from plastic.neural.observable import has_call_hooks
 from plastic.neural.synapses import SYNAPSE_KINDS, Synapse, check_batch_size, make_synapse
 
-__all__ = ["DELAY_INITS", "Connection", "WeightInit"]
+__all__ = ["DELAY_INITS", "WEIGHT_LAYOUTS", "Connection", "WeightInit"]
 
 WeightInit = Callable[[Tensor], Any] | tuple[float, float] | None
 DELAY_INITS = ("zeros", "uniform")
+#: how a 2-d weight ``[N_out, N_in]`` lies in memory: row by row (torch's ``nn.Linear``), or input
+#: by input (its transpose contiguous: each input's outgoing weights in one row)
+WEIGHT_LAYOUTS = ("output_major", "input_major")
 # set by the connection; a synapse_kwargs entry for them is an error
 _OWNED_SYNAPSE_KWARGS = ("shape", "dt", "max_delay", "batch_size", "step_mode")
 
@@ -71,8 +75,12 @@ class Connection(nn.Module):
         step_mode: str,
         device: torch.device | str | None,
         dtype: torch.dtype | None,
+        weight_layout: str = "output_major",
     ) -> None:
         super().__init__()
+        check_choice(weight_layout, "weight_layout", WEIGHT_LAYOUTS)
+        if weight_layout == "input_major" and len(weight_shape) != 2:
+            raise ValueError(f"weight_layout: 'input_major' needs a 2-d weight, got shape {weight_shape}")
         dt = check_positive(dt, "dt")
         batch_size = check_batch_size(batch_size)
         if delay is not None:
@@ -96,7 +104,13 @@ class Connection(nn.Module):
         dtype = self.synapse.state.dtype
         device = self.synapse.state.device
 
-        self.weight = nn.Parameter(torch.empty(weight_shape, dtype=dtype, device=device))
+        if weight_layout == "input_major":
+            # the parameter is the transpose of an [N_in, N_out] tensor: the same [N_out, N_in] weight
+            # to every torch operation, read input by input by the event-driven forward
+            storage = torch.empty(weight_shape[::-1], dtype=dtype, device=device)
+            self.weight = nn.Parameter(storage.T)
+        else:
+            self.weight = nn.Parameter(torch.empty(weight_shape, dtype=dtype, device=device))
         self.bias = nn.Parameter(torch.empty(out_shape[:1], dtype=dtype, device=device)) if bias else None
         self._fan_in = fan_in
         # None unless lateral; a buffer slot so that a mask moves with .to() and is saved
@@ -177,19 +191,26 @@ class Connection(nn.Module):
 
     def _init_weight(self, weight_init: WeightInit) -> None:
         bound = 1.0 / math.sqrt(self._fan_in)
+        # drawn into a contiguous tensor of the weight's shape (in-place fills follow the memory
+        # order), so that a seed gives the same weight in either layout
+        weight: Tensor = self.weight
+        if not weight.is_contiguous():
+            weight = torch.empty(weight.shape, dtype=weight.dtype, device=weight.device)
         with torch.no_grad():
             if weight_init is None:
                 # torch's default for Linear/ConvNd: kaiming_uniform_(a=sqrt(5)) == U(-1/sqrt(fan_in), +)
-                self.weight.uniform_(-bound, bound)
+                weight.uniform_(-bound, bound)
             elif callable(weight_init):
-                weight_init(self.weight)
+                weight_init(weight)
             elif isinstance(weight_init, tuple) and len(weight_init) == 2:
                 low, high = (float(v) for v in weight_init)
                 if not (math.isfinite(low) and math.isfinite(high) and low <= high):
                     raise ValueError(f"weight_init: expected a finite range (low <= high), got {weight_init!r}")
-                self.weight.uniform_(low, high)
+                weight.uniform_(low, high)
             else:
                 raise TypeError(f"weight_init: expected None, a callable or a (low, high) range, got {weight_init!r}")
+            if weight is not self.weight:
+                self.weight.copy_(weight)
             if self.bias is not None:
                 self.bias.uniform_(-bound, bound)
 
@@ -246,7 +267,8 @@ class Connection(nn.Module):
         """Presynaptic spikes ``[(T,) B, *in_shape]`` -> postsynaptic input ``[(T,) B, *out_shape]``."""
         synapse = cast(Synapse, self._modules["synapse"])  # without nn.Module.__getattr__ (every step)
         if self.delay is None:  # None is a plain attribute (no nn.Module.__getattr__)
-            currents = synapse(spikes)
+            # the synapse's forward without nn.Module's call dispatch, unless hooks must see the call
+            currents = synapse(spikes) if has_call_hooks(synapse) else synapse.forward(spikes)
             out = self._propagate_spikes(spikes, currents)
             rebind_buffer(self, "synspike", synapse.spike)
         else:

@@ -52,7 +52,16 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor
 
-from plastic.functional.event_forward import event_linear, use_event_linear
+from plastic.functional.event_forward import (
+    EVENT_FORWARD_MAX_WEIGHT,
+    GATHER_DENSITY,
+    GATHER_DENSITY_LARGE,
+    GATHER_MIN_WORK,
+    event_linear,
+    gather_linear,
+    is_input_major,
+    use_event_linear,
+)
 from plastic.functional.receptive import (
     ConvGeometry,
     conv_output_shape,
@@ -90,10 +99,23 @@ class _LinearBase(Connection):
         return F.linear(currents, self.effective_weight(), self.bias)
 
     def _propagate_spikes(self, spikes: Tensor, currents: Tensor) -> Tensor:
-        # bool spikes through a delta synapse (currents = A * spikes): sparse windows gather the
-        # current from the spiking inputs' weight columns (plastic.functional.event_forward)
+        # bool spikes through a delta synapse (currents = A * spikes): sparse spikes gather the
+        # current from the spiking inputs' weights (plastic.functional.event_forward)
         synapse = self._modules["synapse"]
         if type(synapse) is DeltaCurrent and spikes.dtype == torch.bool:
+            weight: Tensor = self.weight
+            if (
+                self._buffers.get("weight_mask") is None
+                and is_input_major(weight)
+                and not (weight.requires_grad and torch.is_grad_enabled())
+                and spikes.numel() * weight.shape[0] >= GATHER_MIN_WORK
+            ):
+                # each spike reads its input's row of the input-major weight; None: too dense
+                large = weight.numel() > EVENT_FORWARD_MAX_WEIGHT
+                density = GATHER_DENSITY_LARGE if large else GATHER_DENSITY
+                out = gather_linear(spikes, weight.T, synapse.amplitude, density=density)
+                if out is not None:
+                    return out if self.bias is None else out + self.bias
             weight = self.effective_weight()
             if use_event_linear(spikes, weight):
                 out = event_linear(spikes, weight, synapse.amplitude)
@@ -144,6 +166,15 @@ class LinearDense(_LinearBase):
             filling the weight in place.
         dt: step length in time units (``> 0``).
         batch_size, step_mode, device, dtype: state layout.
+        weight_layout: how the ``[N_out, N_in]`` weight lies in memory:
+            ``"output_major"`` (row by row, as ``nn.Linear``) or
+            ``"input_major"`` (its transpose contiguous: each input's outgoing
+            weights in one row). Every operation sees the same weight; with
+            ``"input_major"`` sparse bool spikes through a delta synapse take
+            the event-driven forward at any number of rows
+            (:func:`~plastic.functional.event_forward.gather_linear`: each
+            spike reads one row), which is what a step of a large, sparsely
+            driven layer costs; ``weight.view(...)`` needs ``weight.T`` then.
     """
 
     def __init__(
@@ -163,6 +194,7 @@ class LinearDense(_LinearBase):
         step_mode: str = "single",
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        weight_layout: str = "output_major",
     ) -> None:
         in_features = check_count(in_features, "in_features")
         out_features = check_count(out_features, "out_features")
@@ -184,6 +216,7 @@ class LinearDense(_LinearBase):
             step_mode=step_mode,
             device=device,
             dtype=dtype,
+            weight_layout=weight_layout,
         )
 
 
@@ -213,6 +246,7 @@ class LinearLateral(_LinearBase):
         step_mode: str = "single",
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        weight_layout: str = "output_major",
     ) -> None:
         features = check_count(features, "features")
         super().__init__(
@@ -233,6 +267,7 @@ class LinearLateral(_LinearBase):
             step_mode=step_mode,
             device=device,
             dtype=dtype,
+            weight_layout=weight_layout,
         )
         mask = 1.0 - torch.eye(features, dtype=self.weight.dtype, device=self.weight.device)
         self.weight_mask = mask

@@ -12,10 +12,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from plastic.functional.encoders import _check_steps, bernoulli_encode, poisson_encode
+from plastic.functional.encoders import _check_steps, bernoulli_encode, latency_encode, poisson_encode
 from plastic.functional.validation import check_positive, check_tensor
 
-__all__ = ["BernoulliEncoder", "PoissonEncoder"]
+__all__ = ["BernoulliEncoder", "LatencyEncoder", "PoissonEncoder"]
 
 
 class PoissonEncoder(nn.Module):
@@ -47,7 +47,7 @@ class PoissonEncoder(nn.Module):
         self.steps = _check_steps(steps)
         self.dt = check_positive(dt, "dt")
         self.max_rate = None if max_rate is None else check_positive(max_rate, "max_rate")
-        if max_rate is not None and not exact and self.max_rate * self.dt / 1000.0 > 1.0:
+        if self.max_rate is not None and not exact and self.max_rate * self.dt / 1000.0 > 1.0:
             raise ValueError(
                 f"max_rate: max_rate * dt / 1000 must be <= 1, got {self.max_rate} Hz with dt = {self.dt} ms"
             )
@@ -92,6 +92,32 @@ class BernoulliEncoder(nn.Module):
 
     def forward(self, probabilities: Tensor) -> Tensor:
         return bernoulli_encode(probabilities, self.steps, self.generator)
+
+    def reset(self) -> None:
+        """Nothing to reset: an encoder keeps no state between calls."""
+
+    def extra_repr(self) -> str:
+        return f"steps={self.steps}"
+
+
+class LatencyEncoder(nn.Module):
+    """Latency (intensity-to-latency) coding: one spike per input, the stronger the earlier.
+
+    An intensity ``x`` in ``(0, 1]`` fires once, at step ``min(floor((1 - x) * T), T - 1)``;
+    ``x = 0`` never fires (:func:`~plastic.functional.encoders.latency_encode`).
+
+    Args:
+        steps: number of steps ``T`` of each output window.
+
+    ``forward(intensities [B, *shape]) -> bool [steps, B, *shape]``.
+    """
+
+    def __init__(self, steps: int) -> None:
+        super().__init__()
+        self.steps = _check_steps(steps)
+
+    def forward(self, intensities: Tensor) -> Tensor:
+        return latency_encode(intensities, self.steps)
 
     def reset(self) -> None:
         """Nothing to reset: an encoder keeps no state between calls."""

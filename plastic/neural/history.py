@@ -14,7 +14,7 @@ before the run began).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -36,6 +36,8 @@ class RingBuffer(nn.Module):
         device: where the storage lives.
         fill: value returned for samples older than anything written.
     """
+
+    data: Tensor  # a buffer, rebound by reshape_storage and .to()
 
     def __init__(
         self,
@@ -100,12 +102,12 @@ class RingBuffer(nn.Module):
 
     def _slot(self, data: Tensor, index: int) -> Tensor:
         """The view ``data[index]``, made once per storage tensor (a push copies into it)."""
-        cached = self.__dict__.get("_slot_views")
+        cached: tuple[Tensor, list[Tensor | None]] | None = self.__dict__.get("_slot_views")
         if cached is None or cached[0] is not data:
             # first push, or ``data`` was rebound (``.to()``, ``reshape_storage``): new views
             cached = (data, [None] * data.shape[0])
             self.__dict__["_slot_views"] = cached
-        views: list[Tensor | None] = cached[1]
+        views = cached[1]
         view = views[index]
         if view is None:
             view = views[index] = data[index]
@@ -117,15 +119,28 @@ class RingBuffer(nn.Module):
 
     def push(self, value: Tensor) -> None:
         """Append one sample ``[*shape]``."""
-        data = self._buffers["data"]  # the registered buffer, without nn.Module.__getattr__
+        # the registered buffer, without nn.Module.__getattr__ (always a tensor: registered in __init__)
+        data = cast(Tensor, self._buffers["data"])
         if not (isinstance(value, Tensor) and value.shape == data.shape[1:]):
             self.check_sample(value)  # the same test, then the full check with its message
-        pointer = self._pointer
+        self._push_checked(data, value)
+
+    def _push_checked(self, data: Tensor, value: Tensor) -> None:
+        """Append ``value`` (a tensor of the sample's shape) to the storage ``data``."""
+        state = self.__dict__  # the plain ints and the slot views (no nn.Module attribute dispatch)
+        pointer = state["_pointer"]
+        cached = state.get("_slot_views")
+        view = cached[1][pointer] if cached is not None and cached[0] is data else None
+        if view is None:
+            view = self._slot(data, pointer)
         # ``data[pointer] = value`` through a kept view of the slot (the same copy, less dispatch)
-        self._slot(data, pointer).copy_(value)
-        # plain ints: object.__setattr__ skips nn.Module's table checks (the same result)
-        set_plain(self, "_pointer", (pointer + 1) % self.capacity)
-        set_plain(self, "_count", min(self._count + 1, self.capacity))
+        view.copy_(value)
+        # plain ints: what object.__setattr__ writes (nn.Module's table checks skipped, same result)
+        capacity = state["capacity"]
+        state["_pointer"] = pointer + 1 if pointer + 1 < capacity else 0
+        count = state["_count"]
+        if count < capacity:
+            state["_count"] = count + 1
 
     def push_window(self, values: Tensor) -> None:
         """Append ``[T, *shape]`` samples (oldest first) in at most two copies."""

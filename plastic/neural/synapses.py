@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import torch
 from torch import Tensor, nn
@@ -82,7 +82,9 @@ SPIKE_INTERPOLATIONS = ("previous", "nearest")
 
 
 def _shape(value: int | Sequence[int], name: str = "shape") -> tuple[int, ...]:
-    if isinstance(value, int) and not isinstance(value, bool):
+    if isinstance(value, bool):  # an int to Python, not a size
+        raise TypeError(f"{name}: expected an int or a sequence of ints, got {value!r}")
+    if isinstance(value, int):
         value = (value,)
     try:
         result = tuple(value)
@@ -238,7 +240,7 @@ class Synapse(nn.Module):
             and type(spikes) is Tensor
             and spikes.dtype == torch.bool
             and spikes.shape == expected
-            and spikes.device == self._buffers["state"].device
+            and spikes.device == cast(Tensor, self._buffers["state"]).device  # registered in __init__
         ):
             return spikes  # bool steps (the spikes of other modules): the checks below, without the general path
         if self._step_mode == "window":
@@ -289,7 +291,7 @@ class Synapse(nn.Module):
 
     def _advance(self, spikes: Tensor, fired: Tensor) -> Tensor:
         # floats keep their autograd graph (surrogate gradients); bool becomes the state dtype
-        dtype = self._buffers["state"].dtype
+        dtype = cast(Tensor, self._buffers["state"]).dtype  # without nn.Module.__getattr__ (every step)
         if spikes.is_floating_point():
             values, owned = spikes.to(dtype), False
         else:
@@ -301,12 +303,15 @@ class Synapse(nn.Module):
 
     def _push(self, fired: Tensor, currents: Tensor) -> None:
         histories = self._modules  # the two ring buffers, without nn.Module.__getattr__
+        spike_history = cast(RingBuffer, histories["spike_history"])
+        current_history = cast(RingBuffer, histories["current_history"])
         if self._step_mode == "single":
-            histories["spike_history"].push(fired)
-            histories["current_history"].push(currents.detach())
+            # a checked step of the sample's shape (check_spikes) and its currents: straight into the slots
+            spike_history._push_checked(spike_history._buffers["data"], fired)  # type: ignore[arg-type]
+            current_history._push_checked(current_history._buffers["data"], currents.detach())  # type: ignore[arg-type]
         else:
-            histories["spike_history"].push_window(fired)
-            histories["current_history"].push_window(currents.detach())
+            spike_history.push_window(fired)
+            current_history.push_window(currents.detach())
 
     def forward(self, spikes: Tensor) -> Tensor:
         """Advance by one step or window; returns the currents ``[(T,) B, *shape]``."""

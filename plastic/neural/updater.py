@@ -23,7 +23,7 @@ normalisation after Diehl & Cook (2015), Front. Comput. Neurosci. 9:99.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.distributed as dist
@@ -156,7 +156,9 @@ class Updater(nn.Module):
             dtype = param.dtype if param.is_floating_point() else torch.get_default_dtype()
             key = buffer_key(name)
             for kind in ("potentiation", "depression"):
-                self.register_buffer(f"{key}_{kind}", torch.zeros(param.shape, dtype=dtype, device=param.device))
+                # laid out like the parameter (an input-major weight's too): the apply's add is one
+                # sequential pass over both
+                self.register_buffer(f"{key}_{kind}", torch.zeros_like(param, dtype=dtype).detach())
                 self.register_buffer(f"{key}_{kind}_count", torch.zeros((), dtype=torch.int64, device=param.device))
             if name in masks:
                 self.register_buffer(f"{key}_mask", masks[name])
@@ -358,7 +360,7 @@ class Updater(nn.Module):
                     self._split(name)
         return super().__getattr__(attribute)
 
-    def _save_to_state_dict(self, destination: dict, prefix: str, keep_vars: bool) -> None:
+    def _save_to_state_dict(self, destination: dict[str, Any], prefix: str, keep_vars: bool) -> None:
         for name in list(self._unsplit):
             self._split(name)  # a checkpoint holds the two parts
         super()._save_to_state_dict(destination, prefix, keep_vars)

@@ -4,7 +4,9 @@ A :class:`Monitor` watches one *target* of a module at every forward:
 
 * ``"attr:neuron.spike"`` or just ``"neuron.spike"``: a dotted attribute path
   relative to the module (``cell.neuron.spike``, ``cell.connection.synspike``,
-  ``cell.connection.synapse.spike``);
+  ``cell.connection.synapse.spike``, ``cell.neuron.voltage_sequence``: the
+  membrane potential per step of a neuron built with
+  ``store_voltage_sequence=True``);
 * ``"input"`` / ``"input:k"``: the forward's ``k``-th positional input (0 by default);
 * ``"output"`` / ``"output:k"``: the output (the ``k``-th item of a tuple output);
 * ``"delta:neuron.voltage"``: the attribute after the forward minus before it
@@ -42,6 +44,7 @@ from torch.utils.hooks import RemovableHandle
 
 from plastic.functional.validation import check_choice
 from plastic.neural.buffers import set_plain
+from plastic.neural.observable import Observable, has_call_hooks
 from plastic.observe.reducers import Reducer
 
 __all__ = ["Monitor", "MonitorPool", "Target", "parse_target"]
@@ -161,10 +164,26 @@ class Monitor(nn.Module):
             if monitor is not None:
                 monitor._on_post(hooked, args, output)
 
+        def post_attribute_hook(hooked: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+            # an attribute read after the call (the trainers' monitors, at every step): _on_post
+            # without the dispatch on the target's kind
+            monitor = reference()
+            if monitor is not None and monitor._active(hooked):
+                monitor._observe(hooked, monitor._read_attr(hooked))
+
+        post = post_attribute_hook if self.target.kind == "attr" else post_hook
+        # plastic's observable modules (cells) call monitors around the call without torch's
+        # forward hooks, which would send every step through nn.Module's general dispatch
         if self.hook == "pre" or self.target.kind == "delta":
-            self._handles.append(module.register_forward_pre_hook(pre_hook))
+            if isinstance(module, Observable):
+                self._handles.append(module.register_step_observer(pre_hook, pre=True))
+            else:
+                self._handles.append(module.register_forward_pre_hook(pre_hook))
         if self.hook == "post":
-            self._handles.append(module.register_forward_hook(post_hook))
+            if isinstance(module, Observable):
+                self._handles.append(module.register_step_observer(post))
+            else:
+                self._handles.append(module.register_forward_hook(post))
 
     def _active(self, module: nn.Module) -> bool:
         if not self.enabled:
@@ -240,11 +259,13 @@ class Monitor(nn.Module):
         window = getattr(module, "step_mode", "single") == "window"
         # without nn.Module.__getattr__ (this runs at every step)
         reducer = cast(Reducer, self._modules["reducer"])
+        # the reducer's forward without nn.Module's call dispatch, unless hooks must see the call
+        record = reducer if has_call_hooks(reducer) else reducer.forward
         if torch.is_grad_enabled():
             with torch.no_grad():
-                reducer(value.detach(), window=window)
+                record(value.detach(), window=window)
         else:  # nothing records a graph already: the context would change nothing
-            reducer(value.detach() if value.requires_grad else value, window=window)
+            record(value.detach() if value.requires_grad else value, window=window)
 
     # -------------------------------------------------------------- public
     @property
@@ -308,12 +329,20 @@ class Monitor(nn.Module):
 
 def _check_path(module: nn.Module, path: str) -> None:
     # the leaf may not exist before the first forward (e.g. ``spike``), its parents must
-    *parents, _ = path.split(".")
+    *parents, leaf = path.split(".")
     value: object = module
     for part in parents:
         if not hasattr(value, part):
             raise ValueError(f"target: {type(value).__name__} has no attribute {part!r} (path {path!r})")
         value = getattr(value, part)
+    # Read the leaf once, so that a module refusing it (a RuntimeError, e.g. a neuron's
+    # voltage_sequence while it keeps none) fails here rather than after its first forward.
+    try:
+        getattr(value, leaf)
+    except AttributeError:
+        pass
+    except RuntimeError as error:
+        raise ValueError(f"target: {path!r} cannot be recorded: {error}") from error
 
 
 class MonitorPool:

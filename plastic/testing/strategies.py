@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 import attrs
 import torch
@@ -121,7 +121,7 @@ def rates(min_value: float = 0.05, max_value: float = 0.6) -> st.SearchStrategy[
     return st.floats(min_value, max_value, allow_nan=False)
 
 
-def _draw_size(draw: Callable[..., Any], value: SizeArgument, default: st.SearchStrategy[int]) -> int:
+def _draw_size(draw: st.DrawFn, value: SizeArgument, default: st.SearchStrategy[int]) -> int:
     if value is None:
         return int(draw(default))
     if isinstance(value, st.SearchStrategy):
@@ -129,7 +129,7 @@ def _draw_size(draw: Callable[..., Any], value: SizeArgument, default: st.Search
     return int(value)
 
 
-def _draw_shape(draw: Callable[..., Any], value: ShapeArgument) -> tuple[int, ...]:
+def _draw_shape(draw: st.DrawFn, value: ShapeArgument) -> tuple[int, ...]:
     if value is None:
         return tuple(draw(neuron_shapes()))
     if isinstance(value, st.SearchStrategy):
@@ -172,7 +172,7 @@ def _pattern(edge_cases: bool, patterns: Sequence[str]) -> st.SearchStrategy[str
 
 @st.composite
 def spike_trains(
-    draw: Callable[..., Any],
+    draw: st.DrawFn,
     shape: ShapeArgument = None,
     steps: SizeArgument = None,
     batch_size: SizeArgument = None,
@@ -214,7 +214,7 @@ def _single_pair(
 
 @st.composite
 def spike_pairs(
-    draw: Callable[..., Any],
+    draw: st.DrawFn,
     in_shape: ShapeArgument = None,
     out_shape: ShapeArgument = None,
     steps: SizeArgument = None,
@@ -385,7 +385,7 @@ class ConnectionConfig:
 
 @st.composite
 def _conv_configs(
-    draw: Callable[..., Any], dims: int, max_channels: int, max_kernel: int, max_stride: int, max_dilation: int
+    draw: st.DrawFn, dims: int, max_channels: int, max_kernel: int, max_stride: int, max_dilation: int
 ) -> ConnectionConfig:
     groups = draw(st.integers(1, 2), label="groups")
     in_channels = groups * draw(st.integers(1, max(1, max_channels // groups)))
@@ -420,7 +420,7 @@ def _conv_configs(
 
 @st.composite
 def connection_configs(
-    draw: Callable[..., Any],
+    draw: st.DrawFn,
     kinds: Sequence[str] = CONNECTION_KINDS,
     *,
     max_features: int = 4,
@@ -456,7 +456,7 @@ def connection_configs(
 
 @st.composite
 def kernels(
-    draw: Callable[..., Any], families: Sequence[str] = KERNEL_FAMILIES, *, max_time: float = 40.0
+    draw: st.DrawFn, families: Sequence[str] = KERNEL_FAMILIES, *, max_time: float = 40.0
 ) -> tuple[Callable[..., Tensor], dict[str, float]]:
     """A spike-time kernel and drawn keyword arguments: ``(kernel, kwargs)``.
 
@@ -488,9 +488,19 @@ def kernels(
 # --------------------------------------------------------------------------- cells
 
 
+class _ModuleOptions(TypedDict):
+    """The keyword arguments a drawn cell's connection and neurons share."""
+
+    dt: float
+    batch_size: int
+    step_mode: str
+    dtype: torch.dtype | None
+    device: torch.device | str | None
+
+
 @st.composite
 def cells(
-    draw: Callable[..., Any],
+    draw: st.DrawFn,
     kinds: Sequence[str] = CONNECTION_KINDS,
     *,
     neuron: str = "lif",
@@ -525,7 +535,7 @@ def cells(
         step = draw(dt)
     else:
         step = float(dt)
-    common = {"dt": step, "batch_size": batch, "step_mode": step_mode, "dtype": dtype, "device": device}
+    common = _ModuleOptions(dt=step, batch_size=batch, step_mode=step_mode, dtype=dtype, device=device)
     weight_init = seeded_weight_init(draw(seeds(), label="weight_seed"))
     built = config.build(weight_init=weight_init, **common, **dict(connection or {}))
     if neuron == "scripted":

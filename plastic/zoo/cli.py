@@ -9,6 +9,9 @@
   through STDP (bimodal weights, output rate nearly independent of the input's).
 * ``distal-reward``: Izhikevich (2007), one rewarded synapse among many, the
   reward up to a second after its pairing (MSTDP-ET with dopamine).
+* ``conv-features``: Kheradpisheh et al. (2018) style convolutional STDP
+  features on the 8x8 digits, a logistic readout against raw pixels and
+  random weights, over several seeds.
 """
 
 from __future__ import annotations
@@ -102,6 +105,35 @@ def _distal_reward(args: argparse.Namespace) -> int:
     return 0
 
 
+def _conv_features(args: argparse.Namespace) -> int:
+    import torch
+
+    from plastic.zoo.conv_features import ConvFeaturesConfig, run_and_save
+
+    if args.runs < 1:
+        print(f"--runs: expected at least 1 seed, got {args.runs}", file=sys.stderr)
+        return 2
+    torch.set_num_threads(args.threads)
+    config = ConvFeaturesConfig(
+        maps=args.maps, epochs=args.epochs, train_samples=args.train_samples, device=args.device
+    )  # fmt: skip
+    seeds = list(range(args.seed, args.seed + args.runs))
+    summary = run_and_save(config, seeds, args.output, progress=not args.no_progress)
+    for run in summary["runs"]:
+        print(
+            f"seed {run['seed']}: STDP features {100 * run['learned_accuracy']:.2f}%, random weights "
+            f"{100 * run['random_accuracy']:.2f}%, raw pixels {100 * run['pixels_accuracy']:.2f}%"
+        )
+    means = summary["means"]
+    print(
+        f"mean over {len(seeds)} seeds: STDP features {100 * means['learned']:.2f}%, random weights "
+        f"{100 * means['random']:.2f}% (gap {summary['gap_points']:+.2f} points), raw pixels "
+        f"{100 * means['pixels']:.2f}%; {summary['seconds']:.0f} s"
+    )
+    print(f"figure and run.json in {args.output}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m plastic", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -145,6 +177,18 @@ def build_parser() -> argparse.ArgumentParser:
     distal.add_argument("--output", default="runs/distal_reward", help="directory for the figure and run.json")
     distal.add_argument("--no-progress", action="store_true", help="no progress bar")
     distal.set_defaults(handler=_distal_reward)
+
+    conv = commands.add_parser("conv-features", help="convolutional STDP features (Kheradpisheh et al. 2018 style)")
+    conv.add_argument("--seed", type=int, default=0, help="first seed")
+    conv.add_argument("--runs", type=int, default=3, help="seeds seed, seed+1, ... (the readouts are averaged)")
+    conv.add_argument("--maps", type=int, default=30, help="feature maps of the conv layer")
+    conv.add_argument("--epochs", type=int, default=1, help="passes over the training split")
+    conv.add_argument("--train-samples", type=int, default=None, help="train the layer on this many images only")
+    conv.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    conv.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    conv.add_argument("--output", default="runs/conv_features", help="directory for the figure and run.json")
+    conv.add_argument("--no-progress", action="store_true", help="no progress bars")
+    conv.set_defaults(handler=_conv_features)
 
     figures = commands.add_parser("figures", help="regenerate the figures of zoo_docs/")
     figures.add_argument("--output", default="zoo_docs/figures", help="output directory")

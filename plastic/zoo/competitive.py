@@ -96,7 +96,9 @@ def _build(
     with torch.no_grad():
         connection.weight[0, :inputs] = initial
         connection.weight[1, inputs:] = initial
-        connection.bias.fill_(-config.v_reset)
+        bias = connection.bias
+        assert bias is not None  # built with bias=True
+        bias.fill_(-config.v_reset)
     neuron = LIF(2, tau=config.tau_membrane, v_threshold=config.v_threshold, v_reset=config.v_reset,
                  step_mode="window", device=device)  # fmt: skip
     cell = Cell(connection, neuron)

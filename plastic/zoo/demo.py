@@ -38,7 +38,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import attrs
 import torch
@@ -97,20 +97,13 @@ class DemoConfig:
     train_samples: int | None = None  # subset of the training split (tests)
 
     def resolved(self) -> DemoConfig:
-        return attrs.evolve(
-            self,
-            neurons=500 if self.neurons is None else self.neurons,
-            epochs=3 if self.epochs is None else self.epochs,
-            steps=150 if self.steps is None else self.steps,
-            batch_size=64 if self.batch_size is None else self.batch_size,
-        )
+        def given_or(value: int | None, default: int) -> int:
+            return default if value is None else value
 
-    def sizes(self) -> tuple[int, int, int, int]:
-        """``(neurons, epochs, steps, batch_size)`` of a :meth:`resolved` configuration."""
-        neurons, epochs, steps, batch = self.neurons, self.epochs, self.steps, self.batch_size
-        if neurons is None or epochs is None or steps is None or batch is None:
-            raise ValueError("config: expected a resolved DemoConfig (call .resolved()), got None sizes")
-        return neurons, epochs, steps, batch
+        return attrs.evolve(
+            self, neurons=given_or(self.neurons, 500), epochs=given_or(self.epochs, 3),
+            steps=given_or(self.steps, 150), batch_size=given_or(self.batch_size, 64),
+        )  # fmt: skip
 
 
 def load_digit_splits(test_fraction: float, seed: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -125,8 +118,12 @@ def load_digit_splits(test_fraction: float, seed: int) -> tuple[Tensor, Tensor, 
     train_x, test_x, train_y, test_y = train_test_split(
         digits.data, digits.target, test_size=test_fraction, stratify=digits.target, random_state=seed
     )
-    as_float = lambda a: torch.tensor(a, dtype=torch.float32)  # noqa: E731
-    return as_float(train_x), torch.tensor(train_y), as_float(test_x), torch.tensor(test_y)
+    return (
+        torch.tensor(train_x, dtype=torch.float32),
+        torch.tensor(train_y),
+        torch.tensor(test_x, dtype=torch.float32),
+        torch.tensor(test_y),
+    )
 
 
 class DigitNetwork:
@@ -136,22 +133,28 @@ class DigitNetwork:
         self.config = config
         self.device = device
         self.generator = generator
-        neurons, _, self.steps, batch = config.sizes()
-        self.neurons = neurons
-        connection = LinearDense(64, neurons, batch_size=batch, weight_init=lambda w: None, device=device)
+        neurons, batch = config.neurons, config.batch_size
+        assert neurons is not None and batch is not None
+        # input-major weights: a step's current sums the rows of the inputs that spiked
+        # (plastic.functional.event_forward.gather_linear), the same values as the dense product
+        connection = LinearDense(
+            64, neurons, batch_size=batch, weight_init=lambda w: None, device=device, weight_layout="input_major"
+        )
         with torch.no_grad():
             connection.weight.copy_(torch.rand(neurons, 64, generator=generator, device=device) * config.w_init)
-        self.neuron = AdaptiveLIF(
+        neuron = AdaptiveLIF(
             neurons, tau=config.tau, v_threshold=config.v_threshold, v_reset=0.0,
             refractory=config.refractory, theta_plus=config.theta_plus, tau_theta=config.tau_theta,
             batch_size=batch, device=device,
         )  # fmt: skip
-        self.cell = Cell(connection, self.neuron)
+        self.cell = Cell(connection, neuron)
         updater = self.cell.make_updater(
             params=["weight"], normalize=config.w_norm, clamp=(0.0, 1.0), normalize_first=True
         )
         updater.constrain()  # start from normalised weights
-        self.lateral = LinearDense(neurons, neurons, batch_size=batch, weight_init=(0.0, 0.0), device=device)
+        self.lateral = LinearDense(
+            neurons, neurons, batch_size=batch, weight_init=(0.0, 0.0), device=device, weight_layout="input_major"
+        )
         with torch.no_grad():
             # -w_inh off the diagonal, (-)0 on it: bit for bit the masked weight a LinearLateral uses
             no_self = 1.0 - torch.eye(neurons, dtype=self.lateral.weight.dtype, device=device)
@@ -160,7 +163,7 @@ class DigitNetwork:
         self.trainer = STDP(
             eta_post=config.eta_post, eta_pre=config.eta_pre, tau_pre=config.tau_pre,
             tau_post=config.tau_post, pairing=config.pairing, batch_reduction="sum",
-            window=self.steps,
+            window=config.steps,
         )  # fmt: skip
         self.trainer.register_cell("excitatory", self.cell)
 
@@ -186,22 +189,24 @@ class DigitNetwork:
         self, images: Tensor, *, learn: bool, record: bool, max_rate: float | None
     ) -> tuple[Tensor, dict[str, Tensor]]:
         config = self.config
+        steps, neurons = config.steps, config.neurons
+        assert steps is not None and neurons is not None  # a resolved() config
         batch = images.shape[0]
         self.set_batch(batch)
         rates = self.input_rates(images, config.max_rate if max_rate is None else max_rate)
         # bool trains: spikes that need no value check at each step (a float copy would be checked
         # for {0, 1} values every step), the same currents in the connection
-        inputs = poisson_encode(rates, self.steps, 1.0, generator=self.generator)
+        inputs = poisson_encode(rates, steps, 1.0, generator=self.generator)
         self.cell.reset()
         self.lateral.reset()
-        neuron = self.neuron
+        neuron = cast(AdaptiveLIF, self.cell.neuron)  # the neuron built in __init__
         saved_params = neuron.params
         if not learn:  # Diehl & Cook fix the adaptive thresholds while testing
             neuron.params = attrs.evolve(saved_params, theta_plus=0.0, theta_decay=1.0)
-        counts = torch.zeros(batch, self.neurons, device=self.device)
+        counts = torch.zeros(batch, neurons, device=self.device)
         raster: list[Tensor] | None = [] if record else None
         try:
-            for t in range(self.steps):
+            for t in range(steps):
                 # the inhibition is driven by the previous step's spikes, read as the neuron's
                 # bool ``spike`` (all False after the reset)
                 spikes = self.cell(inputs[t], self.lateral(neuron.spike))
@@ -277,7 +282,8 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
 
     with torch.no_grad():
         # training: full mini-batches of a new permutation each epoch
-        neurons, epochs, _, batch = config.sizes()
+        batch, epochs = config.batch_size, config.epochs
+        assert batch is not None and epochs is not None  # a resolved() config
         per_epoch = (train_x.shape[0] // batch) * batch
         bar = _progress(per_epoch * epochs, "training", config.progress)
         shuffle = torch.Generator().manual_seed(config.seed)
@@ -295,7 +301,8 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
         bar.close()
         _, sample = network.present(test_x[:1], learn=False, record=True)
 
-    classifier = MaxRateClassifier(neurons, 10).fit(train_counts, train_y)
+    assert config.neurons is not None  # a resolved() config
+    classifier = MaxRateClassifier(config.neurons, 10).fit(train_counts, train_y)
     predicted = classifier.predict(test_counts)
     accuracy = float((predicted == test_y).float().mean())
     train_accuracy = float((classifier.predict(train_counts) == train_y).float().mean())

@@ -97,7 +97,9 @@ def _build(config: DistalRewardConfig) -> tuple[Cell, MSTDPET]:
         for output in range(config.outputs):
             first = config.inputs + output * config.noise_inputs
             connection.weight[output, first : first + config.noise_inputs] = config.noise_weight
-        connection.bias.fill_(-10.0)  # the leak pulls towards the reset (10 mV): rest back at 0
+        bias = connection.bias
+        assert bias is not None  # built with bias=True
+        bias.fill_(-10.0)  # the leak pulls towards the reset (10 mV): rest back at 0
     neuron = LIF(config.outputs, tau=20.0, v_threshold=16.0, v_reset=10.0, step_mode="window", device=device)
     cell = Cell(connection, neuron)
     plastic = torch.zeros(config.outputs, total, dtype=torch.bool, device=device)

@@ -13,6 +13,8 @@ FIGURE_MODULES = (
     "plastic.zoo.figures_bounding",
     "plastic.zoo.figures_observe",
     "plastic.zoo.figures_stdp",
+    "plastic.zoo.figures_pairing",
+    "plastic.zoo.figures_rmax",
     "plastic.zoo.figures_kernel_stdp",
     "plastic.zoo.figures_rules",
     "plastic.zoo.figures_online",
@@ -20,6 +22,7 @@ FIGURE_MODULES = (
     "plastic.zoo.figures_inhibitory",
     "plastic.zoo.figures_short_term",
     "plastic.zoo.figures_rate_rules",
+    "plastic.zoo.figures_clopath",
 )
 
 

@@ -36,7 +36,9 @@ def _inhibited_neuron(excitatory: int, inhibitory: int, excitatory_weight: float
     )  # fmt: skip
     with torch.no_grad():
         connection.weight[0, :excitatory] = excitatory_weight
-        connection.bias.fill_(-10.0)  # the leak pulls towards the reset (10 mV): rest back at 0
+        bias = connection.bias
+        assert bias is not None  # built with bias=True
+        bias.fill_(-10.0)  # the leak pulls towards the reset (10 mV): rest back at 0
     cell = Cell(connection, LIF(1, tau=20.0, v_threshold=16.0, v_reset=10.0, step_mode="window"))
     learned = torch.zeros(1, inputs, dtype=torch.bool)
     learned[0, excitatory:] = True

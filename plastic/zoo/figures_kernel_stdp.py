@@ -37,6 +37,7 @@ import torch
 
 from plastic.functional.kernels import mexican_hat
 from plastic.learn.all_pairs import AllPairsKernelSTDP
+from plastic.learn.base import IndependentCellTrainer
 from plastic.learn.kernel_stdp import DelayAdjustedSTDP, DelayAdjustedSTDPD, KernelSTDP
 from plastic.learn.stdp import STDP
 from plastic.neural.cell import Cell
@@ -51,16 +52,19 @@ DELAY = 5.0  # ms
 
 
 def _cell(count: int, delay: float | None) -> Cell:
-    kwargs = (
-        {} if delay is None else {"delay": 2 * delay, "learn_delay_init": torch.full((1, count), delay, dtype=DTYPE)}
-    )
-    connection = LinearDense(count, 1, weight_init=(0.0, 0.0), dtype=DTYPE, **kwargs)
+    if delay is None:
+        connection = LinearDense(count, 1, weight_init=(0.0, 0.0), dtype=DTYPE)
+    else:
+        connection = LinearDense(
+            count, 1, weight_init=(0.0, 0.0), dtype=DTYPE,
+            delay=2 * delay, learn_delay_init=torch.full((1, count), delay, dtype=DTYPE),
+        )  # fmt: skip
     cell = Cell(connection, IF(1, v_threshold=1.0, dtype=DTYPE))
     cell.make_updater()
     return cell
 
 
-def measure_window(trainer: torch.nn.Module, deltas: torch.Tensor, *, delay: float | None = None,
+def measure_window(trainer: IndependentCellTrainer, deltas: torch.Tensor, *, delay: float | None = None,
                    parameter: str = "weight") -> torch.Tensor:  # fmt: skip
     """Run the pair protocol through ``trainer`` on a fresh cell; the change per ``delta`` (ms)."""
     count = deltas.numel()
@@ -68,32 +72,34 @@ def measure_window(trainer: torch.nn.Module, deltas: torch.Tensor, *, delay: flo
     t_post = reach + 2
     steps = t_post + reach + 3
     cell = _cell(count, delay)
-    trainer.register_cell("pairs", cell)
+    unit = trainer.register_cell("pairs", cell)
     pre = torch.zeros(steps, 1, count, dtype=DTYPE)
     pre[(t_post - deltas).long(), 0, torch.arange(count)] = 1.0
     for step in range(steps):
         current = torch.full((1, 1), 1.0 if step == t_post else 0.0, dtype=DTYPE)
         cell(pre[step], current)
     trainer()
-    potentiation, depression = cell.updater.pending(parameter)
+    potentiation, depression = unit.updater.pending(parameter)
     return (potentiation - depression).reshape(-1)
 
 
 def window_figure(out: Path) -> Path:
     deltas = torch.arange(-40, 41, dtype=DTYPE)
-    exp_kwargs = {
-        "kernel_post_kwargs": {"eta_post": 1.0, "tau_post": TAU_POST},
-        "kernel_pre_kwargs": {"eta_pre": -0.5, "tau_pre": TAU_PRE},
-    }
-    hat_kwargs = {"kernel_post": mexican_hat, "kernel_post_kwargs": {"amplitude": 1.0, "sigma": 10.0}}
+    exp_post = {"eta_post": 1.0, "tau_post": TAU_POST}
+    exp_pre = {"eta_pre": -0.5, "tau_pre": TAU_PRE}
+    hat = {"amplitude": 1.0, "sigma": 10.0}
     curves = {
-        "kernel": measure_window(KernelSTDP(**exp_kwargs), deltas),
+        "kernel": measure_window(KernelSTDP(kernel_post_kwargs=exp_post, kernel_pre_kwargs=exp_pre), deltas),
         # trace form: potentiation decays with the pre trace, depression with the post trace
         "trace": measure_window(
             STDP(eta_post=1.0, eta_pre=0.5, tau_pre=TAU_POST, tau_post=TAU_PRE, window=128), deltas
         ),
-        "hat": measure_window(KernelSTDP(**hat_kwargs, kernel_pre_kwargs={"eta_pre": 0.0}), deltas),
-        "hat_all_pairs": measure_window(AllPairsKernelSTDP(**hat_kwargs, kernel_pre=None, window=128), deltas),
+        "hat": measure_window(
+            KernelSTDP(kernel_post=mexican_hat, kernel_post_kwargs=hat, kernel_pre_kwargs={"eta_pre": 0.0}), deltas
+        ),
+        "hat_all_pairs": measure_window(
+            AllPairsKernelSTDP(kernel_post=mexican_hat, kernel_post_kwargs=hat, kernel_pre=None, window=128), deltas
+        ),
         "delay_weight": measure_window(
             DelayAdjustedSTDP(lr_post=1.0, lr_pre=-0.5, tau_post=TAU_POST, tau_pre=TAU_PRE), deltas, delay=DELAY
         ),

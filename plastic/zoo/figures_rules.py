@@ -23,6 +23,7 @@ Run ``python -m plastic.zoo.figures_rules [out_dir]`` (default
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
@@ -31,6 +32,7 @@ matplotlib.use("Agg")  # headless: no display on CI machines
 
 import matplotlib.pyplot as plt
 import torch
+from torch import Tensor
 
 from plastic.functional.homeostasis import homeostatic_change, rate_ema_alpha, rate_ema_step
 from plastic.functional.integer import (
@@ -38,7 +40,13 @@ from plastic.functional.integer import (
     integer_stdp_window,
     integer_trace_window,
 )
-from plastic.functional.reward import RewardSTDPParameters, mstdp_et_window, mstdp_window
+from plastic.functional.reward import (
+    RewardState,
+    RewardSTDPParameters,
+    RewardUpdate,
+    mstdp_et_window,
+    mstdp_window,
+)
 from plastic.functional.triplet import (
     TripletParameters,
     triplet_initial_traces,
@@ -97,6 +105,25 @@ def _reward_protocol(steps: int, period: int, delay: int) -> tuple[torch.Tensor,
     return pre, post, reward
 
 
+def _chained_weight(
+    window: Callable[[Tensor, Tensor, Tensor, RewardState | None, RewardSTDPParameters], RewardUpdate[RewardState]],
+    pre: Tensor,
+    post: Tensor,
+    reward: Tensor,
+    parameters: RewardSTDPParameters,
+) -> list[float]:
+    """The weight of a reward rule after each 50 ms window, the windows chained through their state."""
+    state: RewardState | None = None
+    weight, history = 0.0, []
+    for start in range(0, pre.shape[0], 50):
+        stop = start + 50
+        result = window(pre[start:stop], post[start:stop], reward[start:stop], state, parameters)
+        state = result.state
+        weight += float(result.update)
+        history.append(weight)
+    return history
+
+
 def mstdp_figure(out: Path) -> Path:
     """Weight under MSTDP and MSTDP-ET for an immediate and a delayed reward."""
     steps, period = 2000, 100
@@ -104,14 +131,10 @@ def mstdp_figure(out: Path) -> Path:
     figure, axes = plt.subplots(3, 1, figsize=(7.0, 6.5), sharex=True, constrained_layout=True)
     for delay, style in ((1, "-"), (10, "--")):
         pre, post, reward = _reward_protocol(steps, period, delay)
-        for window, name, axis in ((mstdp_window, "MSTDP", axes[1]), (mstdp_et_window, "MSTDP-ET", axes[2])):
-            state, weight, history = None, 0.0, []
-            for start in range(0, steps, 50):  # chained windows: the trajectory every 50 ms
-                stop = start + 50
-                result = window(pre[start:stop], post[start:stop], reward[start:stop], state, parameters)
-                state = result.state
-                weight += float(result.update)
-                history.append(weight)
+        for history, name, axis in (
+            (_chained_weight(mstdp_window, pre, post, reward, parameters), "MSTDP", axes[1]),
+            (_chained_weight(mstdp_et_window, pre, post, reward, parameters), "MSTDP-ET", axes[2]),
+        ):
             axis.plot(range(50, steps + 1, 50), history, style, label=f"{name}, reward {delay} ms after post")
         axes[0].plot(reward.numpy(), style, label=f"reward, {delay} ms after each post spike")
     axes[0].set_ylabel("reward r(t)")

@@ -12,8 +12,10 @@ and ``kernels.png`` (the built-in spike-time kernels of
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
+from typing import Literal
 
 import matplotlib
 
@@ -24,6 +26,7 @@ import torch
 
 from plastic.functional.all_pairs import all_pairs_window
 from plastic.functional.kernels import (
+    Kernel,
     exp_post,
     exp_pre,
     gaussian,
@@ -53,7 +56,7 @@ def _pair(lag: int) -> tuple[torch.Tensor, torch.Tensor]:
     return pre, post
 
 
-def pair_window(pairing: str = "all", exact: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def pair_window(pairing: Literal["all", "nearest"] = "all", exact: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """``(lags in ms, dw)`` of one spike pair per lag, by the trace form."""
     lags = torch.arange(-MAX_LAG, MAX_LAG + 1)
     weight = torch.zeros(1, 1, dtype=torch.float64)
@@ -69,7 +72,7 @@ def pair_window(pairing: str = "all", exact: bool = True) -> tuple[torch.Tensor,
     return lags.to(torch.float64) * DT, torch.tensor(changes, dtype=torch.float64)
 
 
-def _all_pairs_window(kernel) -> torch.Tensor:
+def _all_pairs_window(kernel: Kernel | Sequence[Kernel]) -> torch.Tensor:
     changes = []
     for lag in range(-MAX_LAG, MAX_LAG + 1):
         pre, post = _pair(lag)

@@ -86,12 +86,13 @@ RULES: dict[str, tuple[str, Callable[[], TrainerFactory], float | None]] = {
 
 
 def _pair_cell(delay: float | None) -> Cell:
-    connection = LinearDense(2, 1, delay=delay, dt=1.0)
+    if delay is None:
+        connection = LinearDense(2, 1, dt=1.0)
+    else:
+        # the plastic synapse is delayed, the teacher is not
+        connection = LinearDense(2, 1, delay=delay, dt=1.0, learn_delay_init=torch.tensor([[delay, 0.0]]))
     with torch.no_grad():
         connection.weight.copy_(torch.tensor([[0.0, 1.0]]))
-        if delay is not None:
-            # the plastic synapse is delayed, the teacher is not
-            connection.delay.copy_(torch.tensor([[delay, 0.0]]))
     cell = Cell(connection, IF(1, v_threshold=0.5, v_reset=0.0))
     cell.make_updater(params=["weight"] if delay is None else ["weight", "delay"])
     return cell
@@ -113,11 +114,11 @@ def measure_window(
         spikes[t_post, 0, 1] = 1.0
         cell = _pair_cell(delay)
         trainer = factory()
-        trainer.register_cell("pair", cell)
+        unit = trainer.register_cell("pair", cell)
         cell.step_mode = "window"
         cell(spikes)
         trainer()
-        potentiation, depression = cell.updater.pending("weight")
+        potentiation, depression = unit.updater.pending("weight")
         changes.append(float(potentiation[0, 0] - depression[0, 0]))
     return torch.tensor(changes)
 

@@ -16,7 +16,7 @@ from plastic.functional.validation import (
 )
 from plastic.observe.reducers.base import Criterion, Reducer, apply_criterion
 
-EVENT_TIME_INITIAL = {"nan": math.nan, "inf": math.inf, "zero": 0.0}
+EVENT_TIME_INITIAL = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf, "zero": 0.0}
 
 
 class EventTimeReducer(Reducer):
@@ -28,8 +28,10 @@ class EventTimeReducer(Reducer):
 
     so ``e = 0`` on the step of an event and grows by ``dt`` per step without
     one. Before any event ``e`` is ``initial`` (NaN by default: kernel STDP adds
-    nothing for a neuron that never fired; ``inf`` or ``0`` on request); it
-    stays at that value until the first event.
+    nothing for a neuron that never fired; ``inf`` or ``0`` on request, or
+    ``-inf``: the event is still to come, after every other one, so that
+    ``delta = e_pre - e_post = -inf`` takes the acausal branch of kernel STDP);
+    it stays at that value until the first event.
 
     An event is ``criterion(value)`` (a bool tensor of the value's shape,
     applied elementwise; a window is passed whole). By default the value must
@@ -53,7 +55,7 @@ class EventTimeReducer(Reducer):
 
     Args:
         dt: time step (> 0).
-        initial: value before any event: ``"nan"``, ``"inf"`` or ``"zero"``.
+        initial: value before any event: ``"nan"``, ``"inf"``, ``"-inf"`` or ``"zero"``.
         duration: longest delay readable with :meth:`view` (time units, >= 0).
         criterion: ``value -> bool tensor`` of events (default: spikes).
         interpolation: ``"previous"`` (exact arrival times) or ``"nearest"``.

@@ -184,7 +184,10 @@ class NearestTraceReducer(_TraceReducer):
         duration, interpolation, tolerance: delayed reads (see :meth:`Reducer.view`).
 
     Reference: DESIGN.md, Traces; Morrison, Diesmann & Gerstner (2008)
-    (nearest-spike pairing).
+    (nearest-spike pairing: read at the partner's spikes, the trace of the
+    symmetric nearest-neighbour scheme, Fig. 7A; the presynaptic-centred and
+    restricted schemes need more than a per-neuron trace, see
+    :mod:`plastic.functional.pairing_schemes`).
     """
 
     def __init__(

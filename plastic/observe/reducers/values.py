@@ -157,6 +157,25 @@ class WindowReducer(Reducer):
     def _allocate(self, shape: tuple[int, ...], value: Tensor) -> None:
         self.history = RingBuffer(self.steps, shape, dtype=value.dtype, device=value.device, fill=0)
 
+    def forward(self, value: Tensor, window: bool = False) -> None:
+        # a monitor's every step first: a step of the fixed shape, dtype and device, without a graph
+        # (every check of Reducer.forward passes, _prepare converts nothing): straight into the ring
+        history = cast(RingBuffer, self._modules["history"])  # without nn.Module.__getattr__
+        data = cast(Tensor, history._buffers["data"])
+        if (
+            window is False
+            and type(value) is Tensor
+            and self._shape_fixed
+            and value.shape == data.shape[1:]
+            and value.dtype == data.dtype
+            and value.device == data.device
+            and not value.requires_grad
+        ):
+            history._push_checked(data, value)
+            self.__dict__["_total"] += 1  # a plain int (what set_plain writes)
+            return
+        super().forward(value, window)
+
     def _update_step(self, value: Tensor) -> None:
         cast(RingBuffer, self._modules["history"]).push(value)  # without nn.Module.__getattr__
         set_plain(self, "_total", self._total + 1)  # a plain int: skips nn.Module.__setattr__
