@@ -101,7 +101,7 @@ class DemoConfig:
             return default if value is None else value
 
         return attrs.evolve(
-            self, neurons=given_or(self.neurons, 500), epochs=given_or(self.epochs, 3),
+            self, neurons=given_or(self.neurons, 1000), epochs=given_or(self.epochs, 3),
             steps=given_or(self.steps, 150), batch_size=given_or(self.batch_size, 64),
         )  # fmt: skip
 
