@@ -29,12 +29,12 @@ import attrs
 from torch import Tensor
 
 from plastic.functional.attrs_validators import finite, non_negative_or_infinite, positive
-from plastic.functional.reward import broadcast_reward
 from plastic.functional.rmax import RmaxParameters, RmaxState, rmax_window
 from plastic.learn.base import CellState, Unit
 from plastic.learn.bilinear import check_bilinear_cell, functional_reduction
+from plastic.learn.reward import RewardWindowTrainer
 from plastic.learn.stdp import signed_terms
-from plastic.learn.window import WindowRuleParams, WindowTrainer
+from plastic.learn.window import WindowRuleParams
 from plastic.neural.cell import Cell
 
 __all__ = ["Rmax", "RmaxParams"]
@@ -68,7 +68,7 @@ class RmaxParams(WindowRuleParams):
         )  # fmt: skip
 
 
-class Rmax(WindowTrainer):
+class Rmax(RewardWindowTrainer):
     """R-max (module docstring).
 
     Example::
@@ -103,24 +103,6 @@ class Rmax(WindowTrainer):
     def init_carry(self, state: CellState, cell: Cell) -> None:
         for buffer in RmaxState._fields:
             state._buffers.pop(buffer, None)
-
-    def forward(self, reward: float | Tensor) -> None:
-        """Learn from the steps since the last call with ``reward`` over them.
-
-        ``reward``: a number, or a tensor ``[]``, ``[B]``, ``[T]``, ``[T, B]``
-        (``T``: steps since the last call), checked against every registered
-        cell before any state changes.
-        """
-        units = [unit for unit in self.active_units() if self.has_recorded(unit)]
-        for unit in units:
-            windows = self.new_steps(unit)
-            steps, batch = windows["post"].shape[:2]
-            if steps:
-                broadcast_reward(
-                    reward, steps, batch, dtype=unit.cell.connection.weight.dtype, device=windows["post"].device
-                )
-        for unit in units:
-            self.learn(unit, reward)
 
     def learn_window(self, unit: Unit, windows: dict[str, Tensor], reward: float | Tensor) -> None:
         params: RmaxParams = unit.state.params
