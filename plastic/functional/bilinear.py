@@ -595,7 +595,28 @@ def event_positions(events: Tensor) -> Tensor:
     """
     if _numpy is None or events.device.type != "cpu" or events.dtype != torch.bool:
         return events.reshape(-1).nonzero().view(-1)
-    return torch.from_numpy(_numpy.flatnonzero(events.contiguous().numpy())).to(torch.int64)
+    # np.flatnonzero's own steps (ravel: the row-major order, a copy only where the layout needs
+    # one), without its wrappers: a single step's spikes cost ~1.5 us instead of ~3.4
+    positions = events.numpy().ravel().nonzero()[0]
+    if positions.dtype != _numpy.int64:
+        positions = positions.astype(_numpy.int64)
+    return torch.from_numpy(positions)
+
+
+def event_positions_by_column(events: Tensor) -> Tensor:
+    """The True entries of a 2-d bool tensor ``[R, C]`` column by column: ``c * R + r``, increasing.
+
+    The flat positions of ``events.T`` (:func:`event_positions` of the
+    transpose), so the events come grouped by column, rows increasing within
+    each. On CPU numpy's ``nonzero`` of a contiguous copy of the transpose (a
+    sort of the row-major positions costs several times more).
+    """
+    if _numpy is None or events.device.type != "cpu" or events.dtype != torch.bool:
+        return events.T.contiguous().reshape(-1).nonzero().view(-1)
+    positions = _numpy.ascontiguousarray(events.numpy().T).ravel().nonzero()[0]
+    if positions.dtype != _numpy.int64:
+        positions = positions.astype(_numpy.int64)
+    return torch.from_numpy(positions)
 
 
 def event_indices(events: Tensor) -> tuple[Tensor, ...]:

@@ -125,7 +125,14 @@ def is_input_major(weight: Tensor) -> bool:
     Then ``weight.T`` ``[N_in, N_out]`` holds each input's outgoing weights as
     one contiguous row, and :func:`gather_linear` reads them directly.
     """
-    return weight.ndim == 2 and weight.layout == torch.strided and weight.T.is_contiguous()
+    if weight.ndim != 2 or weight.layout != torch.strided:
+        return False
+    # weight.T.is_contiguous() from the strides (the view costs more than the test): the transpose
+    # [N_in, N_out] is contiguous when its rows are N_out apart and its elements adjacent (a
+    # dimension of size 1 may have any stride)
+    outputs, inputs = weight.shape
+    output_stride, input_stride = weight.stride()
+    return (output_stride == 1 or outputs == 1) and (input_stride == outputs or inputs == 1)
 
 
 @functools.lru_cache(maxsize=16)

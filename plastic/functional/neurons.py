@@ -83,6 +83,7 @@ from plastic.functional.neuron_equations import (
     refractory_update,
     reset_hard,
     reset_soft,
+    scalar_tensor,
     theta_decay_factor,
     theta_update,
 )
@@ -178,7 +179,9 @@ def neuron_step_unchecked(
     if refractory_mask is not None:
         torch.where(refractory_mask, voltage, h, out=h)
     threshold: Threshold = params.v_threshold if theta is None else params.v_threshold + theta
-    fired = torch.ge(h, threshold)
+    # a fixed threshold as a cached 0-d tensor of h's dtype: the comparison then skips wrapping
+    # the number (half the cost of a one-sample step's ge) and compares the same rounded value
+    fired = torch.ge(h, scalar_tensor(threshold, h.dtype, h.device) if theta is None else threshold)
     if refractory_mask is not None:
         fired.masked_fill_(refractory_mask, False)
     spike = spike_values(fired, h.dtype)

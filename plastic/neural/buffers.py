@@ -8,16 +8,23 @@ buffers, so on small batches that dispatch is a large share of the step.
 name, persistence unchanged) by replacing the entry of ``module._buffers``.
 Nothing is copied in place, so autograd graphs held by the state are kept
 exactly as with the plain assignment.
+
+Reading goes the other way: ``module.name`` for a registered buffer,
+parameter or submodule fails the ordinary attribute lookup and ends in
+:meth:`torch.nn.Module.__getattr__`, a Python call per dotted level. A
+monitor reads such a path at every step; :func:`attribute_reader` reads it
+from the modules' tables, where the plain lookup would find it there.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from torch import Tensor, nn
 from torch.nn.modules import module as _module_implementation
 
-__all__ = ["rebind_buffer", "set_plain"]
+__all__ = ["attribute_reader", "rebind_buffer", "set_plain"]
 
 
 def rebind_buffer(module: nn.Module, name: str, value: Tensor) -> None:
@@ -44,3 +51,69 @@ def set_plain(module: nn.Module, name: str, value: Any) -> None:
     parameter, buffer or submodule; this goes there directly.
     """
     object.__setattr__(module, name, value)
+
+
+# (class, name) -> whether ``name`` on an instance of the class is read from the module tables
+_TABLE_READ: dict[tuple[type, str], bool] = {}
+
+
+def _reads_from_tables(kind: type, name: str) -> bool:
+    """Whether ``instance.name`` of a ``kind`` is what nn.Module.__getattr__ finds in the tables.
+
+    True for an ``nn.Module`` class without a class attribute ``name`` (a
+    property or method would be found first) whose ``__getattr__`` is
+    nn.Module's, or that declares the names its own ``__getattr__`` handles
+    (``deferred_attributes``, e.g. a synapse's deferred state) without ``name``.
+    """
+    key = (kind, name)
+    known = _TABLE_READ.get(key)
+    if known is None:
+        own_getattr = getattr(kind, "__getattr__", None) is not nn.Module.__getattr__
+        deferred = getattr(kind, "deferred_attributes", None)
+        known = (
+            issubclass(kind, nn.Module)
+            and not hasattr(kind, name)
+            and (not own_getattr or (isinstance(deferred, frozenset) and name not in deferred))
+        )
+        _TABLE_READ[key] = known
+    return known
+
+
+def _read(value: Any, name: str) -> Any:
+    if _reads_from_tables(type(value), name):
+        state = value.__dict__
+        if name not in state:  # an instance attribute would be found first
+            # nn.Module.__getattr__'s order
+            parameters = state["_parameters"]
+            if name in parameters:
+                return parameters[name]
+            buffers = state["_buffers"]
+            if name in buffers:
+                return buffers[name]
+            modules = state["_modules"]
+            if name in modules:
+                return modules[name]
+    return getattr(value, name)
+
+
+def attribute_reader(path: str) -> Callable[[Any], Any]:
+    """A reader of the dotted attribute ``path``: ``attribute_reader("a.b")(x)`` is ``x.a.b``.
+
+    The same values (and errors) as ``operator.attrgetter(path)``; submodules,
+    buffers and parameters of ``nn.Module`` levels are taken from the module's
+    tables without :meth:`torch.nn.Module.__getattr__` (see the module notes).
+    """
+    names = tuple(path.split("."))
+    if len(names) == 1:
+        (only,) = names
+        return lambda value: _read(value, only)
+    if len(names) == 2:
+        first, second = names
+        return lambda value: _read(_read(value, first), second)
+
+    def read(value: Any) -> Any:
+        for name in names:
+            value = _read(value, name)
+        return value
+
+    return read

@@ -9,7 +9,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable, Mapping
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 import torch
 from torch import Tensor, nn
@@ -54,6 +54,8 @@ class Connection(nn.Module):
     synspike: Tensor
     syncurrent: Tensor
     supports_delay = True
+    #: read through __getattr__: the synapse's deferred current (see _pass_through_step)
+    deferred_attributes: ClassVar[frozenset[str]] = frozenset({"syncurrent"})
 
     def __init__(
         self,
@@ -246,6 +248,7 @@ class Connection(nn.Module):
         self._clear_outputs()
 
     def _clear_outputs(self) -> None:
+        self.__dict__["_syncurrent_deferred"] = False
         shape = (self.synapse.batch_size, *self.synapse_shape)
         rebind_buffer(self, "synspike", torch.zeros(shape, dtype=torch.bool, device=self.weight.device))
         rebind_buffer(self, "syncurrent", torch.zeros(shape, dtype=self.weight.dtype, device=self.weight.device))
@@ -268,7 +271,13 @@ class Connection(nn.Module):
         synapse = cast(Synapse, self._modules["synapse"])  # without nn.Module.__getattr__ (every step)
         if self.delay is None:  # None is a plain attribute (no nn.Module.__getattr__)
             # the synapse's forward without nn.Module's call dispatch, unless hooks must see the call
-            currents = synapse(spikes) if has_call_hooks(synapse) else synapse.forward(spikes)
+            if has_call_hooks(synapse):
+                currents = synapse(spikes)
+            else:
+                out = self._pass_through_step(synapse, spikes)
+                if out is not None:
+                    return out
+                currents = synapse.forward(spikes)
             out = self._propagate_spikes(spikes, currents)
             rebind_buffer(self, "synspike", synapse.spike)
         else:
@@ -277,7 +286,27 @@ class Connection(nn.Module):
             out = self._propagate_delayed(currents)
             rebind_buffer(self, "synspike", arrived)
         rebind_buffer(self, "syncurrent", currents)
+        self.__dict__["_syncurrent_deferred"] = False
         return out
+
+    def _pass_through_step(self, synapse: Synapse, spikes: Tensor) -> Tensor | None:
+        """A single step computed from the spikes alone, the synapse's currents deferred
+        (:meth:`Synapse.pass_through`); ``None``: not taken, nothing changed (call the synapse).
+
+        The dense connections take it with a delta synapse (:mod:`plastic.neural.connections`).
+        """
+        return None
+
+    def _defer_syncurrent(self) -> None:
+        """``syncurrent`` is the synapse's deferred current: read from it when first asked for."""
+        self.__dict__["_syncurrent_deferred"] = True
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "syncurrent" and self.__dict__.get("_syncurrent_deferred"):
+            # the synapse writes its deferred step now (Synapse.__getattr__)
+            self.__dict__["_syncurrent_deferred"] = False
+            rebind_buffer(self, "syncurrent", cast(Synapse, self._modules["synapse"]).current)
+        return super().__getattr__(name)
 
     def _propagate(self, currents: Tensor) -> Tensor:
         raise NotImplementedError

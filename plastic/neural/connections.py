@@ -80,7 +80,7 @@ from plastic.functional.validation import (  # noqa: F401
     check_positive,
     check_tensor,
 )
-from plastic.neural.buffers import rebind_buffer  # noqa: F401
+from plastic.neural.buffers import rebind_buffer
 from plastic.neural.connection_base import DELAY_INITS, Connection, WeightInit, check_count  # noqa: F401
 from plastic.neural.synapses import SYNAPSE_KINDS, DeltaCurrent, Synapse, check_batch_size, make_synapse  # noqa: F401
 
@@ -103,24 +103,48 @@ class _LinearBase(Connection):
         # current from the spiking inputs' weights (plastic.functional.event_forward)
         synapse = self._modules["synapse"]
         if type(synapse) is DeltaCurrent and spikes.dtype == torch.bool:
-            weight: Tensor = self.weight
-            if (
-                self._buffers.get("weight_mask") is None
-                and is_input_major(weight)
-                and not (weight.requires_grad and torch.is_grad_enabled())
-                and spikes.numel() * weight.shape[0] >= GATHER_MIN_WORK
-            ):
-                # each spike reads its input's row of the input-major weight; None: too dense
-                large = weight.numel() > EVENT_FORWARD_MAX_WEIGHT
-                density = GATHER_DENSITY_LARGE if large else GATHER_DENSITY
-                out = gather_linear(spikes, weight.T, synapse.amplitude, density=density)
-                if out is not None:
-                    return out if self.bias is None else out + self.bias
-            weight = self.effective_weight()
-            if use_event_linear(spikes, weight):
-                out = event_linear(spikes, weight, synapse.amplitude)
-                return out if self.bias is None else out + self.bias
+            out = self._event_output(spikes, synapse.amplitude)
+            if out is not None:
+                return out
         return self._propagate(currents)
+
+    def _pass_through_step(self, synapse: Synapse, spikes: Tensor) -> Tensor | None:
+        if type(synapse) is not DeltaCurrent:
+            return None
+        fired = synapse.pass_through(spikes)
+        if fired is None:
+            return None
+        out = self._event_output(fired, synapse.amplitude)
+        rebind_buffer(self, "synspike", fired)
+        if out is None:  # the dense product: it needs the currents (the deferred step is written)
+            currents = synapse.current
+            rebind_buffer(self, "syncurrent", currents)
+            self.__dict__["_syncurrent_deferred"] = False
+            return self._propagate(currents)
+        self._defer_syncurrent()
+        return out
+
+    def _event_output(self, spikes: Tensor, amplitude: float) -> Tensor | None:
+        """``amplitude * spikes @ W^T (+ bias)`` of bool ``spikes`` from their events where that beats the
+        dense product (:mod:`plastic.functional.event_forward`); ``None``: take the dense product."""
+        weight: Tensor = self.weight
+        if (
+            self._buffers.get("weight_mask") is None
+            and is_input_major(weight)
+            and not (weight.requires_grad and torch.is_grad_enabled())
+            and spikes.numel() * weight.shape[0] >= GATHER_MIN_WORK
+        ):
+            # each spike reads its input's row of the input-major weight; None: too dense
+            large = weight.numel() > EVENT_FORWARD_MAX_WEIGHT
+            density = GATHER_DENSITY_LARGE if large else GATHER_DENSITY
+            out = gather_linear(spikes, weight.T, amplitude, density=density)
+            if out is not None:
+                return out if self.bias is None else out + self.bias
+        weight = self.effective_weight()
+        if use_event_linear(spikes, weight):
+            out = event_linear(spikes, weight, amplitude)
+            return out if self.bias is None else out + self.bias
+        return None
 
     def _propagate_delayed(self, currents: Tensor) -> Tensor:
         out = torch.einsum("...oi,oi->...o", currents, self.effective_weight())

@@ -362,6 +362,31 @@ class SpikingNeuron(NeuronModule):
             and theta.device == inputs.device
         )
 
+    def _laid_out_state(self, inputs: Tensor) -> NeuronState:
+        """The state to step ``inputs`` (checked against the voltage: a tensor of its shape, dtype and
+        device) from, its layout checked.
+
+        The state a step of this module stored is laid out for its next step
+        (the step writes tensors of the checked inputs' layout), so it is
+        recognised by identity and its checks are skipped: they run when
+        the state was set from outside (construction, ``.to()``, a new
+        batch size, an assignment) and the first time after.
+        """
+        known: NeuronState | None = self.__dict__.get("_laid_out")
+        buffers = self._buffers
+        if known is not None and buffers["voltage"] is known.voltage:
+            remaining = buffers["refractory_remaining"] if self.params.refractory_steps > 0 else None
+            theta = buffers["theta"] if self.adaptive else None
+            if remaining is known.refractory_remaining and theta is known.theta:
+                return known
+        if not (inputs.dtype.is_floating_point and inputs.shape == (self._batch_size, *self.shape)):
+            self._check_inputs(inputs)  # raises with the full message
+        state = self._state()
+        if not self._state_is_laid_out(state, inputs):
+            _check_state(state, inputs, tuple(inputs.shape), "state", finite=False)
+        self.__dict__["_laid_out"] = state
+        return state
+
     def _forward_step_unchecked(self, inputs: Tensor) -> Tensor:
         """A single step without a graph: the inputs are checked here, the module's own state only for
         its layout (it holds what earlier steps computed from checked inputs)."""
@@ -371,18 +396,14 @@ class SpikingNeuron(NeuronModule):
             and inputs.shape == voltage.shape
             and inputs.dtype == voltage.dtype
             and inputs.device == voltage.device
-            and inputs.dtype.is_floating_point
-            and inputs.shape == (self._batch_size, *self.shape)
-        ):  # every check below, with its message, where one of these fails
+        ):  # every check, with its message, where one of these fails
             check_tensor(inputs, "inputs", floating=True)
             if inputs.shape != (self._batch_size, *self.shape):
                 self._check_inputs(inputs)  # raises with the full message (or a voltage of another shape)
             self._check_inputs_dtype_device(inputs)
         if not all_finite(inputs):
             raise ValueError("inputs: expected finite values, found NaN or inf")
-        state = self._state()
-        if not self._state_is_laid_out(state, inputs):
-            _check_state(state, inputs, tuple(inputs.shape), "state", finite=False)
+        state = self._laid_out_state(inputs)
         params = _check_params(self.params)
         step = self._step_function
         if torch.is_grad_enabled():  # eval mode with inputs that require grad: no graph either
@@ -391,6 +412,8 @@ class SpikingNeuron(NeuronModule):
         else:
             spikes, fired, new_state = step(inputs, state, params)
         self._store(new_state)
+        # what this step stored is laid out for the next one (the step's tensors follow the inputs')
+        self.__dict__["_laid_out"] = new_state
         rebind_buffer(self, "spike", fired)
         if self._store_voltage_sequence:
             rebind_buffer(self, "_voltage_sequence", new_state.voltage)

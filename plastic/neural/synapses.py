@@ -36,6 +36,16 @@ gives ``[B, N_out, N_in]`` (batch first).
 
 Storage never grows: each step writes one slot of each ring buffer.
 
+Deferred currents. A :class:`DeltaCurrent` without delays (a history of one
+step) is memoryless: its current is ``A * S_t`` and its histories hold only
+that step. Its :meth:`~Synapse.pass_through` takes one step of bool spikes
+without computing them: the spikes are kept, and ``state``, ``current`` and
+the two histories are written from them when first read (attribute access,
+``state_dict``, ``.to()``, a delayed read). A connection that computes its
+output from the spikes themselves (the gather forward of an input-major
+weight) then never pays for a current nobody reads. What is read is what the
+plain forward would have written, bit for bit.
+
 Gradients: float spikes that carry a (surrogate) gradient pass it to the
 current returned by ``forward``; the recurrent state keeps its graph across
 calls until :meth:`Synapse.reset` or :meth:`Synapse.detach`. Histories hold
@@ -50,8 +60,8 @@ network", IJCAI 2020, arXiv:2003.02944 (spike filter).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import ClassVar, cast
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, cast
 
 import torch
 from torch import Tensor, nn
@@ -177,6 +187,71 @@ class Synapse(nn.Module):
         self.register_buffer("state", torch.zeros(sample, dtype=dtype, device=device))
         self.register_buffer("spike", torch.zeros(sample, dtype=torch.bool, device=device), persistent=False)
         self.register_buffer("current", torch.zeros(sample, dtype=dtype, device=device), persistent=False)
+        # True while the last step's state, current and histories are still to be written from its
+        # spikes (pass_through); a plain attribute, read at every step
+        self._deferred = False
+
+    # ------------------------------------------------------------------ deferred steps
+
+    #: what a deferred step has not written yet (read through __getattr__, which settles first)
+    deferred_attributes: ClassVar[frozenset[str]] = frozenset({"state", "current", "spike_history", "current_history"})
+
+    def pass_through(self, spikes: Tensor) -> Tensor | None:
+        """One single step of bool spikes whose currents are written only when read; ``None`` if not possible.
+
+        Memoryless synapses without delays (:class:`DeltaCurrent` with a
+        one-step history) keep the spikes as the step's record and return
+        them (checked: bool, ``[B, *shape]``, on the state's device); the
+        caller computes its output from them. Everything else (other kinds,
+        delays, window mode, float spikes) returns ``None``: call
+        :meth:`forward` then. See the module notes ("Deferred currents").
+        """
+        return None
+
+    def _settle(self) -> None:
+        """Write the state, current and histories of a deferred step (nothing if none is pending)."""
+        state = self.__dict__
+        if not state.get("_deferred"):
+            return
+        state["_deferred"] = False
+        fired = cast(Tensor, self._buffers["spike"])
+        values = spike_values(fired, cast(Tensor, self._buffers["state"]).dtype)
+        currents = self._deferred_currents(values)
+        rebind_buffer(self, "state", currents)
+        rebind_buffer(self, "current", currents)
+        histories = self._modules
+        spike_history = cast(RingBuffer, histories["spike_history"])
+        current_history = cast(RingBuffer, histories["current_history"])
+        spike_history._push_checked(cast(Tensor, spike_history._buffers["data"]), fired)
+        current_history._push_checked(cast(Tensor, current_history._buffers["data"]), currents)
+
+    def _deferred_currents(self, values: Tensor) -> Tensor:
+        """The currents of a deferred step from its spikes as values (owned, no graph)."""
+        raise NotImplementedError
+
+    def __getattr__(self, name: str) -> Any:
+        # a deferred step is written before anything reads what it did not write
+        if name in Synapse.deferred_attributes and self.__dict__.get("_deferred"):
+            self._settle()
+        return super().__getattr__(name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in Synapse.deferred_attributes and self.__dict__.get("_deferred"):
+            self._settle()  # a pending step must not overwrite what is set now
+        super().__setattr__(name, value)
+
+    def _save_to_state_dict(self, destination: dict[str, Any], prefix: str, keep_vars: bool) -> None:
+        self._settle()  # before the histories (children) are saved
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+
+    def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
+        self.__dict__["_deferred"] = False  # the loaded state replaces a pending step
+        super()._load_from_state_dict(*args, **kwargs)
+
+    def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> Synapse:
+        self._settle()  # in the dtype the step ran in, then converted with everything else
+        # nn.Module._apply has no annotations in torch (what .to(), .double(), ... call)
+        return cast(Synapse, super()._apply(fn, recurse))  # type: ignore[no-untyped-call]
 
     # ------------------------------------------------------------------ configuration
 
@@ -213,6 +288,7 @@ class Synapse(nn.Module):
     def reset(self) -> None:
         """Forget every spike and current (histories cleared, state zero)."""
         sample = (self._batch_size, *self.shape)
+        self.__dict__["_deferred"] = False  # nothing pending survives a reset
         self.spike_history.clear()
         self.current_history.clear()
         # a fresh tensor: the old state may hold an autograd graph
@@ -316,6 +392,7 @@ class Synapse(nn.Module):
     def forward(self, spikes: Tensor) -> Tensor:
         """Advance by one step or window; returns the currents ``[(T,) B, *shape]``."""
         fired = self.check_spikes(spikes)
+        self._settle()  # a pending step first (its history is the past of this one)
         currents = self._advance(spikes, fired)
         self._push(fired, currents)
         return currents
@@ -335,6 +412,7 @@ class Synapse(nn.Module):
         fired = self.check_spikes(spikes)
         if check_delay:
             delay = self.check_delay(delay)
+        self._settle()
         currents = self._advance(spikes, fired)
         if self._step_mode == "single":
             self._push(fired, currents)
@@ -458,6 +536,26 @@ class DeltaCurrent(Synapse):
             dtype=dtype,
         )
         self.amplitude = amplitude
+
+    def pass_through(self, spikes: Tensor) -> Tensor | None:
+        buffers = self._buffers
+        state = cast(Tensor, buffers["state"])  # registered in __init__
+        if not (
+            self._step_mode == "single"
+            and self.capacity == 1
+            and type(spikes) is Tensor
+            and spikes.dtype == torch.bool
+            and spikes.shape == state.shape
+            and spikes.device == state.device
+        ):
+            return None
+        # the checks of check_spikes for a bool step (shape (batch_size, *shape): the state's)
+        rebind_buffer(self, "spike", spikes)
+        self.__dict__["_deferred"] = True
+        return spikes
+
+    def _deferred_currents(self, values: Tensor) -> Tensor:
+        return values if self.amplitude == 1.0 else values.mul_(self.amplitude)
 
     def _integrate(self, values: Tensor, owned: bool = False) -> Tensor:
         if owned:  # a fresh conversion of bool spikes: scale it in place (nothing when A = 1)

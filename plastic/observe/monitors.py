@@ -32,7 +32,6 @@ records once; the hooks go when the last user releases it.
 from __future__ import annotations
 
 import contextlib
-import operator
 import weakref
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
@@ -43,7 +42,7 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from plastic.functional.validation import check_choice
-from plastic.neural.buffers import set_plain
+from plastic.neural.buffers import attribute_reader, set_plain
 from plastic.neural.observable import Observable, has_call_hooks
 from plastic.observe.reducers import Reducer
 
@@ -140,8 +139,8 @@ class Monitor(nn.Module):
             _check_path(module, parsed.path)
         self.reducer = reducer
         self.target = parsed
-        # the attribute path read at every forward, resolved by one C-level getter
-        self._getter = operator.attrgetter(parsed.path) if parsed.kind in ("attr", "delta") else None
+        # the attribute path read at every forward (the module tables read directly: attrgetter's values)
+        self._getter = attribute_reader(parsed.path) if parsed.kind in ("attr", "delta") else None
         self.hook = hook
         self.train_only = train_only
         self.name = name or f"{type(module).__name__}.{parsed}"
@@ -166,10 +165,22 @@ class Monitor(nn.Module):
 
         def post_attribute_hook(hooked: nn.Module, args: tuple[Any, ...], output: Any) -> None:
             # an attribute read after the call (the trainers' monitors, at every step): _on_post
-            # without the dispatch on the target's kind
+            # without the dispatch on the target's kind, _active and _read_attr inlined
             monitor = reference()
-            if monitor is not None and monitor._active(hooked):
-                monitor._observe(hooked, monitor._read_attr(hooked))
+            if monitor is None:
+                return
+            state = monitor.__dict__  # plain attributes
+            if not state["enabled"]:
+                return
+            gate = state["train_only"]
+            if gate is not None and hooked.training != (gate == "train"):
+                return
+            value = state["_getter"](hooked)
+            if value is None:
+                return
+            if not isinstance(value, Tensor):
+                monitor._read_attr(hooked)  # raises naming the target
+            monitor._observe(hooked, value)
 
         post = post_attribute_hook if self.target.kind == "attr" else post_hook
         # plastic's observable modules (cells) call monitors around the call without torch's
