@@ -94,7 +94,9 @@ from plastic.functional.stdp_engine import (
     blocked_window_product,
     decay_powers,
     filtered_presynaptic,
+    pre_event_window_product,
     time_weighted_sum,
+    uses_pre_event_product,
 )
 from plastic.functional.traces import (
     decay_factor,
@@ -554,6 +556,12 @@ def stdp_window_net(
     ``out``: a ``[G, O, K]`` tensor of the traces' dtype and device that
     receives the change (``batch_reduction`` ``"sum"`` or ``"mean"``), e.g. a
     buffer kept across windows: no fresh weight-sized allocation per call.
+    An input-major ``out`` (``out[0].T`` contiguous, the layout of an
+    input-major weight's accumulator) of a one-sample dense window is written
+    in its own layout from the presynaptic events
+    (:func:`~plastic.functional.stdp_engine.pre_event_window_product`, where
+    :func:`~plastic.functional.stdp_engine.uses_pre_event_product` says so);
+    any other non-contiguous ``out`` receives a copy of the change.
 
     Every other argument as in :func:`stdp_window`. Returns
     :class:`STDPNetUpdate` ``(delta_weight [G, O, K], trace_pre, trace_post)``.
@@ -591,11 +599,42 @@ def stdp_window_net(
             groups = geometry.groups
             check_shape(out, "out", (groups, geometry.out_channels // groups, geometry.receptive_size))
 
-    main: Tensor | None = None
-    if torch.is_grad_enabled() and any(
+    needs_graph = torch.is_grad_enabled() and any(
         isinstance(value, Tensor) and value.requires_grad
         for value in (checked.trace_pre, checked.trace_post, checked.decay_pre)
+    )
+    if (
+        out is not None
+        and layout.dense
+        and isinstance(batch_reduction, str)
+        and not needs_graph
+        and not isinstance(checked.decay_pre, Tensor)
+        and uses_pre_event_product(out, steps, batch)
     ):
+        # an input-major change (out[0] the transpose of a contiguous [N_in, N_out]): written input
+        # by input from the presynaptic events, in its own layout
+        layout.check_shapes(checked.spikes_pre[0], checked.spikes_post[0])
+        last_pre, _ = pre_event_window_product(
+            checked.spikes_pre.reshape(steps, 1, -1), checked.spikes_post.reshape(steps, 1, -1),
+            checked.trace_pre, None if trace_post is None else checked.trace_post, float(checked.decay_pre),
+            decay_post_value, amplitude_pre, amplitude_post, eta_post, eta_pre, out[0].T,
+        )  # fmt: skip
+        powers = decay_powers(decay_post_value, steps, dtype, device)
+        last_post = checked.trace_post * powers[steps] + amplitude_post * time_weighted_sum(
+            checked.spikes_post, powers[:steps].flip(0)
+        )
+        return STDPNetUpdate(out, last_pre, last_post)  # one sample: the mean is the sum
+    if out is not None and not out.is_contiguous():
+        # another layout than the products write: computed in a contiguous buffer, then copied
+        update = stdp_window_net(
+            spikes_pre, spikes_post, trace_pre, trace_post, eta_post=eta_post, eta_pre=eta_pre,
+            decay_pre=decay_pre, decay_post=decay_post, tau_pre=tau_pre, tau_post=tau_post, dt=dt, exact=exact,
+            amplitude_pre=amplitude_pre, amplitude_post=amplitude_post, view=view, batch_reduction=batch_reduction,
+            method=method, out=torch.empty(out.shape, dtype=out.dtype, device=out.device),
+        )  # fmt: skip
+        return STDPNetUpdate(out.copy_(update.delta_weight), update.trace_pre, update.trace_post)
+    main: Tensor | None = None
+    if needs_graph:
         s_pre = _spike_matrix(spikes_pre, checked.spikes_pre, dtype)
         x_pre, last_pre = trace_cumulative_window(s_pre, checked.decay_pre, amplitude_pre, initial=checked.trace_pre)
         filtered = trace_anticausal_window(s_pre, decay_post_value, amplitude_post, dtype=dtype)

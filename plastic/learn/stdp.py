@@ -43,6 +43,7 @@ from torch import Tensor
 from plastic.functional.attrs_validators import finite, one_of, positive
 from plastic.functional.bilinear import BatchReduction, View
 from plastic.functional.bounding import Bounding
+from plastic.functional.event_forward import is_input_major
 from plastic.functional.pair_products import Method
 from plastic.functional.pairing_schemes import (
     STATEFUL_PAIRINGS,
@@ -193,8 +194,9 @@ class STDP(WindowTrainer):
         """A ``[G, O, K]`` buffer for the one-product change, and whether it is the updater's own.
 
         While the updater's accumulators are empty, its potentiation buffer
-        (:meth:`~plastic.neural.updater.Updater.change_buffer`): the change is
-        computed where the updater keeps it, no copy. Otherwise a scratch buffer
+        (:meth:`~plastic.neural.updater.Updater.change_buffer`, laid out like
+        the weight, an input-major one's too): the change is computed where
+        the updater keeps it, no copy. Otherwise a scratch buffer
         kept across windows (the updater copies what it receives, so it is free
         again after each window): no fresh weight-sized allocation (and its page
         faults) per window. Not saved in the state dict.
@@ -204,7 +206,9 @@ class STDP(WindowTrainer):
         updater = unit.updater
         if "weight" in updater.params:
             own = updater.change_buffer("weight")
-            if own is not None and own.dtype == dtype and own.is_contiguous():
+            # an input-major weight's accumulator (its transpose contiguous) too: a one-sample window
+            # writes it in its own layout (stdp_window_net), a larger one through a copy
+            if own is not None and own.dtype == dtype and (own.is_contiguous() or is_input_major(own)):
                 return own.view(shape), True
         buffer = unit.state._buffers.get("window_change")
         if (
