@@ -40,7 +40,7 @@ test: lint
 
 # the device-parametrised tests on a GPU (skipped when CUDA is not available)
 test-cuda: $(VENV)/.dev
-	$(PY) -m pytest -q tests/test_devices.py --device cuda
+	$(PY) -m pytest -q tests/test_devices.py tests/test_compiled_step.py --device cuda
 
 demo: $(VENV)/.demo
 	$(PY) -m plastic demo $(ARGS)

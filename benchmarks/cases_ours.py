@@ -60,9 +60,7 @@ def conv_weight_shape(case: ConvCase) -> tuple[int, ...]:
 
 def reference_dense(case: DenseCase, data: Data, *, exact: bool) -> Tensor:
     """Net pair-STDP change ``[n_out, n_in]`` of the window (dense products)."""
-    update = stdp_window(
-        data["pre"], data["post"], tau_pre=case.tau, tau_post=case.tau, exact=exact, method="dense"
-    )
+    update = stdp_window(data["pre"], data["post"], tau_pre=case.tau, tau_post=case.tau, exact=exact, method="dense")
     return (update.potentiation - update.depression)[0]
 
 
@@ -220,11 +218,11 @@ def _scripted_cell(connection: Connection, data: Data, batch: int) -> Cell:
     return cell
 
 
-def _dense_cell(case: DenseCase, data: Data, *, delays: bool = False) -> Cell:
+def _dense_cell(case: DenseCase, data: Data, *, delays: bool = False, weight_layout: str = "output_major") -> Cell:
     device = data["pre"].device
-    extra: dict[str, object] = {}
+    extra: dict[str, object] = {"weight_layout": weight_layout}
     if delays:
-        extra = {"delay": case.max_delay, "learn_delay": False, "learn_delay_init": data["delay"]}
+        extra.update(delay=case.max_delay, learn_delay=False, learn_delay_init=data["delay"])
     connection = _replaying(LinearDense)(
         case.n_in, case.n_out, batch_size=case.batch, step_mode="window", weight_init=(0.0, 0.0),
         device=device, **extra,
@@ -267,9 +265,7 @@ def _trainer_row(method: str) -> RowFunction:
             cell = _scripted_cell(connection, data, case.batch)
         else:
             cell = _dense_cell(case, data)
-        trainer = STDP(
-            tau_pre=case.tau, tau_post=case.tau, batch_reduction="sum", window=case.steps, method=method
-        )
+        trainer = STDP(tau_pre=case.tau, tau_post=case.tau, batch_reduction="sum", window=case.steps, method=method)
         trainer.register_cell("cell", cell)
         unit = trainer.get_unit("cell")
         form = "one product" if trainer.uses_one_product(unit) else "two products"

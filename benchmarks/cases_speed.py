@@ -38,10 +38,10 @@ def s1_case(p_pre: float, *, n_in: int = 70000, steps: int = 100, quick: bool = 
     return DenseCase(name=f"{name} p={p_pre}", steps=steps, batch=1, n_in=n_in, n_out=700, p_pre=p_pre)
 
 
-def forward_cell(case: DenseCase, data: Data) -> Prepared:
+def forward_cell(case: DenseCase, data: Data, *, weight_layout: str = "output_major") -> Prepared:
     """A window of ``data["pre"]`` (bool) through a real ``LinearDense`` + ``LIF`` cell (no trainer)."""
     device = data["pre"].device
-    connection = LinearDense(case.n_in, case.n_out, step_mode="window", device=device)
+    connection = LinearDense(case.n_in, case.n_out, step_mode="window", device=device, weight_layout=weight_layout)
     cell = Cell(connection, LIF(case.n_out, step_mode="window", device=device))
     pre = data["pre"].bool()
 
@@ -49,12 +49,20 @@ def forward_cell(case: DenseCase, data: Data) -> Prepared:
         cell.reset()
         cell(pre)
 
-    return Prepared(run, note="Cell(LinearDense, LIF) window forward of bool spikes (torch's weight init)")
+    note = "Cell(LinearDense, LIF) window forward of bool spikes (torch's weight init)"
+    if weight_layout == "input_major":
+        note += "; weight_layout='input_major': the spikes gather their inputs' rows (gather_linear)"
+    return Prepared(run, note=note)
 
 
-def trainer_update(case: DenseCase, data: Data) -> Prepared:
+def forward_cell_input_major(case: DenseCase, data: Data) -> Prepared:
+    """:func:`forward_cell` with an input-major weight (the event-driven gather forward)."""
+    return forward_cell(case, data, weight_layout="input_major")
+
+
+def trainer_update(case: DenseCase, data: Data, *, weight_layout: str = "output_major") -> Prepared:
     """``trainer()`` + ``trainer.update()`` of ``STDP`` (``method="auto"``) on the window the setup recorded."""
-    cell = _dense_cell(case, data)
+    cell = _dense_cell(case, data, weight_layout=weight_layout)
     trainer = STDP(tau_pre=case.tau, tau_post=case.tau, batch_reduction="sum", window=case.steps)
     trainer.register_cell("cell", cell)
     weight = cell.connection.weight
@@ -73,10 +81,15 @@ def trainer_update(case: DenseCase, data: Data) -> Prepared:
         trainer.update()
         return weight.detach()
 
-    return Prepared(
-        run, reference="exact", setup=setup,
-        note="trainer() + update() only (the recording forward untimed); one product per window",
-    )  # fmt: skip
+    note = "trainer() + update() only (the recording forward untimed); one product per window"
+    if weight_layout == "input_major":
+        note += "; weight_layout='input_major' (the change is copied into the transposed accumulator)"
+    return Prepared(run, reference="exact", setup=setup, note=note)
+
+
+def trainer_update_input_major(case: DenseCase, data: Data) -> Prepared:
+    """:func:`trainer_update` on an input-major weight (the layout whose forward gathers rows)."""
+    return trainer_update(case, data, weight_layout="input_major")
 
 
 def stepping_case(batch: int, *, quick: bool = False) -> DenseCase:
@@ -86,9 +99,16 @@ def stepping_case(batch: int, *, quick: bool = False) -> DenseCase:
     return DenseCase(name=f"S2 B={batch}", steps=100, batch=batch, n_in=784, n_out=400, p_pre=0.05)
 
 
-def _stepping(case: DenseCase, data: Data, *, with_trainer: bool) -> Prepared:
+def _stepping(case: DenseCase, data: Data, *, with_trainer: bool, weight_layout: str = "output_major") -> Prepared:
     device = data["pre"].device
-    connection = LinearDense(case.n_in, case.n_out, batch_size=case.batch, weight_init=(0.0, 0.04), device=device)
+    connection = LinearDense(
+        case.n_in,
+        case.n_out,
+        batch_size=case.batch,
+        weight_init=(0.0, 0.04),
+        device=device,
+        weight_layout=weight_layout,
+    )
     cell = Cell(connection, LIF(case.n_out, batch_size=case.batch, device=device))
     cell.make_updater(params=["weight"])
     trainer = None
@@ -106,6 +126,8 @@ def _stepping(case: DenseCase, data: Data, *, with_trainer: bool) -> Prepared:
             trainer.update()
 
     what = "monitors + STDP trainer() + update() per window" if with_trainer else "no trainer"
+    if weight_layout == "input_major":
+        what += "; weight_layout='input_major' (each step gathers the spiking inputs' rows)"
     return Prepared(
         run, steps=case.steps,
         note=f"Cell(LinearDense, LIF) single-step mode, {case.steps} steps; {what}",
@@ -122,13 +144,25 @@ def stepping_without_trainer(case: DenseCase, data: Data) -> Prepared:
     return _stepping(case, data, with_trainer=False)
 
 
+def stepping_with_trainer_input_major(case: DenseCase, data: Data) -> Prepared:
+    """S2 with an input-major weight: the steps gather the spiking inputs' rows."""
+    return _stepping(case, data, with_trainer=True, weight_layout="input_major")
+
+
+def stepping_without_trainer_input_major(case: DenseCase, data: Data) -> Prepared:
+    """S2 without trainer, input-major weight."""
+    return _stepping(case, data, with_trainer=False, weight_layout="input_major")
+
+
 def scaling_cases(quick: bool) -> list[tuple[str, DenseCase]]:
     """``(axis, case)`` of the scaling table: N_in, T and the input rate."""
     if quick:
         return [("N_in", DenseCase(name="scale N_in=700", steps=10, batch=1, n_in=700, n_out=70, p_pre=0.02))]
     cases = []
     for n_in in (1000, 10000, 70000):
-        cases.append(("N_in", DenseCase(name=f"scale N_in={n_in}", steps=100, batch=1, n_in=n_in, n_out=700, p_pre=0.02)))
+        cases.append(
+            ("N_in", DenseCase(name=f"scale N_in={n_in}", steps=100, batch=1, n_in=n_in, n_out=700, p_pre=0.02))
+        )
     for steps in (100, 1000, 10000):
         cases.append(("T", DenseCase(name=f"scale T={steps}", steps=steps, batch=1, n_in=10000, n_out=700, p_pre=0.02)))
     for rate in (0.005, 0.02, 0.1):
@@ -137,11 +171,19 @@ def scaling_cases(quick: bool) -> list[tuple[str, DenseCase]]:
 
 
 OURS_SPEED = {
-    "S1 forward": [("ours: cell forward (LinearDense + LIF, window)", forward_cell)],
-    "S1 update": [("ours: STDP trainer() + update()", trainer_update)],
+    "S1 forward": [
+        ("ours: cell forward (LinearDense + LIF, window)", forward_cell),
+        ("ours: cell forward, input-major weight", forward_cell_input_major),
+    ],
+    "S1 update": [
+        ("ours: STDP trainer() + update()", trainer_update),
+        ("ours: STDP trainer() + update(), input-major weight", trainer_update_input_major),
+    ],
     "S2": [
         ("ours: steps + STDP trainer + update", stepping_with_trainer),
         ("ours: steps only (no trainer)", stepping_without_trainer),
+        ("ours: steps + STDP trainer + update, input-major weight", stepping_with_trainer_input_major),
+        ("ours: steps only, input-major weight", stepping_without_trainer_input_major),
     ],
     "SCALING": [("ours: STDP trainer() + update()", trainer_update)],
 }

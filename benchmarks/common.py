@@ -2,7 +2,13 @@
 
 Timing: ``warmup`` untimed calls, then ``repeats`` timed calls of the same
 prepared callable (``time.perf_counter``, with ``torch.cuda.synchronize`` on
-CUDA); the table shows the median.
+CUDA); the table shows the median. ``clock="cpu"`` times with
+``time.process_time`` instead: the CPU time of this process, which on a
+machine shared with other work does not count the time the scheduler gives
+to others (wall-clock medians of the same row then vary 1.5-2.7x between
+runs; CPU time by a few percent). Only for CPU rows with one torch thread
+(a GPU's time is not the process's CPU time, and idle OpenMP workers spin on
+CPU time).
 
 Peak memory (what the column means, honestly):
 
@@ -240,14 +246,19 @@ def time_callable(
     device: torch.device,
     budget_s: float = 30.0,
     setup: Callable[[], None] | None = None,
+    clock: str = "wall",
 ) -> list[float]:
     """Seconds per call: ``warmup`` untimed calls, then up to ``repeats`` timed ones.
 
     A slow implementation is cut to fewer repeats (at least 1) once the timed
     calls have used ``budget_s`` seconds, so that a 7 s peer does not take
     minutes; the row records how many repeats it got. ``setup`` runs untimed
-    before every call.
+    before every call. ``clock``: ``"wall"`` (``time.perf_counter``) or
+    ``"cpu"`` (``time.process_time``, see the module notes).
     """
+    if clock not in ("wall", "cpu"):
+        raise ValueError(f"clock: expected 'wall' or 'cpu', got {clock!r}")
+    now = time.perf_counter if clock == "wall" else time.process_time
     with torch.no_grad():
         for _ in range(warmup):
             if setup is not None:
@@ -259,10 +270,10 @@ def time_callable(
             if setup is not None:
                 setup()
                 synchronize(device)
-            start = time.perf_counter()
+            start = now()
             run()
             synchronize(device)
-            times.append(time.perf_counter() - start)
+            times.append(now() - start)
             if sum(times) > budget_s:
                 break
     return times
@@ -272,9 +283,7 @@ def median_ms(times: list[float]) -> float:
     return statistics.median(times) * 1e3
 
 
-def peak_memory(
-    run: Callable[[], object], device: torch.device, setup: Callable[[], None] | None = None
-) -> int | None:
+def peak_memory(run: Callable[[], object], device: torch.device, setup: Callable[[], None] | None = None) -> int | None:
     """Peak torch-tensor bytes allocated during one call of ``run`` (see the module notes)."""
     with torch.no_grad():
         if setup is not None:

@@ -113,8 +113,9 @@ def gemm_bound(
     right = torch.randn(inner, columns, generator=generator).to(device)
     out = torch.empty(rows, columns, device=device)
     times = time_callable(
-        lambda: torch.mm(left, right, out=out), warmup=max(args.warmup, 2), repeats=max(args.repeats, 5), device=device
-    )
+        lambda: torch.mm(left, right, out=out), warmup=max(args.warmup, 2), repeats=max(args.repeats, 5),
+        device=device, clock=args.clock,
+    )  # fmt: skip
     one = median_ms(times)
     flops = 2.0 * rows * inner * columns
     rate = flops / (one / 1e3) / 1e9
@@ -160,7 +161,7 @@ def evaluate(
     try:
         times = time_callable(
             prepared.run, warmup=args.warmup, repeats=args.repeats, device=device, budget_s=args.budget,
-            setup=prepared.setup,
+            setup=prepared.setup, clock=args.clock,
         )  # fmt: skip
         row.median_ms, row.min_ms, row.repeats = median_ms(times), min(times) * 1e3, len(times)
         if prepared.samples:
@@ -283,6 +284,7 @@ def environment(args: argparse.Namespace, device: torch.device, peers: dict[str,
         "peers": peers,
         "repeats": args.repeats,
         "warmup": args.warmup,
+        "clock": args.clock,
         "quick": args.quick,
         "memory_column": (
             "peak torch-tensor bytes allocated during one call above those live before it "
@@ -296,16 +298,24 @@ def environment(args: argparse.Namespace, device: torch.device, peers: dict[str,
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cases", default=",".join(ALL_CASES), help="comma-separated subset of B1,B2,B3,B4,S1,S2,SCALING")
+    parser.add_argument(
+        "--cases", default=",".join(ALL_CASES), help="comma-separated subset of B1,B2,B3,B4,S1,S2,SCALING"
+    )
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per row (median reported)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed calls before timing")
-    parser.add_argument("--budget", type=float, default=30.0, help="seconds of timed calls per row before cutting repeats")
+    parser.add_argument(
+        "--budget", type=float, default=30.0, help="seconds of timed calls per row before cutting repeats"
+    )
     parser.add_argument("--json", type=Path, default=None, help="write the rows and the environment here")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
     parser.add_argument("--no-peers", action="store_true", help="only our rows and the bound")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory pass")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument(
+        "--clock", choices=("wall", "cpu"), default="wall",
+        help="wall: time.perf_counter; cpu: the process's CPU time (a machine shared with other work; needs --threads 1)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     cases = [name.strip().upper() for name in args.cases.split(",") if name.strip()]
     unknown = [name for name in cases if name not in ALL_CASES]
@@ -313,6 +323,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--cases: unknown {unknown}, expected a subset of {list(ALL_CASES)}")
     if args.repeats < 1 or args.warmup < 0:
         parser.error("--repeats must be >= 1 and --warmup >= 0")
+    if args.clock == "cpu" and (torch.device(args.device).type != "cpu" or args.threads != 1):
+        # a GPU's time is not the process's CPU time, and idle OpenMP workers spin on CPU time
+        parser.error("--clock cpu: only with --device cpu and --threads 1")
     args.case_list = cases
     return args
 
@@ -371,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     info = environment(args, device, peers)
     print(
         f"\n{info['date']}  device {info['device']}  cpu {info['cpu']} x{info['cpu_count']}  "
-        f"torch {info['torch']} ({info['torch_threads']} threads)"
+        f"torch {info['torch']} ({info['torch_threads']} threads), {info['clock']} clock"
     )
     print(table(rows))
     if args.json is not None:

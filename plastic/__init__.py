@@ -24,6 +24,7 @@ from plastic.learn.learners import MSTDPETLearner, MSTDPLearner, STDPLearner
 from plastic.learn.online import OnlineSTDP
 from plastic.learn.rate_rules import BCM, Oja
 from plastic.learn.reward import MSTDP, MSTDPET
+from plastic.learn.rmax import Rmax
 from plastic.learn.stdp import STDP
 from plastic.learn.triplet import TripletSTDP
 from plastic.learn.window import WindowTrainer
@@ -33,6 +34,7 @@ from plastic.neural.classifiers import MaxRateClassifier
 from plastic.neural.competition import Competition, WinnerTakeAll
 from plastic.neural.connections import Conv1d, Conv2d, LinearDense, LinearDirect, LinearLateral
 from plastic.neural.encoders import BernoulliEncoder, LatencyEncoder, PoissonEncoder
+from plastic.neural.escape_noise import EscapeNoiseNeuron
 from plastic.neural.layers import Delay, SynapseFilter, VotingLayer
 from plastic.neural.neurons import IF, LIF, AdaptiveLIF
 from plastic.neural.short_term import TsodyksMarkramCurrent
@@ -78,6 +80,7 @@ __all__ = [
     "DelayAdjustedSTDPD",
     "DeltaCurrent",
     "EMAReducer",
+    "EscapeNoiseNeuron",
     "EventTimeReducer",
     "ExponentialCurrent",
     "Homeostasis",
@@ -99,6 +102,7 @@ __all__ = [
     "OnlineSTDP",
     "PassthroughReducer",
     "PoissonEncoder",
+    "Rmax",
     "STDPLearner",
     "Serial",
     "SpikeFilterCurrent",

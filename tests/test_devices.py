@@ -55,7 +55,8 @@ def _train(device: torch.device, dtype: torch.dtype, trainer_class: type, step_m
         neuron = AdaptiveLIF(9, batch_size=2, step_mode=step_mode, tau=2.0, v_threshold=0.2)
         pre = _trains((12, 2, 9), 0.3, 1)
     else:
-        connection = LinearDense(300, 5, batch_size=2, step_mode=step_mode)
+        layout = "input_major" if kind == "dense_input_major" else "output_major"
+        connection = LinearDense(300, 5, batch_size=2, step_mode=step_mode, weight_layout=layout)
         neuron = LIF(5, batch_size=2, step_mode=step_mode, tau=2.0, v_threshold=0.05)
         pre = _trains((12, 2, 300), 0.03, 1)  # sparse enough for the event-driven forward
     cell = Cell(connection, neuron).to(device=device, dtype=dtype)
@@ -77,13 +78,14 @@ def _train(device: torch.device, dtype: torch.dtype, trainer_class: type, step_m
     return cell
 
 
-@pytest.mark.parametrize("kind", ["dense", "lateral", "conv"])
+@pytest.mark.parametrize("kind", ["dense", "dense_input_major", "lateral", "conv"])
 @pytest.mark.parametrize("step_mode", ["window", "single"])
 @pytest.mark.parametrize("trainer_class", [STDP, TripletSTDP, KernelSTDP])
 def test_trainers_on_the_device_match_the_cpu(device, kind, step_mode, trainer_class, monkeypatch):
     import plastic.functional.event_forward as event_forward
 
     monkeypatch.setattr(event_forward, "EVENT_FORWARD_MIN_ROWS", 0)  # the event-driven forward too
+    monkeypatch.setattr("plastic.neural.connections.GATHER_MIN_WORK", 0)  # and the input-major gather
     reference = _train(torch.device("cpu"), torch.float64, trainer_class, step_mode, kind)
     for dtype in (torch.float32, torch.float64):
         trained = _train(device, dtype, trainer_class, step_mode, kind)

@@ -460,7 +460,8 @@ def test_demo_presentations_equal_the_previous_network():
     from plastic.neural.connections import LinearLateral
     from plastic.zoo.demo import DemoConfig, DigitNetwork
 
-    config = DemoConfig(neurons=12, steps=25, batch_size=2, max_rate=500.0, w_init=0.6).resolved()
+    # raw images (pixel_sum=None): the reference encodes them as the demo did
+    config = DemoConfig(neurons=12, steps=25, batch_size=2, max_rate=500.0, w_init=0.6, pixel_sum=None).resolved()
     images = torch.rand(6, 64, generator=torch.Generator().manual_seed(4)) * 16
     ours = DigitNetwork(config, torch.device("cpu"), torch.Generator().manual_seed(5))
     previous = DigitNetwork(config, torch.device("cpu"), torch.Generator().manual_seed(5))

@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+import plastic.functional.pair_products as pair_products
 from plastic.functional.event_forward import gather_linear, is_input_major
 from plastic.functional.pair_products import event_product, pair_product
 from plastic.learn.stdp import STDP
@@ -149,6 +150,7 @@ def test_input_major_forward_equals_the_output_major_one(
     with torch.no_grad(), pytest.MonkeyPatch.context() as patch:
         patch.setattr("plastic.neural.connections.GATHER_MIN_WORK", 0)
         patch.setattr("plastic.neural.connections.GATHER_DENSITY", 1.1)
+        patch.setattr("plastic.neural.connections.GATHER_DENSITY_LARGE", 1.1)
         inputs = [spikes] if window else list(spikes)
         for step in inputs:
             expected, out = plain(step), major(step)
@@ -203,7 +205,9 @@ def test_event_product_into_out_adds_only_the_rows_with_events(count, rows, chan
     events = torch.rand(count, 1, rows, 1, generator=generator) < density
     values = torch.randn(count, 1, channels, 1, generator=generator, dtype=torch.float64)
     start = torch.randn(1, rows, channels, generator=generator, dtype=torch.float64)
-    out = event_product(events, values, out=start.clone())
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pair_products, "ROW_CHUNK_ELEMENTS", 2 * channels)  # a few events per chunk
+        out = event_product(events, values, out=start.clone())
     expected = start + torch.einsum("nr,nc->rc", events[:, 0, :, 0].double(), values[:, 0, :, 0])
     torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
     untouched = ~events.any(0).reshape(rows)
@@ -290,3 +294,20 @@ def test_dense_linear_reference():
     spikes = torch.tensor([[True, False, True]])
     rows = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], dtype=torch.float64)
     assert summed_in_input_order(spikes, rows, 1.0) == F.linear(spikes.double(), rows.T).tolist()
+
+
+def test_cells_still_call_their_submodules_hooks():
+    """A cell calls its connection's and neuron's forwards directly only while no hook is registered on them."""
+    cell = Cell(LinearDense(5, 3), LIF(3, v_threshold=0.1))
+    seen: list[str] = []
+    cell.connection.register_forward_hook(lambda m, args, out: seen.append("connection"))
+    cell.connection.synapse.register_forward_pre_hook(lambda m, args: seen.append("synapse"))
+    handle = cell.neuron.register_forward_hook(lambda m, args, out: seen.append("neuron"))
+    with torch.no_grad():
+        spikes = cell(torch.ones(1, 5, dtype=torch.bool))
+    assert seen == ["synapse", "connection", "neuron"]
+    handle.remove()
+    seen.clear()
+    with torch.no_grad():
+        again = cell(torch.ones(1, 5, dtype=torch.bool))
+    assert seen == ["synapse", "connection"] and again.shape == spikes.shape

@@ -26,6 +26,7 @@ __all__ = [
     "int_at_least",
     "keyword_mapping",
     "non_negative",
+    "non_negative_or_infinite",
     "one_of",
     "optional_callable",
     "positive",
@@ -44,6 +45,12 @@ def positive(instance: Any, attribute: attrs.Attribute[Any], value: object) -> N
 def non_negative(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
     """A finite real number >= 0."""
     check_non_negative(value, attribute.name)
+
+
+def non_negative_or_infinite(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+    """A real number >= 0, ``inf`` allowed (a time constant that may be infinite)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or value < 0:
+        raise ValueError(f"{attribute.name}: expected a number >= 0 (inf allowed), got {value!r}")
 
 
 def finite(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:

@@ -178,8 +178,10 @@ class ViewLayout:
         elif isinstance(view, ConvGeometry):
             self._pre = functools.partial(conv_pre_view, geometry=view)
             self._post = functools.partial(conv_post_view, geometry=view)
-        elif isinstance(view, ReceptiveView):
-            self._pre, self._post = view.pre_view, view.post_view
+        elif callable(getattr(view, "pre_view", None)) and callable(getattr(view, "post_view", None)):
+            # what isinstance(view, ReceptiveView) tests (a runtime Protocol check costs far more)
+            receptive = cast(ReceptiveView, view)
+            self._pre, self._post = receptive.pre_view, receptive.post_view
         else:
             raise _unknown_view(view)
 

@@ -44,6 +44,7 @@ __all__ = [
     "EVENT_FORWARD_MAX_WEIGHT",
     "EVENT_FORWARD_MIN_ROWS",
     "GATHER_DENSITY",
+    "GATHER_DENSITY_LARGE",
     "GATHER_MIN_WORK",
     "event_linear",
     "gather_linear",
@@ -57,8 +58,14 @@ EVENT_FORWARD_DENSITY = 0.05
 EVENT_FORWARD_MIN_ROWS = 256
 #: largest weight (elements) for the event-driven product (see the module notes)
 EVENT_FORWARD_MAX_WEIGHT = 1 << 22
-#: spike density below which :func:`gather_linear` is taken on an input-major weight
-GATHER_DENSITY = 0.1
+#: spike density below which :func:`gather_linear` is taken on an input-major weight; measured
+#: against the GEMM (one thread): 784 -> 400 at B = 1 0.38 / 0.43 / 0.55 / 0.80x at densities
+#: 0.02 / 0.1 / 0.3 / 0.5, at B = 64 0.09 / 0.25 / 0.59 / 1.02x; 64 -> 300 at B = 64 0.47 / 0.56 /
+#: 0.87 / 1.16x; 300 -> 300 at B = 64 0.16 / 0.33 / 0.67 / 1.10x
+GATHER_DENSITY = 0.3
+#: the same for weights of more than :data:`EVENT_FORWARD_MAX_WEIGHT` elements, whose rows come
+#: from memory rather than cache: 70000 -> 700, T = 100, 0.13 / 0.56 / 1.20x at 0.02 / 0.1 / 0.2
+GATHER_DENSITY_LARGE = 0.1
 #: least dense work (rows x N_in x N_out) for :func:`gather_linear`: below it the GEMM is as fast
 GATHER_MIN_WORK = 1 << 17
 
@@ -167,4 +174,4 @@ def gather_linear(spikes: Tensor, rows: Tensor, amplitude: float = 1.0, *, densi
     out = torch.embedding_bag(rows, columns, starts, False, 0, False, None, False, None)[0]
     if amplitude != 1.0:
         out.mul_(amplitude)
-    return out.reshape(*leading, rows.shape[1])
+    return out if spikes.ndim == 2 else out.reshape(*leading, rows.shape[1])

@@ -195,12 +195,12 @@ def _theta_after_step(theta: Tensor, fired: Tensor, spike: Tensor, params: Neuro
     """:func:`theta_update` with the same values, fewer operations where they are exact."""
     if params.theta_plus == 0 and params.theta_decay == 1.0:
         return theta  # theta * 1 + 0 * count: nothing changes (the module never writes theta in place)
-    if fired.shape[0] == 1 and spike.dtype == theta.dtype:
-        count = spike.squeeze(0)  # one sample: its 0/1 spikes are the counts
-    else:
-        count = fired.sum(0).to(theta.dtype)
     decayed = theta if params.theta_decay == 1.0 else theta * params.theta_decay
-    return decayed + params.theta_plus * count
+    if fired.shape[0] == 1 and spike.dtype == theta.dtype:
+        # one sample: its 0/1 spikes are the counts, and theta_plus * count is exact (theta_plus or 0),
+        # so adding it with alpha rounds once, as the separate product and sum do
+        return torch.add(decayed, spike.squeeze(0), alpha=params.theta_plus)
+    return decayed + params.theta_plus * fired.sum(0).to(theta.dtype)
 
 
 def neuron_step_state(inputs: Tensor, state: NeuronState, params: NeuronParams) -> tuple[Tensor, NeuronState]:

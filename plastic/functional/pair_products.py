@@ -85,38 +85,34 @@ def event_product(events: Tensor, values: Tensor, *, out: Tensor | None = None) 
     spike, multiplied with the rows ``values[n, g, :, p]``: work proportional
     to the number of spikes times ``C``. ``out`` (``[G, R, C]``, contiguous):
     the product is added into it and it is returned; when at most half of
-    its rows receive events, only those rows are computed and added
-    (``index_add_``), so the cost follows the events, not ``G * R * C``.
+    its rows receive events, each event's row is added into its output row
+    (``index_add_``, a cache-sized chunk of events at a time), so the cost
+    follows the events, not ``G * R * C``.
     """
     count, groups, rows_per_group, positions = events.shape
     channels = values.shape[2]
-    # destination-major order (g, r, n, p) gives the CSR layout directly
     fired = events if events.dtype == torch.bool else events != 0
-    ordered = rearrange(fired, "n g r p -> g r n p").contiguous()
-    group, row, sample, position = event_indices(ordered)
+    # the events in the window's own order, then sorted stably by destination (g, r): the CSR
+    # layout, without a transposed copy of the whole event window
+    sample, group, row, position = event_indices(fired)
     matrix_rows = rearrange(values, "n g c p -> (n g p) c")
     out_rows = groups * rows_per_group
     if group.numel() == 0:
         return values.new_zeros(groups, rows_per_group, channels) if out is None else out
+    destination = group * rows_per_group + row  # the output row of each event
+    if groups * rows_per_group > 1:
+        destination, order = torch.sort(destination, stable=True)  # within a row: (n, p) increasing
+        sample, group, position = sample[order], group[order], position[order]
     columns = (sample * groups + group) * positions + position
-    destination = group * rows_per_group + row  # the output row of each event, non-decreasing
-    if out is not None:
-        hit = torch.unique_consecutive(destination)
-        if 2 * hit.numel() <= out_rows:
-            # few output rows receive events: the product over those rows only, added into theirs
-            # (a CSR product into ``out`` itself passes over all of it, however few the events)
-            compact = torch.searchsorted(hit, destination)
-            crow = torch.zeros(hit.numel() + 1, dtype=torch.int64, device=values.device)
-            crow[1:] = torch.cumsum(torch.bincount(compact, minlength=hit.numel()), 0)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)  # CSR: beta, invariants hold by construction
-                matrix = torch.sparse_csr_tensor(
-                    crow, columns, torch.ones(columns.numel(), dtype=values.dtype, device=values.device),
-                    size=(hit.numel(), count * groups * positions), check_invariants=False,
-                )  # fmt: skip
-                part = matrix @ matrix_rows
-            out.view(out_rows, channels).index_add_(0, hit, part)
-            return out
+    if out is not None and 2 * torch.unique_consecutive(destination).numel() <= out_rows:
+        # few output rows receive events: each event's row added into its output row, in event
+        # order (a CSR product into ``out`` passes over all of it, however few the events)
+        target = out.view(out_rows, channels)
+        chunk = max(1, ROW_CHUNK_ELEMENTS // max(channels, 1))
+        for begin in range(0, columns.numel(), chunk):
+            end = min(columns.numel(), begin + chunk)
+            target.index_add_(0, destination[begin:end], matrix_rows.index_select(0, columns[begin:end]))
+        return out
     crow = torch.zeros(out_rows + 1, dtype=torch.int64, device=values.device)
     crow[1:] = torch.cumsum(torch.bincount(destination, minlength=out_rows), 0)
     with warnings.catch_warnings():
@@ -138,6 +134,9 @@ def event_product(events: Tensor, values: Tensor, *, out: Tensor | None = None) 
 
 #: Gathered receptive values per chunk of the event-driven conv product (elements).
 EVENT_CHUNK_ELEMENTS = 1 << 18
+#: Gathered rows per chunk of :func:`event_product` into ``out`` (elements): small enough for
+#: the allocator to reuse heap memory (a fresh mmap-sized temporary page-faults at every call)
+ROW_CHUNK_ELEMENTS = 1 << 14
 
 
 def conv_event_product(events: Tensor, values: Tensor, geometry: ConvGeometry) -> Tensor:

@@ -18,7 +18,8 @@ from plastic.learn.kernel_stdp import (
 )
 from plastic.learn.learners import LearnerParams, MSTDPETLearner, MSTDPLearner, RewardLearnerParams, STDPLearner
 from plastic.learn.online import OnlineSTDP, OnlineSTDPParams
-from plastic.learn.reward import MSTDP, MSTDPET, MSTDPETParams, MSTDPParams
+from plastic.learn.reward import MSTDP, MSTDPET, MSTDPETParams, MSTDPParams, RewardWindowTrainer
+from plastic.learn.rmax import Rmax, RmaxParams
 from plastic.learn.stdp import STDP, STDPParams
 from plastic.learn.triplet import TripletSTDP, TripletSTDPParams
 from plastic.learn.window import WindowRuleParams, WindowTrainer
@@ -50,6 +51,9 @@ __all__ = [
     "OnlineSTDP",
     "OnlineSTDPParams",
     "RewardLearnerParams",
+    "RewardWindowTrainer",
+    "Rmax",
+    "RmaxParams",
     "STDPLearner",
     "STDPParams",
     "TripletSTDP",

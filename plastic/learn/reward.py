@@ -55,7 +55,7 @@ from plastic.learn.stdp import signed_terms
 from plastic.learn.window import WindowRuleParams, WindowTrainer
 from plastic.neural.cell import Cell
 
-__all__ = ["MSTDP", "MSTDPET", "MSTDPETParams", "MSTDPParams"]
+__all__ = ["MSTDP", "MSTDPET", "MSTDPETParams", "MSTDPParams", "RewardWindowTrainer"]
 
 
 @attrs.frozen
@@ -95,20 +95,11 @@ class MSTDPETParams(MSTDPParams):
     tau_eligibility: float = attrs.field(default=25.0, validator=positive)
 
 
-class _RewardTrainer(WindowTrainer):
-    """Shared machinery of :class:`MSTDP` and :class:`MSTDPET`."""
+class RewardWindowTrainer(WindowTrainer):
+    """A window trainer called with a reward: ``trainer(reward)`` (MSTDP, MSTDP-ET, R-max).
 
-    carried_name: ClassVar[str]
-    window_function: ClassVar[Callable[..., Any]]
-    state_type: ClassVar[type]
-
-    def check_cell(self, name: str, cell: Cell, params: Any) -> None:
-        super().check_cell(name, cell, params)
-        check_bilinear_cell(name, cell, type(self).__name__)
-
-    def init_carry(self, state: CellState, cell: Cell) -> None:
-        for buffer in ("trace_pre", "trace_post", self.carried_name):
-            state._buffers.pop(buffer, None)
+    Subclasses implement ``learn_window(unit, windows, reward)``.
+    """
 
     def forward(self, reward: float | Tensor) -> None:
         """Learn from the steps since the last call with ``reward`` over them.
@@ -128,6 +119,22 @@ class _RewardTrainer(WindowTrainer):
                 )
         for unit in units:
             self.learn(unit, reward)
+
+
+class _RewardTrainer(RewardWindowTrainer):
+    """Shared machinery of :class:`MSTDP` and :class:`MSTDPET`."""
+
+    carried_name: ClassVar[str]
+    window_function: ClassVar[Callable[..., Any]]
+    state_type: ClassVar[type]
+
+    def check_cell(self, name: str, cell: Cell, params: Any) -> None:
+        super().check_cell(name, cell, params)
+        check_bilinear_cell(name, cell, type(self).__name__)
+
+    def init_carry(self, state: CellState, cell: Cell) -> None:
+        for buffer in ("trace_pre", "trace_post", self.carried_name):
+            state._buffers.pop(buffer, None)
 
     def learn_window(self, unit: Unit, windows: dict[str, Tensor], reward: float | Tensor) -> None:
         params: MSTDPParams = unit.state.params

@@ -10,6 +10,7 @@ from plastic.neural.classifiers import MaxRateClassifier
 from plastic.neural.competition import Competition, WinnerTakeAll
 from plastic.neural.connections import Connection, Conv1d, Conv2d, LinearDense, LinearDirect, LinearLateral
 from plastic.neural.encoders import BernoulliEncoder, LatencyEncoder, PoissonEncoder
+from plastic.neural.escape_noise import EscapeNoiseNeuron
 from plastic.neural.history import RingBuffer
 from plastic.neural.layers import Delay, SynapseFilter, VotingLayer
 from plastic.neural.neurons import IF, LIF, AdaptiveLIF, SpikingNeuron
@@ -29,6 +30,7 @@ __all__ = [
     "Conv2d",
     "Delay",
     "DeltaCurrent",
+    "EscapeNoiseNeuron",
     "ExponentialCurrent",
     "LatencyEncoder",
     "LinearDense",

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from plastic.functional.validation import all_finite
 from plastic.neural.connections import Connection
-from plastic.neural.observable import Observable
+from plastic.neural.observable import Observable, has_call_hooks
 
 if TYPE_CHECKING:
     from plastic.neural.updater import Updater
@@ -214,11 +214,17 @@ class Cell(Observable):
         neuron = cast(_NeuronModule, modules["neuron"])
         if current is not None:
             # checked before anything runs, so a bad call changes no state
-            leading = tuple(spikes.shape[: spikes.ndim - len(connection.in_shape)])
-            expected = leading + tuple(connection.out_shape)
-            if not isinstance(current, Tensor) or tuple(current.shape) != expected:
-                shown = tuple(current.shape) if isinstance(current, Tensor) else type(current).__name__
-                raise ValueError(f"current: expected shape {expected}, got {shown}")
+            leading = spikes.ndim - len(connection.in_shape)
+            if not (
+                type(current) is Tensor
+                and current.ndim == leading + len(connection.out_shape)
+                and current.shape[:leading] == spikes.shape[:leading]
+                and current.shape[leading:] == connection.out_shape
+            ):
+                expected = tuple(spikes.shape[:leading]) + tuple(connection.out_shape)
+                if not isinstance(current, Tensor) or tuple(current.shape) != expected:
+                    shown = tuple(current.shape) if isinstance(current, Tensor) else type(current).__name__
+                    raise ValueError(f"current: expected shape {expected}, got {shown}")
             voltage = neuron.voltage
             if current.dtype != voltage.dtype:
                 raise TypeError(f"current: expected dtype {voltage.dtype} (the neuron's state), got {current.dtype}")
@@ -226,10 +232,12 @@ class Cell(Observable):
                 raise ValueError(f"current: expected a tensor on {voltage.device}, got {current.device}")
             if not all_finite(current):
                 raise ValueError("current: expected finite values, found NaN or inf")
-        drive = connection(spikes)
+        # the submodules' forwards without nn.Module's call dispatch, unless hooks must see the calls
+        drive = connection(spikes) if has_call_hooks(connection) else connection.forward(spikes)
         if current is not None:
             drive = drive + current
-        return neuron(drive)
+        module = modules["neuron"]  # the same neuron, as the nn.Module it is
+        return neuron(drive) if module is None or has_call_hooks(module) else module.forward(drive)
 
 
 class Serial(nn.Module):

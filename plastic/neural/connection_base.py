@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from plastic.functional.validation import check_choice, check_non_negative, check_positive, check_tensor
 from plastic.neural.buffers import rebind_buffer
+from plastic.neural.observable import has_call_hooks
 from plastic.neural.synapses import SYNAPSE_KINDS, Synapse, check_batch_size, make_synapse
 
 __all__ = ["DELAY_INITS", "WEIGHT_LAYOUTS", "Connection", "WeightInit"]
@@ -266,7 +267,8 @@ class Connection(nn.Module):
         """Presynaptic spikes ``[(T,) B, *in_shape]`` -> postsynaptic input ``[(T,) B, *out_shape]``."""
         synapse = cast(Synapse, self._modules["synapse"])  # without nn.Module.__getattr__ (every step)
         if self.delay is None:  # None is a plain attribute (no nn.Module.__getattr__)
-            currents = synapse(spikes)
+            # the synapse's forward without nn.Module's call dispatch, unless hooks must see the call
+            currents = synapse(spikes) if has_call_hooks(synapse) else synapse.forward(spikes)
             out = self._propagate_spikes(spikes, currents)
             rebind_buffer(self, "synspike", synapse.spike)
         else:

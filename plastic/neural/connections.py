@@ -53,7 +53,9 @@ from einops import rearrange
 from torch import Tensor
 
 from plastic.functional.event_forward import (
+    EVENT_FORWARD_MAX_WEIGHT,
     GATHER_DENSITY,
+    GATHER_DENSITY_LARGE,
     GATHER_MIN_WORK,
     event_linear,
     gather_linear,
@@ -109,7 +111,9 @@ class _LinearBase(Connection):
                 and spikes.numel() * weight.shape[0] >= GATHER_MIN_WORK
             ):
                 # each spike reads its input's row of the input-major weight; None: too dense
-                out = gather_linear(spikes, weight.T, synapse.amplitude, density=GATHER_DENSITY)
+                large = weight.numel() > EVENT_FORWARD_MAX_WEIGHT
+                density = GATHER_DENSITY_LARGE if large else GATHER_DENSITY
+                out = gather_linear(spikes, weight.T, synapse.amplitude, density=density)
                 if out is not None:
                     return out if self.bias is None else out + self.bias
             weight = self.effective_weight()

@@ -10,8 +10,8 @@ and gradients.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
-from typing import cast
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -27,6 +27,7 @@ from plastic.functional.neurons import (
 from plastic.functional.surrogate import SurrogateGradient
 from plastic.functional.validation import all_finite, check_choice, check_shape, check_tensor
 from plastic.neural.buffers import rebind_buffer
+from plastic.neural.compiled import CompiledStep
 
 __all__ = ["STEP_MODES", "NeuronModule", "SpikingNeuron"]
 
@@ -194,6 +195,33 @@ class SpikingNeuron(NeuronModule):
         # a record of the last forward, not state: not saved, moved by .to(), None until a forward stores it
         self.register_buffer("_voltage_sequence", None, persistent=False)
         self.store_voltage_sequence = store_voltage_sequence
+        # what a single step without a graph runs: the eager function, or its compiled form
+        self._step_function: Callable[..., tuple[Tensor, Tensor, NeuronState]] = neuron_step_unchecked
+
+    def compile_step(self, enabled: bool = True, **options: Any) -> SpikingNeuron:
+        """Run the single steps that need no graph through ``torch.compile`` (``enabled=False``: eagerly again).
+
+        The step (:func:`~plastic.functional.neurons.neuron_step_unchecked`,
+        a dozen elementwise operations) becomes one fused kernel; ``options``
+        go to ``torch.compile`` (``mode="reduce-overhead"`` adds CUDA graphs
+        on a GPU, ``dynamic=True`` avoids a compilation per batch size). The
+        values are the eager step's (bit for bit in float64, tested); where
+        compilation is unavailable the step runs eagerly and
+        :attr:`compile_error` says why (:class:`~plastic.neural.compiled.CompiledStep`).
+        Windows and steps that build a graph are not compiled. Returns ``self``.
+        On a CPU the compiled call's overhead is about what it saves (see
+        :mod:`plastic.neural.compiled`); it is meant for GPUs.
+        """
+        if not isinstance(enabled, bool):
+            raise TypeError(f"enabled: expected a bool, got {enabled!r}")
+        self._step_function = CompiledStep(neuron_step_unchecked, **options) if enabled else neuron_step_unchecked
+        return self
+
+    @property
+    def compile_error(self) -> BaseException | None:
+        """Why a compiled step fell back to eager (None: compiled, or never asked to compile)."""
+        step = self._step_function
+        return step.error if isinstance(step, CompiledStep) else None
 
     # -- configuration -------------------------------------------------------
 
@@ -337,21 +365,31 @@ class SpikingNeuron(NeuronModule):
     def _forward_step_unchecked(self, inputs: Tensor) -> Tensor:
         """A single step without a graph: the inputs are checked here, the module's own state only for
         its layout (it holds what earlier steps computed from checked inputs)."""
-        check_tensor(inputs, "inputs", floating=True)
-        if inputs.shape != (self._batch_size, *self.shape):
-            self._check_inputs(inputs)  # raises with the full message (or a voltage of another shape)
-        self._check_inputs_dtype_device(inputs)
+        voltage = self._buffer("voltage")
+        if not (
+            type(inputs) is Tensor
+            and inputs.shape == voltage.shape
+            and inputs.dtype == voltage.dtype
+            and inputs.device == voltage.device
+            and inputs.dtype.is_floating_point
+            and inputs.shape == (self._batch_size, *self.shape)
+        ):  # every check below, with its message, where one of these fails
+            check_tensor(inputs, "inputs", floating=True)
+            if inputs.shape != (self._batch_size, *self.shape):
+                self._check_inputs(inputs)  # raises with the full message (or a voltage of another shape)
+            self._check_inputs_dtype_device(inputs)
         if not all_finite(inputs):
             raise ValueError("inputs: expected finite values, found NaN or inf")
         state = self._state()
         if not self._state_is_laid_out(state, inputs):
             _check_state(state, inputs, tuple(inputs.shape), "state", finite=False)
         params = _check_params(self.params)
+        step = self._step_function
         if torch.is_grad_enabled():  # eval mode with inputs that require grad: no graph either
             with torch.no_grad():
-                spikes, fired, new_state = neuron_step_unchecked(inputs, state, params)
+                spikes, fired, new_state = step(inputs, state, params)
         else:
-            spikes, fired, new_state = neuron_step_unchecked(inputs, state, params)
+            spikes, fired, new_state = step(inputs, state, params)
         self._store(new_state)
         rebind_buffer(self, "spike", fired)
         if self._store_voltage_sequence:

@@ -306,8 +306,9 @@ class Synapse(nn.Module):
         spike_history = cast(RingBuffer, histories["spike_history"])
         current_history = cast(RingBuffer, histories["current_history"])
         if self._step_mode == "single":
-            spike_history.push(fired)
-            current_history.push(currents.detach())
+            # a checked step of the sample's shape (check_spikes) and its currents: straight into the slots
+            spike_history._push_checked(spike_history._buffers["data"], fired)  # type: ignore[arg-type]
+            current_history._push_checked(current_history._buffers["data"], currents.detach())  # type: ignore[arg-type]
         else:
             spike_history.push_window(fired)
             current_history.push_window(currents.detach())

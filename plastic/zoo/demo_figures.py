@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from einops import rearrange
 from torch import Tensor
 
 __all__ = ["draw_demo_figures"]
@@ -23,19 +24,32 @@ def _pyplot() -> Any:
 
 
 def receptive_fields(weight: Tensor, assignments: Tensor, path: Path) -> Path:
-    """Each neuron's 64 incoming weights as an 8x8 image, titled with its label."""
+    """Each neuron's 64 incoming weights as an 8x8 tile, labelled with its class.
+
+    One image of all tiles (each scaled to its own maximum, its label in a
+    blank band above it) instead of one axis per neuron: hundreds of axes
+    take matplotlib tens of seconds.
+    """
     plt = _pyplot()
     neurons = weight.shape[0]
     columns = math.ceil(math.sqrt(neurons))
     rows = math.ceil(neurons / columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(columns * 0.7, rows * 0.75))
-    for index, axis in enumerate(axes.flat):
-        axis.axis("off")
-        if index < neurons:
-            axis.imshow(weight[index].reshape(8, 8).numpy(), cmap="hot_r", vmin=0.0)
-            label = int(assignments[index])
-            axis.set_title("-" if label < 0 else str(label), fontsize=6, pad=1)
-    figure.suptitle("learned receptive fields (label assigned to each neuron)", fontsize=9)
+    tiles = weight / weight.amax(dim=1, keepdim=True).clamp(min=1e-12)
+    # blank (NaN): the empty slots of the last row, a band of `head` pixels above each tile
+    # for its label and one pixel right of it
+    head, height, width = 3, 11, 9
+    padded = torch.full((rows * columns, height, width), float("nan"))
+    padded[:neurons, head:, :8] = tiles.reshape(neurons, 8, 8)
+    mosaic = rearrange(padded, "(row column) h w -> (row h) (column w)", row=rows)
+    figure, axis = plt.subplots(figsize=(max(4.0, columns * 0.5), max(4.0, rows * 0.6)))
+    axis.imshow(mosaic.numpy(), cmap="hot_r", vmin=0.0, vmax=1.0, interpolation="nearest")
+    for index in range(neurons):
+        label = int(assignments[index])
+        row, column = divmod(index, columns)
+        axis.text(column * width + 3.5, row * height + 1.0, "-" if label < 0 else str(label),
+                  fontsize=6, ha="center", va="center")  # fmt: skip
+    axis.axis("off")
+    axis.set_title("learned receptive fields (label assigned to each neuron)", fontsize=9)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

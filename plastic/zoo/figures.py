@@ -14,6 +14,7 @@ FIGURE_MODULES = (
     "plastic.zoo.figures_observe",
     "plastic.zoo.figures_stdp",
     "plastic.zoo.figures_pairing",
+    "plastic.zoo.figures_rmax",
     "plastic.zoo.figures_kernel_stdp",
     "plastic.zoo.figures_rules",
     "plastic.zoo.figures_online",
