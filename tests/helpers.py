@@ -44,10 +44,12 @@ class ScriptedNeuron(nn.Module):
 
 
 class ScriptedVoltageNeuron(nn.Module):
-    """Emits the spikes and keeps the voltage put in ``script`` (``(spikes, voltage)``), whatever the
-    input: a neuron whose ``voltage_sequence`` a voltage rule's monitors record."""
+    """Emits the spikes and keeps the values put in ``script`` (``(spikes, values)``), whatever the
+    input: the values as ``voltage_sequence``, which a voltage rule's monitors record."""
 
     store_voltage_sequence = True
+    #: the attribute that keeps the scripted values
+    recorded = "voltage_sequence"
 
     def __init__(self, shape, *, batch_size=1, dt=1.0, step_mode="single"):
         super().__init__()
@@ -56,16 +58,26 @@ class ScriptedVoltageNeuron(nn.Module):
         self.voltage = torch.zeros(batch_size, *self.shape, dtype=F64)
         self.script = None
         self.spike = torch.zeros(batch_size, *self.shape, dtype=torch.bool)
-        self.voltage_sequence = None
+        self.reset()
 
     def reset(self):
-        self.voltage_sequence = None
+        setattr(self, self.recorded, None)
 
     def forward(self, x):
-        spikes, voltage = self.script
+        spikes, values = self.script
         self.spike = spikes.clone()
-        self.voltage_sequence = voltage.clone()
+        setattr(self, self.recorded, values.clone())
         return spikes.to(x.dtype)
+
+
+class ScriptedProbabilityNeuron(ScriptedVoltageNeuron):
+    """:class:`ScriptedVoltageNeuron` keeping its values as ``spike_probability`` (an escape-noise
+    neuron's firing probability, which R-max records)."""
+
+    recorded = "spike_probability"
+
+    def reset(self):
+        self.spike_probability = torch.zeros(self.batch_size, *self.shape, dtype=F64)
 
 
 def _input(cell, pre):
@@ -85,17 +97,18 @@ def run(cell, pre, post, mode="single"):
             cell(_input(cell, pre[step]))
 
 
-def feed_voltage(cell, pre, voltage, post=None, mode="window"):
-    """Drive a cell whose neuron is a :class:`ScriptedVoltageNeuron` with presynaptic spikes ``pre``
-    and the postsynaptic ``voltage`` (and spikes ``post``, none by default), ``[T, B, ...]`` each."""
-    post = torch.zeros(voltage.shape, dtype=torch.bool) if post is None else post
+def feed_values(cell, pre, values, post=None, mode="window"):
+    """Drive a cell whose neuron is a :class:`ScriptedVoltageNeuron` (or :class:`ScriptedProbabilityNeuron`)
+    with presynaptic spikes ``pre`` and the postsynaptic ``values`` (voltage, probability) and spikes
+    ``post`` (none by default), ``[T, B, ...]`` each."""
+    post = torch.zeros(values.shape, dtype=torch.bool) if post is None else post
     cell.step_mode = mode
     if mode == "window":
-        cell.neuron.script = (post, voltage)
+        cell.neuron.script = (post, values)
         cell(_input(cell, pre))
     else:
         for t in range(pre.shape[0]):
-            cell.neuron.script = (post[t], voltage[t])
+            cell.neuron.script = (post[t], values[t])
             cell(_input(cell, pre[t]))
 
 
@@ -119,10 +132,11 @@ def make_cell(spec, batch, dt, *, n_in=3, n_out=2, weight_init=None, dtype=F64):
     return cell
 
 
-def make_voltage_cell(spec, batch, dt, *, dtype=F64):
-    """:func:`make_cell` with a :class:`ScriptedVoltageNeuron` (drive it with :func:`feed_voltage`)."""
+def make_voltage_cell(spec, batch, dt, *, dtype=F64, neuron=ScriptedVoltageNeuron):
+    """:func:`make_cell` with a :class:`ScriptedVoltageNeuron` (or another ``neuron`` class of that
+    kind; drive it with :func:`feed_values`)."""
     cell = make_cell(spec, batch, dt, dtype=dtype)
-    cell.neuron = ScriptedVoltageNeuron(cell.connection.out_shape, batch_size=batch, dt=dt)
+    cell.neuron = neuron(cell.connection.out_shape, batch_size=batch, dt=dt)
     return cell
 
 

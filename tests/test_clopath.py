@@ -17,7 +17,7 @@ from helpers import (
     assert_close_relative,
     conv_specs,
     drive,
-    feed_voltage,
+    feed_values,
     make_voltage_cell,
     synapse_sites,
 )
@@ -41,7 +41,7 @@ from plastic.testing.invariants import FunctionalRule, check_rule
 
 
 make_cell = make_voltage_cell
-feed = feed_voltage
+feed = feed_values
 
 
 def draw_voltage(generator, shape):

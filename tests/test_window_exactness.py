@@ -14,14 +14,17 @@ chained over chunks exactly its one-window sums. Each such parameter is checked 
 
 With general parameters the same runs agree to 1e-12 relative in float64 and 1e-6 in float32
 (relative to the largest potentiation or depression magnitude), and the carried recurrences
-(traces, filters, rates, thresholds, pairing states) stay bit for bit the same; the only carried
-quantity a window form contracts, the eligibility trace of MSTDP-ET, agrees to the same tolerance.
+(traces, filters, rates, thresholds, pairing counters) stay bit for bit the same; the carried
+quantities a window form computes in closed form (the one-product form's traces, the
+presynaptic-centred pending trace, the eligibility traces of MSTDP-ET and R-max) agree to the
+same tolerance.
 
 Rules: pair STDP (all-to-all fused and two-term, nearest, presynaptic-centred, restricted; weight
 dependence), power-law weight dependence (NEST's stdp_pl_synapse_hom, in the updater and in the
 trainer), inhibitory STDP (Vogels 2011), Oja, BCM, voltage-based STDP (Clopath 2010), triplet STDP,
-MSTDP, MSTDP-ET, Diehl & Cook's online STDP, all-pairs kernel STDP (with kept steps); dense and
-convolutional cells; the Tsodyks-Markram synapse through a connection (bit for bit in general).
+MSTDP, MSTDP-ET, R-max, Diehl & Cook's online STDP, all-pairs kernel STDP (with kept steps), integer
+STDP without stochastic rounding; dense and convolutional cells; the Tsodyks-Markram synapse through
+a connection (bit for bit with any parameters).
 """
 
 from __future__ import annotations
@@ -38,11 +41,13 @@ import pytest
 import torch
 from helpers import (
     F64,
+    ScriptedProbabilityNeuron,
+    ScriptedVoltageNeuron,
     chunk_bounds,
     conv_specs,
     cut_points,
     drive,
-    feed_voltage,
+    feed_values,
     make_cell,
     make_voltage_cell,
     run,
@@ -57,6 +62,7 @@ from plastic.functional.homeostasis import rate_ema_alpha
 from plastic.functional.inhibitory import inhibitory_depression_constant, inhibitory_stdp_window
 from plastic.functional.rate_rules import bcm_window, oja_window
 from plastic.functional.reward import mstdp_et_step, mstdp_et_window, mstdp_step, mstdp_window
+from plastic.functional.rmax import rmax_step, rmax_window
 from plastic.functional.stdp import stdp_step, stdp_window, stdp_window_net
 from plastic.functional.traces import decay_factor
 from plastic.functional.triplet import triplet_stdp_step, triplet_stdp_window
@@ -67,6 +73,7 @@ from plastic.learn.integer import IntegerSTDP
 from plastic.learn.online import OnlineSTDP
 from plastic.learn.rate_rules import BCM, Oja
 from plastic.learn.reward import MSTDP, MSTDPET
+from plastic.learn.rmax import Rmax
 from plastic.learn.stdp import STDP
 from plastic.learn.triplet import TripletSTDP
 from plastic.neural.connections import Conv1d, LinearDense
@@ -122,7 +129,10 @@ class Setup:
 
     trainer_class: type
     kwargs: dict[str, Any]
-    inputs: str = "spikes"  # "spikes" (pre, post), "voltage" (pre, voltage) or "reward" (pre, post, reward)
+    # what the scripted neuron gives: "spikes" (the cell is fed pre, post), "voltage" (pre, voltage)
+    # or "probability" (pre, probability, post); and whether each call takes the chunk's reward
+    neuron: str = "spikes"
+    reward: bool = False
     updater: dict[str, Any] = field(default_factory=dict)  # cell.make_updater keywords
     weights: tuple[float, ...] = WEIGHT_GRID  # exact runs draw the weights from these
     general_weights: bool = True  # general runs: any float between their extremes (else these too)
@@ -130,6 +140,7 @@ class Setup:
     steps: int = 8  # the longest run drawn
     batches: tuple[int, ...] = (1, 2, 4)  # batch sizes drawn (powers of two: a mean stays exact)
     contracted: tuple[str, ...] = ()  # carried state the window form contracts: equal to rounding
+    probabilities: tuple[float, ...] = ()  # R-max: the firing probabilities exact runs draw
     functional: Callable[..., Any] | None = None  # the functional form: (setup, chunk, state, view, dt, weight, step)
 
     def trainer(self) -> Any:
@@ -289,7 +300,7 @@ def clopath_rule(draw, dt, dyadic):
         short(1.0 / kwargs["tau_x"], "1/tau_x")
         short(kwargs["a_ltp"] * dt, "A_LTP dt")
         short(kwargs["a_ltd"] / kwargs["u_ref_squared"], "A_LTD / u_ref^2")
-    return Setup(ClopathSTDP, kwargs, inputs="voltage", steps=6, functional=clopath_functional)
+    return Setup(ClopathSTDP, kwargs, neuron="voltage", steps=6, functional=clopath_functional)
 
 
 def triplet_rule(draw, dt, dyadic):
@@ -326,7 +337,7 @@ def reward_rule(draw, dt, dyadic, trace):
             short(1.0 / kwargs["tau_eligibility"], "1/tau_e")
     maybe_weight_dependent(draw, kwargs)
     return Setup(
-        MSTDPET if trace else MSTDP, kwargs, inputs="reward", steps=7,
+        MSTDPET if trace else MSTDP, kwargs, reward=True, steps=7,
         contracted=("eligibility_trace",) if trace else (), functional=reward_functional,
     )  # fmt: skip
 
@@ -348,6 +359,37 @@ def online_rule(draw, dt, dyadic):
     # cumulative traces take the one-product form: its traces in closed form
     contracted = ("trace_pre", "trace_post") if kwargs["trace"] == "cumulative" else ()
     return Setup(OnlineSTDP, kwargs, updater=updater, contracted=contracted)
+
+
+def rmax_rule(draw, dt, dyadic):
+    exact = draw(st.booleans())
+    if dyadic:
+        # q = p / (1 + (tau_c/dt) p): p itself (tau_c = 0), 0 (tau_c = inf), or short for p in {0, 1/2}
+        # when tau_c = 2 dt
+        tau_c = draw(st.sampled_from([0.0, math.inf, 2.0 * dt]))
+        probabilities = (0.0, 0.5) if tau_c == 2.0 * dt else tuple(k / 8 for k in range(9))
+        if math.isfinite(tau_c):
+            for p in probabilities:
+                short(p / (1.0 + (tau_c / dt) * p), "q")
+        tau_eligibility = math.inf if draw(st.booleans()) else time_constant(draw, dt, exact, dyadic)
+    else:
+        tau_c = draw(st.sampled_from([0.0, math.inf])) if draw(st.booleans()) else draw(st.floats(0.5, 20.0))
+        probabilities = ()
+        tau_eligibility = time_constant(draw, dt, exact, dyadic)
+    kwargs = {
+        "exact": exact,
+        "tau_psp": time_constant(draw, dt, exact, dyadic),
+        "amplitude_psp": amplitude(draw, dyadic),
+        "tau_eligibility": tau_eligibility,
+        "tau_c": tau_c,
+        "learning_rate": amplitude(draw, dyadic, signed=True),
+        "batch_reduction": reduction(draw),
+        "window": 16,
+    }
+    return Setup(
+        Rmax, kwargs, neuron="probability", reward=True, steps=7, contracted=("eligibility_trace",),
+        probabilities=probabilities, functional=rmax_functional,
+    )  # fmt: skip
 
 
 def halving_post(delta, amplitude=1.0, step=1.0):
@@ -412,6 +454,7 @@ RULES: dict[str, Callable[..., Setup]] = {
     "online": online_rule,
     "all_pairs": all_pairs_rule,
     "integer": integer_rule,
+    "rmax": rmax_rule,
 }
 
 
@@ -517,6 +560,18 @@ def reward_functional(setup, chunk, state, view, dt, weight, step):
     return (result.update,), result.state
 
 
+def rmax_functional(setup, chunk, state, view, dt, weight, step):
+    pre, probability, post, reward = chunk
+    rule = Rmax.Params(**setup.kwargs).rule()
+    function, arguments = (
+        (rmax_step, (pre[0], post[0], probability[0], reward[0]))
+        if step
+        else (rmax_window, (pre, post, probability, reward))
+    )
+    result = function(*arguments, state, rule, dt=dt, view=view, batch_reduction=setup.kwargs["batch_reduction"])
+    return (result.update,), result.state
+
+
 # ------------------------------------------------------------------------- runs
 
 
@@ -529,12 +584,16 @@ class Run:
     batch: int
     dt: float
     dtype: torch.dtype
-    inputs: tuple[torch.Tensor, ...]
+    inputs: tuple[torch.Tensor, ...]  # what the cell is fed, [T, ...] each (Setup.neuron)
+    reward: torch.Tensor | None  # [T, B] when the rule takes one
     weight: torch.Tensor
 
     def cell(self):
-        make = make_voltage_cell if self.setup.inputs == "voltage" else make_cell
-        cell = make(self.spec, self.batch, self.dt, dtype=self.dtype)
+        if self.setup.neuron == "spikes":
+            cell = make_cell(self.spec, self.batch, self.dt, dtype=self.dtype)
+        else:
+            neuron = ScriptedProbabilityNeuron if self.setup.neuron == "probability" else ScriptedVoltageNeuron
+            cell = make_voltage_cell(self.spec, self.batch, self.dt, dtype=self.dtype, neuron=neuron)
         with torch.no_grad():
             cell.connection.weight.copy_(self.weight)
         cell.make_updater(**self.setup.updater)
@@ -546,16 +605,17 @@ class Run:
         cell = self.cell()
         trainer = self.setup.trainer()
         trainer.register_cell("c", cell)
-        if self.setup.inputs == "reward":
-            pre, post, reward = self.inputs
+        call = None
+        if self.reward is not None:
+            reward = self.reward
 
             def call(start, stop):
                 # a step's reward is [B]; a window's [T, B]
                 trainer(reward[start] if chunking == "every step" else reward[start:stop])
 
-            drive(cell, trainer, (pre, post), chunking, call=call)
-        else:
-            drive(cell, trainer, self.inputs, chunking, feed=feed_voltage if self.setup.inputs == "voltage" else run)
+        drive(
+            cell, trainer, self.inputs, chunking, feed=run if self.setup.neuron == "spikes" else feed_values, call=call
+        )
         potentiation, depression = cell.updater.pending("weight")
         results = {"change": potentiation - depression, "magnitude": torch.maximum(potentiation, depression)}
         carried = trainer.get_unit("c").state.state_dict()
@@ -571,9 +631,10 @@ class Run:
         view = None if self.spec is None else self.cell().connection
         state, totals = None, None
         bounds = chunk_bounds(self.inputs[0].shape[0], chunking)
+        everything = self.inputs if self.reward is None else (*self.inputs, self.reward)
         with default_dtype(self.dtype):
             for start, stop in itertools.pairwise(bounds):
-                chunk = tuple(values[start:stop] for values in self.inputs)
+                chunk = tuple(values[start:stop] for values in everything)
                 terms, state = self.setup.functional(
                     self.setup, chunk, state, view, self.dt, self.weight, chunking == "every step"
                 )
@@ -611,23 +672,27 @@ def draw_run(draw, rule, *, dyadic, dtype=F64) -> Run:
         return torch.from_numpy(draw(arrays(np.float64, shape, elements=elements, fill=st.nothing()))).to(dtype)
 
     pre = train(in_shape)
-    if setup.inputs == "voltage":
+    post_shape = (steps, batch, *out_shape)
+    if setup.neuron == "voltage":
         # around the thresholds, with spike plateaus
         voltage = values(
-            (steps, batch, *out_shape),
+            post_shape,
             st.one_of(st.integers(-160, -80).map(lambda k: k / 2), st.just(29.5)),
             st.one_of(st.floats(-80.0, -40.0), st.just(29.4)),
         )
         inputs: tuple[torch.Tensor, ...] = (pre, voltage)
+    elif setup.neuron == "probability":
+        inputs = (pre, values(post_shape, st.sampled_from(setup.probabilities), st.floats(0.0, 1.0)), train(out_shape))
     else:
         inputs = (pre, train(out_shape))
-    if setup.inputs == "reward":
-        inputs = (*inputs, values((steps, batch), st.integers(-8, 8).map(lambda k: k / 4), st.floats(-2.0, 2.0)))
+    reward = None
+    if setup.reward:
+        reward = values((steps, batch), st.integers(-8, 8).map(lambda k: k / 4), st.floats(-2.0, 2.0))
     grid = st.sampled_from(setup.weights)
     weight = values(
         weight_shape, grid, st.floats(min(setup.weights), max(setup.weights)) if setup.general_weights else grid
     )
-    return Run(setup, spec, batch, dt, dtype, inputs, weight)
+    return Run(setup, spec, batch, dt, dtype, inputs, reward, weight)
 
 
 def draw_chunking(draw):
