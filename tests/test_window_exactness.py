@@ -338,7 +338,8 @@ def reward_rule(draw, dt, dyadic, trace):
     maybe_weight_dependent(draw, kwargs)
     return Setup(
         MSTDPET if trace else MSTDP, kwargs, reward=True, steps=7,
-        contracted=("eligibility_trace",) if trace else (), functional=reward_functional,
+        contracted=("eligibility_trace",) if trace else (),
+        functional=mstdp_et_functional if trace else mstdp_functional,
     )  # fmt: skip
 
 
@@ -520,56 +521,31 @@ def bcm_functional(setup, chunk, state, view, dt, weight, step):
     return (result.delta_weight,), (result.rate_pre, result.rate_post, result.threshold)
 
 
-def weight_dependences(kw):
-    return {"f_post": kw.get("weight_dependence_post"), "f_pre": kw.get("weight_dependence_pre")}
+def rule_functional(window_function, step_function, *, order=None, weighted=True):
+    """The functional form of a rule whose functions take ``(*inputs, state, parameters, dt=, view=,
+    batch_reduction=[, weight=, f_post=, f_pre=])`` (the trainer's ``Params.rule()``) and return a
+    tuple ending with the state; ``order`` rearranges the chunk's inputs into the function's."""
+
+    def functional(setup, chunk, state, view, dt, weight, step):
+        inputs = chunk if order is None else tuple(chunk[index] for index in order)
+        kw = setup.kwargs
+        extra = {"weight": weight, "f_post": kw.get("weight_dependence_post"), "f_pre": kw.get("weight_dependence_pre")}
+        result = (step_function if step else window_function)(
+            *(tuple(values[0] for values in inputs) if step else inputs), state,
+            setup.trainer_class.Params(**kw).rule(), dt=dt, view=view, batch_reduction=kw["batch_reduction"],
+            **(extra if weighted else {}),
+        )  # fmt: skip
+        return tuple(result[:-1]), result[-1]
+
+    return functional
 
 
-def clopath_functional(setup, chunk, state, view, dt, weight, step):
-    pre, voltage = chunk
-    rule = ClopathSTDP.Params(**setup.kwargs).rule()
-    function, arguments = (clopath_step, (pre[0], voltage[0])) if step else (clopath_window, (pre, voltage))
-    result = function(
-        *arguments, state, rule, dt=dt, view=view, batch_reduction=setup.kwargs["batch_reduction"], weight=weight,
-    )  # fmt: skip
-    return (result.potentiation, result.depression), result.state
-
-
-def triplet_functional(setup, chunk, state, view, dt, weight, step):
-    pre, post = chunk
-    rule = TripletSTDP.Params(**setup.kwargs).rule()
-    function, arguments = (triplet_stdp_step, (pre[0], post[0])) if step else (triplet_stdp_window, (pre, post))
-    result = function(
-        *arguments, state, rule, dt=dt, view=view, weight=weight, batch_reduction=setup.kwargs["batch_reduction"],
-        **weight_dependences(setup.kwargs),
-    )  # fmt: skip
-    return (result.potentiation, result.depression), result.traces
-
-
-def reward_functional(setup, chunk, state, view, dt, weight, step):
-    pre, post, reward = chunk
-    trace = setup.trainer_class is MSTDPET
-    rule = setup.trainer_class.Params(**setup.kwargs).rule()
-    if step:
-        function, arguments = (mstdp_et_step if trace else mstdp_step), (pre[0], post[0], reward[0])
-    else:
-        function, arguments = (mstdp_et_window if trace else mstdp_window), (pre, post, reward)
-    result = function(
-        *arguments, state, rule, dt=dt, view=view, weight=weight, batch_reduction=setup.kwargs["batch_reduction"],
-        **weight_dependences(setup.kwargs),
-    )  # fmt: skip
-    return (result.update,), result.state
-
-
-def rmax_functional(setup, chunk, state, view, dt, weight, step):
-    pre, probability, post, reward = chunk
-    rule = Rmax.Params(**setup.kwargs).rule()
-    function, arguments = (
-        (rmax_step, (pre[0], post[0], probability[0], reward[0]))
-        if step
-        else (rmax_window, (pre, post, probability, reward))
-    )
-    result = function(*arguments, state, rule, dt=dt, view=view, batch_reduction=setup.kwargs["batch_reduction"])
-    return (result.update,), result.state
+clopath_functional = rule_functional(clopath_window, clopath_step)
+triplet_functional = rule_functional(triplet_stdp_window, triplet_stdp_step)
+mstdp_functional = rule_functional(mstdp_window, mstdp_step)
+mstdp_et_functional = rule_functional(mstdp_et_window, mstdp_et_step)
+# the cell is fed (pre, probability, post); the rule takes (pre, post, probability, reward)
+rmax_functional = rule_functional(rmax_window, rmax_step, order=(0, 2, 1, 3), weighted=False)
 
 
 # ------------------------------------------------------------------------- runs
