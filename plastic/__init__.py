@@ -32,6 +32,7 @@ from plastic.neural.adex import AdEx
 from plastic.neural.cell import Cell, Serial
 from plastic.neural.classifiers import MaxRateClassifier
 from plastic.neural.competition import Competition, WinnerTakeAll
+from plastic.neural.conductance_lif import ConductanceLIF
 from plastic.neural.connections import Conv1d, Conv2d, LinearDense, LinearDirect, LinearLateral
 from plastic.neural.encoders import BernoulliEncoder, LatencyEncoder, PoissonEncoder
 from plastic.neural.escape_noise import EscapeNoiseNeuron
@@ -69,6 +70,7 @@ __all__ = [
     "CellState",
     "ClopathSTDP",
     "Competition",
+    "ConductanceLIF",
     "Conv1d",
     "Conv2d",
     "CumulativeAverageReducer",

@@ -9,6 +9,7 @@ so a test's expected value stays an independent reference.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -42,35 +43,100 @@ class ScriptedNeuron(nn.Module):
         return self.spike.to(x.dtype)
 
 
+class ScriptedVoltageNeuron(nn.Module):
+    """Emits the spikes and keeps the values put in ``script`` (``(spikes, values)``), whatever the
+    input: the values as ``voltage_sequence``, which a voltage rule's monitors record."""
+
+    store_voltage_sequence = True
+    #: the attribute that keeps the scripted values
+    recorded = "voltage_sequence"
+
+    def __init__(self, shape, *, batch_size=1, dt=1.0, step_mode="single"):
+        super().__init__()
+        self.shape = tuple(shape)
+        self.dt, self.step_mode, self.batch_size = dt, step_mode, batch_size
+        self.voltage = torch.zeros(batch_size, *self.shape, dtype=F64)
+        self.script = None
+        self.spike = torch.zeros(batch_size, *self.shape, dtype=torch.bool)
+        self.reset()
+
+    def reset(self):
+        setattr(self, self.recorded, None)
+
+    def forward(self, x):
+        spikes, values = self.script
+        self.spike = spikes.clone()
+        setattr(self, self.recorded, values.clone())
+        return spikes.to(x.dtype)
+
+
+class ScriptedProbabilityNeuron(ScriptedVoltageNeuron):
+    """:class:`ScriptedVoltageNeuron` keeping its values as ``spike_probability`` (an escape-noise
+    neuron's firing probability, which R-max records)."""
+
+    recorded = "spike_probability"
+
+    def reset(self):
+        self.spike_probability = torch.zeros(self.batch_size, *self.shape, dtype=F64)
+
+
+def _input(cell, pre):
+    """Presynaptic spikes as values of the connection's dtype."""
+    return pre.to(cell.connection.weight.dtype)
+
+
 def run(cell, pre, post, mode="single"):
     """Drive ``cell`` with presynaptic ``pre`` [T, B, *in]; its scripted neuron emits ``post`` [T, B, *out]."""
     cell.step_mode = mode
     if mode == "window":
         cell.neuron.script = post
-        cell(pre.to(F64))
+        cell(_input(cell, pre))
     else:
         for step in range(pre.shape[0]):
             cell.neuron.script = post[step]
-            cell(pre[step].to(F64))
+            cell(_input(cell, pre[step]))
 
 
-def make_cell(spec, batch, dt, *, n_in=3, n_out=2, weight_init=None):
-    """A float64 cell with a scripted neuron and a default updater: ``LinearDense(n_in, n_out)``
-    when ``spec`` is None, else a ``Conv1d``/``Conv2d`` from 2 input channels to 2 output channels
-    per group (dilation 1) described by ``spec``: ``in_size``, ``groups``, ``kernel``, ``stride``,
-    ``padding``, ``padding_mode``."""
+def feed_values(cell, pre, values, post=None, mode="window"):
+    """Drive a cell whose neuron is a :class:`ScriptedVoltageNeuron` (or :class:`ScriptedProbabilityNeuron`)
+    with presynaptic spikes ``pre`` and the postsynaptic ``values`` (voltage, probability) and spikes
+    ``post`` (none by default), ``[T, B, ...]`` each."""
+    post = torch.zeros(values.shape, dtype=torch.bool) if post is None else post
+    cell.step_mode = mode
+    if mode == "window":
+        cell.neuron.script = (post, values)
+        cell(_input(cell, pre))
+    else:
+        for t in range(pre.shape[0]):
+            cell.neuron.script = (post[t], values[t])
+            cell(_input(cell, pre[t]))
+
+
+def make_cell(spec, batch, dt, *, n_in=3, n_out=2, weight_init=None, dtype=F64):
+    """A cell (float64 unless ``dtype``) with a scripted neuron and a default updater:
+    ``LinearDense(n_in, n_out)`` when ``spec`` is None, else a ``Conv1d``/``Conv2d`` from 2 input
+    channels to 2 output channels per group (dilation 1) described by ``spec``: ``in_size``,
+    ``groups``, ``kernel``, ``stride``, ``padding``, ``padding_mode``."""
     if spec is None:
-        connection = LinearDense(n_in, n_out, batch_size=batch, dt=dt, dtype=F64, weight_init=weight_init)
+        connection = LinearDense(n_in, n_out, batch_size=batch, dt=dt, dtype=dtype, weight_init=weight_init)
     else:
         dims = len(spec["in_size"])
         cls = Conv1d if dims == 1 else Conv2d
         connection = cls(
             2, 2 * spec["groups"], spec["kernel"], spec["stride"], spec["padding"], 1, spec["groups"],
             spec["padding_mode"], in_size=spec["in_size"][0] if dims == 1 else tuple(spec["in_size"]),
-            batch_size=batch, dt=dt, dtype=F64, weight_init=weight_init,
+            batch_size=batch, dt=dt, dtype=dtype, weight_init=weight_init,
         )  # fmt: skip
     cell = Cell(connection, ScriptedNeuron(connection.out_shape, batch_size=batch, dt=dt))
     cell.make_updater()
+    return cell
+
+
+def make_voltage_cell(spec, batch, dt, *, dtype=F64, neuron=ScriptedVoltageNeuron):
+    """:func:`make_cell` with a :class:`ScriptedVoltageNeuron` (or another ``neuron`` class of that
+    kind; drive it with :func:`feed_values`)."""
+    cell = make_cell(spec, batch, dt, dtype=dtype)
+    cell.neuron = neuron(cell.connection.out_shape, batch_size=batch, dt=dt)
     return cell
 
 
@@ -98,6 +164,57 @@ conv_specs = st.one_of(
         }
     ),
 )
+
+
+# --------------------------------------------------------------------------- calling a trainer in chunks
+
+#: how a test calls a trainer over a run of T steps: ``"once"`` (one window, one call), ``"every step"``
+#: (the cell in single-step mode, a call after each step) or a list of cut points (windows between
+#: them, a call after each)
+Chunking = str | Sequence[int]
+
+
+def cut_points(max_cut=12):
+    """One to three cut points of a run (clipped to it by :func:`chunk_bounds`): a chunking."""
+    return st.lists(st.integers(1, max_cut), min_size=1, max_size=3)
+
+
+def chunk_bounds(steps: int, chunking: Chunking) -> list[int]:
+    """The steps at which the trainer is called, from 0 to ``steps`` (both included, sorted, no repeats)."""
+    if chunking == "once":
+        return [0, steps]
+    if chunking == "every step":
+        return list(range(steps + 1))
+    return sorted({min(int(cut), steps) for cut in chunking} | {0, steps})
+
+
+def drive(
+    cell: Cell,
+    trainer: Callable[..., object],
+    inputs: Sequence[torch.Tensor],
+    chunking: Chunking,
+    *,
+    feed: Callable[..., None] = run,
+    call: Callable[[int, int], object] | None = None,
+) -> None:
+    """Run ``cell`` through ``inputs`` (tensors ``[T, ...]``, the arguments of ``feed`` after the
+    cell: by default presynaptic and postsynaptic spikes) and call ``trainer`` after each chunk of
+    ``chunking``; ``"every step"`` runs the cell step by step (single-step mode), the others in
+    windows. ``call(start, stop)`` replaces ``trainer()`` (e.g. to pass the chunk's reward)."""
+    steps = inputs[0].shape[0]
+    mode = "single" if chunking == "every step" else "window"
+    for start, stop in itertools.pairwise(chunk_bounds(steps, chunking)):
+        feed(cell, *(values[start:stop] for values in inputs), mode=mode)
+        if call is None:
+            trainer()
+        else:
+            call(start, stop)
+
+
+def net_pending(cell: Cell) -> torch.Tensor:
+    """The change the cell's updater holds for the weight: potentiation minus depression."""
+    potentiation, depression = cell.updater.pending("weight")
+    return potentiation - depression
 
 
 # --------------------------------------------------------------------------- receptive references

@@ -19,7 +19,7 @@ from plastic.learn.stdp import STDP
 from plastic.neural.cell import Cell
 from plastic.neural.connections import LinearDense
 
-from helpers import F64, ScriptedNeuron, assert_close_relative, make_cell, run, synapse_sites
+from helpers import F64, ScriptedNeuron, assert_close_relative, drive, make_cell, run, synapse_sites
 
 
 def brute_force_pairs(connection, pre, post, kernels, dt, reduction):
@@ -205,15 +205,13 @@ def test_carried_steps_make_calls_independent_of_their_frequency(
     generator = torch.Generator().manual_seed(seed)
     kwargs = {} if kernel == "exp" else dict(kernel_post=hat_torch, kernel_pre=None)
     results = []
-    for chunks in ([0, steps], list(range(steps + 1)), sorted({min(s, steps) for s in splits} | {0, steps})):
+    for chunks in ("once", "every step", splits):
         cell = make_cell(spec, batch, dt)
         trainer = AllPairsKernelSTDP(carry_steps=steps, **kwargs)
         trainer.register_cell("c", cell)
         if not results:
             pre, post = draw(generator, cell, steps, batch, rate_pre, rate_post)
-        for start, stop in zip(chunks[:-1], chunks[1:]):
-            run(cell, pre[start:stop], post[start:stop], "window")
-            trainer()
+        drive(cell, trainer, (pre, post), chunks)
         results.append(cell.updater.pending("weight"))
     for other in results[1:]:
         assert_close_relative(other[0], results[0][0].numpy())

@@ -9,6 +9,7 @@ checked by hand.
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -24,21 +25,38 @@ def test_near_bound_fraction_by_hand():
 
 
 def test_small_run_keeps_bounds_and_the_block_mask():
-    config = CompetitiveConfig(inputs=40, seconds=3, window=500, a_plus=0.05, amplitude=30.0)
+    config = CompetitiveConfig(inputs=40, inhibitory_inputs=10, seconds=3, window=500, a_plus=0.05, g_max=0.4)
     result = run_competitive(config, progress=False)
     weights = result["weights"]
     assert weights.shape == (2, 40)
-    assert float(weights.min()) >= 0.0 and float(weights.max()) <= config.w_max
+    assert float(weights.min()) >= 0.0 and float(weights.max()) <= 1.0  # units of g_max
     assert result["output_rates"].shape == (6, 2)
+    assert result["output_rates"].sum() > 0
+    assert result["near_bounds_history"].shape == (6, 2)
+    assert result["near_bounds_history"][-1].tolist() == pytest.approx(result["near_bounds"])
     assert not torch.equal(weights[0], result["initial"])  # it learned something
     # the two neurons' cross synapses stay at zero: the mask, over a fresh build with the same seed
-    cell, trainer, mask = _build(config, torch.Generator().manual_seed(config.seed))
+    cell, trainer, mask, inhibition = _build(config, torch.Generator().manual_seed(config.seed))
     with torch.no_grad():
         for _ in range(2):
-            cell(torch.rand(500, 1, 80) < 0.05)
+            conductance = inhibition(torch.rand(500, 1, 20) < 0.01)
+            cell(torch.rand(500, 1, 80) < 0.05, inhibitory=conductance)
             trainer()
             trainer.update()
     assert not cell.connection.weight[~mask].any()
+
+
+def test_each_neuron_gets_its_own_inhibitory_conductance():
+    config = CompetitiveConfig(inputs=4, inhibitory_inputs=3, g_inhibitory=0.05, tau_inhibitory=5.0)
+    _, _, _, inhibition = _build(config, torch.Generator().manual_seed(0))
+    spikes = torch.zeros(3, 1, 6, dtype=torch.bool)
+    spikes[0, 0, 1] = True  # an inhibitory input of neuron 0 at step 0
+    spikes[1, 0, 4] = True  # one of neuron 1 at step 1
+    with torch.no_grad():
+        conductance = inhibition(spikes)[:, 0]
+    decay = math.exp(-1.0 / 5.0)
+    expected = torch.tensor([[0.05, 0.0], [0.05 * decay, 0.05], [0.05 * decay**2, 0.05 * decay]])
+    assert torch.allclose(conductance, expected, rtol=1e-6, atol=0.0)
 
 
 def test_command_writes_the_figure_and_run_json(tmp_path, capsys):

@@ -19,14 +19,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, cast
 
-import attrs
 import torch
 from torch import Tensor
 
 from plastic.functional.adex import AdExParams, AdExState, adex_initial_state, adex_step, adex_window
 from plastic.functional.validation import all_finite, check_positive, check_shape, check_tensor
 from plastic.neural.buffers import rebind_buffer
-from plastic.neural.neuron_base import NeuronModule, _batch_size, _neuron_shape
+from plastic.neural.neuron_base import NeuronModule, _batch_size, _neuron_shape, _params_with_overrides, _state_dtype
 
 __all__ = ["AdEx"]
 
@@ -84,22 +83,12 @@ class AdEx(NeuronModule):
     ) -> None:
         super().__init__()
         self.shape = _neuron_shape(shape)
-        if params is None:
-            params = AdExParams()
-        if not isinstance(params, AdExParams):
-            raise TypeError(f"params: expected AdExParams or None, got {type(params).__name__}")
-        known = {field.name for field in attrs.fields(AdExParams)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise TypeError(f"AdEx: unknown parameter(s) {unknown}; expected some of {sorted(known)}")
-        self.params = attrs.evolve(params, **overrides)
+        self.params = _params_with_overrides(params, AdExParams, overrides, "AdEx")
         self.dt = check_positive(dt, "dt")
         self.params.check_step(self.dt)
         self.plateau_steps = self.params.plateau_steps(self.dt)
         self.step_mode = step_mode
-        dtype = torch.get_default_dtype() if dtype is None else dtype
-        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-            raise TypeError(f"dtype: expected a floating-point torch.dtype, got {dtype!r}")
+        dtype = _state_dtype(dtype)
         self._batch_size = _batch_size(batch_size)
         state = adex_initial_state((self._batch_size, *self.shape), self.params, dtype=dtype, device=device)
         for name, value in zip(_STATE_BUFFERS, state, strict=True):
@@ -109,16 +98,6 @@ class AdEx(NeuronModule):
         self.store_voltage_sequence = store_voltage_sequence
 
     # -- configuration -------------------------------------------------------
-
-    @property
-    def batch_size(self) -> int:
-        """Samples per step; setting it reallocates and resets the state."""
-        return self._batch_size
-
-    @batch_size.setter
-    def batch_size(self, value: int) -> None:
-        self._batch_size = _batch_size(value)
-        self.reset()
 
     # -- state ---------------------------------------------------------------
 

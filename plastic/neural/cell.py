@@ -46,7 +46,7 @@ class _NeuronModule(Protocol):
 
     def reset(self) -> None: ...
 
-    def __call__(self, inputs: Tensor) -> Tensor: ...
+    def __call__(self, inputs: Tensor, **neuron_inputs: Tensor) -> Tensor: ...
 
 
 def _neuron_shape(neuron: nn.Module) -> tuple[int, ...]:
@@ -202,12 +202,15 @@ class Cell(Observable):
         self.connection.reset()
         cast(_NeuronModule, self.neuron).reset()
 
-    def forward(self, spikes: Tensor, current: Tensor | None = None) -> Tensor:
+    def forward(self, spikes: Tensor, current: Tensor | None = None, **neuron_inputs: Tensor) -> Tensor:
         """Presynaptic spikes ``[(T,) B, *in_shape]`` -> postsynaptic spikes ``[(T,) B, *out_shape]``.
 
         ``current`` (optional, the shape of the connection's output) is added
         to the connection's output before the neuron: the input of other
         connections onto the same neurons, e.g. lateral inhibition.
+        ``neuron_inputs`` go to the neuron's forward as keywords (the neuron
+        checks them), e.g. the ``inhibitory`` conductance of a
+        :class:`~plastic.neural.conductance_lif.ConductanceLIF`.
         """
         modules = self._modules  # the submodules without nn.Module.__getattr__ (this runs at every step)
         connection = cast(Connection, modules["connection"])
@@ -237,6 +240,10 @@ class Cell(Observable):
         if current is not None:
             drive = drive + current
         module = modules["neuron"]  # the same neuron, as the nn.Module it is
+        if neuron_inputs:
+            if module is None or has_call_hooks(module):
+                return neuron(drive, **neuron_inputs)
+            return cast(Tensor, module.forward(drive, **neuron_inputs))
         return neuron(drive) if module is None or has_call_hooks(module) else module.forward(drive)
 
 

@@ -28,7 +28,7 @@ from plastic.functional.escape_noise import (
 )
 from plastic.functional.validation import check_positive
 from plastic.neural.buffers import rebind_buffer
-from plastic.neural.neuron_base import NeuronModule, _batch_size, _neuron_shape
+from plastic.neural.neuron_base import NeuronModule, _batch_size, _neuron_shape, _state_dtype
 
 __all__ = ["EscapeNoiseNeuron"]
 
@@ -104,9 +104,7 @@ class EscapeNoiseNeuron(NeuronModule):
                 generator.seed()
         self.generator = generator
         self.step_mode = step_mode
-        dtype = torch.get_default_dtype() if dtype is None else dtype
-        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-            raise TypeError(f"dtype: expected a floating torch.dtype, got {dtype!r}")
+        dtype = _state_dtype(dtype)
         self._batch_size = _batch_size(batch_size)
         state_shape = (self._batch_size, *self.shape)
         self.register_buffer("psp", torch.zeros(state_shape, dtype=dtype, device=device))
@@ -121,16 +119,6 @@ class EscapeNoiseNeuron(NeuronModule):
         self.store_voltage_sequence = store_voltage_sequence
 
     # -- configuration ---------------------------------------------------------
-
-    @property
-    def batch_size(self) -> int:
-        """Samples per step; setting it reallocates and resets the state."""
-        return self._batch_size
-
-    @batch_size.setter
-    def batch_size(self, value: int) -> None:
-        self._batch_size = _batch_size(value)
-        self.reset()
 
     # -- state -------------------------------------------------------------------
 

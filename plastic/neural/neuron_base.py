@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
+import attrs
 import torch
 from torch import Tensor, nn
 
@@ -32,6 +33,7 @@ from plastic.neural.compiled import CompiledStep
 __all__ = ["STEP_MODES", "NeuronModule", "SpikingNeuron"]
 
 STEP_MODES = ("single", "window")
+P = TypeVar("P", bound=attrs.AttrsInstance)
 # refractory counters: integer tensors (what the functional state check accepts)
 _COUNTER_DTYPES = (torch.int8, torch.uint8, torch.int16, torch.int32, torch.int64)
 
@@ -58,6 +60,31 @@ def _batch_size(value: object) -> int:
     return value
 
 
+def _state_dtype(dtype: object) -> torch.dtype:
+    """The floating dtype a neuron's state is built in (``None``: torch's default)."""
+    dtype = torch.get_default_dtype() if dtype is None else dtype
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype: expected a floating-point torch.dtype, got {dtype!r}")
+    return dtype
+
+
+def _params_with_overrides(params: object, params_type: type[P], overrides: dict[str, Any], owner: str) -> P:
+    """``params`` (``None``: ``params_type()``) with the fields in ``overrides`` replaced.
+
+    A ``TypeError`` names ``params`` for another type and ``owner`` for an unknown field.
+    """
+    if params is None:
+        params = params_type()
+    if not isinstance(params, params_type):
+        raise TypeError(f"params: expected {params_type.__name__} or None, got {type(params).__name__}")
+    known = {field.name for field in attrs.fields(params_type)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise TypeError(f"{owner}: unknown parameter(s) {unknown}; expected some of {sorted(known)}")
+    evolved: P = attrs.evolve(cast(Any, params), **overrides)  # attrs' plugin types evolve on attrs classes only
+    return evolved
+
+
 class NeuronModule(nn.Module):
     """What every neuron module shares: the step mode and the voltage sequence a monitor records.
 
@@ -69,6 +96,21 @@ class NeuronModule(nn.Module):
     _voltage_sequence: Tensor | None  # read as voltage_sequence
     _step_mode: str
     _store_voltage_sequence: bool
+    _batch_size: int
+
+    @property
+    def batch_size(self) -> int:
+        """Samples per step; setting it reallocates and resets the state (:meth:`reset`)."""
+        return self._batch_size
+
+    @batch_size.setter
+    def batch_size(self, value: int) -> None:
+        self._batch_size = _batch_size(value)
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the resting state, every batched buffer sized by ``batch_size``."""
+        raise NotImplementedError
 
     @property
     def step_mode(self) -> str:
@@ -181,9 +223,7 @@ class SpikingNeuron(NeuronModule):
         self.dt = float(dt)
         self.adaptive = adaptive
         self.step_mode = step_mode
-        dtype = torch.get_default_dtype() if dtype is None else dtype
-        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-            raise TypeError(f"dtype: expected a floating-point torch.dtype, got {dtype!r}")
+        dtype = _state_dtype(dtype)
         self._batch_size = _batch_size(batch_size)
         state_shape = (self._batch_size, *self.shape)
         self.register_buffer("voltage", torch.full(state_shape, params.v_reset, device=device, dtype=dtype))

@@ -160,8 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     triplet.set_defaults(handler=_triplet)
 
     competitive = commands.add_parser("competitive", help="Song, Miller & Abbott (2000) competitive STDP")
-    competitive.add_argument("--seconds", type=int, default=4000, help="simulated seconds")
-    competitive.add_argument("--rate", type=float, default=10.0, help="input rate in Hz (the second neuron: twice)")
+    competitive.add_argument("--seconds", type=int, default=2000, help="simulated seconds")
+    competitive.add_argument("--rate", type=float, default=20.0, help="input rate in Hz (the second neuron: twice)")
     competitive.add_argument("--seed", type=int, default=0)
     competitive.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     competitive.add_argument("--threads", type=int, default=1, help="torch CPU threads")

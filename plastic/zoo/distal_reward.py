@@ -3,7 +3,7 @@ arriving up to a second after the pairing that earned it, learned with the
 eligibility-trace rule (MSTDP-ET, the dopamine-modulated STDP of the paper).
 
 Network. ``outputs`` LIF neurons (units: mV above rest, ``tau_m = 20`` ms,
-threshold 16, reset 10, as in :mod:`plastic.zoo.competitive`) receive
+threshold 16, reset 10: rest -70, threshold -54, reset -60 mV) receive
 ``inputs`` plastic synapses from Poisson neurons firing at ``rate`` Hz, and
 fixed synapses from ``noise_inputs`` Poisson noise trains of its own (private,
 so that the outputs fire independently of each other) that keep each output

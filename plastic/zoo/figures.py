@@ -8,6 +8,7 @@ from pathlib import Path
 #: figure modules, each with ``main(out_dir)``
 FIGURE_MODULES = (
     "plastic.zoo.figures_neurons",
+    "plastic.zoo.figures_conductance",
     "plastic.zoo.figures_layers",
     "plastic.zoo.figures_connections",
     "plastic.zoo.figures_bounding",

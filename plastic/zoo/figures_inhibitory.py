@@ -7,9 +7,9 @@ excitatory Poisson trains (10 Hz, fixed weights) and 200 inhibitory ones
 inputs reach the neuron through one dense connection with exponential current
 synapses (``tau = 5`` ms); the inhibitory weights are negative
 (``weight_sign=-1``), an updater mask keeps the excitatory ones fixed, and
-the clamp keeps the inhibitory ones ``<= 0``. Membrane as in
-:mod:`plastic.zoo.competitive` (mV above rest, ``tau_m = 20`` ms, threshold
-16 mV, reset 10 mV). Without inhibition the neurons fire at about 70 Hz.
+the clamp keeps the inhibitory ones ``<= 0``. Membrane in mV above rest,
+``tau_m = 20`` ms, threshold 16 mV, reset 10 mV (rest -70, threshold -54,
+reset -60 mV). Without inhibition the neurons fire at about 70 Hz.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from torch import nn
 
 from plastic.functional.bounding import Bounding
 from plastic.neural.updater import Updater
-from plastic.zoo.competitive import CompetitiveConfig, run_competitive
+from plastic.zoo.competitive import W_MAX, CompetitiveConfig, run_competitive
 
 MU = 0.4  # Morrison et al. (2007), fitted to Bi & Poo (1998)
 W_REFERENCE = 1.0
@@ -67,17 +67,17 @@ def main(out_dir: str | Path = "zoo_docs/figures", seconds: int = 200) -> Path:
     left.set_title(f"drift, mu = {MU}, alpha = {ALPHA} (dots: the updater)")
     left.legend(fontsize=7)
 
-    config = CompetitiveConfig(seconds=seconds)
+    config = CompetitiveConfig(seconds=seconds, rate=10.0)
     result = run_competitive(config, progress=False, bounding=bounding)
     top = float(result["weights"].max()) * 1.05
-    bins = torch.linspace(0, max(top, config.w_max), 51).tolist()
+    bins = torch.linspace(0, max(top, W_MAX), 51).tolist()
     right.hist(result["initial"].numpy(), bins=bins, histtype="step", color="0.6", label="initial")
     for row, colour in ((0, "C0"), (1, "C3")):
         rate = config.rate * (row + 1)
         mean, spread = float(result["weights"][row].mean()), float(result["weights"][row].std())
         right.hist(result["weights"][row].numpy(), bins=bins, alpha=0.6, color=colour,
                    label=f"{rate:g} Hz inputs: {mean:.3f} +- {spread:.3f}")  # fmt: skip
-    right.set_xlabel("weight (units of w0)")
+    right.set_xlabel("weight (units of w0 = g_max)")
     right.set_ylabel("synapses")
     right.set_title(f"Song-Miller-Abbott network, power law, {seconds} s")
     right.legend(fontsize=7)
