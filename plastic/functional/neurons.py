@@ -171,9 +171,8 @@ def neuron_step_unchecked(
     tensor itself.) The other returned tensors are new; nothing given is
     written.
     """
-    voltage = state.voltage
-    remaining = _initial_remaining(params, state)
-    theta = state.theta
+    voltage, _, theta = state
+    remaining = None if params.refractory_steps == 0 else _initial_remaining(params, state)
     h = _charge_into(params, voltage, inputs)
     refractory_mask = None if remaining is None else remaining > 0
     if refractory_mask is not None:

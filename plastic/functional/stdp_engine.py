@@ -35,6 +35,7 @@ import torch
 from torch import Tensor
 
 from plastic.functional.bilinear import event_indices, event_positions, event_positions_by_column
+from plastic.functional.event_forward import bag_sum_rows
 from plastic.functional.pair_products import Method, use_sparse
 from plastic.functional.traces import spike_values
 
@@ -534,8 +535,8 @@ def bag_sums(rows: Tensor, indices: Tensor, starts: Tensor, out: Tensor | None =
                 out0=out, out1=scratch[0], out2=scratch[1], out3=scratch[2],
             )  # fmt: skip
             return out
-        return out.copy_(torch.embedding_bag(rows, indices, starts, False, 0, False, None, False, None)[0])
-    return torch.embedding_bag(rows, indices, starts, False, 0, False, None, False, None)[0]
+        return out.copy_(bag_sum_rows(rows, indices, starts))
+    return bag_sum_rows(rows, indices, starts)
 
 
 @functools.lru_cache(maxsize=16)
