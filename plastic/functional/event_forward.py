@@ -198,7 +198,8 @@ def bag_sum_rows(rows: Tensor, indices: Tensor, starts: Tensor) -> Tensor:
     ~3.7 us).
     """
     if _FORWARD_ONLY is not None and not (rows.requires_grad and torch.is_grad_enabled()):
-        return _FORWARD_ONLY(rows, indices, starts, False, 0, False, None, False, -1)[0]
+        result: Tensor = _FORWARD_ONLY(rows, indices, starts, False, 0, False, None, False, -1)[0]
+        return result
     return torch.embedding_bag(rows, indices, starts, False, 0, False, None, False, None)[0]
 
 
