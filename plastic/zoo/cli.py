@@ -1,4 +1,4 @@
-"""Command line: ``python -m plastic {demo,window,triplet,figures} ...``.
+"""Command line: ``python -m plastic {demo,window,triplet,competitive,distal-reward,conv-features,figures} ...``.
 
 * ``demo``: unsupervised digit learning (Diehl & Cook style) with figures.
 * ``window``: the STDP window of a built-in rule, measured by running the
