@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -112,29 +113,72 @@ def neuron_charge(params: NeuronParams, voltage: Tensor, inputs: Tensor) -> Tens
     return _charge(params, voltage, inputs)
 
 
-def _charge_into(params: NeuronParams, voltage: Tensor, inputs: Tensor, out: Tensor | None = None) -> Tensor:
+def _charge_into(
+    params: NeuronParams,
+    voltage: Tensor,
+    inputs: Tensor,
+    out: Tensor | None = None,
+    operands: StepOperands | None = None,
+) -> Tensor:
     """:func:`lif_charge` / :func:`if_charge` written into ``out`` (a new tensor if None), with
-    the same floating-point operations in the same order; returns ``out``."""
+    the same floating-point operations in the same order; returns ``out``. ``operands``: the
+    step's numbers for ``voltage`` (:func:`step_operands`; made here if None)."""
     if params.kind != "lif":
         return torch.add(voltage, inputs, out=out)
-    v_reset_is_plus_zero = params.v_reset == 0 and math.copysign(1.0, params.v_reset) > 0  # V - (+0) is V exactly
+    if operands is None:
+        operands = step_operands(params, voltage)
     if params.decay_input:  # V + (X - (V - V_reset)) / tau
-        if v_reset_is_plus_zero:
+        if operands.v_reset_is_plus_zero:  # V - (+0) is V exactly
             out = torch.sub(inputs, voltage, out=out)
         else:
-            out = torch.sub(voltage, step_operand(params.v_reset, voltage), out=out)
+            out = torch.sub(voltage, operands.v_reset, out=out)
             torch.sub(inputs, out, out=out)
         # ``out / tau + V`` in one pass: addcdiv divides each element by tau (the same rounded
         # quotient as ``div_``), then adds V (one more rounding, as ``add_``)
-        return torch.addcdiv(voltage, out, scalar_tensor(params.tau, out.dtype, out.device), out=out)
+        return torch.addcdiv(voltage, out, operands.tau_divisor, out=out)
     # (V - (V - V_reset) / tau) + X
-    if v_reset_is_plus_zero:
-        out = torch.div(voltage, step_operand(params.tau, voltage), out=out)
+    if operands.v_reset_is_plus_zero:
+        out = torch.div(voltage, operands.tau, out=out)
     else:
-        out = torch.sub(voltage, step_operand(params.v_reset, voltage), out=out)
-        out.div_(step_operand(params.tau, out))
+        out = torch.sub(voltage, operands.v_reset, out=out)
+        out.div_(operands.tau)
     torch.sub(voltage, out, out=out)
     return out.add_(inputs)
+
+
+class StepOperands(NamedTuple):
+    """The numbers of one neuron step as operands of its operations (:func:`step_operand`), for a state
+    of one dtype and device: made once per parameters and layout (:func:`step_operands`), not at
+    every step."""
+
+    v_threshold: Tensor | float
+    v_reset: Tensor | float
+    v_reset_is_plus_zero: bool
+    tau: Tensor | float
+    tau_divisor: Tensor  # addcdiv's divisor is a tensor whatever the dtype
+    theta_decay: Tensor | float
+    no_spike: Tensor | bool
+    count_zero: Tensor | float
+    count_one: Tensor | float
+    refractory_steps: Tensor | float
+
+
+def step_operands(params: NeuronParams, voltage: Tensor, remaining: Tensor | None = None) -> StepOperands:
+    """The :class:`StepOperands` of ``params`` for a state with ``voltage``'s dtype and device and
+    refractory counters of ``remaining``'s dtype (int32 if None)."""
+    counter = torch.empty((), dtype=torch.int32, device=voltage.device) if remaining is None else remaining
+    return StepOperands(
+        v_threshold=step_operand(params.v_threshold, voltage),
+        v_reset=step_operand(params.v_reset, voltage),
+        v_reset_is_plus_zero=params.v_reset == 0 and math.copysign(1.0, params.v_reset) > 0,
+        tau=step_operand(params.tau, voltage),
+        tau_divisor=scalar_tensor(params.tau, voltage.dtype, voltage.device),
+        theta_decay=step_operand(params.theta_decay, voltage),
+        no_spike=scalar_tensor(False, torch.bool, voltage.device),
+        count_zero=step_operand(0, counter),
+        count_one=step_operand(1, counter),
+        refractory_steps=step_operand(params.refractory_steps, counter),
+    )
 
 
 def scalar_tensor(value: float, dtype: torch.dtype, device: torch.device) -> Tensor:

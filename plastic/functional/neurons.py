@@ -72,6 +72,7 @@ import torch
 from torch import Tensor
 
 from plastic.functional.neuron_equations import (
+    StepOperands,
     _charge,
     _charge_into,
     _reset,
@@ -83,7 +84,7 @@ from plastic.functional.neuron_equations import (
     refractory_update,
     reset_hard,
     reset_soft,
-    step_operand,
+    step_operands,
     theta_decay_factor,
     theta_update,
 )
@@ -147,13 +148,16 @@ def _step(inputs: Tensor, state: NeuronState, params: NeuronParams) -> tuple[Ten
 
 
 def neuron_step_unchecked(
-    inputs: Tensor, state: NeuronState, params: NeuronParams
+    inputs: Tensor, state: NeuronState, params: NeuronParams, operands: StepOperands | None = None
 ) -> tuple[Tensor, Tensor, NeuronState]:
     """The forward values of :func:`neuron_step_state`, without argument checks and without autograd.
 
     For callers that checked ``inputs`` and ``state`` themselves and need no
     gradient (the neuron modules' single steps in eval mode or under
     ``torch.no_grad()``); nothing is validated here and nothing keeps a graph.
+    ``operands``: the step's numbers as operands for this state's dtype and
+    device (:func:`~plastic.functional.neuron_equations.step_operands`, made
+    here if None; a caller stepping many times keeps them): the same values.
 
     Returns ``(spike, fired, state)``: float spikes ``[B, *shape]``, the same
     spikes as bool, and the state after the step, equal (``torch.equal``) to
@@ -171,45 +175,41 @@ def neuron_step_unchecked(
     tensor itself.) The other returned tensors are new; nothing given is
     written.
     """
-    # the numbers of the step enter as cached 0-d tensors of the operands' dtypes (step_operand):
-    # the same values, without wrapping each number into a new tensor at every step
     voltage, _, theta = state
     remaining = None if params.refractory_steps == 0 else _initial_remaining(params, state)
-    h = _charge_into(params, voltage, inputs)
-    refractory_mask = None if remaining is None else torch.gt(remaining, step_operand(0, remaining))
+    if operands is None:
+        operands = step_operands(params, voltage, remaining)
+    h = _charge_into(params, voltage, inputs, None, operands)
+    refractory_mask = None if remaining is None else torch.gt(remaining, operands.count_zero)
     if refractory_mask is not None:
         torch.where(refractory_mask, voltage, h, out=h)
     # V_th + theta (the sum commutes exactly)
-    threshold = (
-        step_operand(params.v_threshold, h)
-        if theta is None
-        else torch.add(theta, step_operand(params.v_threshold, theta))
-    )
+    threshold = operands.v_threshold if theta is None else torch.add(theta, operands.v_threshold)
     fired = torch.ge(h, threshold)
     if refractory_mask is not None:
-        fired.masked_fill_(refractory_mask, step_operand(False, fired))
+        fired.masked_fill_(refractory_mask, operands.no_spike)
     spike = spike_values(fired, h.dtype)
     # h is this call's own tensor: the new voltage is written into it
-    if params.reset == "hard":
-        new_voltage = h.masked_fill_(fired, step_operand(params.v_reset, h))
-    else:
-        new_voltage = h.sub_(spike * threshold)
+    new_voltage = h.masked_fill_(fired, operands.v_reset) if params.reset == "hard" else h.sub_(spike * threshold)
     new_remaining = None
     if remaining is not None:
         new_remaining = (
-            torch.sub(remaining, step_operand(1, remaining))
-            .clamp_min_(step_operand(0, remaining))
-            .masked_fill_(fired, step_operand(params.refractory_steps, remaining))
+            torch.sub(remaining, operands.count_one)
+            .clamp_min_(operands.count_zero)
+            .masked_fill_(fired, operands.refractory_steps)
         )
-    new_theta = None if theta is None else _theta_after_step(theta, fired, spike, params)
+    new_theta = None if theta is None else _theta_after_step(theta, fired, spike, params, operands.theta_decay)
     return spike, fired, NeuronState(new_voltage, new_remaining, new_theta)
 
 
-def _theta_after_step(theta: Tensor, fired: Tensor, spike: Tensor, params: NeuronParams) -> Tensor:
-    """:func:`theta_update` with the same values, fewer operations where they are exact."""
+def _theta_after_step(
+    theta: Tensor, fired: Tensor, spike: Tensor, params: NeuronParams, decay: Tensor | float
+) -> Tensor:
+    """:func:`theta_update` with the same values, fewer operations where they are exact (``decay``:
+    ``params.theta_decay`` as an operand for ``theta``)."""
     if params.theta_plus == 0 and params.theta_decay == 1.0:
         return theta  # theta * 1 + 0 * count: nothing changes (the module never writes theta in place)
-    decayed = theta if params.theta_decay == 1.0 else torch.mul(theta, step_operand(params.theta_decay, theta))
+    decayed = theta if params.theta_decay == 1.0 else torch.mul(theta, decay)
     if fired.shape[0] == 1 and spike.dtype == theta.dtype:
         # one sample: its 0/1 spikes are the counts, and theta_plus * count is exact (theta_plus or 0),
         # so adding it with alpha rounds once, as the separate product and sum do

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.modules import module as _module_implementation
 
+from plastic.functional.neuron_equations import step_operands
 from plastic.functional.neuron_params import _check_params, _check_state
 from plastic.functional.neurons import (
     NeuronParams,
@@ -438,8 +439,10 @@ class SpikingNeuron(NeuronModule):
             self._check_inputs_dtype_device(inputs)
         if not all_finite(inputs):
             raise ValueError("inputs: expected finite values, found NaN or inf")
-        state = self.__dict__.get("_laid_out")
-        params = self.params
+        attributes = self.__dict__
+        state = attributes.get("_laid_out")
+        params = _check_params(self.params)
+        operands = attributes.get("_step_operands")  # (params, their StepOperands for this layout)
         # the state the last step stored (the same tensors: its layout is known), else checked first
         if not (
             state is not None
@@ -448,12 +451,15 @@ class SpikingNeuron(NeuronModule):
             and (buffers["theta"] if self.adaptive else None) is state.theta
         ):
             state = self._laid_out_state(inputs)
-        params = _check_params(params)
+            operands = None  # a new layout: its operands are made again
+        if operands is None or operands[0] is not params:
+            operands = (params, step_operands(params, state.voltage, buffers.get("refractory_remaining")))
+            attributes["_step_operands"] = operands
         if torch.is_grad_enabled():  # eval mode with inputs that require grad: no graph either
             with torch.no_grad():
-                spikes, fired, new_state = self._step_function(inputs, state, params)
+                spikes, fired, new_state = self._step_function(inputs, state, params, operands[1])
         else:
-            spikes, fired, new_state = self._step_function(inputs, state, params)
+            spikes, fired, new_state = self._step_function(inputs, state, params, operands[1])
         if _module_implementation._global_buffer_registration_hooks:
             self._store(new_state)  # the hooks see every assignment (rebind_buffer's fallback)
             rebind_buffer(self, "spike", fired)
