@@ -176,6 +176,9 @@ def gather_linear(spikes: Tensor, rows: Tensor, amplitude: float = 1.0, *, densi
     if positions.numel() >= density * count:
         return None
     bags = count // max(inputs, 1)
+    if not positions.numel():  # no spike: nothing to gather (a lateral connection's usual step)
+        out = rows.new_zeros(bags, rows.shape[1])
+        return out if spikes.ndim == 2 else out.reshape(*spikes.shape[:-1], rows.shape[1])
     if bags == 1:
         columns, starts = positions, _ONE_BAG if rows.is_cpu else _bag_starts(1, rows.device)
     else:

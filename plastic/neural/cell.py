@@ -231,7 +231,10 @@ class Cell(Observable):
                 if not isinstance(current, Tensor) or tuple(current.shape) != expected:
                     shown = tuple(current.shape) if isinstance(current, Tensor) else type(current).__name__
                     raise ValueError(f"current: expected shape {expected}, got {shown}")
-            voltage = neuron.voltage
+            # the state without nn.Module.__getattr__ where it is a buffer (a SpikingNeuron's)
+            voltage = modules["neuron"]._buffers.get("voltage")  # type: ignore[union-attr]
+            if voltage is None:
+                voltage = neuron.voltage
             if current.dtype != voltage.dtype:
                 raise TypeError(f"current: expected dtype {voltage.dtype} (the neuron's state), got {current.dtype}")
             if current.device != voltage.device:
