@@ -49,6 +49,7 @@ __all__ = [
     "bag_sum_rows",
     "event_linear",
     "gather_linear",
+    "gather_rows",
     "is_input_major",
     "use_event_linear",
 ]
@@ -170,6 +171,12 @@ def gather_linear(spikes: Tensor, rows: Tensor, amplitude: float = 1.0, *, densi
             f"spikes: expected last dimension {rows.shape[0] if rows.ndim == 2 else '?'} (the rows of "
             f"a [N_in, N_out] matrix), got spikes {tuple(spikes.shape)} and rows {tuple(rows.shape)}"
         )
+    return gather_rows(spikes, rows, amplitude, density)
+
+
+def gather_rows(spikes: Tensor, rows: Tensor, amplitude: float, density: float) -> Tensor | None:
+    """:func:`gather_linear` for arguments known to fit (bool ``spikes`` ``[..., N_in]``, ``rows`` a
+    2-d ``[N_in, N_out]``): what the per-step callers that checked the layout once call."""
     inputs = rows.shape[0]
     positions = event_positions(spikes)  # flat row-major positions: bag n's spikes in input order
     count = spikes.numel()

@@ -59,7 +59,7 @@ from plastic.functional.event_forward import (
     GATHER_DENSITY_LARGE,
     GATHER_MIN_WORK,
     event_linear,
-    gather_linear,
+    gather_rows,
     is_input_major,
     use_event_linear,
 )
@@ -136,16 +136,19 @@ class _LinearBase(Connection):
         """
         parameters = self._parameters  # without nn.Module.__getattr__ (every step)
         weight: Tensor = parameters["weight"]  # type: ignore[assignment]  # registered in __init__
+        rows = self._gather_rows(weight)
         if (
-            self._buffers.get("weight_mask") is None
-            and is_input_major(weight)
+            rows is not None
+            and self._buffers.get("weight_mask") is None
             and not (weight.requires_grad and torch.is_grad_enabled())
-            and spikes.numel() * weight.shape[0] >= (GATHER_MIN_WORK if min_work is None else min_work)
+            and spikes.numel() * rows.shape[1] >= (GATHER_MIN_WORK if min_work is None else min_work)
+            and spikes.shape[-1] == rows.shape[0]
+            and spikes.dtype == torch.bool
         ):
             # each spike reads its input's row of the input-major weight; None: too dense
             large = weight.numel() > EVENT_FORWARD_MAX_WEIGHT
             density = GATHER_DENSITY_LARGE if large else GATHER_DENSITY
-            out = gather_linear(spikes, weight.T, amplitude, density=density)
+            out = gather_rows(spikes, rows, amplitude, density)
             if out is not None:
                 return out if self.bias is None else out + self.bias
         if spikes.numel() < event_forward.EVENT_FORWARD_MIN_ROWS * spikes.shape[-1]:
@@ -155,6 +158,28 @@ class _LinearBase(Connection):
             out = event_linear(spikes, weight, amplitude)
             return out if self.bias is None else out + self.bias
         return None
+
+    def _gather_rows(self, weight: Tensor) -> Tensor | None:
+        """``weight.T`` (``[N_in, N_out]``, contiguous rows) of an input-major weight, else None.
+
+        The layout test and the view are made once per weight tensor and kept
+        while the parameter still holds that memory in that layout (the same
+        parameter, data pointer, shape and strides: ``.to()`` or an assignment
+        to ``weight.data`` make them again).
+        """
+        kept = self.__dict__.get("_rows_of")
+        if (
+            kept is not None
+            and kept[0] is weight
+            and kept[1] == weight.data_ptr()
+            and kept[2] == weight.shape
+            and kept[3] == weight.stride()
+        ):
+            rows: Tensor | None = kept[4]
+            return rows
+        rows = weight.detach().T if is_input_major(weight) else None
+        self.__dict__["_rows_of"] = (weight, weight.data_ptr(), weight.shape, weight.stride(), rows)
+        return rows
 
     def _propagate_delayed(self, currents: Tensor) -> Tensor:
         out = torch.einsum("...oi,oi->...o", currents, self.effective_weight())
