@@ -280,3 +280,20 @@ def test_step_operands_compute_what_the_numbers_compute(dtype, value, seed):
     if isinstance(number, float) and number == 0 and dtype.is_floating_point:
         filled = tensor.masked_fill(mask, operand)[mask]  # the sign of a zero is kept (-0.0 is not +0.0)
         assert all(math.copysign(1.0, x) == math.copysign(1.0, number) for x in filled.tolist())
+
+
+def test_connections_follow_a_weight_replaced_or_moved_between_steps():
+    """The gather's kept view of an input-major weight is made again when the weight's memory changes."""
+    connection = LinearDense(6, 3, weight_layout="input_major", dtype=torch.float64)
+    spikes = torch.tensor([[True, False, True, False, False, True]])
+    with torch.no_grad():
+        first = connection(spikes)
+        torch.testing.assert_close(first, spikes.double() @ connection.weight.T)
+        connection.weight.mul_(2.0)  # in place: the same memory, the view sees it
+        torch.testing.assert_close(connection(spikes), 2.0 * first)
+        connection.weight.data = torch.ones(3, 6, dtype=torch.float64)  # output-major memory now
+        assert torch.equal(connection(spikes), torch.full((1, 3), 3.0, dtype=torch.float64))
+        connection.weight.data = torch.full((6, 3), 0.5, dtype=torch.float64).T  # input-major again
+        assert torch.equal(connection(spikes), torch.full((1, 3), 1.5, dtype=torch.float64))
+        connection.float()
+        assert connection(spikes).dtype == torch.float32
