@@ -182,12 +182,13 @@ class Monitor(nn.Module):
                 monitor._read_attr(hooked)  # raises naming the target
             reducer = monitor._modules["reducer"]
             if (
-                not value.requires_grad
-                and not torch.is_grad_enabled()
+                not torch.is_grad_enabled()
                 and not has_call_hooks(reducer)  # type: ignore[arg-type]  # a Reducer (checked in __init__)
                 and getattr(hooked, "step_mode", "single") == "single"
             ):
-                reducer.forward(value)  # type: ignore[union-attr]  # _observe's call for a single step
+                # _observe's call for a single step without a graph (the reducer's forward detaches a
+                # value that requires grad, as _observe would)
+                reducer.forward(value)  # type: ignore[union-attr]
                 return
             monitor._observe(hooked, value)
 
