@@ -163,10 +163,7 @@ class AllPairsKernelSTDP(WindowTrainer):
         state.register_kwargs("kernel_pre", params.kernel_pre_kwargs)
         super().init_state(state, cell)
 
-    def init_carry(self, state: CellState, cell: Cell) -> None:
-        for name in ("history_pre", "history_post"):
-            if name in state._buffers:
-                del state._buffers[name]
+    carried_names = ("history_pre", "history_post")
 
     def _history(self, state: CellState, name: str, fresh: Tensor) -> Tensor:
         """Kept steps ``[H', B, *shape]`` matching ``fresh`` (empty if none or resized)."""

@@ -51,7 +51,7 @@ from plastic.functional.clopath import (
     voltage_with_spikes,
 )
 from plastic.functional.receptive import grouped_to_weight
-from plastic.learn.base import CellState, Unit
+from plastic.learn.base import Unit
 from plastic.learn.bilinear import check_bilinear_cell, functional_reduction
 from plastic.learn.stdp import signed_terms
 from plastic.learn.window import WindowRuleParams, WindowTrainer
@@ -130,6 +130,7 @@ class ClopathSTDP(WindowTrainer):
 
     Params = ClopathSTDPParams
     recorded: ClassVar[dict[str, str]] = {"pre": "connection.synspike", "voltage": "neuron.voltage_sequence"}
+    carried_names = CARRIED
 
     def check_cell(self, name: str, cell: Cell, params: Any) -> None:
         super().check_cell(name, cell, params)
@@ -149,10 +150,6 @@ class ClopathSTDP(WindowTrainer):
                 cell, "neuron.spike", lambda: WindowReducer(steps, dt=dt), hook="post", train_only="train"
             )
         return monitors
-
-    def init_carry(self, state: CellState, cell: Cell) -> None:
-        for name in CARRIED:
-            state._buffers.pop(name, None)
 
     def _carried_state(self, unit: Unit, pre: Tensor, voltage: Tensor, params: ClopathSTDPParams) -> ClopathState:
         """The carried state for this window's layout (a rested one when new or resized)."""
@@ -191,5 +188,4 @@ class ClopathSTDP(WindowTrainer):
         )
         # the updater first: a refused change leaves the carried state as it was
         unit.updater.accumulate("weight", potentiation=potentiation, depression=depression)
-        for name, value in zip(CARRIED, result.state, strict=True):
-            getattr(unit.state, name).copy_(value)
+        self.store_carried(unit.state, result.state)

@@ -190,9 +190,7 @@ class IntegerSTDP(WindowTrainer):
         if state.params.threshold is not None:
             state.register_buffer("threshold", state.params.threshold.detach().clone())
 
-    def init_carry(self, state: CellState, cell: Cell) -> None:
-        for buffer in ("trace_pre", "trace_post"):
-            state._buffers.pop(buffer, None)
+    carried_names = ("trace_pre", "trace_post")
 
     def learn_window(self, unit: Unit, windows: dict[str, Tensor]) -> None:
         params: IntegerSTDPParams = unit.state.params
