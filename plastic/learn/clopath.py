@@ -151,10 +151,10 @@ class ClopathSTDP(WindowTrainer):
             )
         return monitors
 
-    def _carried_state(self, unit: Unit, pre: Tensor, voltage: Tensor, params: ClopathSTDPParams) -> ClopathState:
+    def _carried_state(self, unit: Unit, pre: Tensor, voltage: Tensor, rule: ClopathParameters) -> ClopathState:
         """The carried state for this window's layout (a rested one when new or resized)."""
         fresh = clopath_initial_state(
-            pre.shape[1], tuple(pre.shape[2:]), tuple(voltage.shape[2:]), params.rule(),
+            pre.shape[1], tuple(pre.shape[2:]), tuple(voltage.shape[2:]), rule,
             dt=unit.cell.dt, dtype=voltage.dtype, device=voltage.device,
         )  # fmt: skip
         values = []
@@ -174,10 +174,11 @@ class ClopathSTDP(WindowTrainer):
         voltage = windows["voltage"].to(weight.dtype)
         if params.spike_voltage is not None:
             voltage = voltage_with_spikes(voltage, windows["post"], params.spike_voltage)
-        state = self._carried_state(unit, spikes_pre, voltage, params)
+        rule = params.rule()
+        state = self._carried_state(unit, spikes_pre, voltage, rule)
         dependence = params.weight_dependence_post is not None or params.weight_dependence_pre is not None
         result = clopath_window(
-            spikes_pre, voltage, state, params.rule(),
+            spikes_pre, voltage, state, rule,
             dt=unit.cell.dt, view=connection, batch_reduction=functional_reduction(params.batch_reduction),
             weight=weight if dependence else None,
             f_post=params.weight_dependence_post, f_pre=params.weight_dependence_pre,

@@ -86,12 +86,16 @@ class AdEx(NeuronModule):
         self.params = _params_with_overrides(params, AdExParams, overrides, "AdEx")
         self.dt = check_positive(dt, "dt")
         self.params.check_step(self.dt)
-        self.plateau_steps = self.params.plateau_steps(self.dt)
         dtype = self._configure(step_mode, batch_size, dtype)
         state = adex_initial_state(self._state_shape, self.params, dtype=dtype, device=device)
         for name, value in zip(_STATE_BUFFERS, state, strict=True):
             self.register_buffer(name, value)
         self._register_outputs(device, store_voltage_sequence)
+
+    @property
+    def plateau_steps(self) -> int:
+        """The spike's plateau in steps, ``ceil(spike_duration / dt)`` (of ``params`` and ``dt``)."""
+        return self.params.plateau_steps(self.dt)
 
     # -- state ---------------------------------------------------------------
 
