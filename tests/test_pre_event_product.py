@@ -72,11 +72,13 @@ def test_pre_event_product_is_the_post_event_product(
     plain = stdp_window_net(pre, post, trace_pre, trace_post, tau_pre=tau_pre, tau_post=tau_post, **rates)
     out = torch.full((n_in, n_out), math.nan, dtype=torch.float64)  # every element is written
     decay_pre, decay_post = float(decay_factor(1.0, tau_pre)), float(decay_factor(1.0, tau_post))
-    last_pre, _ = pre_event_window_product(
+    last_pre, _, post_decayed = pre_event_window_product(
         pre, post, trace_pre, trace_post, decay_pre, decay_post, 1.0, 1.0, rates["eta_post"], rates["eta_pre"], out
     )
     torch.testing.assert_close(out.T, plain.delta_weight[0], rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(last_pre, plain.trace_pre, rtol=1e-12, atol=1e-12)
+    window_post = plain.trace_post - (0.0 if trace_post is None else trace_post * decay_post**steps)
+    torch.testing.assert_close(post_decayed, window_post, rtol=1e-12, atol=1e-12)
     reference = _pair_reference(
         pre[:, 0].tolist(), post[:, 0].tolist(), trace_pre[0].tolist(),
         [0.0] * n_out if trace_post is None else trace_post[0].tolist(),
@@ -99,7 +101,7 @@ def test_stdp_window_net_writes_an_input_major_out_in_its_layout(steps, n_in, n_
     update = stdp_window_net(pre, post, *traces, tau_pre=4.0, tau_post=6.0, out=out)
     assert update.delta_weight is out
     torch.testing.assert_close(out, plain.delta_weight, rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(update.trace_post, plain.trace_post, rtol=0, atol=0)
+    torch.testing.assert_close(update.trace_post, plain.trace_post, rtol=1e-12, atol=1e-12)
     # two samples: the post-event product, copied into the input-major out
     pre2, post2 = pre.expand(steps, 2, n_in), post.expand(steps, 2, n_out)
     traces2 = traces[0].expand(2, n_in), traces[1].expand(2, n_out)

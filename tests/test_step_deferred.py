@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from plastic.functional.bilinear import event_positions
 from plastic.functional.event_forward import is_input_major
+from plastic.functional.neuron_equations import step_operand
 from plastic.neural.buffers import attribute_reader
 from plastic.neural.cell import Cell
 from plastic.neural.connections import LinearDense, LinearLateral
@@ -251,3 +252,31 @@ def test_is_input_major_is_the_transposes_contiguity(size, layout):
         weight = torch.empty(2 * inputs, outputs)[::2].T
     assert is_input_major(weight) == weight.T.is_contiguous()
     assert not is_input_major(torch.empty(3)) and not is_input_major(torch.empty(2, 2, 2))
+
+
+# ---------------------------------------------------------------------------- numbers as 0-d operands
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    dtype=st.sampled_from([torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int32, torch.int64]),
+    value=st.one_of(st.floats(-1e3, 1e3, allow_subnormal=False), st.sampled_from([0.0, -0.0, 0.3, 1e-7, 0.9999999])),
+    seed=st.integers(0, 2**16),
+)
+def test_step_operands_compute_what_the_numbers_compute(dtype, value, seed):
+    generator = torch.Generator().manual_seed(seed)
+    if dtype.is_floating_point:
+        tensor = (torch.randn(40, generator=generator, dtype=torch.float64) * 3).to(dtype)
+        number: float | int = value
+    else:
+        tensor = torch.randint(-5, 6, (40,), generator=generator, dtype=dtype)
+        number = int(value) % 7
+    operand = step_operand(number, tensor)
+    for operation in (torch.mul, torch.add, torch.sub, torch.ge, torch.gt):
+        expected, result = operation(tensor, number), operation(tensor, operand)
+        assert result.dtype == expected.dtype and torch.equal(result, expected), operation
+    mask = torch.rand(40, generator=generator) < 0.5
+    assert torch.equal(tensor.masked_fill(mask, operand), tensor.masked_fill(mask, number))
+    if isinstance(number, float) and number == 0 and dtype.is_floating_point:
+        filled = tensor.masked_fill(mask, operand)[mask]  # the sign of a zero is kept (-0.0 is not +0.0)
+        assert all(math.copysign(1.0, x) == math.copysign(1.0, number) for x in filled.tolist())

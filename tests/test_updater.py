@@ -24,6 +24,7 @@ from plastic.functional.bounding import (
     hard_lower,
     hard_upper,
     normalize_rows,
+    normalize_rows_,
     scaled_lower,
     scaled_upper,
     soft_lower,
@@ -202,6 +203,28 @@ def test_normalize_rows_hand_example() -> None:
     weight = torch.rand(5, 784, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     sums = normalize_rows(weight, 78.4).sum(dim=1)
     torch.testing.assert_close(sums, torch.full((5,), 78.4, dtype=torch.float64))
+
+
+@given(
+    rows=st.integers(1, 6),
+    columns=st.integers(1, 7),
+    transposed=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_normalize_rows_in_place_is_normalize_rows(rows, columns, transposed, seed) -> None:
+    """normalize_rows_ (the updater's hook) writes exactly what normalize_rows returns, in any layout."""
+    generator = torch.Generator().manual_seed(seed)
+    values = torch.randn(rows, columns, generator=generator, dtype=torch.float64)
+    values[0] = 0.0  # an all-zero row stays zero
+    weight = values.T.contiguous().T if transposed else values.clone()
+    expected = normalize_rows(weight.clone(), 1.7)  # the same layout (its row sums run in its order)
+    assert normalize_rows_(weight, 1.7) is weight
+    assert torch.equal(weight, expected)
+    torch.testing.assert_close(weight, normalize_rows(values, 1.7), rtol=1e-14, atol=1e-14)
+    parameter = nn.Parameter(values.clone())  # a leaf that requires grad
+    assert torch.equal(normalize_rows_(parameter, 1.7), normalize_rows(values, 1.7))
+    with pytest.raises(ValueError, match="^target_sum"):
+        normalize_rows_(weight, -1.0)
 
 
 def test_normalize_rows_conv() -> None:

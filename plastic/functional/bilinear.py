@@ -585,7 +585,7 @@ def event_positions(events: Tensor) -> Tensor:
     ``torch.flatnonzero``'s result; on CPU from numpy's ``flatnonzero`` (see
     :func:`event_indices`).
     """
-    if _numpy is None or events.device.type != "cpu" or events.dtype != torch.bool:
+    if _numpy is None or not events.is_cpu or events.dtype != torch.bool:
         return events.reshape(-1).nonzero().view(-1)
     # np.flatnonzero's own steps (ravel: the row-major order, a copy only where the layout needs
     # one), without its wrappers: a single step's spikes cost ~1.5 us instead of ~3.4
@@ -603,7 +603,7 @@ def event_positions_by_column(events: Tensor) -> Tensor:
     each. On CPU numpy's ``nonzero`` of a contiguous copy of the transpose (a
     sort of the row-major positions costs several times more).
     """
-    if _numpy is None or events.device.type != "cpu" or events.dtype != torch.bool:
+    if _numpy is None or not events.is_cpu or events.dtype != torch.bool:
         return events.T.contiguous().reshape(-1).nonzero().view(-1)
     positions = _numpy.ascontiguousarray(events.numpy().T).ravel().nonzero()[0]
     if positions.dtype != _numpy.int64:

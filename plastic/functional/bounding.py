@@ -81,6 +81,7 @@ __all__ = [
     "hard_upper",
     "logistic_factor",
     "normalize_rows",
+    "normalize_rows_",
     "power_law_lower",
     "power_law_upper",
     "scaled_lower",
@@ -447,6 +448,10 @@ def normalize_rows(
     """
     check_tensor(weight, "weight", floating=True, min_ndim=1)
     target = check_positive(target_sum, "target_sum")
+    return weight * _row_scale(weight, target, _normalized_dims(weight, dim))
+
+
+def _normalized_dims(weight: Tensor, dim: int | Sequence[int] | None) -> tuple[int, ...]:
     if dim is None:
         dims: tuple[int, ...] = tuple(range(1, weight.ndim))
     elif isinstance(dim, int):
@@ -455,8 +460,22 @@ def normalize_rows(
         dims = tuple(dim)
     if any(not -weight.ndim <= d < weight.ndim for d in dims):
         raise ValueError(f"dim: expected dimensions of a {weight.ndim}-d weight, got {dim!r}")
+    return dims
+
+
+def normalize_rows_(weight: Tensor, target_sum: float, dim: int | Sequence[int] | None = None) -> Tensor:
+    """:func:`normalize_rows` in place (the same products, without the new tensor); returns ``weight``.
+
+    Runs under ``torch.no_grad`` so it works on leaf parameters.
+    """
+    check_tensor(weight, "weight", floating=True, min_ndim=1)
+    target = check_positive(target_sum, "target_sum")
+    with torch.no_grad():
+        return weight.mul_(_row_scale(weight, target, _normalized_dims(weight, dim)))
+
+
+def _row_scale(weight: Tensor, target: float, dims: tuple[int, ...]) -> Tensor:
     magnitude = weight.abs()
     # torch sums over *all* dimensions for dim=(), so the 1-d case is explicit.
     row_norm = magnitude.sum(dim=dims, keepdim=True) if dims else magnitude
-    scale = torch.where(row_norm > 0, target / row_norm.clamp_min(torch.finfo(weight.dtype).tiny), 0.0)
-    return weight * scale
+    return torch.where(row_norm > 0, target / row_norm.clamp_min(torch.finfo(weight.dtype).tiny), 0.0)

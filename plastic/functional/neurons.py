@@ -83,7 +83,7 @@ from plastic.functional.neuron_equations import (
     refractory_update,
     reset_hard,
     reset_soft,
-    scalar_tensor,
+    step_operand,
     theta_decay_factor,
     theta_update,
 )
@@ -171,25 +171,36 @@ def neuron_step_unchecked(
     tensor itself.) The other returned tensors are new; nothing given is
     written.
     """
-    voltage = state.voltage
-    remaining = _initial_remaining(params, state)
-    theta = state.theta
+    # the numbers of the step enter as cached 0-d tensors of the operands' dtypes (step_operand):
+    # the same values, without wrapping each number into a new tensor at every step
+    voltage, _, theta = state
+    remaining = None if params.refractory_steps == 0 else _initial_remaining(params, state)
     h = _charge_into(params, voltage, inputs)
-    refractory_mask = None if remaining is None else remaining > 0
+    refractory_mask = None if remaining is None else torch.gt(remaining, step_operand(0, remaining))
     if refractory_mask is not None:
         torch.where(refractory_mask, voltage, h, out=h)
-    threshold: Threshold = params.v_threshold if theta is None else params.v_threshold + theta
-    # a fixed threshold as a cached 0-d tensor of h's dtype: the comparison then skips wrapping
-    # the number (half the cost of a one-sample step's ge) and compares the same rounded value
-    fired = torch.ge(h, scalar_tensor(threshold, h.dtype, h.device) if theta is None else threshold)
+    # V_th + theta (the sum commutes exactly)
+    threshold = (
+        step_operand(params.v_threshold, h)
+        if theta is None
+        else torch.add(theta, step_operand(params.v_threshold, theta))
+    )
+    fired = torch.ge(h, threshold)
     if refractory_mask is not None:
-        fired.masked_fill_(refractory_mask, False)
+        fired.masked_fill_(refractory_mask, step_operand(False, fired))
     spike = spike_values(fired, h.dtype)
     # h is this call's own tensor: the new voltage is written into it
-    new_voltage = h.masked_fill_(fired, params.v_reset) if params.reset == "hard" else h.sub_(spike * threshold)
+    if params.reset == "hard":
+        new_voltage = h.masked_fill_(fired, step_operand(params.v_reset, h))
+    else:
+        new_voltage = h.sub_(spike * threshold)
     new_remaining = None
     if remaining is not None:
-        new_remaining = (remaining - 1).clamp_min_(0).masked_fill_(fired, params.refractory_steps)
+        new_remaining = (
+            torch.sub(remaining, step_operand(1, remaining))
+            .clamp_min_(step_operand(0, remaining))
+            .masked_fill_(fired, step_operand(params.refractory_steps, remaining))
+        )
     new_theta = None if theta is None else _theta_after_step(theta, fired, spike, params)
     return spike, fired, NeuronState(new_voltage, new_remaining, new_theta)
 
@@ -198,7 +209,7 @@ def _theta_after_step(theta: Tensor, fired: Tensor, spike: Tensor, params: Neuro
     """:func:`theta_update` with the same values, fewer operations where they are exact."""
     if params.theta_plus == 0 and params.theta_decay == 1.0:
         return theta  # theta * 1 + 0 * count: nothing changes (the module never writes theta in place)
-    decayed = theta if params.theta_decay == 1.0 else theta * params.theta_decay
+    decayed = theta if params.theta_decay == 1.0 else torch.mul(theta, step_operand(params.theta_decay, theta))
     if fired.shape[0] == 1 and spike.dtype == theta.dtype:
         # one sample: its 0/1 spikes are the counts, and theta_plus * count is exact (theta_plus or 0),
         # so adding it with alpha rounds once, as the separate product and sum do

@@ -35,6 +35,7 @@ import torch
 from torch import Tensor
 
 from plastic.functional.bilinear import event_indices, event_positions, event_positions_by_column
+from plastic.functional.event_forward import bag_sum_rows
 from plastic.functional.pair_products import Method, use_sparse
 from plastic.functional.traces import spike_values
 
@@ -42,7 +43,6 @@ __all__ = [
     "CONVERSION_CHUNK_ELEMENTS",
     "PRE_EVENT_MAX_STEPS",
     "PRE_EVENT_MAX_WEIGHT",
-    "bag_sums",
     "block_event_matrices",
     "blocked_window_product",
     "decay_powers",
@@ -93,8 +93,12 @@ def time_weighted_sum(spikes: Tensor, weights: Tensor) -> Tensor:
     return result.reshape(spikes.shape[1:])
 
 
+@functools.lru_cache(maxsize=64)
 def decay_powers(decay: float, steps: int, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """``a^e`` for ``e = 0..T`` (``0^0 = 1``, so a zero decay needs no special case)."""
+    """``a^e`` for ``e = 0..T`` (``0^0 = 1``, so a zero decay needs no special case).
+
+    Cached (a trainer's windows repeat them): read-only, never written.
+    """
     return torch.pow(
         torch.tensor(decay, dtype=dtype, device=device), torch.arange(0, steps + 1, dtype=dtype, device=device)
     )
@@ -456,7 +460,7 @@ def pre_event_window_product(
     eta_post: float,
     eta_pre: float,
     out: Tensor,
-) -> tuple[Tensor, Tensor]:
+) -> tuple[Tensor, Tensor, Tensor]:
     """The one-product change of a dense one-sample window, written input by input into ``out`` ``[N_in, N_out]``.
 
     The same change as :func:`filtered_presynaptic` followed by the event
@@ -482,7 +486,9 @@ def pre_event_window_product(
     ``[1, N_out]`` or ``None`` (no carried postsynaptic trace); ``out`` a
     contiguous ``[N_in, N_out]`` tensor of the traces' dtype. Returns
     ``(x_pre(T-1), seen_by_carried)`` shaped like ``trace_pre``, as
-    :func:`filtered_presynaptic` does.
+    :func:`filtered_presynaptic` does, and ``sum_t a_post^(T-1-t) s_post(t)``
+    ``[1, N_out]`` (:func:`time_weighted_sum` of the postsynaptic window, from
+    its events: the window's part of ``x_post(T-1)``).
     """
     steps = spikes_pre.shape[0]
     inputs, outputs = out.shape
@@ -493,49 +499,33 @@ def pre_event_window_product(
     # postsynaptic side: rows [T + 1, N_out], row u < T is Q[u], row T is r: each post event (t, o)
     # adds the filter row of step t into column o
     rows = torch.zeros(steps + 1, outputs, dtype=dtype, device=device)
+    post_decayed = torch.zeros(outputs, dtype=dtype, device=device)  # sum_t a_post^(T-1-t) s_post(t)
     post_positions = event_positions(spikes_post)  # t * N_out + o
     if post_positions.numel():
         post_step = torch.div(post_positions, outputs, rounding_mode="floor")
-        rows.index_add_(1, post_positions - post_step * outputs, filter_columns.index_select(1, post_step))
+        post_index = post_positions - post_step * outputs
+        rows.index_add_(1, post_index, filter_columns.index_select(1, post_step))
+        # the powers a_post^(T-1-t) at the events, added in time order at each neuron
+        post_decayed.index_add_(0, post_index, decay_powers(decay_post, steps, dtype, device)[steps - 1 - post_step])
     # presynaptic side: the events input by input (steps increasing: the order of each input's sum)
     by_input = event_positions_by_column(spikes_pre.view(steps, inputs))  # i * T + u
     input_index = torch.div(by_input, steps, rounding_mode="floor")
     step = by_input - input_index * steps
     starts = torch.searchsorted(input_index, _arange(inputs, device))
-    # one bag per input (an input without spikes sums to zero), written into out
-    bag_sums(rows, step, starts, out)
+    # one bag per input (an input without spikes sums to zero)
+    main = bag_sum_rows(rows, step, starts)
     # x_pre(T-1) and seen_by_carried: each input's sums of its spikes' carry weights
-    sums = bag_sums(carry_columns, step, starts)
+    sums = bag_sum_rows(carry_columns, step, starts)
     last_pre = sums[:, 0].add(trace_pre.reshape(-1), alpha=carry_scale)
     seen_by_carried = sums[:, 1]
-    # the carried terms, rank 2 (1 without a carried post trace), added in place
+    # the carried terms, rank 2 (1 without a carried post trace), added as out is written (one pass;
+    # measured faster than the bags written into out and the rank-2 term added in place)
     if trace_post is None:
-        out.addmm_(trace_pre.reshape(inputs, 1), rows[steps:])
+        torch.addmm(main, trace_pre.reshape(inputs, 1), rows[steps:], out=out)
     else:
         left = torch.stack([trace_pre.reshape(-1), seen_by_carried], 1)
-        out.addmm_(left, torch.cat([rows[steps:], trace_post.reshape(1, outputs) * -eta_pre]))
-    return last_pre.view(trace_pre.shape), seen_by_carried.view(trace_pre.shape)
-
-
-def bag_sums(rows: Tensor, indices: Tensor, starts: Tensor, out: Tensor | None = None) -> Tensor:
-    """``out[n] = sum_{j in bag n} rows[indices[j]]``, bag ``n`` the indices from ``starts[n]`` to the next start.
-
-    The sum mode of ``embedding_bag`` (its aten op, without the Python
-    argument handling of ``F.embedding_bag``); ``out`` (contiguous ``[N,
-    rows.shape[1]]``) receives it without a fresh result: a weight-sized
-    temporary per window costs its page faults.
-    """
-    if out is not None:
-        forward_only = getattr(torch.ops.aten._embedding_bag_forward_only, "out", None)
-        if forward_only is not None:
-            scratch = [torch.empty(0, dtype=torch.int64, device=rows.device) for _ in range(3)]
-            forward_only(
-                rows, indices, starts, False, 0, False, None, False, -1,
-                out0=out, out1=scratch[0], out2=scratch[1], out3=scratch[2],
-            )  # fmt: skip
-            return out
-        return out.copy_(torch.embedding_bag(rows, indices, starts, False, 0, False, None, False, None)[0])
-    return torch.embedding_bag(rows, indices, starts, False, 0, False, None, False, None)[0]
+        torch.addmm(main, left, torch.cat([rows[steps:], trace_post.reshape(1, outputs) * -eta_pre]), out=out)
+    return last_pre.view(trace_pre.shape), seen_by_carried.view(trace_pre.shape), post_decayed.view(1, outputs)
 
 
 @functools.lru_cache(maxsize=16)

@@ -81,7 +81,7 @@ def all_finite(value: Tensor) -> bool:
     ``bool(torch.isfinite(value).all())`` (about 30x cheaper on large CPU
     tensors, where ``isfinite`` takes several passes).
     """
-    if math.isfinite(value.detach().sum().item()):
+    if math.isfinite((value.detach() if value.requires_grad else value).sum().item()):
         return True
     return bool(torch.isfinite(value).all())
 

@@ -167,7 +167,8 @@ class Cell(Observable):
     def step_mode(self) -> str:
         """``"single"`` or ``"window"``; setting it sets the connection and the neuron."""
         # read by the monitors at every step: the submodule without nn.Module.__getattr__
-        return cast(Connection, self._modules["connection"]).step_mode
+        connection: Connection = self._modules["connection"]  # type: ignore[assignment]  # registered in __init__
+        return connection.step_mode
 
     @step_mode.setter
     def step_mode(self, value: str) -> None:
@@ -212,9 +213,11 @@ class Cell(Observable):
         checks them), e.g. the ``inhibitory`` conductance of a
         :class:`~plastic.neural.conductance_lif.ConductanceLIF`.
         """
-        modules = self._modules  # the submodules without nn.Module.__getattr__ (this runs at every step)
-        connection = cast(Connection, modules["connection"])
-        neuron = cast(_NeuronModule, modules["neuron"])
+        # the submodules without nn.Module.__getattr__ (this runs at every step; registered in __init__,
+        # annotated rather than cast: typing.cast is a Python call)
+        modules = self._modules
+        connection: Connection = modules["connection"]  # type: ignore[assignment]
+        neuron: _NeuronModule = modules["neuron"]  # type: ignore[assignment]
         if current is not None:
             # checked before anything runs, so a bad call changes no state
             leading = spikes.ndim - len(connection.in_shape)

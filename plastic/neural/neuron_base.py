@@ -16,6 +16,7 @@ from typing import Any, TypeVar, cast
 import attrs
 import torch
 from torch import Tensor, nn
+from torch.nn.modules import module as _module_implementation
 
 from plastic.functional.neuron_params import _check_params, _check_state
 from plastic.functional.neurons import (
@@ -435,18 +436,11 @@ class SpikingNeuron(NeuronModule):
         device) from, its layout checked.
 
         The state a step of this module stored is laid out for its next step
-        (the step writes tensors of the checked inputs' layout), so it is
-        recognised by identity and its checks are skipped: they run when
+        (the step writes tensors of the checked inputs' layout), so the
+        single step recognises it by identity and skips this: it runs when
         the state was set from outside (construction, ``.to()``, a new
         batch size, an assignment) and the first time after.
         """
-        known: NeuronState | None = self.__dict__.get("_laid_out")
-        buffers = self._buffers
-        if known is not None and buffers["voltage"] is known.voltage:
-            remaining = buffers["refractory_remaining"] if self.params.refractory_steps > 0 else None
-            theta = buffers["theta"] if self.adaptive else None
-            if remaining is known.refractory_remaining and theta is known.theta:
-                return known
         if not (inputs.dtype.is_floating_point and inputs.shape == (self._batch_size, *self.shape)):
             self._check_inputs(inputs)  # raises with the full message
         state = self._state()
@@ -458,7 +452,8 @@ class SpikingNeuron(NeuronModule):
     def _forward_step_unchecked(self, inputs: Tensor) -> Tensor:
         """A single step without a graph: the inputs are checked here, the module's own state only for
         its layout (it holds what earlier steps computed from checked inputs)."""
-        voltage = self._buffer("voltage")
+        buffers = self._buffers  # the state without nn.Module.__getattr__ (this runs at every step)
+        voltage: Tensor = buffers["voltage"]  # type: ignore[assignment]  # registered in __init__
         if not (
             type(inputs) is Tensor
             and inputs.shape == voltage.shape
@@ -471,18 +466,34 @@ class SpikingNeuron(NeuronModule):
             self._check_inputs_dtype_device(inputs)
         if not all_finite(inputs):
             raise ValueError("inputs: expected finite values, found NaN or inf")
-        state = self._laid_out_state(inputs)
-        params = _check_params(self.params)
-        step = self._step_function
+        state = self.__dict__.get("_laid_out")
+        params = self.params
+        # the state the last step stored (the same tensors: its layout is known), else checked first
+        if not (
+            state is not None
+            and voltage is state.voltage
+            and (buffers["refractory_remaining"] if params.refractory_steps > 0 else None) is state.refractory_remaining
+            and (buffers["theta"] if self.adaptive else None) is state.theta
+        ):
+            state = self._laid_out_state(inputs)
+        params = _check_params(params)
         if torch.is_grad_enabled():  # eval mode with inputs that require grad: no graph either
             with torch.no_grad():
-                spikes, fired, new_state = step(inputs, state, params)
+                spikes, fired, new_state = self._step_function(inputs, state, params)
         else:
-            spikes, fired, new_state = step(inputs, state, params)
-        self._store(new_state)
+            spikes, fired, new_state = self._step_function(inputs, state, params)
+        if _module_implementation._global_buffer_registration_hooks:
+            self._store(new_state)  # the hooks see every assignment (rebind_buffer's fallback)
+            rebind_buffer(self, "spike", fired)
+        else:  # what rebind_buffer does for registered buffers and plain tensors
+            buffers["voltage"] = new_state.voltage
+            if new_state.refractory_remaining is not None:
+                buffers["refractory_remaining"] = new_state.refractory_remaining
+            if new_state.theta is not None:
+                buffers["theta"] = new_state.theta
+            buffers["spike"] = fired
         # what this step stored is laid out for the next one (the step's tensors follow the inputs')
         self.__dict__["_laid_out"] = new_state
-        rebind_buffer(self, "spike", fired)
         if self._store_voltage_sequence:
             rebind_buffer(self, "_voltage_sequence", new_state.voltage)
         return spikes

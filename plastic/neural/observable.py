@@ -84,15 +84,24 @@ def has_call_hooks(module: nn.Module) -> bool:
     :meth:`torch.nn.Module._call_impl`), minus the dispatch; the per-step
     callers use it to skip that dispatch.
     """
+    state = module.__dict__  # the hook tables are plain attributes
     return bool(
-        module._forward_hooks
-        or module._forward_pre_hooks
-        or module._backward_hooks
-        or module._backward_pre_hooks
-        or module._compiled_call_impl is not None
-        or _module_implementation._global_forward_hooks
-        or _module_implementation._global_forward_pre_hooks
-        or _module_implementation._global_backward_hooks
-        or _module_implementation._global_backward_pre_hooks
-        or torch._C._get_tracing_state()
+        state["_forward_hooks"]
+        or state["_forward_pre_hooks"]
+        or state["_backward_hooks"]
+        or state["_backward_pre_hooks"]
+        or state.get("_compiled_call_impl") is not None
+        or _GLOBAL_FORWARD_HOOKS
+        or _GLOBAL_FORWARD_PRE_HOOKS
+        or _GLOBAL_BACKWARD_HOOKS
+        or _GLOBAL_BACKWARD_PRE_HOOKS
+        or _tracing_state()
     )
+
+
+# torch's global hook tables (filled and emptied in place by the register functions, never rebound)
+_GLOBAL_FORWARD_HOOKS = _module_implementation._global_forward_hooks
+_GLOBAL_FORWARD_PRE_HOOKS = _module_implementation._global_forward_pre_hooks
+_GLOBAL_BACKWARD_HOOKS = _module_implementation._global_backward_hooks
+_GLOBAL_BACKWARD_PRE_HOOKS = _module_implementation._global_backward_pre_hooks
+_tracing_state = torch._C._get_tracing_state

@@ -538,8 +538,7 @@ class DeltaCurrent(Synapse):
         self.amplitude = amplitude
 
     def pass_through(self, spikes: Tensor) -> Tensor | None:
-        buffers = self._buffers
-        state = cast(Tensor, buffers["state"])  # registered in __init__
+        state: Tensor = self._buffers["state"]  # type: ignore[assignment]  # registered in __init__
         if not (
             self._step_mode == "single"
             and self.capacity == 1

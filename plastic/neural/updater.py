@@ -29,7 +29,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from plastic.functional.bounding import Bounding, clamp_, normalize_rows
+from plastic.functional.bounding import Bounding, clamp_, normalize_rows_
 from plastic.functional.validation import all_finite, check_choice, check_positive, check_tensor
 from plastic.neural.updater_checks import (
     ClampBounds,
@@ -503,7 +503,7 @@ class Updater(nn.Module):
                 if step == "clamp" and clamp is not None:
                     clamp_(param, *clamp)  # type: ignore[misc]
                 elif step == "normalize" and target is not None:
-                    param.copy_(normalize_rows(param.detach(), target))  # type: ignore[arg-type]
+                    normalize_rows_(param, target)  # type: ignore[arg-type]
             if before is not None and mask is not None:
                 param.copy_(torch.where(mask, param, before))
 

@@ -178,8 +178,17 @@ class Monitor(nn.Module):
             value = state["_getter"](hooked)
             if value is None:
                 return
-            if not isinstance(value, Tensor):
+            if type(value) is not Tensor and not isinstance(value, Tensor):
                 monitor._read_attr(hooked)  # raises naming the target
+            reducer = monitor._modules["reducer"]
+            if (
+                not value.requires_grad
+                and not torch.is_grad_enabled()
+                and not has_call_hooks(reducer)  # type: ignore[arg-type]  # a Reducer (checked in __init__)
+                and getattr(hooked, "step_mode", "single") == "single"
+            ):
+                reducer.forward(value)  # type: ignore[union-attr]  # _observe's call for a single step
+                return
             monitor._observe(hooked, value)
 
         post = post_attribute_hook if self.target.kind == "attr" else post_hook

@@ -160,14 +160,15 @@ class WindowReducer(Reducer):
     def forward(self, value: Tensor, window: bool = False) -> None:
         # a monitor's every step first: a step of the fixed shape, dtype and device, without a graph
         # (every check of Reducer.forward passes, _prepare converts nothing): straight into the ring
-        history = cast(RingBuffer, self._modules["history"])  # without nn.Module.__getattr__
-        data = cast(Tensor, history._buffers["data"])
+        # without nn.Module.__getattr__ and typing.cast calls (registered in __init__ / _allocate)
+        history: RingBuffer = self._modules["history"]  # type: ignore[assignment]
+        data: Tensor = history._buffers["data"]  # type: ignore[assignment]
         if (
             window is False
             and type(value) is Tensor
             and self._shape_fixed
-            and value.shape == data.shape[1:]
             and value.dtype == data.dtype
+            and value.shape == data.shape[1:]
             and value.device == data.device
             and not value.requires_grad
         ):
