@@ -94,6 +94,7 @@ class Homeostasis(WindowTrainer):
     Params = HomeostasisParams
     recorded: ClassVar[dict[str, str]] = {"post": "neuron.spike"}
     requires: ClassVar[tuple[str, ...]] = ()
+    carried_names = ("rate",)
 
     def check_cell(self, name: str, cell: Cell, params: Any) -> None:
         super().check_cell(name, cell, params)
@@ -119,8 +120,6 @@ class Homeostasis(WindowTrainer):
                     f"cell: threshold homeostasis moves neuron.{params.threshold_attribute} "
                     f"[*out_shape] (e.g. AdaptiveLIF's theta); the neuron of {name!r} has none"
                 )
-
-    carried_names = ("rate",)
 
     def learn_window(self, unit: Unit, windows: dict[str, Tensor]) -> None:
         params: HomeostasisParams = unit.state.params

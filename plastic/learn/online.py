@@ -108,6 +108,7 @@ class OnlineSTDP(WindowTrainer):
     """
 
     Params = OnlineSTDPParams
+    carried_names = ("trace_pre", "trace_post")
 
     # ------------------------------------------------------------ updater set-up
     @staticmethod
@@ -145,8 +146,6 @@ class OnlineSTDP(WindowTrainer):
             )
 
     # ------------------------------------------------------------ learning
-    carried_names = ("trace_pre", "trace_post")
-
     def learn_window(self, unit: Unit, windows: dict[str, Tensor]) -> None:
         params: OnlineSTDPParams = unit.state.params
         connection = unit.cell.connection

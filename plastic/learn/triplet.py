@@ -95,12 +95,11 @@ class TripletSTDP(WindowTrainer):
     """
 
     Params = TripletSTDPParams
+    carried_names = TRIPLET_TRACES
 
     def check_cell(self, name: str, cell: Cell, params: Any) -> None:
         super().check_cell(name, cell, params)
         check_bilinear_cell(name, cell, type(self).__name__)
-
-    carried_names = TRIPLET_TRACES
 
     def learn_window(self, unit: Unit, windows: dict[str, Tensor]) -> None:
         params: TripletSTDPParams = unit.state.params
