@@ -328,6 +328,24 @@ def pair_sums(pre_train, post_train, scheme, decay_pre, decay_post, amp_pre, amp
     )
 
 
+def enumerated_products(connection, pre, post, scheme, *, decay_pre, decay_post, amp_pre, amp_post):
+    """Per-sample ``[B, *weight_shape]`` potentiation and depression, site by site, pair by pair."""
+    batch = pre.shape[1]
+    shape = tuple(connection.weight.shape)
+    potentiation, depression = np.zeros((batch, *shape)), np.zeros((batch, *shape))
+    for weight_index, post_index, pre_index in synapse_sites(connection):
+        if pre_index is None:
+            continue
+        for b in range(batch):
+            pot, dep = pair_sums(
+                pre[(slice(None), b, *pre_index)].tolist(), post[(slice(None), b, *post_index)].tolist(), scheme,
+                decay_pre, decay_post, amp_pre, amp_post,
+            )  # fmt: skip
+            potentiation[(b, *weight_index)] += pot
+            depression[(b, *weight_index)] += dep
+    return potentiation, depression
+
+
 # --------------------------------------------------------------------------- data and comparisons
 
 

@@ -16,7 +16,14 @@ from hypothesis import strategies as st
 from plastic.functional.pairing_schemes import NO_SPIKE, PairingState
 from plastic.functional.stdp import stdp_step, stdp_window
 
-from helpers import assert_close_relative, conv_specs, counted_pairs, make_cell, pair_sums, synapse_sites
+from helpers import (
+    assert_close_relative,
+    conv_specs,
+    counted_pairs,
+    enumerated_products,
+    make_cell,
+    pair_sums,
+)
 
 SCHEMES = ("all", "nearest", "symmetric", "presynaptic_centred", "restricted")
 
@@ -300,19 +307,10 @@ def test_conv_matches_the_enumeration_per_site(spec, scheme, steps, batch, rates
     generator = torch.Generator().manual_seed(seed)
     pre = torch.rand(steps, batch, *connection.in_shape, generator=generator) < rates[0]
     post = torch.rand(steps, batch, *connection.out_shape, generator=generator) < rates[1]
-    decay_pre, decay_post = math.exp(-1 / 3.0), math.exp(-1 / 5.0)
-    expected_pot = np.zeros((batch, *connection.weight.shape))
-    expected_dep = np.zeros((batch, *connection.weight.shape))
-    for weight_index, post_index, pre_index in synapse_sites(connection):
-        if pre_index is None:
-            continue
-        for b in range(batch):
-            pot, dep = pair_sums(
-                pre[(slice(None), b, *pre_index)].tolist(), post[(slice(None), b, *post_index)].tolist(), scheme,
-                decay_pre, decay_post, 0.7, 1.2,
-            )  # fmt: skip
-            expected_pot[(b, *weight_index)] += pot
-            expected_dep[(b, *weight_index)] += dep
+    expected_pot, expected_dep = enumerated_products(
+        connection, pre, post, scheme, decay_pre=math.exp(-1 / 3.0), decay_post=math.exp(-1 / 5.0), amp_pre=0.7,
+        amp_post=1.2,
+    )  # fmt: skip
     batch_reduction = (lambda x: x.amax(0)) if reduction == "amax" else "sum"
     view = getattr(connection, "geometry", None) if as_geometry else connection
     with _default_dtype(torch.float64):

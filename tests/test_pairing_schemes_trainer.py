@@ -17,7 +17,7 @@ from plastic.functional.bounding import Bounding
 from plastic.learn.stdp import STDP
 from plastic.observe.monitors import MonitorPool
 
-from helpers import F64, assert_close_relative, conv_specs, drive, net_pending, pair_sums, run, synapse_sites
+from helpers import F64, assert_close_relative, conv_specs, drive, enumerated_products, net_pending, run
 from helpers import make_cell as make_scripted_cell
 
 SCHEMES = ("symmetric", "presynaptic_centred", "restricted")
@@ -25,24 +25,6 @@ SCHEMES = ("symmetric", "presynaptic_centred", "restricted")
 
 def make_cell(spec, batch, dt):
     return make_scripted_cell(spec, batch, dt, weight_init=(-1.0, 1.0))
-
-
-def enumerated_products(connection, pre, post, scheme, *, decay_pre, decay_post, amp_pre, amp_post):
-    """Per-sample ``[B, *weight_shape]`` potentiation and depression, site by site, pair by pair."""
-    batch = pre.shape[1]
-    shape = tuple(connection.weight.shape)
-    potentiation, depression = np.zeros((batch, *shape)), np.zeros((batch, *shape))
-    for weight_index, post_index, pre_index in synapse_sites(connection):
-        if pre_index is None:
-            continue
-        for b in range(batch):
-            pot, dep = pair_sums(
-                pre[(slice(None), b, *pre_index)].tolist(), post[(slice(None), b, *post_index)].tolist(), scheme,
-                decay_pre, decay_post, amp_pre, amp_post,
-            )  # fmt: skip
-            potentiation[(b, *weight_index)] += pot
-            depression[(b, *weight_index)] += dep
-    return potentiation, depression
 
 
 cases = dict(

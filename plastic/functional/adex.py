@@ -62,7 +62,7 @@ from torch import Tensor
 from plastic.functional.attrs_validators import finite, non_negative, positive
 from plastic.functional.neuron_equations import refractory_steps
 from plastic.functional.traces import decay_factor
-from plastic.functional.validation import check_positive, check_tensor
+from plastic.functional.validation import check_positive, check_state_tensor, check_tensor
 
 __all__ = [
     "AdExParams",
@@ -195,11 +195,7 @@ def check_adex_state(state: object, like: Tensor) -> AdExState:
     if not isinstance(state, AdExState):
         raise TypeError(f"state: expected an AdExState, got {type(state).__name__}")
     for name in ("voltage", "adaptation", "afterpotential", "threshold"):
-        value = check_tensor(getattr(state, name), f"state.{name}", shape=like.shape, floating=True, finite=True)
-        if value.dtype != like.dtype or value.device != like.device:
-            raise ValueError(
-                f"state.{name}: expected dtype {like.dtype} on {like.device}, got {value.dtype} on {value.device}"
-            )
+        check_state_tensor(getattr(state, name), f"state.{name}", like.shape, like)
     plateau = check_tensor(state.plateau, "state.plateau", shape=like.shape, device=like.device)
     if plateau.is_floating_point() or plateau.dtype == torch.bool or plateau.is_complex():
         raise TypeError(f"state.plateau: expected an integer tensor, got dtype {plateau.dtype}")

@@ -57,7 +57,7 @@ from plastic.functional.receptive import (
     weight_to_grouped,
 )
 from plastic.functional.traces import trace_cumulative_window, trace_nearest_window
-from plastic.functional.validation import check_positive, check_spikes, check_tensor
+from plastic.functional.validation import check_positive, check_spikes, check_state_tensor, check_tensor
 
 try:  # optional: a faster scan for the indices of events on CPU (see event_indices)
     import numpy as _numpy
@@ -482,14 +482,6 @@ def check_window_spikes(spikes_pre: object, spikes_post: object, *, step: bool =
     if pre.device != post.device:
         raise ValueError(f"{post_name}: expected a tensor on {pre.device}, got {post.device}")
     return pre, post
-
-
-def check_state_tensor(value: object, name: str, shape: Sequence[int], like: Tensor | None) -> Tensor:
-    """A carried state tensor: floating, finite, of ``shape``, with the dtype and device of ``like``."""
-    tensor = check_tensor(value, name, shape=shape, floating=True, finite=True)
-    if like is not None and (tensor.dtype != like.dtype or tensor.device != like.device):
-        raise ValueError(f"{name}: expected dtype {like.dtype} on {like.device}, got {tensor.dtype} on {tensor.device}")
-    return tensor
 
 
 #: ``dt=`` of :func:`check_rule_inputs` for a rule without a step length (a user's ``None`` is checked)

@@ -78,10 +78,9 @@ from plastic.functional.bilinear import (
     View,
     WeightFactor,
     check_batch_reduction,
-    check_state_tensor,
 )
 from plastic.functional.traces import decay_factor, spike_values, trace_cumulative_window
-from plastic.functional.validation import check_positive, check_spikes, check_tensor
+from plastic.functional.validation import check_positive, check_spikes, check_state_tensor, check_tensor
 
 __all__ = [
     "ClopathParameters",

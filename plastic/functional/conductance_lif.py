@@ -96,9 +96,17 @@ def _check_conductance(value: object, name: str, min_ndim: int) -> Tensor:
     return tensor
 
 
+def _check_as_excitatory(tensor: Tensor, name: str, excitatory: Tensor) -> None:
+    if tensor.dtype != excitatory.dtype or tensor.device != excitatory.device:
+        raise ValueError(
+            f"{name}: expected dtype {excitatory.dtype} on {excitatory.device} (as excitatory), "
+            f"got {tensor.dtype} on {tensor.device}"
+        )
+
+
 def _check_arguments(
     excitatory: object, inhibitory: object, voltage: object, params: object, dt: object, window: bool
-) -> tuple[Tensor, Tensor | None, Tensor, float]:
+) -> tuple[Tensor, Tensor | None, Tensor, ConductanceLIFParams, float]:
     if not isinstance(params, ConductanceLIFParams):
         raise TypeError(f"params: expected ConductanceLIFParams, got {type(params).__name__}")
     dt = check_positive(dt, "dt")
@@ -109,19 +117,11 @@ def _check_arguments(
             raise ValueError(
                 f"inhibitory: expected the shape of excitatory {tuple(excitatory.shape)}, got {tuple(inhibitory.shape)}"
             )
-        if inhibitory.dtype != excitatory.dtype or inhibitory.device != excitatory.device:
-            raise ValueError(
-                f"inhibitory: expected dtype {excitatory.dtype} on {excitatory.device} (as excitatory), "
-                f"got {inhibitory.dtype} on {inhibitory.device}"
-            )
+        _check_as_excitatory(inhibitory, "inhibitory", excitatory)
     step_shape = excitatory.shape[1:] if window else excitatory.shape
     voltage = check_tensor(voltage, "voltage", shape=step_shape, floating=True, finite=True)
-    if voltage.dtype != excitatory.dtype or voltage.device != excitatory.device:
-        raise ValueError(
-            f"voltage: expected dtype {excitatory.dtype} on {excitatory.device} (as excitatory), "
-            f"got {voltage.dtype} on {voltage.device}"
-        )
-    return excitatory, inhibitory, voltage, dt
+    _check_as_excitatory(voltage, "voltage", excitatory)
+    return excitatory, inhibitory, voltage, params, dt
 
 
 def _coefficients(
@@ -157,8 +157,7 @@ def conductance_lif_step(
     naming ``excitatory``, ``inhibitory``, ``voltage``, ``params`` or ``dt``);
     conductances must be finite and ``>= 0``.
     """
-    excitatory, inhibitory, voltage, dt = _check_arguments(excitatory, inhibitory, voltage, params, dt, False)
-    assert isinstance(params, ConductanceLIFParams)
+    excitatory, inhibitory, voltage, params, dt = _check_arguments(excitatory, inhibitory, voltage, params, dt, False)
     target, decay = _coefficients(excitatory, inhibitory, params, dt)
     return _advance(voltage, target, decay, params)
 
@@ -178,8 +177,7 @@ def conductance_lif_window(
     loop over time. The same values as :func:`conductance_lif_step` step by
     step, to rounding. Checks as :func:`conductance_lif_step`.
     """
-    excitatory, inhibitory, voltage, dt = _check_arguments(excitatory, inhibitory, voltage, params, dt, True)
-    assert isinstance(params, ConductanceLIFParams)
+    excitatory, inhibitory, voltage, params, dt = _check_arguments(excitatory, inhibitory, voltage, params, dt, True)
     targets, decays = _coefficients(excitatory, inhibitory, params, dt)
     spikes = torch.empty(excitatory.shape, dtype=torch.bool, device=excitatory.device)
     voltages = torch.empty_like(excitatory)

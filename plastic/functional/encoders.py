@@ -102,6 +102,15 @@ def _as_real(values: Tensor, name: str) -> Tensor:
     return values if values.is_floating_point() else values.to(torch.get_default_dtype())
 
 
+def _check_unit_interval(values: object, name: str) -> Tensor:
+    """Finite real values in ``[0, 1]`` with at least one dimension (bool and integers as floats)."""
+    checked = _as_real(check_tensor(values, name, min_ndim=1, finite=True), name)
+    if checked.numel() and bool(((checked < 0) | (checked > 1)).any()):
+        bad = checked[(checked < 0) | (checked > 1)].flatten()[0].item()
+        raise ValueError(f"{name}: expected values in [0, 1], found {bad}")
+    return checked
+
+
 def _draw(probabilities: Tensor, steps: int, generator: torch.Generator | None) -> Tensor:
     # U < p with U uniform in [0, 1): P(spike) = p exactly, p = 0 never and p = 1 always fires.
     uniform = torch.rand(
@@ -179,20 +188,9 @@ def bernoulli_encode(probabilities: Tensor, steps: int, generator: torch.Generat
     Returns bool ``[steps, B, *shape]`` on the input's device.
     """
     steps = _check_steps(steps)
-    probabilities = _as_real(check_tensor(probabilities, "probabilities", min_ndim=1, finite=True), "probabilities")
-    if probabilities.numel() and bool(((probabilities < 0) | (probabilities > 1)).any()):
-        bad = probabilities[(probabilities < 0) | (probabilities > 1)].flatten()[0].item()
-        raise ValueError(f"probabilities: expected values in [0, 1], found {bad}")
+    probabilities = _check_unit_interval(probabilities, "probabilities")
     _check_generator(generator, probabilities.device)
     return _draw(probabilities, steps, generator)
-
-
-def _check_intensities(intensities: object) -> Tensor:
-    checked = _as_real(check_tensor(intensities, "intensities", min_ndim=1, finite=True), "intensities")
-    if checked.numel() and bool(((checked < 0) | (checked > 1)).any()):
-        bad = checked[(checked < 0) | (checked > 1)].flatten()[0].item()
-        raise ValueError(f"intensities: expected values in [0, 1], found {bad}")
-    return checked
 
 
 def latency_steps(intensities: Tensor, steps: int) -> Tensor:
@@ -206,7 +204,7 @@ def latency_steps(intensities: Tensor, steps: int) -> Tensor:
         steps: window length ``T >= 1``.
     """
     steps = _check_steps(steps)
-    values = _check_intensities(intensities)
+    values = _check_unit_interval(intensities, "intensities")
     times = torch.floor((1.0 - values) * steps).clamp(max=steps - 1).to(torch.int64)
     return torch.where(values > 0, times, torch.full_like(times, -1))
 

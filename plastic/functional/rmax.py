@@ -63,7 +63,7 @@ from plastic.functional.bilinear import (
     reduce_batch,
     step_as_window,
 )
-from plastic.functional.reward import broadcast_reward
+from plastic.functional.reward import _step_reward, broadcast_reward
 from plastic.functional.traces import decay_factor, trace_anticausal_window, trace_cumulative_window
 from plastic.functional.validation import check_tensor
 
@@ -218,16 +218,10 @@ def rmax_step(
         raise TypeError(f"probability_post: expected a torch.Tensor, got {type(probability_post).__name__}")
 
     def one_step(spikes_pre: Tensor, spikes_post: Tensor) -> RmaxUpdate:
-        step_reward = reward
-        if isinstance(reward, Tensor) and reward.ndim >= 1:
-            if reward.ndim != 1 or reward.shape[0] != spikes_pre.shape[1]:
-                raise ValueError(
-                    f"reward: expected a scalar or [B] with B={spikes_pre.shape[1]}, got shape {tuple(reward.shape)}"
-                )
-            step_reward = reward.unsqueeze(0)
+        # called with the checked spikes ([1, B, ...]), so B is known for the reward's check
         return rmax_window(
-            spikes_pre, spikes_post, probability_post.unsqueeze(0), step_reward, state, parameters, dt=dt,
-            view=view, batch_reduction=batch_reduction,
+            spikes_pre, spikes_post, probability_post.unsqueeze(0), _step_reward(reward, spikes_pre.shape[1]),
+            state, parameters, dt=dt, view=view, batch_reduction=batch_reduction,
         )  # fmt: skip
 
     return step_as_window(one_step, spike_pre, spike_post)

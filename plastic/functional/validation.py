@@ -26,6 +26,7 @@ __all__ = [
     "check_same_device",
     "check_shape",
     "check_spikes",
+    "check_state_tensor",
     "check_tensor",
     "spikes_as",
 ]
@@ -120,6 +121,14 @@ def check_spikes(
         bad = tensor[(tensor != 0) & (tensor != 1)].flatten()[0].item()
         raise ValueError(f"{name}: expected spikes with values in {{0, 1}} (or bool), found {bad}")
     return fired
+
+
+def check_state_tensor(value: object, name: str, shape: Sequence[int], like: Tensor | None) -> Tensor:
+    """A carried state tensor: floating, finite, of ``shape``, with the dtype and device of ``like``."""
+    tensor = check_tensor(value, name, shape=shape, floating=True, finite=True)
+    if like is not None and (tensor.dtype != like.dtype or tensor.device != like.device):
+        raise ValueError(f"{name}: expected dtype {like.dtype} on {like.device}, got {tensor.dtype} on {tensor.device}")
+    return tensor
 
 
 def spikes_as(spikes: Tensor, like: Tensor) -> Tensor:

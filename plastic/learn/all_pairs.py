@@ -156,17 +156,13 @@ class AllPairsKernelSTDP(WindowTrainer):
     """
 
     Params = AllPairsKernelSTDPParams
+    carried_names = ("history_pre", "history_post")
 
     def init_state(self, state: CellState, cell: Cell) -> None:
         params = state.params
         state.register_kwargs("kernel_post", params.kernel_post_kwargs)
         state.register_kwargs("kernel_pre", params.kernel_pre_kwargs)
         super().init_state(state, cell)
-
-    def init_carry(self, state: CellState, cell: Cell) -> None:
-        for name in ("history_pre", "history_post"):
-            if name in state._buffers:
-                del state._buffers[name]
 
     def _history(self, state: CellState, name: str, fresh: Tensor) -> Tensor:
         """Kept steps ``[H', B, *shape]`` matching ``fresh`` (empty if none or resized)."""

@@ -51,7 +51,7 @@ from plastic.functional.clopath import (
     voltage_with_spikes,
 )
 from plastic.functional.receptive import grouped_to_weight
-from plastic.learn.base import CellState, Unit
+from plastic.learn.base import Unit
 from plastic.learn.bilinear import check_bilinear_cell, functional_reduction
 from plastic.learn.stdp import signed_terms
 from plastic.learn.window import WindowRuleParams, WindowTrainer
@@ -130,6 +130,7 @@ class ClopathSTDP(WindowTrainer):
 
     Params = ClopathSTDPParams
     recorded: ClassVar[dict[str, str]] = {"pre": "connection.synspike", "voltage": "neuron.voltage_sequence"}
+    carried_names = CARRIED
 
     def check_cell(self, name: str, cell: Cell, params: Any) -> None:
         super().check_cell(name, cell, params)
@@ -150,14 +151,10 @@ class ClopathSTDP(WindowTrainer):
             )
         return monitors
 
-    def init_carry(self, state: CellState, cell: Cell) -> None:
-        for name in CARRIED:
-            state._buffers.pop(name, None)
-
-    def _carried_state(self, unit: Unit, pre: Tensor, voltage: Tensor, params: ClopathSTDPParams) -> ClopathState:
+    def _carried_state(self, unit: Unit, pre: Tensor, voltage: Tensor, rule: ClopathParameters) -> ClopathState:
         """The carried state for this window's layout (a rested one when new or resized)."""
         fresh = clopath_initial_state(
-            pre.shape[1], tuple(pre.shape[2:]), tuple(voltage.shape[2:]), params.rule(),
+            pre.shape[1], tuple(pre.shape[2:]), tuple(voltage.shape[2:]), rule,
             dt=unit.cell.dt, dtype=voltage.dtype, device=voltage.device,
         )  # fmt: skip
         values = []
@@ -177,10 +174,11 @@ class ClopathSTDP(WindowTrainer):
         voltage = windows["voltage"].to(weight.dtype)
         if params.spike_voltage is not None:
             voltage = voltage_with_spikes(voltage, windows["post"], params.spike_voltage)
-        state = self._carried_state(unit, spikes_pre, voltage, params)
+        rule = params.rule()
+        state = self._carried_state(unit, spikes_pre, voltage, rule)
         dependence = params.weight_dependence_post is not None or params.weight_dependence_pre is not None
         result = clopath_window(
-            spikes_pre, voltage, state, params.rule(),
+            spikes_pre, voltage, state, rule,
             dt=unit.cell.dt, view=connection, batch_reduction=functional_reduction(params.batch_reduction),
             weight=weight if dependence else None,
             f_post=params.weight_dependence_post, f_pre=params.weight_dependence_pre,
@@ -191,5 +189,4 @@ class ClopathSTDP(WindowTrainer):
         )
         # the updater first: a refused change leaves the carried state as it was
         unit.updater.accumulate("weight", potentiation=potentiation, depression=depression)
-        for name, value in zip(CARRIED, result.state, strict=True):
-            getattr(unit.state, name).copy_(value)
+        self.store_carried(unit.state, result.state)

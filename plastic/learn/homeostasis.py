@@ -49,7 +49,7 @@ from torch import Tensor
 
 from plastic.functional.attrs_validators import non_negative, one_of, positive
 from plastic.functional.homeostasis import homeostatic_change, rate_ema_alpha, rate_ema_window
-from plastic.learn.base import CellState, Unit, cell_updater, check_batch_reduction, reduce_batch
+from plastic.learn.base import Unit, cell_updater, check_batch_reduction, reduce_batch
 from plastic.learn.stdp import signed_terms
 from plastic.learn.window import WindowTrainer, check_window
 from plastic.neural.cell import Cell
@@ -94,6 +94,7 @@ class Homeostasis(WindowTrainer):
     Params = HomeostasisParams
     recorded: ClassVar[dict[str, str]] = {"post": "neuron.spike"}
     requires: ClassVar[tuple[str, ...]] = ()
+    carried_names = ("rate",)
 
     def check_cell(self, name: str, cell: Cell, params: Any) -> None:
         super().check_cell(name, cell, params)
@@ -119,9 +120,6 @@ class Homeostasis(WindowTrainer):
                     f"cell: threshold homeostasis moves neuron.{params.threshold_attribute} "
                     f"[*out_shape] (e.g. AdaptiveLIF's theta); the neuron of {name!r} has none"
                 )
-
-    def init_carry(self, state: CellState, cell: Cell) -> None:
-        state._buffers.pop("rate", None)
 
     def learn_window(self, unit: Unit, windows: dict[str, Tensor]) -> None:
         params: HomeostasisParams = unit.state.params

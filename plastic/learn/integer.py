@@ -147,6 +147,7 @@ class IntegerSTDP(WindowTrainer):
     """
 
     Params = IntegerSTDPParams
+    carried_names = ("trace_pre", "trace_post")
 
     def __init__(
         self, *, generator: torch.Generator | None = None, pool: MonitorPool | None = None, **defaults: Any
@@ -189,10 +190,6 @@ class IntegerSTDP(WindowTrainer):
         super().init_state(state, cell)
         if state.params.threshold is not None:
             state.register_buffer("threshold", state.params.threshold.detach().clone())
-
-    def init_carry(self, state: CellState, cell: Cell) -> None:
-        for buffer in ("trace_pre", "trace_post"):
-            state._buffers.pop(buffer, None)
 
     def learn_window(self, unit: Unit, windows: dict[str, Tensor]) -> None:
         params: IntegerSTDPParams = unit.state.params

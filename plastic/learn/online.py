@@ -49,7 +49,7 @@ from plastic.functional.bilinear import check_batch_reduction as check_functiona
 from plastic.functional.bounding import clamp_, normalize_rows
 from plastic.functional.receptive import grouped_to_weight
 from plastic.functional.stdp import stdp_window, stdp_window_net
-from plastic.learn.base import CellState, Unit, cell_updater, check_batch_reduction
+from plastic.learn.base import Unit, cell_updater, check_batch_reduction
 from plastic.learn.bilinear import check_bilinear_cell
 from plastic.learn.stdp import TraceWindowArguments
 from plastic.learn.window import WindowTrainer, check_window
@@ -108,6 +108,7 @@ class OnlineSTDP(WindowTrainer):
     """
 
     Params = OnlineSTDPParams
+    carried_names = ("trace_pre", "trace_post")
 
     # ------------------------------------------------------------ updater set-up
     @staticmethod
@@ -145,10 +146,6 @@ class OnlineSTDP(WindowTrainer):
             )
 
     # ------------------------------------------------------------ learning
-    def init_carry(self, state: CellState, cell: Cell) -> None:
-        for buffer in ("trace_pre", "trace_post"):
-            state._buffers.pop(buffer, None)
-
     def learn_window(self, unit: Unit, windows: dict[str, Tensor]) -> None:
         params: OnlineSTDPParams = unit.state.params
         connection = unit.cell.connection

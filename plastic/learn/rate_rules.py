@@ -13,14 +13,14 @@ References: Oja (1982), J. Math. Biol. 15:267; Bienenstock, Cooper & Munro
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 from torch import Tensor
 
 from plastic.functional.attrs_validators import non_negative, one_of, positive
 from plastic.functional.rate_rules import RATE_REDUCTIONS, RateReduction, bcm_window, oja_window
-from plastic.learn.base import CellState, Unit
+from plastic.learn.base import Unit
 from plastic.learn.bilinear import check_bilinear_cell
 from plastic.learn.stdp import signed_terms
 from plastic.learn.window import WindowTrainer, check_window
@@ -58,15 +58,11 @@ class BCMParams(OjaParams):
 
 
 class _RateRule(WindowTrainer):
-    carried_names: tuple[str, ...] = ("rate_pre", "rate_post")
+    carried_names: ClassVar[tuple[str, ...]] = ("rate_pre", "rate_post")
 
     def check_cell(self, name: str, cell: Cell, params: Any) -> None:
         super().check_cell(name, cell, params)
         check_bilinear_cell(name, cell, type(self).__name__)
-
-    def init_carry(self, state: CellState, cell: Cell) -> None:
-        for name in self.carried_names:
-            state._buffers.pop(name, None)
 
     def _deliver(self, unit: Unit, delta: Tensor, carried: dict[str, Tensor]) -> None:
         potentiation, depression = signed_terms(delta)

@@ -49,11 +49,12 @@ from plastic.functional.reward import (
     mstdp_et_window,
     mstdp_window,
 )
-from plastic.learn.base import CellState, Unit
+from plastic.learn.base import Unit
 from plastic.learn.bilinear import check_bilinear_cell, functional_reduction
 from plastic.learn.stdp import signed_terms
 from plastic.learn.window import WindowRuleParams, WindowTrainer
 from plastic.neural.cell import Cell
+from plastic.neural.connections import Connection
 
 __all__ = ["MSTDP", "MSTDPET", "MSTDPETParams", "MSTDPParams", "RewardWindowTrainer"]
 
@@ -101,6 +102,16 @@ class RewardWindowTrainer(WindowTrainer):
     Subclasses implement ``learn_window(unit, windows, reward)``.
     """
 
+    def check_cell(self, name: str, cell: Cell, params: Any) -> None:
+        super().check_cell(name, cell, params)
+        check_bilinear_cell(name, cell, type(self).__name__)
+
+    @staticmethod
+    def grouped_like(spikes_pre: Tensor, connection: Connection) -> Tensor:
+        """A shape donor for :meth:`carried`: a per-sample ``[B, G, O, K]`` buffer of the weight
+        (expanded zeros, ``[1, B, G, O, K]``: no memory)."""
+        return spikes_pre.new_zeros(()).expand(1, spikes_pre.shape[1], *connection.weight_grouped().shape)
+
     def forward(self, reward: float | Tensor) -> None:
         """Learn from the steps since the last call with ``reward`` over them.
 
@@ -122,19 +133,10 @@ class RewardWindowTrainer(WindowTrainer):
 
 
 class _RewardTrainer(RewardWindowTrainer):
-    """Shared machinery of :class:`MSTDP` and :class:`MSTDPET`."""
+    """Shared machinery of :class:`MSTDP` and :class:`MSTDPET` (``carried_names``: the state's fields)."""
 
-    carried_name: ClassVar[str]
     window_function: ClassVar[Callable[..., Any]]
     state_type: ClassVar[type]
-
-    def check_cell(self, name: str, cell: Cell, params: Any) -> None:
-        super().check_cell(name, cell, params)
-        check_bilinear_cell(name, cell, type(self).__name__)
-
-    def init_carry(self, state: CellState, cell: Cell) -> None:
-        for buffer in ("trace_pre", "trace_post", self.carried_name):
-            state._buffers.pop(buffer, None)
 
     def learn_window(self, unit: Unit, windows: dict[str, Tensor], reward: float | Tensor) -> None:
         params: MSTDPParams = unit.state.params
@@ -142,22 +144,16 @@ class _RewardTrainer(RewardWindowTrainer):
         weight = connection.weight.detach()
         spikes_pre, spikes_post = windows["pre"], windows["post"]
         dtype = weight.dtype
-        batch = spikes_pre.shape[1]
-        # a shape donor for the carried [B, G, O, K] eligibility (expanded: no memory)
-        grouped = spikes_pre.new_zeros(()).expand(1, batch, *connection.weight_grouped().shape)
-        state = self.state_type(
-            self.carried(unit.state, "trace_pre", spikes_pre, dtype),
-            self.carried(unit.state, "trace_post", spikes_post, dtype),
-            self.carried(unit.state, self.carried_name, grouped, dtype),
-        )
+        donors = (spikes_pre, spikes_post, self.grouped_like(spikes_pre, connection))  # the buffers' shapes
+        carried = zip(self.carried_names, donors, strict=True)
+        state = self.state_type(*(self.carried(unit.state, name, like, dtype) for name, like in carried))
         result = type(self).window_function(
             spikes_pre, spikes_post, reward, state, params.rule(),
             dt=unit.cell.dt, view=connection, weight=weight,
             f_post=params.weight_dependence_post, f_pre=params.weight_dependence_pre,
             batch_reduction=functional_reduction(params.batch_reduction),
         )  # fmt: skip
-        for buffer, value in zip(("trace_pre", "trace_post", self.carried_name), result.state, strict=True):
-            getattr(unit.state, buffer).copy_(value)
+        self.store_carried(unit.state, result.state)
         potentiation, depression = signed_terms(result.update)
         unit.updater.accumulate("weight", potentiation=potentiation, depression=depression)
 
@@ -176,7 +172,7 @@ class MSTDP(_RewardTrainer):
     """
 
     Params = MSTDPParams
-    carried_name = "eligibility"
+    carried_names = MSTDPState._fields
     window_function = staticmethod(mstdp_window)
     state_type = MSTDPState
 
@@ -188,6 +184,6 @@ class MSTDPET(_RewardTrainer):
     """
 
     Params = MSTDPETParams
-    carried_name = "eligibility_trace"
+    carried_names = MSTDPETState._fields
     window_function = staticmethod(mstdp_et_window)
     state_type = MSTDPETState

@@ -30,8 +30,8 @@ from torch import Tensor
 
 from plastic.functional.attrs_validators import finite, non_negative_or_infinite, positive
 from plastic.functional.rmax import RmaxParameters, RmaxState, rmax_window
-from plastic.learn.base import CellState, Unit
-from plastic.learn.bilinear import check_bilinear_cell, functional_reduction
+from plastic.learn.base import Unit
+from plastic.learn.bilinear import functional_reduction
 from plastic.learn.reward import RewardWindowTrainer
 from plastic.learn.stdp import signed_terms
 from plastic.learn.window import WindowRuleParams
@@ -90,31 +90,24 @@ class Rmax(RewardWindowTrainer):
         "post": "neuron.spike",
         "probability": "neuron.spike_probability",
     }
+    carried_names = RmaxState._fields
 
     def check_cell(self, name: str, cell: Cell, params: Any) -> None:
         super().check_cell(name, cell, params)
-        check_bilinear_cell(name, cell, type(self).__name__)
         if not hasattr(cell.neuron, "spike_probability"):
             raise ValueError(
                 f"cell: Rmax needs neurons that expose each step's firing probability as spike_probability "
                 f"(e.g. EscapeNoiseNeuron); {name!r} has {type(cell.neuron).__name__}"
             )
 
-    def init_carry(self, state: CellState, cell: Cell) -> None:
-        for buffer in RmaxState._fields:
-            state._buffers.pop(buffer, None)
-
     def learn_window(self, unit: Unit, windows: dict[str, Tensor], reward: float | Tensor) -> None:
         params: RmaxParams = unit.state.params
         connection = unit.cell.connection
         dtype = connection.weight.dtype
         spikes_pre, spikes_post = windows["pre"], windows["post"]
-        batch = spikes_pre.shape[1]
-        # a shape donor for the carried [B, G, O, K] eligibility (expanded: no memory)
-        grouped = spikes_pre.new_zeros(()).expand(1, batch, *connection.weight_grouped().shape)
         state = RmaxState(
             self.carried(unit.state, "trace_pre", spikes_pre, dtype),
-            self.carried(unit.state, "eligibility_trace", grouped, dtype),
+            self.carried(unit.state, "eligibility_trace", self.grouped_like(spikes_pre, connection), dtype),
         )
         result = rmax_window(
             spikes_pre, spikes_post, windows["probability"].to(dtype), reward, state, params.rule(),
@@ -123,5 +116,4 @@ class Rmax(RewardWindowTrainer):
         potentiation, depression = signed_terms(result.update)
         # the updater first: a refused change leaves the carried state as it was
         unit.updater.accumulate("weight", potentiation=potentiation, depression=depression)
-        for buffer, value in zip(RmaxState._fields, result.state, strict=True):
-            getattr(unit.state, buffer).copy_(value)
+        self.store_carried(unit.state, result.state)

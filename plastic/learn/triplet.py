@@ -33,7 +33,7 @@ from torch import Tensor
 
 from plastic.functional.attrs_validators import non_negative, positive
 from plastic.functional.triplet import TripletParameters, TripletTraces, triplet_stdp_window
-from plastic.learn.base import CellState, Unit
+from plastic.learn.base import Unit
 from plastic.learn.bilinear import check_bilinear_cell, functional_reduction
 from plastic.learn.stdp import signed_terms
 from plastic.learn.window import WindowRuleParams, WindowTrainer
@@ -95,14 +95,11 @@ class TripletSTDP(WindowTrainer):
     """
 
     Params = TripletSTDPParams
+    carried_names = TRIPLET_TRACES
 
     def check_cell(self, name: str, cell: Cell, params: Any) -> None:
         super().check_cell(name, cell, params)
         check_bilinear_cell(name, cell, type(self).__name__)
-
-    def init_carry(self, state: CellState, cell: Cell) -> None:
-        for buffer in TRIPLET_TRACES:
-            state._buffers.pop(buffer, None)
 
     def learn_window(self, unit: Unit, windows: dict[str, Tensor]) -> None:
         params: TripletSTDPParams = unit.state.params
@@ -126,6 +123,5 @@ class TripletSTDP(WindowTrainer):
         )  # fmt: skip
         # a weight dependence may be negative outside its range: sort signs out
         potentiation, depression = signed_terms(result.potentiation, -result.depression)
-        for buffer, value in zip(TRIPLET_TRACES, result.traces, strict=True):
-            getattr(unit.state, buffer).copy_(value)
+        self.store_carried(unit.state, result.traces)
         unit.updater.accumulate("weight", potentiation=potentiation, depression=depression)

@@ -14,7 +14,7 @@ one recording.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, cast
 
 import attrs
@@ -75,12 +75,15 @@ class WindowTrainer(IndependentCellTrainer):
     """Base class of rules computed over recorded spike windows.
 
     Subclasses give ``recorded`` (monitor key -> target on the cell), a
-    ``Params`` class with a ``window`` field, implement :meth:`init_carry`
-    (the per-cell state carried between calls, as buffers of ``state``) and
-    :meth:`learn_window`.
+    ``Params`` class with a ``window`` field, ``carried_names`` (the per-cell
+    state carried between calls, as buffers of ``state``: :meth:`carried`
+    creates them, :meth:`store_carried` writes them, :meth:`init_carry` drops
+    them) and implement :meth:`learn_window`.
     """
 
     recorded: ClassVar[dict[str, str]] = {"pre": "connection.synspike", "post": "neuron.spike"}
+    #: the carried buffers (traces, eligibility), in the order of the rule's state
+    carried_names: ClassVar[tuple[str, ...]] = ()
 
     def check_cell(self, name: str, cell: Cell, params: Any) -> None:
         if "pre" in self.recorded and isinstance(getattr(cell.connection, "delay", None), Tensor):
@@ -105,7 +108,9 @@ class WindowTrainer(IndependentCellTrainer):
         self.init_carry(state, cell)
 
     def init_carry(self, state: CellState, cell: Cell) -> None:
-        """Create the carried per-cell buffers (traces, eligibility)."""
+        """Drop the carried buffers (``carried_names``): the next window starts from a fresh state."""
+        for name in self.carried_names:
+            state._buffers.pop(name, None)
 
     def reset_state(self, unit: Unit) -> None:
         # a plain dict attribute: object.__setattr__ skips nn.Module's table checks (the same result)
@@ -181,3 +186,8 @@ class WindowTrainer(IndependentCellTrainer):
             buffer = torch.zeros(shape, dtype=dtype, device=like.device)
             state.register_buffer(name, buffer)
         return buffer.to(like.device)
+
+    def store_carried(self, state: CellState, values: Iterable[Tensor]) -> None:
+        """Copy a rule's new carried state (in the order of ``carried_names``) into the buffers."""
+        for name, value in zip(self.carried_names, values, strict=True):
+            getattr(state, name).copy_(value)

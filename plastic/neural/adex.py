@@ -23,9 +23,9 @@ import torch
 from torch import Tensor
 
 from plastic.functional.adex import AdExParams, AdExState, adex_initial_state, adex_step, adex_window
-from plastic.functional.validation import all_finite, check_positive, check_shape, check_tensor
+from plastic.functional.validation import check_positive, check_tensor
 from plastic.neural.buffers import rebind_buffer
-from plastic.neural.neuron_base import NeuronModule, _batch_size, _neuron_shape, _params_with_overrides, _state_dtype
+from plastic.neural.neuron_base import NeuronModule, _neuron_shape, _params_with_overrides
 
 __all__ = ["AdEx"]
 
@@ -86,18 +86,16 @@ class AdEx(NeuronModule):
         self.params = _params_with_overrides(params, AdExParams, overrides, "AdEx")
         self.dt = check_positive(dt, "dt")
         self.params.check_step(self.dt)
-        self.plateau_steps = self.params.plateau_steps(self.dt)
-        self.step_mode = step_mode
-        dtype = _state_dtype(dtype)
-        self._batch_size = _batch_size(batch_size)
-        state = adex_initial_state((self._batch_size, *self.shape), self.params, dtype=dtype, device=device)
+        dtype = self._configure(step_mode, batch_size, dtype)
+        state = adex_initial_state(self._state_shape, self.params, dtype=dtype, device=device)
         for name, value in zip(_STATE_BUFFERS, state, strict=True):
             self.register_buffer(name, value)
-        self.register_buffer("spike", torch.zeros_like(state.plateau, dtype=torch.bool), persistent=False)
-        self.register_buffer("_voltage_sequence", None, persistent=False)
-        self.store_voltage_sequence = store_voltage_sequence
+        self._register_outputs(device, store_voltage_sequence)
 
-    # -- configuration -------------------------------------------------------
+    @property
+    def plateau_steps(self) -> int:
+        """The spike's plateau in steps, ``ceil(spike_duration / dt)`` (of ``params`` and ``dt``)."""
+        return self.params.plateau_steps(self.dt)
 
     # -- state ---------------------------------------------------------------
 
@@ -110,29 +108,11 @@ class AdEx(NeuronModule):
 
     def reset(self) -> None:
         """Neurons at rest (``u = E_L``, ``w = z = 0``, ``V_T = V_T,rest``, no plateau), no spike, no sequence."""
-        voltage = self._buffers["voltage"]
-        assert voltage is not None
-        state = adex_initial_state(
-            (self._batch_size, *self.shape), self.params, dtype=voltage.dtype, device=voltage.device
-        )
-        self._store(state)
-        rebind_buffer(self, "spike", torch.zeros_like(state.plateau, dtype=torch.bool))
-        self._voltage_sequence = None
+        voltage = cast(Tensor, self._buffers["voltage"])
+        self._store(adex_initial_state(self._state_shape, self.params, dtype=voltage.dtype, device=voltage.device))
+        self._reset_outputs()
 
     # -- dynamics ------------------------------------------------------------
-
-    def _check_inputs(self, inputs: Tensor) -> None:
-        check_tensor(inputs, "inputs", floating=True)
-        leading = (-1, self._batch_size) if self._step_mode == "window" else (self._batch_size,)
-        check_tensor(inputs, "inputs", ndim=len(leading) + len(self.shape))
-        check_shape(inputs, "inputs", (*leading, *self.shape))
-        voltage = cast(Tensor, self._buffers["voltage"])
-        if inputs.dtype != voltage.dtype:
-            raise TypeError(f"inputs: expected dtype {voltage.dtype} (the neuron's state), got {inputs.dtype}")
-        if inputs.device != voltage.device:
-            raise ValueError(f"inputs: expected a tensor on {voltage.device} (the neuron's state), got {inputs.device}")
-        if not all_finite(inputs):
-            raise ValueError("inputs: expected finite values, found NaN or inf")
 
     def forward(self, inputs: Tensor) -> Tensor:
         """Advance by one step (``[B, *shape]``) or a window (``[T, B, *shape]``) of input
@@ -142,6 +122,7 @@ class AdEx(NeuronModule):
         the state is unchanged when a call fails.
         """
         self._check_inputs(inputs)
+        check_tensor(inputs, "inputs", finite=True)
         with torch.no_grad():
             if self._step_mode == "single":
                 fired, state = adex_step(inputs, self._state(), self.params, dt=self.dt)
@@ -155,8 +136,4 @@ class AdEx(NeuronModule):
         return fired.to(inputs.dtype)
 
     def extra_repr(self) -> str:
-        fields = [f"shape={self.shape}", f"dt={self.dt}", f"batch_size={self._batch_size}"]
-        fields.append(f"step_mode={self._step_mode!r}")
-        if self._store_voltage_sequence:
-            fields.append("store_voltage_sequence=True")
-        return ", ".join(fields)
+        return ", ".join([f"shape={self.shape}", f"dt={self.dt}", *self._repr_batch()])

@@ -44,9 +44,9 @@ from torch import Tensor, nn
 from plastic.functional.attrs_validators import int_at_least
 from plastic.functional.competition import k_winners, position_winners
 from plastic.functional.neurons import neuron_charge
-from plastic.functional.validation import check_choice
 from plastic.neural.buffers import rebind_buffer
-from plastic.neural.neurons import STEP_MODES, SpikingNeuron
+from plastic.neural.neurons import SpikingNeuron
+from plastic.neural.step_mode import StepModeMixin
 
 __all__ = ["Competition", "WinnerTakeAll"]
 
@@ -71,7 +71,7 @@ class Competition:
     once: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
 
 
-class WinnerTakeAll(nn.Module):
+class WinnerTakeAll(StepModeMixin, nn.Module):
     """A neuron group ``[C, *spatial]`` whose spikes compete across feature maps.
 
     Args:
@@ -149,14 +149,6 @@ class WinnerTakeAll(nn.Module):
     def voltage(self) -> Tensor:
         """The wrapped neuron's membrane potential ``[B, *shape]``."""
         return self.neuron.voltage
-
-    @property
-    def step_mode(self) -> str:
-        return self._step_mode
-
-    @step_mode.setter
-    def step_mode(self, value: str) -> None:
-        self._step_mode = str(check_choice(value, "step_mode", STEP_MODES))
 
     @property
     def batch_size(self) -> int:

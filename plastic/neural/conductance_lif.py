@@ -20,9 +20,9 @@ import torch
 from torch import Tensor
 
 from plastic.functional.conductance_lif import ConductanceLIFParams, conductance_lif_step, conductance_lif_window
-from plastic.functional.validation import check_positive, check_shape
+from plastic.functional.validation import check_positive
 from plastic.neural.buffers import rebind_buffer
-from plastic.neural.neuron_base import NeuronModule, _batch_size, _neuron_shape, _params_with_overrides, _state_dtype
+from plastic.neural.neuron_base import NeuronModule, _neuron_shape, _params_with_overrides
 
 __all__ = ["ConductanceLIF"]
 
@@ -75,35 +75,16 @@ class ConductanceLIF(NeuronModule):
         self.shape = _neuron_shape(shape)
         self.params = _params_with_overrides(params, ConductanceLIFParams, overrides, "ConductanceLIF")
         self.dt = check_positive(dt, "dt")
-        self.step_mode = step_mode
-        dtype = _state_dtype(dtype)
-        self._batch_size = _batch_size(batch_size)
-        state_shape = (self._batch_size, *self.shape)
-        self.register_buffer("voltage", torch.full(state_shape, self.params.v_rest, dtype=dtype, device=device))
-        self.register_buffer("spike", torch.zeros(state_shape, dtype=torch.bool, device=device), persistent=False)
-        self.register_buffer("_voltage_sequence", None, persistent=False)
-        self.store_voltage_sequence = store_voltage_sequence
+        dtype = self._configure(step_mode, batch_size, dtype)
+        self.register_buffer("voltage", torch.full(self._state_shape, self.params.v_rest, dtype=dtype, device=device))
+        self._register_outputs(device, store_voltage_sequence)
 
     def reset(self) -> None:
         """Neurons at rest (``V = E_L``), no spike, no voltage sequence."""
         voltage = cast(Tensor, self._buffers["voltage"])
-        state_shape = (self._batch_size, *self.shape)
-        rebind_buffer(
-            self, "voltage", torch.full(state_shape, self.params.v_rest, dtype=voltage.dtype, device=voltage.device)
-        )
-        rebind_buffer(self, "spike", torch.zeros(state_shape, dtype=torch.bool, device=voltage.device))
-        self._voltage_sequence = None
-
-    def _check_layout(self, inputs: Tensor) -> None:
-        leading = (-1, self._batch_size) if self._step_mode == "window" else (self._batch_size,)
-        if not isinstance(inputs, Tensor):
-            raise TypeError(f"inputs: expected a torch.Tensor, got {type(inputs).__name__}")
-        if inputs.ndim != len(leading) + len(self.shape):
-            raise ValueError(
-                f"inputs: expected {len(leading) + len(self.shape)} dimensions "
-                f"({self._step_mode!r} step mode), got shape {tuple(inputs.shape)}"
-            )
-        check_shape(inputs, "inputs", (*leading, *self.shape))
+        rest = torch.full(self._state_shape, self.params.v_rest, dtype=voltage.dtype, device=voltage.device)
+        rebind_buffer(self, "voltage", rest)  # [B, *shape] of the batch size, which may be new
+        self._reset_outputs()
 
     def forward(self, inputs: Tensor, inhibitory: Tensor | None = None) -> Tensor:
         """Advance by one step (``[B, *shape]``) or a window (``[T, B, *shape]``) of excitatory
@@ -114,12 +95,8 @@ class ConductanceLIF(NeuronModule):
         negative conductance as ``excitatory``, the functional form's name) or
         ``inhibitory``; the state is unchanged when a call fails.
         """
-        self._check_layout(inputs)
+        self._check_inputs(inputs)  # the values (finite, >= 0): by the functional form, named excitatory
         voltage = cast(Tensor, self._buffers["voltage"])
-        if inputs.dtype != voltage.dtype:
-            raise TypeError(f"inputs: expected dtype {voltage.dtype} (the neuron's state), got {inputs.dtype}")
-        if inputs.device != voltage.device:
-            raise ValueError(f"inputs: expected a tensor on {voltage.device} (the neuron's state), got {inputs.device}")
         with torch.no_grad():
             if self._step_mode == "single":
                 fired, voltage = conductance_lif_step(inputs, voltage, self.params, inhibitory=inhibitory, dt=self.dt)
@@ -135,8 +112,4 @@ class ConductanceLIF(NeuronModule):
         return fired.to(inputs.dtype)
 
     def extra_repr(self) -> str:
-        fields = [f"shape={self.shape}", f"dt={self.dt}", f"batch_size={self._batch_size}"]
-        fields.append(f"step_mode={self._step_mode!r}")
-        if self._store_voltage_sequence:
-            fields.append("store_voltage_sequence=True")
-        return ", ".join(fields)
+        return ", ".join([f"shape={self.shape}", f"dt={self.dt}", *self._repr_batch()])

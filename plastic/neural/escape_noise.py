@@ -26,9 +26,9 @@ from plastic.functional.escape_noise import (
     escape_noise_step,
     escape_noise_window,
 )
-from plastic.functional.validation import check_positive
+from plastic.functional.validation import check_positive, check_tensor
 from plastic.neural.buffers import rebind_buffer
-from plastic.neural.neuron_base import NeuronModule, _batch_size, _neuron_shape, _state_dtype
+from plastic.neural.neuron_base import NeuronModule, _neuron_shape
 
 __all__ = ["EscapeNoiseNeuron"]
 
@@ -103,35 +103,28 @@ class EscapeNoiseNeuron(NeuronModule):
             else:
                 generator.seed()
         self.generator = generator
-        self.step_mode = step_mode
-        dtype = _state_dtype(dtype)
-        self._batch_size = _batch_size(batch_size)
-        state_shape = (self._batch_size, *self.shape)
+        dtype = self._configure(step_mode, batch_size, dtype)
+        state_shape = self._state_shape
         self.register_buffer("psp", torch.zeros(state_shape, dtype=dtype, device=device))
         self.register_buffer("after_potential", torch.zeros(state_shape, dtype=dtype, device=device))
         self.register_buffer("refractory_remaining", torch.zeros(state_shape, dtype=torch.int32, device=device))
         self.register_buffer("voltage", torch.full(state_shape, self.params.u_rest, dtype=dtype, device=device))
-        self.register_buffer("spike", torch.zeros(state_shape, dtype=torch.bool, device=device), persistent=False)
         self.register_buffer(
             "spike_probability", torch.zeros(state_shape, dtype=dtype, device=device), persistent=False
         )
-        self.register_buffer("_voltage_sequence", None, persistent=False)
-        self.store_voltage_sequence = store_voltage_sequence
-
-    # -- configuration ---------------------------------------------------------
+        self._register_outputs(device, store_voltage_sequence)
 
     # -- state -------------------------------------------------------------------
 
     def reset(self) -> None:
         """The resting state: no PSP, no after-potential, not refractory, ``voltage = u_rest``, no spike."""
         like = self.psp
-        shape = (self._batch_size, *self.shape)
+        shape = self._state_shape
         for name in ("psp", "after_potential", "spike_probability"):
             rebind_buffer(self, name, torch.zeros(shape, dtype=like.dtype, device=like.device))
         rebind_buffer(self, "voltage", torch.full(shape, self.params.u_rest, dtype=like.dtype, device=like.device))
         rebind_buffer(self, "refractory_remaining", torch.zeros(shape, dtype=torch.int32, device=like.device))
-        rebind_buffer(self, "spike", torch.zeros(shape, dtype=torch.bool, device=like.device))
-        self._voltage_sequence = None
+        self._reset_outputs()
 
     def _state(self) -> EscapeNoiseState:
         buffers = self._buffers
@@ -153,26 +146,11 @@ class EscapeNoiseNeuron(NeuronModule):
         ``inputs`` must have the state's dtype and device; errors name ``inputs``
         before any state changes (the uniform numbers are drawn after the checks).
         """
-        single = self._step_mode == "single"
-        expected = (self._batch_size, *self.shape)
-        if not isinstance(inputs, Tensor):
-            raise TypeError(f"inputs: expected a torch.Tensor, got {type(inputs).__name__}")
-        if (tuple(inputs.shape) if single else tuple(inputs.shape[1:])) != expected or inputs.ndim != len(expected) + (
-            0 if single else 1
-        ):
-            layout = "[B, *shape]" if single else "[T, B, *shape]"
-            raise ValueError(f"inputs: expected {layout} with B, *shape = {expected}, got {tuple(inputs.shape)}")
-        like = self._buffers["psp"]
-        assert like is not None
-        if inputs.dtype != like.dtype:
-            raise TypeError(f"inputs: expected dtype {like.dtype} (the neuron's state), got {inputs.dtype}")
-        if inputs.device != like.device:
-            raise ValueError(f"inputs: expected a tensor on {like.device} (the neuron's state), got {inputs.device}")
-        if not bool(torch.isfinite(inputs).all()):
-            raise ValueError("inputs: expected finite values, found NaN or inf")
+        self._check_inputs(inputs)
+        check_tensor(inputs, "inputs", finite=True)
         uniform = self._uniform(tuple(inputs.shape), inputs)
         with torch.no_grad():
-            if single:
+            if self._step_mode == "single":
                 step = escape_noise_step(inputs, self._state(), self.params, dt=self.dt, uniform=uniform)
                 spikes, probability, voltage, state = step.spike, step.probability, step.voltage, step.state
                 last_voltage = voltage

@@ -23,30 +23,17 @@ from torch import Tensor, nn
 
 from plastic.functional.traces import spike_filter_step, spike_filter_window
 from plastic.functional.validation import (
-    check_choice,
     check_greater,
     check_in_range,
     check_spikes,
     check_tensor,
 )
+from plastic.neural.step_mode import StepModeMixin
 
 __all__ = ["Delay", "SynapseFilter", "VotingLayer"]
 
-STEP_MODES = ("single", "window")
 
-
-class _StepModeMixin:
-    _step_mode: str
-
-    @property
-    def step_mode(self) -> str:
-        """``"single"`` (inputs ``[B, *shape]``) or ``"window"`` (inputs ``[T, B, *shape]``)."""
-        return self._step_mode
-
-    @step_mode.setter
-    def step_mode(self, value: str) -> None:
-        self._step_mode = str(check_choice(value, "step_mode", STEP_MODES))
-
+class _StepModeMixin(StepModeMixin):
     def _min_ndim(self) -> int:
         return 2 if self._step_mode == "window" else 1
 

@@ -28,13 +28,13 @@ from plastic.functional.neurons import (
     neuron_window_state,
 )
 from plastic.functional.surrogate import SurrogateGradient
-from plastic.functional.validation import all_finite, check_choice, check_shape, check_tensor
+from plastic.functional.validation import all_finite, check_shape, check_tensor
 from plastic.neural.buffers import rebind_buffer
 from plastic.neural.compiled import CompiledStep
+from plastic.neural.step_mode import STEP_MODES, StepModeMixin
 
 __all__ = ["STEP_MODES", "NeuronModule", "SpikingNeuron"]
 
-STEP_MODES = ("single", "window")
 P = TypeVar("P", bound=attrs.AttrsInstance)
 # refractory counters: integer tensors (what the functional state check accepts)
 _COUNTER_DTYPES = (torch.int8, torch.uint8, torch.int16, torch.int32, torch.int64)
@@ -87,18 +87,49 @@ def _params_with_overrides(params: object, params_type: type[P], overrides: dict
     return evolved
 
 
-class NeuronModule(nn.Module):
-    """What every neuron module shares: the step mode and the voltage sequence a monitor records.
+class NeuronModule(StepModeMixin, nn.Module):
+    """What every neuron module shares: the step mode, the batch size, the ``spike`` and voltage
+    sequence a monitor records, the checks of a forward's inputs against the state.
 
-    Subclasses (:class:`SpikingNeuron`, :class:`~plastic.neural.adex.AdEx`)
-    register the non-persistent buffer ``_voltage_sequence`` (``None``) before
-    setting ``store_voltage_sequence``, and rebind it after each forward.
+    Subclasses (:class:`SpikingNeuron`, :class:`~plastic.neural.adex.AdEx`, ...)
+    set ``shape``, call :meth:`_configure` and :meth:`_register_outputs` in
+    their constructor, keep a ``voltage`` buffer ``[B, *shape]`` (its dtype
+    and device are the state's), end their :meth:`reset` with
+    :meth:`_reset_outputs`, and rebind ``spike`` and ``_voltage_sequence``
+    after each forward.
     """
 
+    shape: tuple[int, ...]
+    spike: Tensor
     _voltage_sequence: Tensor | None  # read as voltage_sequence
-    _step_mode: str
     _store_voltage_sequence: bool
     _batch_size: int
+
+    def _configure(self, step_mode: str, batch_size: int, dtype: object) -> torch.dtype:
+        """Set the step mode and the batch size (checked); returns the floating dtype of the
+        state (``None``: torch's default)."""
+        self.step_mode = step_mode
+        dtype = _state_dtype(dtype)
+        self._batch_size = _batch_size(batch_size)
+        return dtype
+
+    @property
+    def _state_shape(self) -> tuple[int, ...]:
+        """``[B, *shape]``: the shape of a batched state buffer and of one step."""
+        return (self._batch_size, *self.shape)
+
+    def _register_outputs(self, device: torch.device | str | None, store_voltage_sequence: bool) -> None:
+        """The record of the last forward, not state (not saved, moved by ``.to()``): ``spike``
+        (bool ``[B, *shape]``) and ``_voltage_sequence`` (None until a forward stores it)."""
+        self.register_buffer("spike", torch.zeros(self._state_shape, dtype=torch.bool, device=device), persistent=False)
+        self.register_buffer("_voltage_sequence", None, persistent=False)
+        self.store_voltage_sequence = store_voltage_sequence
+
+    def _reset_outputs(self) -> None:
+        """No spike (``[B, *shape]`` on the state's device) and no voltage sequence."""
+        device = cast(Tensor, self._buffers["voltage"]).device
+        rebind_buffer(self, "spike", torch.zeros(self._state_shape, dtype=torch.bool, device=device))
+        self._voltage_sequence = None
 
     @property
     def batch_size(self) -> int:
@@ -113,15 +144,6 @@ class NeuronModule(nn.Module):
     def reset(self) -> None:
         """Back to the resting state, every batched buffer sized by ``batch_size``."""
         raise NotImplementedError
-
-    @property
-    def step_mode(self) -> str:
-        """``"single"`` (``[B, *shape]`` per call) or ``"window"`` (``[T, B, *shape]``)."""
-        return self._step_mode
-
-    @step_mode.setter
-    def step_mode(self, value: str) -> None:
-        self._step_mode = str(check_choice(value, "step_mode", STEP_MODES))
 
     @property
     def store_voltage_sequence(self) -> bool:
@@ -164,6 +186,28 @@ class NeuronModule(nn.Module):
                 "store_voltage_sequence=True (or set neuron.store_voltage_sequence = True)"
             )
         return self._buffers["_voltage_sequence"]
+
+    def _check_inputs(self, inputs: Tensor) -> None:
+        """``inputs``: a floating tensor laid out for the step mode (``[B, *shape]`` or
+        ``[T, B, *shape]``) in the state's dtype and on its device (errors name ``inputs``)."""
+        check_tensor(inputs, "inputs", floating=True)
+        leading = (-1, self._batch_size) if self._step_mode == "window" else (self._batch_size,)
+        check_shape(inputs, "inputs", (*leading, *self.shape))
+        self._check_inputs_dtype_device(inputs)
+
+    def _check_inputs_dtype_device(self, inputs: Tensor) -> None:
+        voltage = cast(Tensor, self._buffers["voltage"])
+        if inputs.dtype != voltage.dtype:
+            raise TypeError(f"inputs: expected dtype {voltage.dtype} (the neuron's state), got {inputs.dtype}")
+        if inputs.device != voltage.device:
+            raise ValueError(f"inputs: expected a tensor on {voltage.device} (the neuron's state), got {inputs.device}")
+
+    def _repr_batch(self) -> list[str]:
+        """The ``extra_repr`` fields of the batch and the step mode (and a kept voltage sequence)."""
+        fields = [f"batch_size={self._batch_size}", f"step_mode={self._step_mode!r}"]
+        if self._store_voltage_sequence:
+            fields.append("store_voltage_sequence=True")
+        return fields
 
 
 class SpikingNeuron(NeuronModule):
@@ -224,19 +268,14 @@ class SpikingNeuron(NeuronModule):
         self.refractory = float(refractory)
         self.dt = float(dt)
         self.adaptive = adaptive
-        self.step_mode = step_mode
-        dtype = _state_dtype(dtype)
-        self._batch_size = _batch_size(batch_size)
-        state_shape = (self._batch_size, *self.shape)
+        dtype = self._configure(step_mode, batch_size, dtype)
+        state_shape = self._state_shape
         self.register_buffer("voltage", torch.full(state_shape, params.v_reset, device=device, dtype=dtype))
         if params.refractory_steps > 0:
             self.register_buffer("refractory_remaining", torch.zeros(state_shape, device=device, dtype=torch.int32))
         if adaptive:
             self.register_buffer("theta", torch.zeros(self.shape, device=device, dtype=dtype))
-        self.register_buffer("spike", torch.zeros(state_shape, device=device, dtype=torch.bool), persistent=False)
-        # a record of the last forward, not state: not saved, moved by .to(), None until a forward stores it
-        self.register_buffer("_voltage_sequence", None, persistent=False)
-        self.store_voltage_sequence = store_voltage_sequence
+        self._register_outputs(device, store_voltage_sequence)
         # what a single step without a graph runs: the eager function, or its compiled form
         self._step_function: Callable[..., tuple[Tensor, Tensor, NeuronState]] = neuron_step_unchecked
 
@@ -277,12 +316,11 @@ class SpikingNeuron(NeuronModule):
     @batch_size.setter
     def batch_size(self, value: int) -> None:
         self._batch_size = _batch_size(value)
-        state_shape = (self._batch_size, *self.shape)
+        state_shape = self._state_shape
         self.voltage = self.voltage.new_empty(state_shape)
         if self.params.refractory_steps > 0:
             self.refractory_remaining = self.refractory_remaining.new_empty(state_shape)
-        self.spike = self.spike.new_empty(state_shape)
-        self._reset_batched()
+        self._reset_batched()  # fills them, and a new spike
 
     @property
     def v_threshold(self) -> float:
@@ -325,10 +363,7 @@ class SpikingNeuron(NeuronModule):
         rebind_buffer(self, "voltage", torch.full_like(self.voltage, self.params.v_reset).detach())
         if self.params.refractory_steps > 0:
             rebind_buffer(self, "refractory_remaining", torch.zeros_like(self.refractory_remaining))
-        rebind_buffer(
-            self, "spike", torch.zeros((self._batch_size, *self.shape), dtype=torch.bool, device=self.voltage.device)
-        )
-        self._voltage_sequence = None
+        self._reset_outputs()
 
     def reset(self) -> None:
         """Restore the initial state: ``voltage = v_reset``, no neuron
@@ -377,13 +412,6 @@ class SpikingNeuron(NeuronModule):
             check_tensor(inputs, "inputs", ndim=len(self.shape) + 2)
             check_shape(inputs, "inputs", (-1, self._batch_size, *self.shape))
         self._check_inputs_dtype_device(inputs)
-
-    def _check_inputs_dtype_device(self, inputs: Tensor) -> None:
-        voltage = self._buffer("voltage")
-        if inputs.dtype != voltage.dtype:
-            raise TypeError(f"inputs: expected dtype {voltage.dtype} (the neuron's state), got {inputs.dtype}")
-        if inputs.device != voltage.device:
-            raise ValueError(f"inputs: expected a tensor on {voltage.device} (the neuron's state), got {inputs.device}")
 
     def _state_is_laid_out(self, state: NeuronState, inputs: Tensor) -> bool:
         """Whether the state has the layout of a step of ``inputs`` (checked inputs: shape, dtype, device)."""
@@ -520,9 +548,6 @@ class SpikingNeuron(NeuronModule):
             f"detach_reset={self.params.detach_reset}",
             f"refractory={self.refractory}",
             f"dt={self.dt}",
-            f"batch_size={self._batch_size}",
-            f"step_mode={self._step_mode!r}",
+            *self._repr_batch(),
         ]
-        if self._store_voltage_sequence:
-            fields.append("store_voltage_sequence=True")
         return ", ".join(fields)

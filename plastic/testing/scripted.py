@@ -13,13 +13,14 @@ import torch
 from torch import Tensor, nn
 
 from plastic.functional.traces import spike_values
-from plastic.functional.validation import check_choice, check_positive, check_spikes, check_tensor
+from plastic.functional.validation import check_positive, check_spikes, check_tensor
 from plastic.neural.buffers import rebind_buffer, set_plain
+from plastic.neural.step_mode import StepModeMixin
 
 __all__ = ["ScriptedNeuron", "seeded_weight_init"]
 
 
-class ScriptedNeuron(nn.Module):
+class ScriptedNeuron(StepModeMixin, nn.Module):
     """A neuron group that fires what it is told, whatever its input.
 
     ``script(spikes)`` queues a window ``[T, B, *shape]``; each forward emits
@@ -62,14 +63,6 @@ class ScriptedNeuron(nn.Module):
         self.register_buffer("spike", silent, persistent=False)
         self._script: Tensor | None = None
         self._position = 0
-
-    @property
-    def step_mode(self) -> str:
-        return self._step_mode
-
-    @step_mode.setter
-    def step_mode(self, value: str) -> None:
-        self._step_mode = str(check_choice(value, "step_mode", ("single", "window")))
 
     @property
     def batch_size(self) -> int:
