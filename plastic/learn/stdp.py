@@ -53,6 +53,7 @@ from plastic.functional.pairing_schemes import (
 )
 from plastic.functional.receptive import grouped_to_weight
 from plastic.functional.stdp import METHODS, stdp_window, stdp_window_net
+from plastic.functional.stdp_engine import uses_pre_event_product
 from plastic.learn.base import CellState, Unit
 from plastic.learn.window import WindowRuleParams, WindowTrainer
 from plastic.neural.cell import Cell
@@ -190,26 +191,30 @@ class STDP(WindowTrainer):
         )
 
     @staticmethod
-    def _change_buffer(unit: Unit, dtype: torch.dtype) -> tuple[Tensor, bool]:
-        """A ``[G, O, K]`` buffer for the one-product change, and whether it is the updater's own.
+    def _change_buffer(unit: Unit, dtype: torch.dtype, steps: int, batch: int) -> tuple[Tensor, bool]:
+        """A ``[G, O, K]`` buffer for the one-product change of a ``[steps, batch, ...]`` window, and whether
+        it is the updater's own.
 
         While the updater's accumulators are empty, its potentiation buffer
         (:meth:`~plastic.neural.updater.Updater.change_buffer`, laid out like
-        the weight, an input-major one's too): the change is computed where
-        the updater keeps it, no copy. Otherwise a scratch buffer
-        kept across windows (the updater copies what it receives, so it is free
-        again after each window): no fresh weight-sized allocation (and its page
-        faults) per window. Not saved in the state dict.
+        the weight): the change is computed where the updater keeps it, no
+        copy; an input-major weight's, where the window's product writes that
+        layout (:func:`~plastic.functional.stdp_engine.uses_pre_event_product`).
+        Otherwise a scratch buffer kept across windows (the updater copies what
+        it receives, so it is free again after each window): no fresh
+        weight-sized allocation (and its page faults) per window. Not saved in
+        the state dict.
         """
         connection = unit.cell.connection
         shape = connection.weight_grouped().shape
         updater = unit.updater
         if "weight" in updater.params:
             own = updater.change_buffer("weight")
-            # an input-major weight's accumulator (its transpose contiguous) too: a one-sample window
-            # writes it in its own layout (stdp_window_net), a larger one through a copy
-            if own is not None and own.dtype == dtype and (own.is_contiguous() or is_input_major(own)):
-                return own.view(shape), True
+            if own is not None and own.dtype == dtype:
+                if own.is_contiguous():
+                    return own.view(shape), True
+                if is_input_major(own) and uses_pre_event_product(own.view(shape), steps, batch):
+                    return own.view(shape), True
         buffer = unit.state._buffers.get("window_change")
         if (
             buffer is None
@@ -246,7 +251,7 @@ class STDP(WindowTrainer):
         change: Tensor | None = None
         new_state: PairingState | None = None
         if self.uses_one_product(unit):
-            buffer, owned_by_updater = self._change_buffer(unit, dtype)
+            buffer, owned_by_updater = self._change_buffer(unit, dtype, *spikes_pre.shape[:2])
             try:
                 net = stdp_window_net(
                     spikes_pre, spikes_post, trace_pre, None if fresh_post else trace_post,
