@@ -44,6 +44,9 @@ from einops import rearrange
 from torch import Tensor
 from torch.nn import grad as convolution_gradients
 
+from plastic.functional.events import event_indices as event_indices
+from plastic.functional.events import event_positions as event_positions
+from plastic.functional.events import event_positions_by_column as event_positions_by_column
 from plastic.functional.receptive import (
     ConvGeometry,
     TorchLayer,
@@ -58,11 +61,6 @@ from plastic.functional.receptive import (
 )
 from plastic.functional.traces import trace_cumulative_window, trace_nearest_window
 from plastic.functional.validation import check_positive, check_spikes, check_state_tensor, check_tensor
-
-try:  # optional: a faster scan for the indices of events on CPU (see event_indices)
-    import numpy as _numpy
-except ImportError:  # pragma: no cover - numpy comes with the usual torch installs
-    _numpy = None  # type: ignore[assignment]  # None marks numpy absent; event_indices checks before use
 
 __all__ = [
     "BATCH_REDUCTIONS",
@@ -577,56 +575,3 @@ def compute_dtype(*candidates: object) -> torch.dtype:
         if isinstance(candidate, Tensor) and candidate.is_floating_point():
             return candidate.dtype
     return torch.get_default_dtype()
-
-
-def event_positions(events: Tensor) -> Tensor:
-    """The flat (row-major) positions of the True entries of a bool tensor, int64, increasing.
-
-    ``torch.flatnonzero``'s result; on CPU from numpy's ``flatnonzero`` (see
-    :func:`event_indices`).
-    """
-    if _numpy is None or not events.is_cpu or events.dtype != torch.bool:
-        return events.reshape(-1).nonzero().view(-1)
-    # np.flatnonzero's own steps (ravel: the row-major order, a copy only where the layout needs
-    # one), without its wrappers: a single step's spikes cost ~1.5 us instead of ~3.4
-    positions = events.numpy().ravel().nonzero()[0]
-    if positions.dtype != _numpy.int64:
-        positions = positions.astype(_numpy.int64)
-    return torch.from_numpy(positions)
-
-
-def event_positions_by_column(events: Tensor) -> Tensor:
-    """The True entries of a 2-d bool tensor ``[R, C]`` column by column: ``c * R + r``, increasing.
-
-    The flat positions of ``events.T`` (:func:`event_positions` of the
-    transpose), so the events come grouped by column, rows increasing within
-    each. On CPU numpy's ``nonzero`` of a contiguous copy of the transpose (a
-    sort of the row-major positions costs several times more).
-    """
-    if _numpy is None or not events.is_cpu or events.dtype != torch.bool:
-        return events.T.contiguous().reshape(-1).nonzero().view(-1)
-    positions = _numpy.ascontiguousarray(events.numpy().T).ravel().nonzero()[0]
-    if positions.dtype != _numpy.int64:
-        positions = positions.astype(_numpy.int64)
-    return torch.from_numpy(positions)
-
-
-def event_indices(events: Tensor) -> tuple[Tensor, ...]:
-    """The indices of the True entries of a bool tensor, one int64 tensor per dimension.
-
-    The same as ``events.nonzero(as_tuple=True)`` (row-major order). On CPU
-    the flat positions come from numpy's ``flatnonzero`` when numpy is
-    installed (about 3x faster than ``torch.nonzero`` on the sparse spike
-    windows of the event-driven products, measured single-threaded) and are
-    split into per-dimension indices here.
-    """
-    if _numpy is None or events.device.type != "cpu" or events.dtype != torch.bool or events.ndim == 0:
-        return events.nonzero(as_tuple=True)
-    flat = event_positions(events)
-    indices = []
-    for size in reversed(events.shape[1:]):
-        quotient = torch.div(flat, size, rounding_mode="floor")
-        indices.append(flat - quotient * size)
-        flat = quotient
-    indices.append(flat)
-    return tuple(reversed(indices))

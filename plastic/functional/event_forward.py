@@ -37,7 +37,7 @@ import warnings
 import torch
 from torch import Tensor
 
-from plastic.functional.bilinear import event_positions
+from plastic.functional.events import event_positions
 
 __all__ = [
     "EVENT_FORWARD_DENSITY",

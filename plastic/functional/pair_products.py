@@ -43,9 +43,9 @@ from plastic.functional.bilinear import (
     View,
     ViewLayout,
     check_grouped_views,
-    event_indices,
     reduce_batch,
 )
+from plastic.functional.events import event_indices
 from plastic.functional.receptive import ConvGeometry
 from plastic.functional.traces import spike_values
 from plastic.functional.validation import check_shape

@@ -77,9 +77,9 @@ from plastic.functional.bilinear import (
     View,
     ViewLayout,
     check_grouped_views,
-    event_indices,
     reduce_batch,
 )
+from plastic.functional.events import event_indices
 from plastic.functional.pair_products import Method, pair_product
 from plastic.functional.stdp_engine import decay_powers
 from plastic.functional.traces import spike_values, trace_nearest_window

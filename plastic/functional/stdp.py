@@ -37,7 +37,8 @@ with identity weight dependence in one matrix product.
 
 Batch reduction, conv products and the event-driven ``method``:
 :mod:`plastic.functional.pair_products`; the one-product form of
-:func:`stdp_window_net` filters the window with :mod:`plastic.functional.stdp_engine`.
+:func:`stdp_window_net` filters the window with :mod:`plastic.functional.stdp_engine`;
+the entry points check their arguments with :mod:`plastic.functional.stdp_checks`.
 
 The view argument (:data:`View`, re-exported here with :data:`BatchReduction`
 and :class:`ReceptiveView`), its layout (:class:`~plastic.functional.bilinear.ViewLayout`),
@@ -65,13 +66,11 @@ from plastic.functional.bilinear import (
     View,
     ViewLayout,
     WeightFactor,
-    check_batch_reduction,
     check_grouped_views,  # noqa: F401 (importable from here before the split)
-    check_window_spikes,
-    event_indices,  # noqa: F401 (likewise)
     pairing_traces,
     reduce_batch,
 )
+from plastic.functional.events import event_indices  # noqa: F401 (importable from here before the split)
 from plastic.functional.pair_products import (
     EVENT_CHUNK_ELEMENTS,  # noqa: F401 (likewise)
     METHODS,
@@ -89,6 +88,7 @@ from plastic.functional.pairing_schemes import (
     restricted_window,
 )
 from plastic.functional.receptive import ConvGeometry, grouped_to_weight, weight_to_grouped  # noqa: F401 (ConvGeometry)
+from plastic.functional.stdp_checks import CheckedInputs, Scalar, check_real, check_stdp_inputs
 from plastic.functional.stdp_engine import (
     CONVERSION_CHUNK_ELEMENTS,  # noqa: F401 (likewise)
     blocked_window_product,
@@ -99,12 +99,11 @@ from plastic.functional.stdp_engine import (
     uses_pre_event_product,
 )
 from plastic.functional.traces import (
-    decay_factor,
     spike_values,
     trace_anticausal_window,
     trace_cumulative_window,
 )
-from plastic.functional.validation import check_choice, check_positive, check_same_device, check_shape, check_tensor
+from plastic.functional.validation import check_shape, check_tensor
 
 __all__ = [
     "METHODS",
@@ -124,7 +123,6 @@ __all__ = [
     "stdp_window_net",
 ]
 
-Scalar = float | Tensor
 #: the ``pairing`` choices (:data:`~plastic.functional.pairing_schemes.STDP_PAIRINGS`)
 Pairing = Literal["all", "nearest", "symmetric", "presynaptic_centred", "restricted"]
 
@@ -153,158 +151,6 @@ def receptive_views(view: View) -> tuple[Callable[[Tensor], Tensor], Callable[[T
     """``(pre_view, post_view)`` callables for a view argument (see :data:`View`)."""
     layout = ViewLayout(view)
     return layout.pre, layout.post
-
-
-# ---------------------------------------------------------------------- validation
-
-
-def _resolve_decay(
-    decay: Scalar | None, tau: Scalar | None, dt: float, exact: bool, side: str, trace_shape: torch.Size
-) -> Scalar:
-    """The per-step decay of one side: given directly, or ``decay_factor(dt, tau, exact)``."""
-    if decay is not None and tau is not None:
-        raise ValueError(f"decay_{side}: give decay_{side} or tau_{side}, not both")
-    if decay is None:
-        if tau is None:
-            raise ValueError(f"decay_{side}: expected decay_{side} or tau_{side} (with dt)")
-        decay = decay_factor(dt, tau, exact=exact)
-        name = f"tau_{side}"
-    else:
-        name = f"decay_{side}"
-    if isinstance(decay, Tensor):
-        check_tensor(decay, name, floating=True, finite=True)
-        if decay.numel() and not bool(((decay >= 0) & (decay <= 1)).all()):
-            raise ValueError(f"{name}: expected decay factors in [0, 1]")
-        try:
-            broadcast = torch.broadcast_shapes(decay.shape, trace_shape)
-        except RuntimeError:
-            broadcast = None
-        if broadcast != trace_shape:
-            raise ValueError(
-                f"{name}: shape {tuple(decay.shape)} does not broadcast to the trace shape {tuple(trace_shape)}"
-            )
-        return decay
-    if isinstance(decay, bool) or not isinstance(decay, (int, float)):
-        raise TypeError(f"{name}: expected a real number or a tensor, got {type(decay).__name__}")
-    if not 0.0 <= decay <= 1.0:
-        raise ValueError(f"{name}: expected a decay factor in [0, 1], got {decay!r}")
-    return float(decay)
-
-
-def _check_real(value: object, name: str) -> float:
-    if isinstance(value, Tensor) and value.numel() == 1:
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name}: expected a real number, got {type(value).__name__}")
-    if not math.isfinite(value):
-        raise ValueError(f"{name}: expected a finite real number, got {value!r}")
-    return float(value)
-
-
-class _Checked(NamedTuple):
-    spikes_pre: Tensor  # bool [T, B, *in]
-    spikes_post: Tensor  # bool [T, B, *out]
-    trace_pre: Tensor  # [B, *in]
-    trace_post: Tensor  # [B, *out]
-    decay_pre: Scalar
-    decay_post: Scalar
-    amplitude_pre: float
-    amplitude_post: float
-    pairing_state: object = None  # checked against the layout by _stdp_window
-
-
-def _check_inputs(
-    spikes_pre: object,
-    spikes_post: object,
-    trace_pre: object,
-    trace_post: object,
-    *,
-    window: bool,
-    decay_pre: Scalar | None,
-    decay_post: Scalar | None,
-    tau_pre: Scalar | None,
-    tau_post: Scalar | None,
-    dt: float,
-    exact: bool,
-    amplitude_pre: object,
-    amplitude_post: object,
-    batch_reduction: object,
-    method: object,
-    pairing: object = "all",
-    pairing_state: object = None,
-) -> _Checked:
-    """Every argument check of the pair rules, before any computation (errors name the argument).
-
-    ``window``: spikes ``[T, B, *shape]`` (else one step ``[B, *shape]``,
-    named ``spike_pre``/``spike_post``, returned as a window of one step).
-    Missing traces become zeros; ``tau``/``dt`` become per-step decays.
-    """
-    lead = 2 if window else 1
-    pre, post = check_window_spikes(spikes_pre, spikes_post, step=not window)
-    dt = check_positive(dt, "dt")
-    if not isinstance(exact, bool):
-        raise TypeError(f"exact: expected a bool, got {type(exact).__name__}")
-    check_batch_reduction(batch_reduction)
-    check_choice(method, "method", METHODS)
-    state_pre_shape, state_post_shape = pre.shape[lead - 1 :], post.shape[lead - 1 :]
-    traces = {}
-    for name, value, shape in (
-        ("trace_pre", trace_pre, state_pre_shape),
-        ("trace_post", trace_post, state_post_shape),
-    ):
-        if value is not None:
-            traces[name] = check_tensor(value, name, shape=shape, floating=True, finite=True)
-    if len(traces) == 2 and traces["trace_pre"].dtype != traces["trace_post"].dtype:
-        raise TypeError(
-            f"trace_post: expected the dtype of trace_pre ({traces['trace_pre'].dtype}), "
-            f"got {traces['trace_post'].dtype}"
-        )
-    check_same_device(spikes_pre=pre, **traces)
-    check_choice(pairing, "pairing", STDP_PAIRINGS)
-    _check_carried_together(pairing, pairing_state, sorted(traces))
-    dtype = next((t.dtype for t in traces.values()), torch.get_default_dtype())
-    if "trace_pre" not in traces:
-        traces["trace_pre"] = torch.zeros(state_pre_shape, dtype=dtype, device=pre.device)
-    if "trace_post" not in traces:
-        traces["trace_post"] = torch.zeros(state_post_shape, dtype=dtype, device=pre.device)
-    resolved_pre = _resolve_decay(decay_pre, tau_pre, dt, exact, "pre", state_pre_shape)
-    resolved_post = _resolve_decay(decay_post, tau_post, dt, exact, "post", state_post_shape)
-    if pairing == "presynaptic_centred" and isinstance(resolved_pre, Tensor):
-        if resolved_pre.numel() != 1:
-            name = "decay_pre" if decay_pre is not None else "tau_pre"
-            raise ValueError(
-                f"{name}: the 'presynaptic_centred' scheme needs one presynaptic decay for all neurons, "
-                f"got shape {tuple(resolved_pre.shape)}"
-            )
-        resolved_pre = float(resolved_pre.item())
-    amplitude_pre = _check_real(amplitude_pre, "amplitude_pre")
-    amplitude_post = _check_real(amplitude_post, "amplitude_post")
-    if not window:
-        pre, post = pre.unsqueeze(0), post.unsqueeze(0)
-    return _Checked(
-        pre, post, traces["trace_pre"], traces["trace_post"], resolved_pre, resolved_post, amplitude_pre,
-        amplitude_post, pairing_state,
-    )  # fmt: skip
-
-
-def _check_carried_together(pairing: object, pairing_state: object, given_traces: list[str]) -> None:
-    """A stateful scheme continues from its traces and its pairing state together (all or none)."""
-    if pairing in STATEFUL_PAIRINGS:
-        if pairing_state is None and given_traces:
-            raise ValueError(
-                f"pairing_state: the {pairing!r} scheme carries a PairingState besides the traces; "
-                f"pass the one returned with {given_traces[0]} (or neither)"
-            )
-        if pairing_state is not None and len(given_traces) < 2:
-            missing = "trace_pre" if "trace_pre" not in given_traces else "trace_post"
-            raise ValueError(
-                f"{missing}: the {pairing!r} scheme continues from the traces and the pairing_state "
-                "returned together; pass both traces with it"
-            )
-    elif pairing_state is not None:
-        raise ValueError(
-            f"pairing_state: only the schemes {list(STATEFUL_PAIRINGS)} carry one; pairing {pairing!r} expects None"
-        )
 
 
 #: Tuning of the one-product form (read at each call, so a test may patch them here).
@@ -398,7 +244,7 @@ def stdp_window(
     :mod:`plastic.functional.pairing_schemes` (``"presynaptic_centred"``
     needs one presynaptic decay for all neurons).
     """
-    checked = _check_inputs(
+    checked = check_stdp_inputs(
         spikes_pre, spikes_post, trace_pre, trace_post, window=True,
         decay_pre=decay_pre, decay_post=decay_post, tau_pre=tau_pre, tau_post=tau_post, dt=dt, exact=exact,
         amplitude_pre=amplitude_pre, amplitude_post=amplitude_post, batch_reduction=batch_reduction,
@@ -416,7 +262,7 @@ def _spike_matrix(given: object, checked: Tensor, dtype: torch.dtype) -> Tensor:
 
 
 def _stdp_window(
-    checked: _Checked,
+    checked: CheckedInputs,
     pairing: str,
     layout: ViewLayout,
     batch_reduction: BatchReduction,
@@ -441,7 +287,7 @@ def _stdp_window(
 
 
 def _stateful_window(
-    checked: _Checked, pairing: str, layout: ViewLayout, batch_reduction: BatchReduction, method: Method
+    checked: CheckedInputs, pairing: str, layout: ViewLayout, batch_reduction: BatchReduction, method: Method
 ) -> STDPUpdate:
     """The ``"restricted"`` and ``"presynaptic_centred"`` schemes (:mod:`plastic.functional.pairing_schemes`)."""
     spikes_pre, spikes_post = checked.spikes_pre, checked.spikes_post
@@ -458,7 +304,7 @@ def _stateful_window(
             amplitude_post=checked.amplitude_post, layout=layout, batch_reduction=batch_reduction,
         )  # fmt: skip
     else:
-        assert isinstance(checked.decay_pre, float)  # one number: _check_inputs
+        assert isinstance(checked.decay_pre, float)  # one number: check_stdp_inputs
         result = presynaptic_centred_window(
             spikes_pre, spikes_post, checked.trace_pre, checked.trace_post, state,
             decay_pre=checked.decay_pre, decay_post=checked.decay_post, amplitude_pre=checked.amplitude_pre,
@@ -496,7 +342,7 @@ def stdp_step(
     traces ``[B, *shape]``; every other argument as in :func:`stdp_window`.
     Returns :class:`STDPUpdate` with ``[G, O, K]`` products and the new traces.
     """
-    checked = _check_inputs(
+    checked = check_stdp_inputs(
         spike_pre, spike_post, trace_pre, trace_post, window=False,
         decay_pre=decay_pre, decay_post=decay_post, tau_pre=tau_pre, tau_post=tau_post, dt=dt, exact=exact,
         amplitude_pre=amplitude_pre, amplitude_post=amplitude_post, batch_reduction=batch_reduction,
@@ -566,14 +412,14 @@ def stdp_window_net(
     Every other argument as in :func:`stdp_window`. Returns
     :class:`STDPNetUpdate` ``(delta_weight [G, O, K], trace_pre, trace_post)``.
     """
-    checked = _check_inputs(
+    checked = check_stdp_inputs(
         spikes_pre, spikes_post, trace_pre, trace_post, window=True,
         decay_pre=decay_pre, decay_post=decay_post, tau_pre=tau_pre, tau_post=tau_post, dt=dt, exact=exact,
         amplitude_pre=amplitude_pre, amplitude_post=amplitude_post, batch_reduction=batch_reduction,
         method=method,
     )  # fmt: skip
-    eta_post = _check_real(eta_post, "eta_post")
-    eta_pre = _check_real(eta_pre, "eta_pre")
+    eta_post = check_real(eta_post, "eta_post")
+    eta_pre = check_real(eta_pre, "eta_pre")
     amplitude_pre, amplitude_post = checked.amplitude_pre, checked.amplitude_post
     decay_post_value = checked.decay_post
     if isinstance(decay_post_value, Tensor):

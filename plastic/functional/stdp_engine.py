@@ -34,8 +34,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from plastic.functional.bilinear import event_indices, event_positions, event_positions_by_column
 from plastic.functional.event_forward import bag_sum_rows
+from plastic.functional.events import event_indices, event_positions, event_positions_by_column
 from plastic.functional.pair_products import Method, use_sparse
 from plastic.functional.traces import spike_values
 
