@@ -94,7 +94,7 @@ from plastic.functional.stdp_engine import (
     blocked_window_product,
     decay_powers,
     filtered_presynaptic,
-    pre_event_window_product,
+    pre_event_window_update,
     time_weighted_sum,
     uses_pre_event_product,
 )
@@ -460,13 +460,10 @@ def stdp_window_net(
         # an input-major change (out[0] the transpose of a contiguous [N_in, N_out]): written input
         # by input from the presynaptic events, in its own layout
         layout.check_shapes(checked.spikes_pre[0], checked.spikes_post[0])
-        last_pre, _, post_decayed = pre_event_window_product(
-            checked.spikes_pre.reshape(steps, 1, -1), checked.spikes_post.reshape(steps, 1, -1),
-            checked.trace_pre, None if trace_post is None else checked.trace_post, float(checked.decay_pre),
-            decay_post_value, amplitude_pre, amplitude_post, eta_post, eta_pre, out[0].T,
+        last_pre, last_post = pre_event_window_update(
+            checked.spikes_pre, checked.spikes_post, checked.trace_pre, checked.trace_post, trace_post is None,
+            float(checked.decay_pre), decay_post_value, amplitude_pre, amplitude_post, eta_post, eta_pre, out,
         )  # fmt: skip
-        powers = decay_powers(decay_post_value, steps, dtype, device)
-        last_post = checked.trace_post * powers[steps] + amplitude_post * post_decayed.view(checked.trace_post.shape)
         return STDPNetUpdate(out, last_pre, last_post)  # one sample: the mean is the sum
     if out is not None and not out.is_contiguous():
         # another layout than the products write: computed in a contiguous buffer, then copied

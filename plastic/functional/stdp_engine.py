@@ -51,6 +51,7 @@ __all__ = [
     "filtered_presynaptic_matrix",
     "pre_event_tables",
     "pre_event_window_product",
+    "pre_event_window_update",
     "readable_spikes",
     "time_weighted_sum",
     "uses_pre_event_product",
@@ -526,6 +527,42 @@ def pre_event_window_product(
         left = torch.stack([trace_pre.reshape(-1), seen_by_carried], 1)
         torch.addmm(main, left, torch.cat([rows[steps:], trace_post.reshape(1, outputs) * -eta_pre]), out=out)
     return last_pre.view(trace_pre.shape), seen_by_carried.view(trace_pre.shape), post_decayed.view(1, outputs)
+
+
+def pre_event_window_update(
+    spikes_pre: Tensor,
+    spikes_post: Tensor,
+    trace_pre: Tensor,
+    trace_post: Tensor,
+    fresh_post: bool,
+    decay_pre: float,
+    decay_post: float,
+    amplitude_pre: float,
+    amplitude_post: float,
+    eta_post: float,
+    eta_pre: float,
+    out: Tensor,
+) -> tuple[Tensor, Tensor]:
+    """The one-product change of a one-sample dense window into ``out`` (:func:`pre_event_window_product`),
+    and the traces after it.
+
+    ``spikes_pre`` ``[T, 1, *in]`` and ``spikes_post`` ``[T, 1, *out]`` bool,
+    ``trace_pre`` / ``trace_post`` the carried ``x_pre(-1)`` / ``x_post(-1)``
+    ``[1, *in]`` / ``[1, *out]`` (``fresh_post``: ``trace_post`` holds zeros
+    and its term is skipped), ``out`` ``[1, N_out, N_in]`` with ``out[0].T``
+    contiguous (:func:`uses_pre_event_product`). Arguments are not checked:
+    :func:`~plastic.functional.stdp.stdp_window_net` checks them (and the
+    window trainer holds them itself). Returns ``(x_pre(T-1), x_post(T-1))``.
+    """
+    steps = spikes_pre.shape[0]
+    last_pre, _, post_decayed = pre_event_window_product(
+        spikes_pre.reshape(steps, 1, -1), spikes_post.reshape(steps, 1, -1), trace_pre,
+        None if fresh_post else trace_post, decay_pre, decay_post, amplitude_pre, amplitude_post, eta_post,
+        eta_pre, out[0].T,
+    )  # fmt: skip
+    powers = decay_powers(decay_post, steps, trace_post.dtype, trace_post.device)
+    last_post = trace_post * powers[steps] + amplitude_post * post_decayed.view(trace_post.shape)
+    return last_pre, last_post
 
 
 @functools.lru_cache(maxsize=16)

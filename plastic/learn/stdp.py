@@ -53,7 +53,9 @@ from plastic.functional.pairing_schemes import (
 )
 from plastic.functional.receptive import grouped_to_weight
 from plastic.functional.stdp import METHODS, stdp_window, stdp_window_net
-from plastic.functional.stdp_engine import uses_pre_event_product
+from plastic.functional.stdp_engine import pre_event_window_update, uses_pre_event_product
+from plastic.functional.traces import decay_factor
+from plastic.functional.validation import all_finite
 from plastic.learn.base import CellState, Unit
 from plastic.learn.window import WindowRuleParams, WindowTrainer
 from plastic.neural.cell import Cell
@@ -226,6 +228,58 @@ class STDP(WindowTrainer):
             unit.state.register_buffer("window_change", buffer, persistent=False)
         return buffer, False
 
+    @staticmethod
+    def _pre_event_window(
+        unit: Unit,
+        spikes_pre: Tensor,
+        spikes_post: Tensor,
+        trace_pre: Tensor,
+        trace_post: Tensor,
+        fresh_post: bool,
+        buffer: Tensor,
+    ) -> tuple[Tensor, Tensor] | None:
+        """The one-product window into the updater's empty accumulator ``buffer`` where
+        :func:`~plastic.functional.stdp.stdp_window_net` takes the pre-event product, without its
+        argument checks; returns the traces after the window, or None (not taken, nothing done).
+
+        Taken for one sample of bool spikes through a dense connection whose
+        input-major weight's accumulator is ``buffer``
+        (:func:`~plastic.functional.stdp_engine.uses_pre_event_product`), with
+        finite traces that record no graph: the spikes are this trainer's own
+        recordings (time and batch sizes checked by :meth:`new_steps`), the
+        traces its carried buffers (:meth:`carried`: shape and dtype; their
+        values are checked here, a state dict may have set them), the rates,
+        amplitudes and time constants its checked params. The same call of
+        :func:`~plastic.functional.stdp_engine.pre_event_window_update` as the
+        functional form makes, so the same values; everything else (and every
+        refusal, with its message) goes through the functional form.
+        """
+        steps, batch = spikes_pre.shape[:2]
+        connection = unit.cell.connection
+        if not (
+            batch == 1
+            and spikes_pre.dtype == torch.bool
+            and spikes_post.dtype == torch.bool
+            and spikes_post.shape[:2] == (steps, 1)
+            and getattr(connection, "all_to_all", False) is True
+            and uses_pre_event_product(buffer, steps, batch)
+            and spikes_pre[0].numel() == buffer.shape[2]
+            and spikes_post[0].numel() == buffer.shape[1]
+            and spikes_pre.device == spikes_post.device == trace_pre.device
+            and not (trace_pre.requires_grad or trace_post.requires_grad)
+            and all_finite(trace_pre)
+            and all_finite(trace_post)
+        ):
+            return None
+        params = unit.state.params
+        dt = unit.cell.dt
+        return pre_event_window_update(
+            spikes_pre, spikes_post, trace_pre, trace_post, fresh_post,
+            decay_factor(dt, params.tau_pre, exact=params.exact), decay_factor(dt, params.tau_post, exact=params.exact),
+            float(params.amplitude_pre), float(params.amplitude_post), float(params.eta_post), float(params.eta_pre),
+            buffer,
+        )  # fmt: skip
+
     def learn_window(self, unit: Unit, windows: dict[str, Tensor]) -> None:
         params = unit.state.params
         connection = unit.cell.connection
@@ -253,16 +307,23 @@ class STDP(WindowTrainer):
         if self.uses_one_product(unit):
             buffer, owned_by_updater = self._change_buffer(unit, dtype, *spikes_pre.shape[:2])
             try:
-                net = stdp_window_net(
-                    spikes_pre, spikes_post, trace_pre, None if fresh_post else trace_post,
-                    eta_post=params.eta_post, eta_pre=params.eta_pre, out=buffer, **common,
-                )  # fmt: skip
+                fast = (
+                    self._pre_event_window(unit, spikes_pre, spikes_post, trace_pre, trace_post, fresh_post, buffer)
+                    if owned_by_updater
+                    else None
+                )
+                if fast is None:
+                    net = stdp_window_net(
+                        spikes_pre, spikes_post, trace_pre, None if fresh_post else trace_post,
+                        eta_post=params.eta_post, eta_pre=params.eta_pre, out=buffer, **common,
+                    )  # fmt: skip
+                    fast = net.trace_pre, net.trace_post
             except BaseException:
                 if owned_by_updater:
                     buffer.zero_()  # the updater's empty accumulator stays empty
                 raise
-            change = grouped_to_weight(net.delta_weight, weight.shape)
-            traces = net.trace_pre, net.trace_post
+            change = grouped_to_weight(buffer, weight.shape)
+            traces = fast
         else:
             if params.pairing in STATEFUL_PAIRINGS:
                 trace_pre, trace_post, state = self._carried_pairing(unit, spikes_pre, spikes_post, dtype)

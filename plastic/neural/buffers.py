@@ -79,8 +79,13 @@ def _reads_from_tables(kind: type, name: str) -> bool:
     return known
 
 
-def _read(value: Any, name: str) -> Any:
-    if _reads_from_tables(type(value), name):
+def _read(value: Any, name: str, known: dict[type, bool]) -> Any:
+    """``value.<name>``; ``known``: a reader's cache of :func:`_reads_from_tables` for ``name`` by type."""
+    kind = type(value)
+    tables = known.get(kind)
+    if tables is None:
+        tables = known[kind] = _reads_from_tables(kind, name)
+    if tables:
         state = value.__dict__
         if name not in state:  # an instance attribute would be found first
             # nn.Module.__getattr__'s order
@@ -102,18 +107,21 @@ def attribute_reader(path: str) -> Callable[[Any], Any]:
     The same values (and errors) as ``operator.attrgetter(path)``; submodules,
     buffers and parameters of ``nn.Module`` levels are taken from the module's
     tables without :meth:`torch.nn.Module.__getattr__` (see the module notes).
+    Each level keeps, by type, whether its name is read from the tables.
     """
     names = tuple(path.split("."))
+    caches: tuple[dict[type, bool], ...] = tuple({} for _ in names)
     if len(names) == 1:
-        (only,) = names
-        return lambda value: _read(value, only)
+        (only,), (known,) = names, caches
+        return lambda value: _read(value, only, known)
     if len(names) == 2:
-        first, second = names
-        return lambda value: _read(_read(value, first), second)
+        (first, second), (known_first, known_second) = names, caches
+        return lambda value: _read(_read(value, first, known_first), second, known_second)
+    levels = tuple(zip(names, caches, strict=True))
 
     def read(value: Any) -> Any:
-        for name in names:
-            value = _read(value, name)
+        for name, known in levels:
+            value = _read(value, name, known)
         return value
 
     return read

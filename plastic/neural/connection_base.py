@@ -221,7 +221,10 @@ class Connection(nn.Module):
     @property
     def step_mode(self) -> str:
         """``"single"`` or ``"window"`` (held by the synapse)."""
-        return cast(Synapse, self._modules["synapse"]).step_mode  # read by the monitors at every step
+        # read by the monitors at every step: the submodule without nn.Module.__getattr__ (annotated rather
+        # than cast: typing.cast is a Python call)
+        synapse: Synapse = self._modules["synapse"]  # type: ignore[assignment]  # registered in __init__
+        return synapse.step_mode
 
     @step_mode.setter
     def step_mode(self, value: str) -> None:

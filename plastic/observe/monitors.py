@@ -44,7 +44,7 @@ from torch.utils.hooks import RemovableHandle
 from plastic.functional.validation import check_choice
 from plastic.neural.buffers import attribute_reader, set_plain
 from plastic.neural.observable import Observable, has_call_hooks
-from plastic.observe.reducers import Reducer
+from plastic.observe.reducers import Reducer, WindowReducer
 
 __all__ = ["Monitor", "MonitorPool", "Target", "parse_target"]
 
@@ -163,6 +163,9 @@ class Monitor(nn.Module):
             if monitor is not None:
                 monitor._on_post(hooked, args, output)
 
+        read = self._getter  # the target is fixed at construction: so is its reader
+        is_grad_enabled = torch.is_grad_enabled
+
         def post_attribute_hook(hooked: nn.Module, args: tuple[Any, ...], output: Any) -> None:
             # an attribute read after the call (the trainers' monitors, at every step): _on_post
             # without the dispatch on the target's kind, _active and _read_attr inlined
@@ -175,22 +178,28 @@ class Monitor(nn.Module):
             gate = state["train_only"]
             if gate is not None and hooked.training != (gate == "train"):
                 return
-            value = state["_getter"](hooked)
+            value = read(hooked)  # type: ignore[misc]  # an attribute target's reader (set above)
             if value is None:
+                return
+            reducer = state["_modules"]["reducer"]
+            if (
+                type(value) is Tensor
+                and type(reducer) is WindowReducer
+                and getattr(hooked, "step_mode", "single") == "single"
+                and not has_call_hooks(reducer)
+                and reducer.record_step(value)
+            ):
+                # a window recorder's plain single step, straight into its ring where the value fits it
+                # (what _observe's call of the reducer does then, whatever the grad mode)
                 return
             if type(value) is not Tensor and not isinstance(value, Tensor):
                 monitor._read_attr(hooked)  # raises naming the target
-            reducer = monitor._modules["reducer"]
-            if (
-                not torch.is_grad_enabled()
-                and not has_call_hooks(reducer)  # type: ignore[arg-type]  # a Reducer (checked in __init__)
-                and getattr(hooked, "step_mode", "single") == "single"
-            ):
-                # _observe's call for a single step without a graph (the reducer's forward detaches a
-                # value that requires grad, as _observe would)
-                reducer.forward(value)  # type: ignore[union-attr]
+            if is_grad_enabled() or has_call_hooks(reducer) or getattr(hooked, "step_mode", "single") != "single":
+                monitor._observe(hooked, value)
                 return
-            monitor._observe(hooked, value)
+            # a plain single step without a graph: the reducer's forward without nn.Module's call
+            # dispatch (it detaches a value that requires grad, as _observe would)
+            reducer.forward(value)
 
         post = post_attribute_hook if self.target.kind == "attr" else post_hook
         # plastic's observable modules (cells) call monitors around the call without torch's

@@ -158,24 +158,36 @@ class WindowReducer(Reducer):
         self.history = RingBuffer(self.steps, shape, dtype=value.dtype, device=value.device, fill=0)
 
     def forward(self, value: Tensor, window: bool = False) -> None:
-        # a monitor's every step first: a step of the fixed shape, dtype and device, without a graph
-        # (every check of Reducer.forward passes, _prepare converts nothing): straight into the ring
-        # without nn.Module.__getattr__ and typing.cast calls (registered in __init__ / _allocate)
-        history: RingBuffer = self._modules["history"]  # type: ignore[assignment]
-        data: Tensor = history._buffers["data"]  # type: ignore[assignment]
-        if (
-            window is False
-            and type(value) is Tensor
-            and self._shape_fixed
-            and value.dtype == data.dtype
-            and value.shape == data.shape[1:]
-            and value.device == data.device
-            and not value.requires_grad
-        ):
-            history._push_checked(data, value)
-            self.__dict__["_total"] += 1  # a plain int (what set_plain writes)
+        # a monitor's every step first: straight into the ring where it fits (record_step)
+        if window is False and self.record_step(value):
             return
         super().forward(value, window)
+
+    def record_step(self, value: Tensor) -> bool:
+        """Observe ``value`` as one step where it fits the recording as it is; False: nothing done.
+
+        It fits when it is a plain tensor of the fixed sample shape, dtype and
+        device that records no graph: every check of :meth:`forward` passes
+        and nothing is converted or allocated, so the step goes straight into
+        the ring (what ``forward(value)`` then does). Otherwise nothing
+        changes and :meth:`forward` takes it (checks, conversion, the first
+        observation's allocation). A monitor calls this at every step.
+        """
+        state = self.__dict__  # plain attributes and the tables, without nn.Module.__getattr__
+        history: RingBuffer = state["_modules"]["history"]
+        data: Tensor = history._buffers["data"]  # type: ignore[assignment]  # registered in RingBuffer
+        if not (
+            type(value) is Tensor
+            and state["_shape_fixed"]
+            and value.dtype == data.dtype
+            and value.shape == state["_shape"]
+            and not value.requires_grad
+            and value.device == data.device
+        ):
+            return False
+        history._push_checked(data, value)
+        state["_total"] += 1  # a plain int (what set_plain writes)
+        return True
 
     def _update_step(self, value: Tensor) -> None:
         cast(RingBuffer, self._modules["history"]).push(value)  # without nn.Module.__getattr__
