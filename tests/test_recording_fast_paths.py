@@ -2,6 +2,8 @@
 
 * ``WindowReducer.record_step`` (a monitor's every step straight into the ring) against the plain
   ``forward`` of another reducer fed the same observations: the same windows, totals and refusals;
+* ``plain_single_step`` (a cell's step without the modules' call dispatch) against the same cell
+  whose neuron carries a hook (the plain calls): outputs and every state a reader sees;
 * ``STDP._pre_event_window`` (the trainer's one-product window of an input-major one-sample cell
   without the functional call's argument checks) against the functional call it replaces, forced by
   switching the fast path off: the same accumulator and carried traces, bit for bit (float64).
@@ -15,9 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from plastic.learn.stdp import STDP
-from plastic.neural.cell import Cell
-from plastic.neural.connections import LinearDense
-from plastic.neural.neurons import LIF
+from plastic.neural.cell import Cell, plain_single_step
+from plastic.neural.connections import LinearDense, LinearLateral
+from plastic.neural.neurons import LIF, AdaptiveLIF
 from plastic.observe.monitors import Monitor
 from plastic.observe.reducers import WindowReducer
 
@@ -193,3 +195,97 @@ def test_trainer_pre_event_window_refuses_carried_traces_that_are_not_finite():
             trainer()
     assert not updater.has_pending("weight")
     assert torch.equal(updater.pending("weight")[0], torch.zeros(3, 6))
+
+
+# ----------------------------------------------------------------------------
+# plain_single_step: a cell's step without the modules' dispatch
+# ----------------------------------------------------------------------------
+
+
+def _cell_record(cell):
+    """What a reader sees of a cell after a step (reads settle a deferred synapse step)."""
+    neuron, connection = cell.neuron, cell.connection
+    record = {
+        "voltage": neuron.voltage.clone(),
+        "spike": neuron.spike.clone(),
+        "synspike": connection.synspike.clone(),
+        "syncurrent": connection.syncurrent.clone(),
+        "synapse_state": connection.synapse.state.clone(),
+    }
+    for name in ("refractory_remaining", "theta"):
+        value = neuron._buffers.get(name)
+        if value is not None:
+            record[name] = value.clone()
+    return record
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    batch=st.integers(1, 3),
+    n_in=st.integers(1, 40),
+    n_out=st.integers(1, 8),
+    steps=st.integers(1, 6),
+    density=st.floats(0.0, 1.0),
+    layout=st.sampled_from(["output_major", "input_major"]),
+    lateral=st.booleans(),
+    bias=st.booleans(),
+    adaptive=st.booleans(),
+    dtype=st.sampled_from([torch.float32, torch.float64]),
+    read_every=st.integers(1, 3),
+    seed=st.integers(0, 2**16),
+)
+def test_plain_single_step_steps_a_cell_as_its_modules_calls_do(
+    batch, n_in, n_out, steps, density, layout, lateral, bias, adaptive, dtype, read_every, seed
+):
+    """The cell's step without dispatch against the same cell whose neuron has a hook (the plain calls)."""
+    n_out = n_in if lateral else n_out
+
+    def build():
+        torch.manual_seed(seed)
+        kwargs = {"batch_size": batch, "bias": bias, "dtype": dtype, "weight_layout": layout}
+        connection = LinearLateral(n_in, **kwargs) if lateral else LinearDense(n_in, n_out, **kwargs)
+        neuron = (
+            AdaptiveLIF(n_out, batch_size=batch, dtype=dtype, refractory=2.0, theta_plus=0.05, v_threshold=0.2)
+            if adaptive
+            else LIF(n_out, batch_size=batch, dtype=dtype, v_threshold=0.2)
+        )
+        return Cell(connection, neuron)
+
+    fast, plain = build(), build()
+    plain.neuron.register_forward_pre_hook(lambda module, args: None)  # the modules' plain calls
+    trains = torch.rand(steps, batch, n_in, generator=torch.Generator().manual_seed(seed)) < density
+    with torch.no_grad():
+        for index, step in enumerate(trains):
+            out = plain_single_step(fast.connection, fast.neuron, step)
+            assert out is not None
+            expected = plain(step)
+            assert out.dtype == expected.dtype and torch.equal(out, expected)
+            if index % read_every == 0:  # reads between steps, or deferred synapse steps in a row
+                first, second = _cell_record(fast), _cell_record(plain)
+                assert first.keys() == second.keys()
+                for key, value in first.items():
+                    assert torch.equal(value, second[key]), key
+        assert torch.equal(fast(trains[0]), plain(trains[0]))  # through Cell.forward
+
+
+def test_plain_single_step_is_not_taken_where_the_calls_do_more():
+    cell = Cell(LinearDense(6, 3, weight_layout="input_major"), LIF(3))
+    spikes = torch.ones(1, 6, dtype=torch.bool)
+    with torch.no_grad():
+        assert plain_single_step(cell.connection, cell.neuron, spikes) is not None
+        handle = cell.connection.synapse.register_forward_hook(lambda module, args, out: None)
+        assert plain_single_step(cell.connection, cell.neuron, spikes) is None
+        handle.remove()
+        cell.neuron.step_mode = "window"
+        assert plain_single_step(cell.connection, cell.neuron, spikes) is None
+        cell.neuron.step_mode = "single"
+        delayed = Cell(LinearDense(6, 3, delay=2.0), LIF(3))
+        assert plain_single_step(delayed.connection, delayed.neuron, spikes) is None
+        # bad input: refused with the plain path's error, nothing changed
+        voltage = cell.neuron.voltage.clone()
+        with pytest.raises(ValueError, match=r"^spikes"):
+            cell(torch.ones(2, 6, dtype=torch.bool))
+        with pytest.raises(ValueError, match=r"^inputs: expected finite"):
+            cell.connection.weight.fill_(float("nan"))
+            cell(spikes)
+        assert torch.equal(cell.neuron.voltage, voltage)

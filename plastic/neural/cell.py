@@ -25,10 +25,12 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
+import torch
 from torch import Tensor, nn
 
 from plastic.functional.validation import all_finite
 from plastic.neural.connections import Connection
+from plastic.neural.neuron_base import SpikingNeuron
 from plastic.neural.observable import Observable, has_call_hooks
 
 if TYPE_CHECKING:
@@ -218,6 +220,10 @@ class Cell(Observable):
         modules = self._modules
         connection: Connection = modules["connection"]  # type: ignore[assignment]
         neuron: _NeuronModule = modules["neuron"]  # type: ignore[assignment]
+        if current is None and not neuron_inputs and not torch.is_grad_enabled():
+            out = plain_single_step(connection, modules["neuron"], spikes)  # type: ignore[arg-type]
+            if out is not None:
+                return out
         if current is not None:
             # checked before anything runs, so a bad call changes no state
             leading = spikes.ndim - len(connection.in_shape)
@@ -251,6 +257,39 @@ class Cell(Observable):
                 return neuron(drive, **neuron_inputs)
             return cast(Tensor, module.forward(drive, **neuron_inputs))
         return neuron(drive) if module is None or has_call_hooks(module) else module.forward(drive)
+
+
+def plain_single_step(connection: Connection, neuron: nn.Module, spikes: Tensor) -> Tensor | None:
+    """``neuron(connection(spikes))`` for a step without a graph, through the methods the calls would reach.
+
+    Taken when neither module nor the synapse needs ``nn.Module``'s call
+    dispatch (:func:`~plastic.neural.observable.has_call_hooks`), the
+    connection (without delays) and a :class:`~plastic.neural.neuron_base.SpikingNeuron`
+    keep their classes' ``forward`` and the neuron steps singly: the
+    connection's pass-through step (its ``forward`` otherwise) and the
+    neuron's step without a graph, what the two ``forward`` calls would run
+    under ``torch.no_grad()``, without their dispatch. ``None``: not taken,
+    nothing changed (call the modules).
+    """
+    synapse = connection._modules["synapse"]
+    if not (
+        type(connection).forward is _CONNECTION_FORWARD
+        and type(neuron).forward is _NEURON_FORWARD
+        and neuron.__dict__["_step_mode"] == "single"
+        and connection.delay is None
+        and not has_call_hooks(connection)
+        and not has_call_hooks(synapse)  # type: ignore[arg-type]  # registered in Connection.__init__
+        and not has_call_hooks(neuron)
+    ):
+        return None
+    drive = connection._pass_through_step(synapse, spikes)  # type: ignore[arg-type]  # a Synapse
+    if drive is None:
+        drive = connection.forward(spikes)
+    return cast(SpikingNeuron, neuron)._forward_step_unchecked(drive)
+
+
+_CONNECTION_FORWARD = Connection.forward
+_NEURON_FORWARD = SpikingNeuron.forward
 
 
 class Serial(nn.Module):

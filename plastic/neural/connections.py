@@ -51,6 +51,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor
+from torch.nn.modules import module as _module_implementation
 
 from plastic.functional import event_forward
 from plastic.functional.event_forward import (
@@ -115,16 +116,36 @@ class _LinearBase(Connection):
         fired = synapse.pass_through(spikes)
         if fired is None:
             return None
+        amplitude = synapse.amplitude
         # any size: the dense product would first have to write the deferred currents (measured, one
-        # sample: 64 -> 1000 11.1 against 13.5 us, 32 -> 16 10.6 against 10.8, 784 -> 400 11.6 against 26.4)
-        out = self._event_output(fired, synapse.amplitude, min_work=0)
-        rebind_buffer(self, "synspike", fired)
+        # sample: 64 -> 1000 11.1 against 13.5 us, 32 -> 16 10.6 against 10.8, 784 -> 400 11.6 against 26.4);
+        # the gather first, as _event_output tries it (its tests without the ones a pass-through step
+        # passes: bool spikes, no least work), which then decides where the gather declines
+        weight: Tensor = self._parameters["weight"]  # type: ignore[assignment]  # registered in __init__
+        rows, density = self._gather_rows(weight)
+        out = None
+        if (
+            rows is not None
+            and fired.shape[-1] == rows.shape[0]
+            and self._buffers.get("weight_mask") is None
+            and not (weight.requires_grad and torch.is_grad_enabled())
+        ):
+            out = gather_rows(fired, rows, amplitude, density)
+            if out is not None and self.bias is not None:
+                out = out + self.bias
+        if out is None:
+            out = self._event_output(fired, amplitude, min_work=0)
+        buffers = self._buffers
+        if _module_implementation._global_buffer_registration_hooks:
+            rebind_buffer(self, "synspike", fired)  # the hooks see the assignment
+        else:
+            buffers["synspike"] = fired  # what rebind_buffer does for a registered buffer
         if out is None:  # the dense product: it needs the currents (the deferred step is written)
             currents = synapse.current
             rebind_buffer(self, "syncurrent", currents)
             self.__dict__["_syncurrent_deferred"] = False
             return self._propagate(currents)
-        self._defer_syncurrent()
+        self.__dict__["_syncurrent_deferred"] = True  # _defer_syncurrent
         return out
 
     def _event_output(self, spikes: Tensor, amplitude: float, min_work: int | None = None) -> Tensor | None:
@@ -136,7 +157,7 @@ class _LinearBase(Connection):
         """
         parameters = self._parameters  # without nn.Module.__getattr__ (every step)
         weight: Tensor = parameters["weight"]  # type: ignore[assignment]  # registered in __init__
-        rows = self._gather_rows(weight)
+        rows, density = self._gather_rows(weight)
         if (
             rows is not None
             and self._buffers.get("weight_mask") is None
@@ -146,8 +167,6 @@ class _LinearBase(Connection):
             and spikes.dtype == torch.bool
         ):
             # each spike reads its input's row of the input-major weight; None: too dense
-            large = weight.numel() > EVENT_FORWARD_MAX_WEIGHT
-            density = GATHER_DENSITY_LARGE if large else GATHER_DENSITY
             out = gather_rows(spikes, rows, amplitude, density)
             if out is not None:
                 return out if self.bias is None else out + self.bias
@@ -159,8 +178,11 @@ class _LinearBase(Connection):
             return out if self.bias is None else out + self.bias
         return None
 
-    def _gather_rows(self, weight: Tensor) -> Tensor | None:
-        """``weight.T`` (``[N_in, N_out]``, contiguous rows) of an input-major weight, else None.
+    def _gather_rows(self, weight: Tensor) -> tuple[Tensor | None, float]:
+        """``weight.T`` (``[N_in, N_out]``, contiguous rows) of an input-major weight, else None, and the
+        spike density below which the gather is taken for it
+        (:data:`~plastic.functional.event_forward.GATHER_DENSITY`, or ``GATHER_DENSITY_LARGE`` above
+        :data:`~plastic.functional.event_forward.EVENT_FORWARD_MAX_WEIGHT` elements).
 
         The layout test and the view are made once per weight tensor and kept
         while the parameter still holds that memory in that layout (the same
@@ -175,11 +197,11 @@ class _LinearBase(Connection):
             and kept[2] == weight.shape
             and kept[3] == weight.stride()
         ):
-            rows: Tensor | None = kept[4]
-            return rows
+            return kept[4]  # type: ignore[no-any-return]  # (rows, density), made below
         rows = weight.detach().T if is_input_major(weight) else None
-        self.__dict__["_rows_of"] = (weight, weight.data_ptr(), weight.shape, weight.stride(), rows)
-        return rows
+        density = GATHER_DENSITY_LARGE if weight.numel() > EVENT_FORWARD_MAX_WEIGHT else GATHER_DENSITY
+        self.__dict__["_rows_of"] = (weight, weight.data_ptr(), weight.shape, weight.stride(), (rows, density))
+        return rows, density
 
     def _propagate_delayed(self, currents: Tensor) -> Tensor:
         out = torch.einsum("...oi,oi->...o", currents, self.effective_weight())
