@@ -606,3 +606,36 @@ def test_net_form_out_for_conv_and_bad_out():
     dense_pre, dense_post = pre.flatten(2), post.flatten(2)
     with pytest.raises(ValueError, match="^out"):
         stdp_window_net(dense_pre, dense_post, tau_pre=5.0, tau_post=7.0, out=torch.zeros(1, 50, 49))
+
+
+# ---------------------------------------------------- the change's bound (issue 15)
+
+
+@given(case=cases, eta_post=st.floats(-2, 2), eta_pre=st.floats(-2, 2), scale=st.sampled_from([1.0, 50.0]))
+def test_pair_change_bound_holds_for_the_brute_force_change(case, eta_post, eta_pre, scale):
+    """|dw| of every synapse (summed over the batch) is within pair_change_bound, carried traces included."""
+    from plastic.functional.stdp_checks import pair_change_bound
+
+    case = dict(case, pairing="all")
+    pre, post, x_pre0, x_post0 = _draw(case)
+    x_pre0, x_post0 = x_pre0 * scale, -x_post0 * scale  # carried traces of either sign
+    pot, dep = _reference(case, pre, post, x_pre0, x_post0)
+    change = np.abs(eta_post * pot - eta_pre * dep).sum(0)
+    bound = pair_change_bound(
+        case["steps"], case["batch"], eta_post, eta_pre, case["amp_pre"], case["amp_post"],
+        _decay(case["dt"], case["tau_pre"], case["exact"]), _decay(case["dt"], case["tau_post"], case["exact"]),
+        x_pre0, x_post0,
+    )  # fmt: skip
+    assert change.max() <= bound * (1 + 1e-12)
+
+
+def test_pair_change_bound_of_every_spike_and_its_refusals():
+    from plastic.functional.stdp_checks import pair_change_bound
+
+    # T = 3 steps, B = 2, traces of magnitude 0.5 and 2: 2 * 3 * (1.5 * (0.5 + 3) + 0.25 * (2 + 0.5 * 3))
+    bound = pair_change_bound(3, 2, -1.5, 0.25, 1.0, 0.5, 0.9, 1.0, torch.tensor([[0.5, -0.1]]), torch.tensor([[-2.0]]))
+    assert bound == 2 * 3 * (1.5 * 3.5 + 0.25 * 3.5)
+    # a decay beyond 1 in magnitude (Euler, dt > 2 tau) or a non-finite trace: no bound
+    assert pair_change_bound(3, 1, 1.0, 1.0, 1.0, 1.0, -1.5, 0.5, torch.zeros(1, 2), torch.zeros(1, 1)) == math.inf
+    nan = torch.tensor([[float("nan")]])
+    assert not pair_change_bound(3, 1, 1.0, 1.0, 1.0, 1.0, 0.5, 0.5, nan, torch.zeros(1, 1)) < math.inf

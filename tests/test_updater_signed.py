@@ -219,6 +219,30 @@ def test_stdp_one_product_splits_the_net_change() -> None:
     torch.testing.assert_close(cell.connection.weight.detach(), expected_positive - expected_negative, rtol=1e-12, atol=1e-15)
 
 
+def test_stdp_bounded_change_skips_the_finiteness_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A window whose pair_change_bound is far below the dtype's largest value is accumulated without
+    the pass over the change (known_finite); the same values as the checked path."""
+    import plastic.neural.updater as updater_module
+
+    values = {}
+    for skip in (True, False):
+        cell = make_scripted_cell(None, 1, 1.0, weight_init=(0.0, 0.0))
+        trainer = STDP(eta_post=0.3, eta_pre=0.2, tau_pre=4.0, tau_post=8.0)
+        trainer.register_cell("c", cell)
+        generator = torch.Generator().manual_seed(3)
+        run(cell, torch.rand(6, 1, 3, generator=generator) < 0.5, torch.rand(6, 1, 2, generator=generator) < 0.5)
+        passes: list[int] = []
+        checked = updater_module.all_finite
+        monkeypatch.setattr(updater_module, "all_finite", lambda tensor: passes.append(tensor.numel()) or checked(tensor))
+        if not skip:  # the checked path: a bound that proves nothing
+            monkeypatch.setattr(STDP, "_bounded_change", staticmethod(lambda *args: False))
+        trainer()
+        monkeypatch.undo()
+        assert passes == ([] if skip else [6])
+        values[skip] = cell.updater.pending("weight")
+    assert all(torch.equal(a, b) for a, b in zip(values[True], values[False], strict=True))
+
+
 def test_stdp_overflowing_change_is_refused_before_any_state_changes() -> None:
     cell = make_scripted_cell(None, 1, 1.0, weight_init=(0.0, 0.0))
     trainer = STDP(eta_post=1e308, eta_pre=1.0, tau_pre=4.0, tau_post=8.0)
@@ -317,3 +341,56 @@ def test_change_buffer_takes_a_change_computed_in_place() -> None:
     assert updater.weight_depression.abs().sum().item() == 0.0
     with pytest.raises(ValueError, match="^name"):
         updater.change_buffer("bias")
+
+
+@given(
+    st.lists(finite32, min_size=1, max_size=9),
+    st.sampled_from(["apply", "clear"]),
+    st.sampled_from(["pending", "state_dict", "attribute", "accumulate", "signed", "in_buffer", "delta", "apply"]),
+)
+def test_an_applied_net_change_reads_as_zeros_everywhere(values: list[float], how: str, read: str) -> None:
+    """After apply() or clear() the whole change stays in its buffer until read: every read sees zeros."""
+    weights = [0.25] * len(values)
+    layer = make_linear(weights)
+    updater = Updater(layer)
+    updater.accumulate_signed("weight", row(values))
+    if how == "apply":
+        updater.apply()
+        weights = [float(np.float32(w) + np.float32(v)) for w, v in zip(weights, values)]
+    else:
+        updater.clear()
+    assert updater.count("weight") == (0, 0) and not updater.has_pending()
+    zeros = [0.0] * len(values)
+    positive, negative = zeros, zeros
+    if read == "pending":
+        got_positive, got_negative = updater.pending("weight")
+    elif read == "state_dict":
+        state = updater.state_dict()
+        got_positive, got_negative = state["weight_potentiation"], state["weight_depression"]
+    elif read == "attribute":
+        got_positive, got_negative = updater.weight_potentiation.clone(), updater.weight_depression.clone()
+    elif read == "accumulate":
+        updater.accumulate("weight", potentiation=row([1.0] * len(values)), depression=row([2.0] * len(values)))
+        positive, negative = [1.0] * len(values), [2.0] * len(values)
+        got_positive, got_negative = updater.pending("weight")
+    elif read == "signed":
+        updater.accumulate_signed("weight", row([-1.0] * len(values)))
+        positive, negative = zeros, [1.0] * len(values)
+        got_positive, got_negative = updater.pending("weight")
+    elif read == "in_buffer":
+        buffer = updater.change_buffer("weight")
+        assert buffer is not None
+        buffer.copy_(row([3.0] * len(values)))
+        updater.accumulate_signed("weight", buffer)
+        positive = [3.0] * len(values)
+        got_positive, got_negative = updater.pending("weight")
+    elif read == "delta":
+        assert updater.delta("weight")[0].tolist() == zeros
+        return
+    else:
+        updater.apply()  # nothing pending: the weight stays
+        assert layer.weight[0].tolist() == weights
+        got_positive, got_negative = updater.pending("weight")
+    assert layer.weight[0].tolist() == weights
+    assert got_positive[0].tolist() == positive
+    assert got_negative[0].tolist() == negative

@@ -21,7 +21,15 @@ from plastic.functional.pairing_schemes import STATEFUL_PAIRINGS, STDP_PAIRINGS
 from plastic.functional.traces import decay_factor
 from plastic.functional.validation import check_choice, check_positive, check_same_device, check_tensor
 
-__all__ = ["CheckedInputs", "Scalar", "check_carried_together", "check_real", "check_stdp_inputs", "resolve_decay"]
+__all__ = [
+    "CheckedInputs",
+    "Scalar",
+    "check_carried_together",
+    "check_real",
+    "check_stdp_inputs",
+    "pair_change_bound",
+    "resolve_decay",
+]
 
 Scalar = float | Tensor
 
@@ -173,3 +181,40 @@ def check_carried_together(pairing: object, pairing_state: object, given_traces:
         raise ValueError(
             f"pairing_state: only the schemes {list(STATEFUL_PAIRINGS)} carry one; pairing {pairing!r} expects None"
         )
+
+
+def pair_change_bound(
+    steps: int,
+    batch: int,
+    eta_post: float,
+    eta_pre: float,
+    amplitude_pre: float,
+    amplitude_post: float,
+    decay_pre: float,
+    decay_post: float,
+    trace_pre: Tensor,
+    trace_post: Tensor,
+) -> float:
+    """An upper bound on ``|dw|`` of one window of all-to-all pair STDP without weight dependence.
+
+    For 0/1 spikes, ``steps`` steps of ``batch`` samples (summed or averaged),
+    carried traces ``trace_pre`` / ``trace_post`` and per-step decays of
+    magnitude at most 1, every trace stays within ``M + |A| T`` (``M`` its
+    carried magnitude, ``|A|`` its jump), and each synapse pairs at most ``B T``
+    spikes of each side::
+
+        |dw| <= B T (|eta_post| (M_pre + |A_pre| T) + |eta_pre| (M_post + |A_post| T))
+
+    Every partial sum of the change is within it as well (up to rounding), so
+    a bound far below the dtype's largest value proves the change finite: the
+    one-product window skips a pass over it (issue 15). ``inf`` where a decay
+    exceeds 1 in magnitude (Euler decays with ``dt > 2 tau``) or a trace is
+    not finite.
+    """
+    if abs(decay_pre) > 1.0 or abs(decay_post) > 1.0:
+        return math.inf
+    largest_pre = float(trace_pre.abs().max()) if trace_pre.numel() else 0.0
+    largest_post = float(trace_post.abs().max()) if trace_post.numel() else 0.0
+    reach_pre = largest_pre + abs(amplitude_pre) * steps
+    reach_post = largest_post + abs(amplitude_post) * steps
+    return batch * steps * (abs(eta_post) * reach_pre + abs(eta_pre) * reach_post)

@@ -53,6 +53,7 @@ from plastic.functional.pairing_schemes import (
 )
 from plastic.functional.receptive import grouped_to_weight
 from plastic.functional.stdp import METHODS, stdp_window, stdp_window_net
+from plastic.functional.stdp_checks import pair_change_bound
 from plastic.functional.stdp_engine import pre_event_window_update, uses_pre_event_product
 from plastic.functional.traces import decay_factor
 from plastic.functional.validation import all_finite
@@ -280,6 +281,31 @@ class STDP(WindowTrainer):
             buffer,
         )  # fmt: skip
 
+    @staticmethod
+    def _bounded_change(
+        unit: Unit, spikes_pre: Tensor, spikes_post: Tensor, trace_pre: Tensor, trace_post: Tensor, dtype: torch.dtype
+    ) -> bool:
+        """Whether the one-product change of this window is finite by construction: bool spikes through a
+        dense connection (each synapse pairs one input with one output), and
+        :func:`~plastic.functional.stdp_checks.pair_change_bound` (from the carried traces, before the
+        window) a thousandth of the dtype's largest value or less."""
+        if not (
+            spikes_pre.dtype == torch.bool
+            and spikes_post.dtype == torch.bool
+            and dtype.is_floating_point
+            and getattr(unit.cell.connection, "all_to_all", False) is True
+        ):
+            return False
+        params = unit.state.params
+        dt = unit.cell.dt
+        steps, batch = spikes_pre.shape[:2]
+        bound = pair_change_bound(
+            steps, batch, params.eta_post, params.eta_pre, params.amplitude_pre, params.amplitude_post,
+            decay_factor(dt, params.tau_pre, exact=params.exact), decay_factor(dt, params.tau_post, exact=params.exact),
+            trace_pre, trace_post,
+        )  # fmt: skip
+        return bound <= torch.finfo(dtype).max / 1000
+
     def learn_window(self, unit: Unit, windows: dict[str, Tensor]) -> None:
         params = unit.state.params
         connection = unit.cell.connection
@@ -303,8 +329,11 @@ class STDP(WindowTrainer):
             "method": params.method,
         }
         change: Tensor | None = None
+        known_finite = False
         new_state: PairingState | None = None
         if self.uses_one_product(unit):
+            # from the carried traces, before the window
+            known_finite = self._bounded_change(unit, spikes_pre, spikes_post, trace_pre, trace_post, dtype)
             buffer, owned_by_updater = self._change_buffer(unit, dtype, *spikes_pre.shape[:2])
             try:
                 fast = (
@@ -345,7 +374,7 @@ class STDP(WindowTrainer):
         # traces as they were (the window is not consumed either)
         if change is not None:
             # one signed net change: the updater splits it into its accumulators in place
-            unit.updater.accumulate_signed("weight", change)
+            unit.updater.accumulate_signed("weight", change, known_finite=known_finite)
         else:
             unit.updater.accumulate("weight", potentiation=potentiation, depression=depression)
         if new_state is not None:

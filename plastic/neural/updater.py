@@ -30,14 +30,16 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from plastic.functional.bounding import Bounding, clamp_, normalize_rows_
-from plastic.functional.validation import all_finite, check_choice, check_positive, check_tensor
+from plastic.functional.validation import all_finite, check_choice, check_positive
 from plastic.neural.updater_checks import (
     ClampBounds,
     buffer_key,
     check_bounding,
     check_clamp_pair,
     check_magnitude,
-    check_mask,
+    check_masks,
+    check_param_names,
+    check_real_like,
     per_name,
     resolve_path,
 )
@@ -81,8 +83,11 @@ class Updater(nn.Module):
     parts only when something reads them (:meth:`pending`, :meth:`delta`,
     :meth:`sync`, :meth:`to_grad`, another accumulate, ``state_dict``): an
     additive, unmasked :meth:`apply` adds it directly, sparing three
-    parameter-sized passes per window (issue 15, S1). Read the accumulators
-    through those methods, not the buffers, while such a change is pending.
+    parameter-sized passes per window (issue 15, S1). Such a change, once
+    applied or cleared, is zeroed only when something next reads its buffer:
+    a change computed in :meth:`change_buffer` overwrites it anyway, sparing
+    one more pass. Read the accumulators through those methods (or
+    ``updater.<name>_potentiation``), not the buffer tables, in both cases.
 
     Buffers per parameter ``<name>``: ``<name>_potentiation``,
     ``<name>_depression`` (the reduced magnitudes), ``<name>_potentiation_count``,
@@ -95,6 +100,7 @@ class Updater(nn.Module):
     # set with object.__setattr__ in __init__ (neither a submodule nor state): typed here
     _module: nn.Module
     _unsplit: set[str]
+    _stale: set[str]
 
     def __init__(
         self,
@@ -113,36 +119,20 @@ class Updater(nn.Module):
         super().__init__()
         if not isinstance(module, nn.Module):
             raise TypeError(f"module: expected an nn.Module, got {type(module).__name__}")
-        if isinstance(params, str) or not isinstance(params, Sequence):
-            raise TypeError(f"params: expected a sequence of parameter names, got {params!r}")
-        names = tuple(params)
-        if not names:
-            raise ValueError("params: expected at least one parameter name")
-        if len(set(names)) != len(names):
-            raise ValueError(f"params: duplicate names in {list(names)}")
-        for name in names:
-            if not isinstance(name, str):
-                raise TypeError(f"params: expected names as str, got {name!r}")
-            if not isinstance(resolve_path(module, name), Tensor):
-                raise ValueError(f"params: {name!r} is not a parameter or tensor attribute of {type(module).__name__}")
+        names = check_param_names(module, params)
         check_choice(reduction, "reduction", REDUCTIONS)
         check_choice(all_reduce, "all_reduce", ALL_REDUCE_OPS)
         boundings = per_name(bounding, "bounding", names, check_bounding)
         clamps = per_name(clamp, "clamp", names, check_clamp_pair)
         normalizes = per_name(normalize, "normalize", names, lambda v, n: check_positive(v, n))
-        masks: dict[str, Tensor] = {}
-        if mask is not None:
-            if not isinstance(mask, Mapping):
-                raise TypeError(f"mask: expected a dict of tensors per name, got {type(mask).__name__}")
-            for name, value in mask.items():
-                if name not in names:
-                    raise ValueError(f"mask: {name!r} is not one of params {list(names)}")
-                masks[name] = check_mask(value, name, resolve_path(module, name))  # type: ignore[arg-type]
+        masks = check_masks(mask, names, module)
 
         # Plain attribute, so the module is neither a submodule nor in state_dict.
         object.__setattr__(self, "_module", module)
         # names whose potentiation buffer holds a signed net change not yet split (depression: zeros)
         object.__setattr__(self, "_unsplit", set())
+        # names whose potentiation buffer holds an applied (or cleared) whole change: zeros when read
+        object.__setattr__(self, "_stale", set())
         self.params = names
         self.reduction = reduction
         self.bounding = boundings
@@ -200,6 +190,14 @@ class Updater(nn.Module):
         return param
 
     def _accumulator(self, name: str, kind: str) -> Tensor:
+        """The accumulator as its readers see it (a stale one zeroed first, see :meth:`_stored`)."""
+        if name in self._stale:
+            self._stale.discard(name)
+            self._stored(name, "potentiation").zero_()
+        return self._stored(name, kind)
+
+    def _stored(self, name: str, kind: str) -> Tensor:
+        """The accumulator's buffer as it is: for writers that overwrite all of it, and layout reads."""
         return self._buffers[f"{buffer_key(name)}_{kind}"]  # type: ignore[return-value]
 
     def _count(self, name: str, kind: str) -> Tensor:
@@ -256,14 +254,14 @@ class Updater(nn.Module):
         self._check_name(name)
         param = self.parameter(name)
         self._home(name)
-        positive = self._accumulator(name, "potentiation")
+        positive = self._stored(name, "potentiation")  # stale or not: undefined until the caller writes it
         if name in self._unsplit or int(self._count(name, "potentiation")) or int(self._count(name, "depression")):
             return None
         if not param.is_floating_point() or positive.dtype != param.dtype:
             return None
         return positive
 
-    def accumulate_signed(self, name: str, change: Tensor) -> None:
+    def accumulate_signed(self, name: str, change: Tensor, *, known_finite: bool = False) -> None:
         """Reduce one call's signed ``change`` into ``name``'s accumulators as its two parts.
 
         The same as ``accumulate(name, potentiation=p, depression=p - change)``
@@ -273,27 +271,23 @@ class Updater(nn.Module):
 
         ``change`` must have the parameter's shape and device (and dtype, for
         a floating parameter) and be finite; everything is checked (one sum
-        for finiteness) before any state changes. When both accumulators are
-        empty (counts 0: they hold zeros, and the first call of every
-        reduction sets the value) the parts are written straight into them,
-        two passes and no temporaries; otherwise each part is reduced as by
-        :meth:`accumulate`. Reading the counts synchronises with the device.
+        for finiteness) before any state changes. Empty accumulators keep the
+        change whole (see the class notes); otherwise each part is reduced as
+        by :meth:`accumulate`. Reading the counts synchronises with the device.
 
         Parameters:
             name: one of ``params``.
             change: the signed change, in the parameter's unit.
+            known_finite: the caller proved ``change`` finite (a trainer from a
+                bound on its inputs, :func:`~plastic.functional.stdp_checks.pair_change_bound`):
+                its finiteness pass is skipped.
         """
         self._check_name(name)
         param = self.parameter(name)
-        tensor = check_tensor(change, "change", shape=param.shape, device=param.device)
-        if tensor.dtype == torch.bool or tensor.is_complex():
-            raise TypeError(f"change: expected a real-valued tensor, got dtype {tensor.dtype}")
-        if param.is_floating_point() and tensor.dtype != param.dtype:
-            raise TypeError(f"change: expected dtype {param.dtype} (the parameter's), got dtype {tensor.dtype}")
-        tensor = tensor.detach()
+        tensor = check_real_like(change, "change", param).detach()
         self._home(name)
-        positive = self._accumulator(name, "potentiation")
-        negative = self._accumulator(name, "depression")
+        positive = self._stored(name, "potentiation")  # stale: overwritten whole below, or zeroed first
+        negative = self._stored(name, "depression")
         count_positive = self._count(name, "potentiation")
         count_negative = self._count(name, "depression")
         in_buffer = (
@@ -304,12 +298,13 @@ class Updater(nn.Module):
             and int(count_positive) == 0
             and int(count_negative) == 0
         )
-        if tensor.is_floating_point() and tensor.numel() and not all_finite(tensor):
+        if not known_finite and tensor.is_floating_point() and tensor.numel() and not all_finite(tensor):
             if in_buffer:
-                positive.zero_()  # computed in the empty accumulator (change_buffer): empty it again
+                self._stale.add(name)  # computed in the empty accumulator (change_buffer): empty again
             raise ValueError("change: expected finite values, found NaN or inf")
         if in_buffer:
             # computed in place by the caller (change_buffer): nothing to copy
+            self._stale.discard(name)
             self._unsplit.add(name)
             count_positive.add_(1)
             count_negative.add_(1)
@@ -325,11 +320,13 @@ class Updater(nn.Module):
             # (0 + x, 0 + (x - 0) / 1, copy, first extreme): the change is kept whole in the
             # potentiation buffer and split into the two parts when they are read (_split)
             positive.copy_(tensor)
+            self._stale.discard(name)
             self._unsplit.add(name)
             count_positive.add_(1)
             count_negative.add_(1)
             return
         self._split(name)
+        positive = self._accumulator(name, "potentiation")  # zeroed first where stale
         # finite change: both parts are finite and >= 0 by construction (no magnitude checks)
         potentiation = tensor.clamp(min=0)
         depression = potentiation - tensor
@@ -353,20 +350,22 @@ class Updater(nn.Module):
 
     def __getattr__(self, attribute: str) -> Tensor | nn.Module:
         # a buffer read by attribute (``updater.weight_potentiation``) sees the split parts
-        unsplit = self.__dict__.get("_unsplit")
-        if unsplit:
-            for name in list(unsplit):
-                if attribute.startswith(f"{buffer_key(name)}_"):
-                    self._split(name)
+        for name in [*self.__dict__.get("_unsplit", ()), *self.__dict__.get("_stale", ())]:
+            if attribute.startswith(f"{buffer_key(name)}_"):
+                self._split(name)
+                self._accumulator(name, "potentiation")  # a stale one is zeroed
         return super().__getattr__(attribute)
 
     def _save_to_state_dict(self, destination: dict[str, Any], prefix: str, keep_vars: bool) -> None:
         for name in list(self._unsplit):
             self._split(name)  # a checkpoint holds the two parts
+        for name in list(self._stale):
+            self._accumulator(name, "potentiation")  # and zeros where they are
         super()._save_to_state_dict(destination, prefix, keep_vars)
 
     def _load_from_state_dict(self, *args: object, **kwargs: object) -> None:
         self._unsplit.clear()  # the loaded parts replace any pending change
+        self._stale.clear()
         super()._load_from_state_dict(*args, **kwargs)
 
     def _reduce_into(self, accumulator: Tensor, count: Tensor, value: Tensor) -> None:
@@ -432,14 +431,11 @@ class Updater(nn.Module):
             # One collective per parameter: both magnitudes and both counts in one bucket.
             bucket = torch.cat([positive.flatten(), negative.flatten(), counts.to(positive.dtype)])
             dist.all_reduce(bucket, op=dist.ReduceOp.SUM, group=self.process_group)
-            numel = positive.numel()
-            summed_positive = bucket[:numel].view_as(positive)
-            summed_negative = bucket[numel : 2 * numel].view_as(negative)
             if op == "mean":
-                summed_positive = summed_positive / world_size
-                summed_negative = summed_negative / world_size
-            positive.copy_(summed_positive)
-            negative.copy_(summed_negative)
+                bucket[:-2].div_(world_size)  # the magnitudes (the counts are summed)
+            numel = positive.numel()
+            positive.copy_(bucket[:numel].view_as(positive))
+            negative.copy_(bucket[numel:-2].view_as(negative))
             self._count(name, "potentiation").copy_(bucket[-2].round().to(torch.int64))
             self._count(name, "depression").copy_(bucket[-1].round().to(torch.int64))
 
@@ -476,7 +472,7 @@ class Updater(nn.Module):
         self._home(name)
         if not param.is_floating_point() or self._mask(name, param) is not None:
             return False
-        positive = self._accumulator(name, "potentiation")
+        positive = self._stored(name, "potentiation")
         return positive.dtype == param.dtype and positive.device == param.device
 
     def constrain(self, name: str | None = None) -> None:
@@ -572,11 +568,13 @@ class Updater(nn.Module):
     # ------------------------------------------------------------------ clear
 
     def _clear(self, name: str) -> None:
-        unsplit = name in self._unsplit
-        self._unsplit.discard(name)
+        if name in self._unsplit:  # the change is zeroed when read, or overwritten by the next one
+            self._unsplit.discard(name)
+            self._stale.add(name)
+        elif name not in self._stale:
+            for kind in ("potentiation", "depression"):
+                self._stored(name, kind).zero_()
         for kind in ("potentiation", "depression"):
-            if not (unsplit and kind == "depression"):  # an unsplit change left the depression at zeros
-                self._accumulator(name, kind).zero_()
             self._count(name, kind).zero_()
 
     def clear(self) -> None:

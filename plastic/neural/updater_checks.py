@@ -7,7 +7,7 @@ parameter paths of a module (:func:`resolve_path`, :func:`buffer_key`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -21,6 +21,9 @@ __all__ = [
     "check_clamp_pair",
     "check_magnitude",
     "check_mask",
+    "check_masks",
+    "check_param_names",
+    "check_real_like",
     "per_name",
     "resolve_path",
 ]
@@ -92,13 +95,50 @@ def check_mask(value: object, name: str, param: Tensor) -> Tensor:
     return mask.detach().clone()
 
 
-def check_magnitude(value: object, argument: str, param: Tensor) -> Tensor:
+def check_param_names(module: nn.Module, params: object) -> tuple[str, ...]:
+    """``params``: a sequence of distinct names of tensors of ``module`` (dotted paths reach submodules)."""
+    if isinstance(params, str) or not isinstance(params, Sequence):
+        raise TypeError(f"params: expected a sequence of parameter names, got {params!r}")
+    names = tuple(params)
+    if not names:
+        raise ValueError("params: expected at least one parameter name")
+    if len(set(names)) != len(names):
+        raise ValueError(f"params: duplicate names in {list(names)}")
+    for name in names:
+        if not isinstance(name, str):
+            raise TypeError(f"params: expected names as str, got {name!r}")
+        if not isinstance(resolve_path(module, name), Tensor):
+            raise ValueError(f"params: {name!r} is not a parameter or tensor attribute of {type(module).__name__}")
+    return names
+
+
+def check_masks(mask: object, names: tuple[str, ...], module: nn.Module) -> dict[str, Tensor]:
+    """``mask``: None or a dict of masks per name of ``names`` (:func:`check_mask`)."""
+    if mask is None:
+        return {}
+    if not isinstance(mask, Mapping):
+        raise TypeError(f"mask: expected a dict of tensors per name, got {type(mask).__name__}")
+    masks = {}
+    for name, value in mask.items():
+        if name not in names:
+            raise ValueError(f"mask: {name!r} is not one of params {list(names)}")
+        masks[name] = check_mask(value, name, resolve_path(module, name))  # type: ignore[arg-type]
+    return masks
+
+
+def check_real_like(value: object, argument: str, param: Tensor) -> Tensor:
+    """A real tensor of ``param``'s shape and device (and dtype, for a floating ``param``)."""
     tensor = check_tensor(value, argument, shape=param.shape, device=param.device)
     if tensor.dtype == torch.bool or tensor.is_complex():
         raise TypeError(f"{argument}: expected a real-valued tensor, got dtype {tensor.dtype}")
     if param.is_floating_point() and tensor.dtype != param.dtype:
         # no silent casts: a float64 rule on a float32 weight is a mistake
         raise TypeError(f"{argument}: expected dtype {param.dtype} (the parameter's), got dtype {tensor.dtype}")
+    return tensor
+
+
+def check_magnitude(value: object, argument: str, param: Tensor) -> Tensor:
+    tensor = check_real_like(value, argument, param)
     if tensor.numel():
         if tensor.is_floating_point():
             # one pass: NaN propagates into both extremes and fails both comparisons
