@@ -190,3 +190,27 @@ def test_serial_runs_cells_in_sequence():
         Serial(first, Cell(LinearDense(4, 2, batch_size=1), StubNeuron(2)))
     with pytest.raises(TypeError, match="^cells"):
         Serial(first, nn.Linear(3, 2))
+
+
+def test_step_mode_reads_the_synapse_where_set_and_respects_subclasses():
+    """Cell.step_mode is the connection's, whichever module was set (the read skips the properties only
+    where neither the connection's class nor the synapse's redefines them)."""
+    cell = Cell(LinearDense(4, 3), StubNeuron(3))
+    for setter in ("cell", "connection", "synapse"):
+        for mode in ("window", "single"):
+            target = {"cell": cell, "connection": cell.connection, "synapse": cell.connection.synapse}[setter]
+            target.step_mode = mode
+            assert cell.step_mode == cell.connection.step_mode == cell.connection.synapse.step_mode == mode
+
+    class Reporting(LinearDense):
+        @property
+        def step_mode(self) -> str:
+            return "window"
+
+        @step_mode.setter
+        def step_mode(self, value: str) -> None:
+            self.synapse.step_mode = value
+
+    cell = Cell(Reporting(4, 3, step_mode="window"), StubNeuron(3, step_mode="window"))
+    cell.connection.synapse.step_mode = "single"
+    assert cell.step_mode == "window"
