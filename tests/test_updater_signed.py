@@ -44,6 +44,20 @@ def row(values: list[float], dtype: torch.dtype = torch.float32) -> torch.Tensor
     return torch.tensor([values], dtype=dtype)
 
 
+# the reads of the two accumulators that change nothing
+PLAIN_READS = ("pending", "state_dict", "attribute")
+
+
+def read_parts(updater: Updater, read: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The weight's (potentiation, depression) through one of PLAIN_READS."""
+    if read == "pending":
+        return updater.pending("weight")
+    if read == "state_dict":
+        state = updater.state_dict()
+        return state["weight_potentiation"], state["weight_depression"]
+    return updater.weight_potentiation.clone(), updater.weight_depression.clone()
+
+
 @given(st.lists(finite32, min_size=1, max_size=9))
 def test_fresh_accumulate_signed_writes_the_two_parts(values: list[float]) -> None:
     updater = Updater(make_linear([0.0] * len(values)))
@@ -271,13 +285,8 @@ def test_a_pending_net_change_reads_as_its_two_parts_everywhere(values: list[flo
     updater = Updater(layer)
     updater.accumulate_signed("weight", row(values))
     positive, negative = parts(values)
-    if read == "pending":
-        got_positive, got_negative = updater.pending("weight")
-    elif read == "state_dict":
-        state = updater.state_dict()
-        got_positive, got_negative = state["weight_potentiation"], state["weight_depression"]
-    elif read == "attribute":
-        got_positive, got_negative = updater.weight_potentiation.clone(), updater.weight_depression.clone()
+    if read in PLAIN_READS:
+        got_positive, got_negative = read_parts(updater, read)
     elif read == "accumulate":
         updater.accumulate("weight", potentiation=row([1.0] * len(values)), depression=row([2.0] * len(values)))
         positive = [float(np.float32(p) + np.float32(1.0)) for p in positive]
@@ -362,13 +371,8 @@ def test_an_applied_net_change_reads_as_zeros_everywhere(values: list[float], ho
     assert updater.count("weight") == (0, 0) and not updater.has_pending()
     zeros = [0.0] * len(values)
     positive, negative = zeros, zeros
-    if read == "pending":
-        got_positive, got_negative = updater.pending("weight")
-    elif read == "state_dict":
-        state = updater.state_dict()
-        got_positive, got_negative = state["weight_potentiation"], state["weight_depression"]
-    elif read == "attribute":
-        got_positive, got_negative = updater.weight_potentiation.clone(), updater.weight_depression.clone()
+    if read in PLAIN_READS:
+        got_positive, got_negative = read_parts(updater, read)
     elif read == "accumulate":
         updater.accumulate("weight", potentiation=row([1.0] * len(values)), depression=row([2.0] * len(values)))
         positive, negative = [1.0] * len(values), [2.0] * len(values)
