@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 TORCH := torch==2.13.0
 
-.PHONY: test lint typecheck test-cuda demo docs venv bench clean
+.PHONY: test lint typecheck test-cuda test-brian2 demo docs venv bench clean
 
 $(VENV)/.base:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,21 @@ test: lint
 test-cuda: $(VENV)/.dev
 	$(PY) -m pytest -q tests/test_devices.py tests/test_compiled_step.py --device cuda
 
+# the cross-checks against Brian2 in their own venv: brian2 needs numpy<2.3 (pyproject's brian2
+# extra), which .venv does not pin; not part of `make test`
+VENV_BRIAN2 := .venv-brian2
+PY_BRIAN2 := $(VENV_BRIAN2)/bin/python
+
+$(VENV_BRIAN2)/.ready: pyproject.toml
+	$(PYTHON) -m venv $(VENV_BRIAN2)
+	$(PY_BRIAN2) -m pip install -q --upgrade pip
+	$(PY_BRIAN2) -m pip install -q $(TORCH)
+	$(PY_BRIAN2) -m pip install -q $(TORCH) -e '.[dev,brian2]'
+	touch $@
+
+test-brian2: $(VENV_BRIAN2)/.ready
+	$(PY_BRIAN2) -m pytest -q -p no:xdist -m brian2 tests/test_brian2_reference.py
+
 demo: $(VENV)/.demo
 	$(PY) -m plastic demo $(ARGS)
 
@@ -53,4 +68,4 @@ bench: $(VENV)/.dev
 	$(PY) benchmarks/run.py $(ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis site build/docs_src
+	rm -rf $(VENV) $(VENV_BRIAN2) .pytest_cache .hypothesis site build/docs_src

@@ -9,7 +9,8 @@ so a test's expected value stays an independent reference.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -20,6 +21,17 @@ from plastic.neural.cell import Cell
 from plastic.neural.connections import Conv1d, Conv2d, LinearDense
 
 F64 = torch.float64
+
+
+@contextmanager
+def default_dtype(dtype: torch.dtype) -> Iterator[None]:
+    """The functional forms compute in the default dtype when no state is given yet."""
+    saved = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(saved)
 
 
 # --------------------------------------------------------------------------- cells

@@ -20,6 +20,7 @@ from helpers import (
     assert_close_relative,
     conv_specs,
     counted_pairs,
+    default_dtype,
     enumerated_products,
     make_cell,
     pair_sums,
@@ -92,20 +93,8 @@ def _reference(case, pre, post, scheme):
 
 def _window(case, pre, post, scheme, dtype=torch.float64, **options):
     """A window from no history (no traces: zeros of the default dtype, the computation's)."""
-    with _default_dtype(dtype):
+    with default_dtype(dtype):
         return stdp_window(pre, post, pairing=scheme, **_kwargs(case), **options)
-
-
-class _default_dtype:
-    def __init__(self, dtype):
-        self.dtype = dtype
-
-    def __enter__(self):
-        self.saved = torch.get_default_dtype()
-        torch.set_default_dtype(self.dtype)
-
-    def __exit__(self, *exc):
-        torch.set_default_dtype(self.saved)
 
 
 # ------------------------------------------------------------------- brute force
@@ -161,7 +150,7 @@ def test_hand_computed_trains():
         "restricted": (e(2), e(1)),
     }
     for scheme, (potentiation, depression) in expected.items():
-        with _default_dtype(torch.float64):
+        with default_dtype(torch.float64):
             out = stdp_window(pre, post, tau_pre=10.0, tau_post=10.0, pairing=scheme)
         assert out.potentiation.item() == pytest.approx(potentiation, rel=1e-12), scheme
         assert out.depression.item() == pytest.approx(depression, rel=1e-12), scheme
@@ -181,7 +170,7 @@ def test_simultaneous_spikes_count_in_both_terms():
         "restricted": (1.0, 1.0),
     }
     for scheme, (potentiation, depression) in expected.items():
-        with _default_dtype(torch.float64):
+        with default_dtype(torch.float64):
             out = stdp_window(pre, post, tau_pre=2.0, tau_post=2.0, pairing=scheme)
         assert out.potentiation.item() == pytest.approx(potentiation, rel=1e-12), scheme
         assert out.depression.item() == pytest.approx(depression, rel=1e-12), scheme
@@ -196,7 +185,7 @@ def _chain(case, pre, post, scheme, cuts, dtype=torch.float64):
     carried = {}
     total_pot = total_dep = 0.0
     for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
-        with _default_dtype(dtype):
+        with default_dtype(dtype):
             result = stdp_window(pre[start:stop], post[start:stop], pairing=scheme, **carried, **_kwargs(case))
         carried = dict(trace_pre=result.trace_pre, trace_post=result.trace_post, pairing_state=result.pairing_state)
         total_pot = total_pot + result.potentiation
@@ -234,7 +223,7 @@ def test_window_equals_the_step_loop(case, scheme, dtype):
     dep = torch.zeros_like(window.depression)
     for t in range(case["steps"]):
         if t == 0:
-            with _default_dtype(dtype):
+            with default_dtype(dtype):
                 step = stdp_step(pre[t], post[t], pairing=scheme, **_kwargs(case))
         else:
             step = stdp_step(
@@ -313,7 +302,7 @@ def test_conv_matches_the_enumeration_per_site(spec, scheme, steps, batch, rates
     )  # fmt: skip
     batch_reduction = (lambda x: x.amax(0)) if reduction == "amax" else "sum"
     view = getattr(connection, "geometry", None) if as_geometry else connection
-    with _default_dtype(torch.float64):
+    with default_dtype(torch.float64):
         out = stdp_window(
             pre, post, tau_pre=3.0, tau_post=5.0, amplitude_pre=0.7, amplitude_post=1.2, pairing=scheme, view=view,
             batch_reduction=batch_reduction,

@@ -31,8 +31,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +45,7 @@ from helpers import (
     chunk_bounds,
     conv_specs,
     cut_points,
+    default_dtype,
     drive,
     feed_values,
     make_cell,
@@ -460,17 +460,6 @@ RULES: dict[str, Callable[..., Setup]] = {
 
 
 # ------------------------------------------------------------------------- functional forms
-
-
-@contextmanager
-def default_dtype(dtype: torch.dtype) -> Iterator[None]:
-    """The functional forms compute in the default dtype when no state is given yet."""
-    saved = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(saved)
 
 
 def stdp_functional(setup, chunk, state, view, dt, weight, step):
