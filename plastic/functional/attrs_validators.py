@@ -1,4 +1,4 @@
-"""attrs validators for the hyperparameter classes of rules and trainers.
+"""attrs validators (and a converter) for the hyperparameter classes of rules and trainers.
 
 Each one runs the argument check of :mod:`plastic.functional.validation` with
 the field's name, so a bad hyperparameter fails at construction with a
@@ -24,6 +24,7 @@ __all__ = [
     "finite",
     "finite_values",
     "int_at_least",
+    "keyword_dict",
     "keyword_mapping",
     "non_negative",
     "non_negative_or_infinite",
@@ -115,6 +116,17 @@ def keyword_mapping(instance: Any, attribute: attrs.Attribute[Any], value: objec
     """A mapping with string keys (keyword arguments of a callable)."""
     if not isinstance(value, Mapping) or not all(isinstance(key, str) for key in value):
         raise TypeError(f"{attribute.name}: expected a mapping of keyword arguments, got {value!r}")
+
+
+def keyword_dict(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """attrs converter for keyword arguments: a copy of a mapping, ``{}`` for None.
+
+    Anything else is returned as is, for :func:`keyword_mapping` to reject with
+    the argument's name.
+    """
+    if value is None:
+        return {}
+    return dict(value) if isinstance(value, Mapping) else value
 
 
 def optional_callable(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:

@@ -53,13 +53,14 @@ additive STDP); Morrison, Diesmann & Gerstner (2008), Biol. Cybern. 98:459
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import attrs
 import torch
 from torch import Tensor
 
 from plastic.functional.all_pairs import all_pairs_window
+from plastic.functional.attrs_validators import Validator, callable_of, keyword_dict, keyword_mapping, one_of
 from plastic.functional.kernels import exp_post, exp_pre
 from plastic.functional.receptive import grouped_to_weight
 from plastic.learn.base import CellState, Unit
@@ -69,17 +70,14 @@ from plastic.neural.cell import Cell
 __all__ = ["AllPairsKernelSTDP", "AllPairsKernelSTDPParams"]
 
 
-def _kernel(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is None and attribute.name == "kernel_pre":
-        return
-    if not callable(value):
-        raise TypeError(f"{attribute.name}: expected a kernel callable(delta, **kwargs), got {value!r}")
+#: a spike-time kernel ``kernel(delta, **kwargs)``
+_kernel = callable_of("a kernel callable(delta, **kwargs)")
+_optional_kernel: Validator = attrs.validators.optional(_kernel)
 
 
-def _kwargs(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, Mapping) or not all(isinstance(key, str) for key in value):
-        raise TypeError(f"{attribute.name}: expected a mapping of keyword arguments, got {value!r}")
-    for key, item in value.items():
+def _lag_only_kwargs(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+    keyword_mapping(instance, attribute, value)  # raises unless a mapping with string keys
+    for key, item in cast("Mapping[str, object]", value).items():
         if isinstance(item, Tensor) and item.numel() != 1:
             raise ValueError(
                 f"{attribute.name}: {key!r} has shape {tuple(item.shape)}; all-pairs kernels depend on "
@@ -87,29 +85,9 @@ def _kwargs(instance: Any, attribute: attrs.Attribute[Any], value: object) -> No
             )
 
 
-def _reduction(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value not in ("sum", "mean"):
-        raise ValueError(f"{attribute.name}: expected 'sum' or 'mean', got {value!r}")
-
-
 def _carry(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"{attribute.name}: expected an int >= 0 (steps kept across calls), got {value!r}")
-
-
-def _one_of(*choices: str) -> Callable[[Any, attrs.Attribute[Any], object], None]:
-    def validate(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
-        if value not in choices:
-            raise ValueError(f"{attribute.name}: expected one of {list(choices)}, got {value!r}")
-
-    return validate
-
-
-def _as_dict(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    # anything but a mapping is left for the validator, which names the argument
-    if value is None:
-        return {}
-    return dict(value) if isinstance(value, Mapping) else value
 
 
 @attrs.frozen
@@ -132,14 +110,16 @@ class AllPairsKernelSTDPParams:
     """
 
     kernel_post: Callable[..., Tensor] = attrs.field(default=exp_post, validator=_kernel)
-    kernel_pre: Callable[..., Tensor] | None = attrs.field(default=exp_pre, validator=_kernel)
-    kernel_post_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=_as_dict, validator=_kwargs)
-    kernel_pre_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=_as_dict, validator=_kwargs)
-    batch_reduction: str = attrs.field(default="sum", validator=_reduction)
+    kernel_pre: Callable[..., Tensor] | None = attrs.field(default=exp_pre, validator=_optional_kernel)
+    kernel_post_kwargs: Mapping[str, Any] = attrs.field(
+        factory=dict, converter=keyword_dict, validator=_lag_only_kwargs
+    )
+    kernel_pre_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=keyword_dict, validator=_lag_only_kwargs)
+    batch_reduction: str = attrs.field(default="sum", validator=one_of("sum", "mean"))
     window: int = attrs.field(default=1000, validator=check_window)
     carry_steps: int = attrs.field(default=0, validator=_carry)
-    filter_method: str = attrs.field(default="auto", validator=_one_of("auto", "matmul", "fft"))
-    method: str = attrs.field(default="auto", validator=_one_of("auto", "dense", "sparse"))
+    filter_method: str = attrs.field(default="auto", validator=one_of("auto", "matmul", "fft"))
+    method: str = attrs.field(default="auto", validator=one_of("auto", "dense", "sparse"))
 
 
 class AllPairsKernelSTDP(WindowTrainer):

@@ -54,6 +54,7 @@ from torch import Tensor
 from plastic.functional.attrs_validators import (
     callable_of,
     finite_values,
+    keyword_dict,
     keyword_mapping,
     non_negative,
     one_of,
@@ -75,13 +76,6 @@ __all__ = [
     "DelayAdjustedSTDPD",
     "KernelSTDP",
 ]
-
-
-def _frozen_dict(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    # anything but a mapping is left for the validator, which names the argument
-    if value is None:
-        return {}
-    return dict(value) if isinstance(value, Mapping) else value
 
 
 #: a spike-time kernel ``kernel(delta, **kwargs)``
@@ -113,8 +107,8 @@ class KernelSTDPParams:
 
     kernel_post: Callable[..., Tensor] = attrs.field(default=exp_post, validator=_kernel)
     kernel_pre: Callable[..., Tensor] = attrs.field(default=exp_pre, validator=_kernel)
-    kernel_post_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_dict, validator=keyword_mapping)
-    kernel_pre_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_dict, validator=keyword_mapping)
+    kernel_post_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=keyword_dict, validator=keyword_mapping)
+    kernel_pre_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=keyword_dict, validator=keyword_mapping)
     batch_reduction: str | Callable[[Tensor], Tensor] = attrs.field(default="mean", validator=check_batch_reduction)
     delayed: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
     interp_tolerance: float = attrs.field(default=1e-7, validator=non_negative)
