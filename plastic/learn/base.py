@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
+import torch
 from torch import Tensor, nn
 
 from plastic.neural.cell import Cell
@@ -46,6 +47,22 @@ def check_batch_reduction(instance: Any, attribute: attrs.Attribute[Any], value:
             f"{attribute.name}: expected one of {list(BATCH_REDUCTIONS)} or a callable "
             f"reducing dimension 0, got {value!r}"
         )
+
+
+def carried_buffer(
+    module: nn.Module, name: str, shape: tuple[int, ...], like: Tensor, dtype: torch.dtype | None = None
+) -> Tensor:
+    """The state carried between calls as buffer ``name`` of ``module``, on ``like``'s device.
+
+    Shaped ``shape``, of ``dtype`` (default ``like``'s): zeros, registered in its place, when the
+    buffer is missing or has another shape or dtype (a new batch size or dtype starts afresh).
+    """
+    buffer = module._buffers.get(name)
+    dtype = like.dtype if dtype is None else dtype
+    if buffer is None or tuple(buffer.shape) != shape or buffer.dtype != dtype:
+        buffer = torch.zeros(shape, dtype=dtype, device=like.device)
+        module.register_buffer(name, buffer)
+    return buffer.to(like.device)
 
 
 def cell_updater(name: str, cell: Cell) -> Updater:

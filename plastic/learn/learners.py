@@ -62,6 +62,7 @@ from plastic.functional.reward import (
 )
 from plastic.functional.stdp import stdp_delta_weight, stdp_window
 from plastic.functional.validation import check_positive, check_spikes, check_tensor
+from plastic.learn.base import carried_buffer
 from plastic.learn.bilinear import functional_reduction
 from plastic.learn.window import WindowRuleParams
 
@@ -263,13 +264,6 @@ class _Learner(nn.Module):
             del self._records[side][: len(self._records[side]) if count is None else count]
 
     # ------------------------------------------------------------ carried state
-    def _carried(self, name: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
-        buffer = self._buffers.get(name)
-        if buffer is None or tuple(buffer.shape) != shape or buffer.dtype != like.dtype:
-            buffer = torch.zeros(shape, dtype=like.dtype, device=like.device)
-            self.register_buffer(name, buffer)
-        return buffer.to(like.device)
-
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
         # carried buffers are created at the first step: a fresh learner takes them over
         for key, value in state_dict.items():
@@ -333,8 +327,8 @@ class STDPLearner(_Learner):
         p = self.params
         weight = self.layer.weight.detach()
         batch = spikes_pre.shape[1]
-        trace_pre = self._carried("trace_pre", (batch, *spikes_pre.shape[2:]), weight)
-        trace_post = self._carried("trace_post", (batch, *spikes_post.shape[2:]), weight)
+        trace_pre = carried_buffer(self, "trace_pre", (batch, *spikes_pre.shape[2:]), weight)
+        trace_post = carried_buffer(self, "trace_post", (batch, *spikes_post.shape[2:]), weight)
         result = stdp_window(
             spikes_pre, spikes_post, trace_pre, trace_post,
             tau_pre=p.tau_pre, tau_post=p.tau_post, dt=p.dt, exact=p.exact, pairing=p.pairing,
@@ -344,7 +338,7 @@ class STDPLearner(_Learner):
             result.potentiation, result.depression, weight, eta_post=p.eta_post, eta_pre=p.eta_pre,
             f_post=p.weight_dependence_post, f_pre=p.weight_dependence_pre,
         )  # fmt: skip
-        pending = self._carried("pending", tuple(weight.shape), weight)
+        pending = carried_buffer(self, "pending", tuple(weight.shape), weight)
         pending.add_(dw)
         trace_pre.copy_(result.trace_pre)
         trace_post.copy_(result.trace_post)
@@ -356,8 +350,8 @@ class STDPLearner(_Learner):
         check_positive(scale, "scale")
         self._fold()  # raises before any change when the records do not pair up
         weight = self.layer.weight.detach()
-        dw = self._carried("pending", tuple(weight.shape), weight).clone()
-        # registered by _carried just above: a tensor
+        dw = carried_buffer(self, "pending", tuple(weight.shape), weight).clone()
+        # registered by carried_buffer just above: a tensor
         cast(Tensor, self._buffers["pending"]).zero_()
         return self._deliver(dw, on_grad, scale)
 
@@ -383,9 +377,9 @@ class _RewardLearner(_Learner):
         batch = spikes_pre.shape[1]
         grouped = (batch, *weight_to_grouped(weight, 1 if self.geometry is None else self.geometry.groups).shape)
         state = self.state_type(
-            self._carried("trace_pre", (batch, *spikes_pre.shape[2:]), weight),
-            self._carried("trace_post", (batch, *spikes_post.shape[2:]), weight),
-            self._carried(self.carried_name, grouped, weight),
+            carried_buffer(self, "trace_pre", (batch, *spikes_pre.shape[2:]), weight),
+            carried_buffer(self, "trace_post", (batch, *spikes_post.shape[2:]), weight),
+            carried_buffer(self, self.carried_name, grouped, weight),
         )
         result = type(self).window_function(
             spikes_pre, spikes_post, reward, state, p.rule(), dt=p.dt, view=self.geometry, weight=weight,
@@ -393,7 +387,7 @@ class _RewardLearner(_Learner):
             batch_reduction=functional_reduction(p.batch_reduction),
         )  # fmt: skip
         for name, value in zip(("trace_pre", "trace_post", self.carried_name), result.state, strict=True):
-            cast(Tensor, self._buffers[name]).copy_(value)  # registered by _carried above: a tensor
+            cast(Tensor, self._buffers[name]).copy_(value)  # registered by carried_buffer above: a tensor
         self._drop()
         return self._deliver(result.update, on_grad, scale)
 

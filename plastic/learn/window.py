@@ -23,7 +23,7 @@ from torch import Tensor
 
 from plastic.functional.attrs_validators import one_of, optional_callable
 from plastic.functional.bilinear import PAIRINGS
-from plastic.learn.base import CellState, IndependentCellTrainer, Unit, check_batch_reduction
+from plastic.learn.base import CellState, IndependentCellTrainer, Unit, carried_buffer, check_batch_reduction
 from plastic.neural.buffers import set_plain
 from plastic.neural.cell import Cell
 from plastic.observe.monitors import Monitor
@@ -180,12 +180,7 @@ class WindowTrainer(IndependentCellTrainer):
     @staticmethod
     def carried(state: CellState, name: str, like: Tensor, dtype: torch.dtype) -> Tensor:
         """The carried buffer ``name`` for a batch shaped like ``like[0]`` (zeros if new or resized)."""
-        buffer = getattr(state, name, None)
-        shape = tuple(like.shape[1:])
-        if not isinstance(buffer, Tensor) or tuple(buffer.shape) != shape or buffer.dtype != dtype:
-            buffer = torch.zeros(shape, dtype=dtype, device=like.device)
-            state.register_buffer(name, buffer)
-        return buffer.to(like.device)
+        return carried_buffer(state, name, tuple(like.shape[1:]), like, dtype)
 
     def store_carried(self, state: CellState, values: Iterable[Tensor]) -> None:
         """Copy a rule's new carried state (in the order of ``carried_names``) into the buffers."""
