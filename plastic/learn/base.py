@@ -65,6 +65,21 @@ def carried_buffer(
     return buffer.to(like.device)
 
 
+def adopt_buffers(module: nn.Module, state_dict: Mapping[str, Any], prefix: str) -> None:
+    """Register as buffers of ``module`` the tensors of ``state_dict`` (under ``prefix``) it lacks.
+
+    Carried buffers (traces, eligibility) are created at the first call: a fresh trainer or
+    learner takes them over from a checkpoint. Called by ``_load_from_state_dict`` before
+    ``nn.Module``'s own loading; submodules' keys and ``_extra_state`` are left to it.
+    """
+    for key, value in state_dict.items():
+        if not key.startswith(prefix) or not isinstance(value, Tensor):
+            continue
+        name = key[len(prefix) :]
+        if "." not in name and name not in module._buffers and name != "_extra_state":
+            module.register_buffer(name, value.detach().clone())
+
+
 def cell_updater(name: str, cell: Cell) -> Updater:
     """The updater of ``cell`` (to be registered as ``name``); ValueError when it has none."""
     updater = cell.updater
@@ -146,14 +161,7 @@ class CellState(nn.Module):
             self.consumed = dict(state["consumed"])
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
-        # carried buffers (traces, eligibility) are created at the first call:
-        # a fresh trainer takes them over from the checkpoint
-        for key, value in state_dict.items():
-            if not key.startswith(prefix) or not isinstance(value, Tensor):
-                continue
-            name = key[len(prefix) :]
-            if "." not in name and name not in self._buffers and name != "_extra_state":
-                self.register_buffer(name, value.detach().clone())
+        adopt_buffers(self, state_dict, prefix)
         super()._load_from_state_dict(state_dict, prefix, *args)
 
 

@@ -62,7 +62,7 @@ from plastic.functional.reward import (
 )
 from plastic.functional.stdp import stdp_delta_weight, stdp_window
 from plastic.functional.validation import check_positive, check_spikes, check_tensor
-from plastic.learn.base import carried_buffer
+from plastic.learn.base import adopt_buffers, carried_buffer
 from plastic.learn.bilinear import functional_reduction
 from plastic.learn.window import WindowRuleParams
 
@@ -265,11 +265,7 @@ class _Learner(nn.Module):
 
     # ------------------------------------------------------------ carried state
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
-        # carried buffers are created at the first step: a fresh learner takes them over
-        for key, value in state_dict.items():
-            name = key[len(prefix) :]
-            if key.startswith(prefix) and isinstance(value, Tensor) and "." not in name and name not in self._buffers:
-                self.register_buffer(name, value.detach().clone())
+        adopt_buffers(self, state_dict, prefix)
         super()._load_from_state_dict(state_dict, prefix, *args)
 
     def reset(self) -> None:
