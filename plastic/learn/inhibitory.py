@@ -33,7 +33,7 @@ from torch import Tensor
 from plastic.functional.attrs_validators import non_negative, one_of, positive
 from plastic.functional.inhibitory import inhibitory_stdp_window
 from plastic.functional.receptive import grouped_to_weight
-from plastic.learn.base import CellState, Unit
+from plastic.learn.base import Unit
 from plastic.learn.bilinear import check_bilinear_cell, functional_reduction
 from plastic.learn.window import WindowRuleParams, WindowTrainer
 from plastic.neural.cell import Cell
@@ -79,14 +79,11 @@ class InhibitorySTDP(WindowTrainer):
     """
 
     Params = InhibitorySTDPParams
+    carried_names = ("trace_pre", "trace_post")
 
     def check_cell(self, name: str, cell: Cell, params: Any) -> None:
         super().check_cell(name, cell, params)
         check_bilinear_cell(name, cell, type(self).__name__)
-
-    def init_carry(self, state: CellState, cell: Cell) -> None:
-        for name in ("trace_pre", "trace_post"):
-            state._buffers.pop(name, None)
 
     def learn_window(self, unit: Unit, windows: dict[str, Tensor]) -> None:
         params: InhibitorySTDPParams = unit.state.params

@@ -57,9 +57,8 @@ from plastic.functional.stdp_checks import pair_change_bound
 from plastic.functional.stdp_engine import pre_event_window_update, uses_pre_event_product
 from plastic.functional.traces import decay_factor
 from plastic.functional.validation import all_finite
-from plastic.learn.base import CellState, Unit
+from plastic.learn.base import Unit
 from plastic.learn.window import WindowRuleParams, WindowTrainer
-from plastic.neural.cell import Cell
 
 __all__ = ["STDP", "STDPParams", "signed_terms"]
 
@@ -137,10 +136,8 @@ class STDP(WindowTrainer):
     """
 
     Params = STDPParams
-
-    def init_carry(self, state: CellState, cell: Cell) -> None:
-        for name in ("trace_pre", "trace_post", *PairingState._fields):
-            state._buffers.pop(name, None)
+    #: the traces, and the pairing state of the stateful schemes (the fields of their pairing)
+    carried_names = ("trace_pre", "trace_post", *PairingState._fields)
 
     @staticmethod
     def _carried_pairing(
