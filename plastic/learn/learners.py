@@ -65,6 +65,7 @@ from plastic.functional.validation import check_positive, check_spikes, check_te
 from plastic.learn.base import adopt_buffers, carried_buffer
 from plastic.learn.bilinear import functional_reduction
 from plastic.learn.window import WindowRuleParams
+from plastic.neural.step_mode import STEP_MODES
 
 __all__ = [
     "LearnerParams",
@@ -74,8 +75,6 @@ __all__ = [
     "STDPLearner",
     "layer_geometry",
 ]
-
-STEP_MODES = ("single", "window")
 
 
 @attrs.frozen

@@ -68,10 +68,10 @@ from plastic.functional.validation import (
 )
 from plastic.neural.buffers import rebind_buffer
 from plastic.neural.history import RingBuffer
+from plastic.neural.step_mode import STEP_MODES, StepModeMixin
 
 __all__ = ["SPIKE_INTERPOLATIONS", "STEP_MODES", "Synapse", "check_batch_size", "history_capacity"]
 
-STEP_MODES = ("single", "window")
 SPIKE_INTERPOLATIONS = ("previous", "nearest")
 
 
@@ -108,8 +108,8 @@ def history_capacity(max_delay: float, dt: float) -> int:
     return math.ceil(max_delay / dt) + 1
 
 
-class Synapse(nn.Module):
-    """Base class: validation, histories, delayed reads, step modes.
+class Synapse(StepModeMixin, nn.Module):
+    """Base class: validation, histories, delayed reads, step modes (``step_mode``: :class:`StepModeMixin`).
 
     Subclasses implement :meth:`_integrate` (the current recurrence).
 
@@ -238,15 +238,6 @@ class Synapse(nn.Module):
         return cast(Synapse, super()._apply(fn, recurse))  # type: ignore[no-untyped-call]
 
     # ------------------------------------------------------------------ configuration
-
-    @property
-    def step_mode(self) -> str:
-        """``"single"`` (``[B, *shape]`` per call) or ``"window"`` (``[T, B, *shape]``)."""
-        return self._step_mode
-
-    @step_mode.setter
-    def step_mode(self, value: str) -> None:
-        self._step_mode = str(check_choice(value, "step_mode", STEP_MODES))
 
     @property
     def batch_size(self) -> int:
