@@ -400,17 +400,17 @@ class SpikingNeuron(NeuronModule):
     # -- dynamics ------------------------------------------------------------
 
     def _check_inputs(self, inputs: Tensor) -> None:
+        if self._step_mode == "window":
+            super()._check_inputs(inputs)
+            return
+        # a single step: the message names the batch size
         check_tensor(inputs, "inputs", floating=True)
-        if self._step_mode == "single":
-            expected = (self._batch_size, *self.shape)
-            if tuple(inputs.shape) != expected:
-                raise ValueError(
-                    f"inputs: expected shape {expected} ([batch_size, *shape] with batch_size="
-                    f"{self._batch_size} in single step mode), got {tuple(inputs.shape)}"
-                )
-        else:
-            check_tensor(inputs, "inputs", ndim=len(self.shape) + 2)
-            check_shape(inputs, "inputs", (-1, self._batch_size, *self.shape))
+        expected = (self._batch_size, *self.shape)
+        if tuple(inputs.shape) != expected:
+            raise ValueError(
+                f"inputs: expected shape {expected} ([batch_size, *shape] with batch_size="
+                f"{self._batch_size} in single step mode), got {tuple(inputs.shape)}"
+            )
         self._check_inputs_dtype_device(inputs)
 
     def _state_is_laid_out(self, state: NeuronState, inputs: Tensor) -> bool:
