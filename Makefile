@@ -25,10 +25,12 @@ $(VENV)/.demo: $(VENV)/.base pyproject.toml
 
 venv: $(VENV)/.dev
 
-# ruff (lint and format) and mypy (strict) on plastic/, configured in pyproject.toml; make test runs it first
+# ruff (lint and format) on the package, its tests and the benchmarks, and mypy (strict) on plastic/
+# alone, configured in pyproject.toml; make test runs it first
+LINTED := plastic tests benchmarks
 lint: $(VENV)/.dev
-	$(PY) -m ruff check plastic
-	$(PY) -m ruff format --check plastic
+	$(PY) -m ruff check $(LINTED)
+	$(PY) -m ruff format --check $(LINTED)
 	$(PY) -m mypy
 
 # mypy alone

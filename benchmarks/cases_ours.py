@@ -29,15 +29,15 @@ import torch
 from torch import Tensor
 
 from benchmarks.common import ConvCase, DenseCase, NetworkCase, Prepared
+from plastic.functional.kernel_stdp import kernel_pair_sums, kernel_split
+from plastic.functional.kernels import exp_post, exp_pre, split_kernel_values
+from plastic.functional.receptive import ConvGeometry, grouped_to_weight
+from plastic.functional.stdp import stdp_window, stdp_window_net
 from plastic.learn.kernel_stdp import DelayAdjustedSTDP, KernelSTDP
 from plastic.learn.stdp import STDP
 from plastic.neural.cell import Cell
 from plastic.neural.connections import Connection, Conv2d, LinearDense
 from plastic.testing.strategies import ScriptedNeuron
-from plastic.functional.kernel_stdp import kernel_pair_sums, kernel_split
-from plastic.functional.kernels import exp_post, exp_pre, split_kernel_values
-from plastic.functional.receptive import ConvGeometry, grouped_to_weight
-from plastic.functional.stdp import stdp_window, stdp_window_net
 
 Data = dict[str, Tensor]
 RowFunction = Callable[..., Prepared]

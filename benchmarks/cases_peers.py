@@ -180,10 +180,16 @@ def sj_step_dense(case: DenseCase, data: Data) -> Prepared:
     def run() -> Tensor:
         traces = (torch.zeros_like(pre[0]), torch.zeros_like(post[0]))
         total = torch.zeros_like(weight)
-        for pre_t, post_t in zip(pre, post):
+        for pre_t, post_t in zip(pre, post, strict=True):
             delta, traces = functional.stdp_linear_step(
-                pre_t, post_t, traces, weight, tau_pre=case.tau, tau_post=case.tau,
-                f_pre=_additive, f_post=_additive,
+                pre_t,
+                post_t,
+                traces,
+                weight,
+                tau_pre=case.tau,
+                tau_post=case.tau,
+                f_pre=_additive,
+                f_post=_additive,
             )
             total += delta
         return total
@@ -200,10 +206,17 @@ def sj_step_conv(case: ConvCase, data: Data) -> Prepared:
     def run() -> Tensor:
         traces = (torch.zeros_like(pre[0]), torch.zeros_like(post[0]))
         total = torch.zeros_like(weight)
-        for pre_t, post_t in zip(pre, post):
+        for pre_t, post_t in zip(pre, post, strict=True):
             delta, traces = functional.stdp_conv2d_step(
-                pre_t, post_t, traces, weight, stride=(1, 1), tau_pre=case.tau, tau_post=case.tau,
-                f_pre=_additive, f_post=_additive,
+                pre_t,
+                post_t,
+                traces,
+                weight,
+                stride=(1, 1),
+                tau_pre=case.tau,
+                tau_post=case.tau,
+                f_pre=_additive,
+                f_post=_additive,
             )
             total += delta
         return total
@@ -246,7 +259,7 @@ def bindsnet_postpre(case: DenseCase, data: Data) -> Prepared:
         # and reset_state_variables() would zero that (the recorded data) in place
         source.x.zero_()
         target.x.zero_()
-        for pre_t, post_t in zip(pre, post):
+        for pre_t, post_t in zip(pre, post, strict=True):
             source.forward(pre_t)
             target.forward(post_t)
             connection.update(learning=True)
@@ -297,10 +310,12 @@ def _inferno_layer(case: DenseCase, data: Data, *, delays: bool) -> tuple[object
 
         step = 0
 
-        def forward(self, inputs: Tensor, **kwargs: object) -> Tensor:  # noqa: ARG002
+        def forward(self, inputs: Tensor, **kwargs: object) -> Tensor:
             spikes = post[ReplayLIF.step].bool()
             # inferno's ``spike`` is "refractory counter at its maximum"
-            self.refrac = torch.where(spikes, torch.full_like(self.refrac, self.refrac_t), torch.zeros_like(self.refrac))
+            self.refrac = torch.where(
+                spikes, torch.full_like(self.refrac, self.refrac_t), torch.zeros_like(self.refrac)
+            )
             return spikes
 
     connection = neural.LinearDense(
@@ -364,7 +379,7 @@ def inferno_stdp(case: DenseCase, data: Data) -> Prepared:
 
 def _inferno_kernel(case: DenseCase, data: Data, *, delayed: bool) -> Prepared:
     learn = _import("inferno.learn")
-    layer, cell, replay = _inferno_layer(case, data, delays=delayed)
+    _layer, cell, replay = _inferno_layer(case, data, delays=delayed)
     kernel_post, kernel_pre = _inferno_exp_kernels()
     trainer_class = learn.DelayAdjustedKernelSTDP if delayed else learn.KernelSTDP
     trainer = trainer_class(

@@ -35,21 +35,21 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    "DenseCase",
     "ConvCase",
+    "DenseCase",
     "NetworkCase",
-    "Prepared",
     "PeerUnavailable",
+    "Prepared",
     "Row",
-    "dense_case",
-    "conv_case",
-    "network_case",
     "bernoulli_trains",
+    "conv_case",
+    "dense_case",
     "event_times",
-    "time_callable",
-    "peak_memory",
     "max_abs_difference",
+    "network_case",
+    "peak_memory",
     "synchronize",
+    "time_callable",
 ]
 
 

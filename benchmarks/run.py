@@ -273,7 +273,7 @@ def environment(args: argparse.Namespace, device: torch.device, peers: dict[str,
     except (OSError, StopIteration):
         pass
     return {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "command": "python benchmarks/run.py " + " ".join(sys.argv[1:]),
         "device": str(device) if device.type != "cuda" else f"{device} ({torch.cuda.get_device_name(device)})",
         "cpu": cpu,
@@ -313,9 +313,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument(
-        "--clock", choices=("wall", "cpu"), default="wall",
-        help="wall: time.perf_counter; cpu: the process's CPU time (a machine shared with other work; needs --threads 1)",
-    )  # fmt: skip
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="wall: time.perf_counter; "
+        "cpu: the process's CPU time (a machine shared with other work; needs --threads 1)",
+    )
     args = parser.parse_args(argv)
     cases = [name.strip().upper() for name in args.cases.split(",") if name.strip()]
     unknown = [name for name in cases if name not in ALL_CASES]

@@ -261,9 +261,12 @@ def synapse_sites(connection):
                 for opos in itertools.product(*(range(o) for o in out_spatial)):
                     coords = [
                         padded_index(
-                            opos[d] * geometry.stride[d] + kpos[d] * geometry.dilation[d] - geometry.padding_pairs[d][0],
-                            in_spatial[d], geometry.padding_mode,
-                        )  # fmt: skip
+                            opos[d] * geometry.stride[d]
+                            + kpos[d] * geometry.dilation[d]
+                            - geometry.padding_pairs[d][0],
+                            in_spatial[d],
+                            geometry.padding_mode,
+                        )
                         for d in range(len(kpos))
                     ]
                     pre = None if None in coords else ((oc // per_out) * per_in + c, *coords)
@@ -274,18 +277,20 @@ def synapse_sites(connection):
 def explicit_unfold(x, kernel, stride, padding, dilation):
     """``[N, C, *spatial]`` -> ``[N, P, C * prod(kernel)]`` by explicit indexing, zero padding."""
     n, channels, *spatial = x.shape
-    padded = torch.zeros(n, channels, *[s + 2 * q for s, q in zip(spatial, padding)], dtype=x.dtype)
-    padded[(slice(None), slice(None), *[slice(q, q + s) for s, q in zip(spatial, padding)])] = x
+    padded = torch.zeros(n, channels, *[s + 2 * q for s, q in zip(spatial, padding, strict=True)], dtype=x.dtype)
+    padded[(slice(None), slice(None), *[slice(q, q + s) for s, q in zip(spatial, padding, strict=True)])] = x
     out_sizes = [
         (s + 2 * q - d * (k - 1) - 1) // st_ + 1
-        for s, q, d, k, st_ in zip(spatial, padding, dilation, kernel, stride)
+        for s, q, d, k, st_ in zip(spatial, padding, dilation, kernel, stride, strict=True)
     ]
     columns = []
     for position in itertools.product(*[range(o) for o in out_sizes]):
         entries = []
         for c in range(channels):
             for offset in itertools.product(*[range(k) for k in kernel]):
-                index = [pos * st_ + off * d for pos, off, st_, d in zip(position, offset, stride, dilation)]
+                index = [
+                    pos * st_ + off * d for pos, off, st_, d in zip(position, offset, stride, dilation, strict=True)
+                ]
                 entries.append(padded[(slice(None), c, *index)])
         columns.append(torch.stack(entries, dim=1))
     return torch.stack(columns, dim=1)
@@ -383,6 +388,4 @@ def assert_close_for_dtype(actual, expected, dtype, scale=None):
     tolerance = 1e-5 if dtype == torch.float32 else 1e-9
     if scale is None:
         scale = float(expected.abs().max()) if expected.numel() else 0.0
-    torch.testing.assert_close(
-        actual.to(torch.float64), expected, rtol=tolerance, atol=tolerance * max(scale, 1e-12)
-    )
+    torch.testing.assert_close(actual.to(torch.float64), expected, rtol=tolerance, atol=tolerance * max(scale, 1e-12))

@@ -113,12 +113,20 @@ def test_all_pairs_matches_brute_force(case, name, filter_method, method, reduct
 def test_exponential_kernels_equal_cumulative_trace_stdp(case, eta_post, eta_pre, tau_pre, tau_post):
     pre, post = _draw(case)
     dt = case["dt"]
-    trace = stdp_window(pre, post, torch.zeros(case["batch"], case["n_in"], dtype=torch.float64), None, tau_pre=tau_pre, tau_post=tau_post, dt=dt)
+    trace = stdp_window(
+        pre,
+        post,
+        torch.zeros(case["batch"], case["n_in"], dtype=torch.float64),
+        None,
+        tau_pre=tau_pre,
+        tau_post=tau_post,
+        dt=dt,
+    )
     # exp_pre covers delta < 0 only, the trace form counts simultaneous pairs in
     # both terms: a depression kernel that includes delta = 0 gives the trace form exactly
     with_zero = lambda delta: -eta_pre * torch.exp(-delta.abs() / tau_post) * (delta <= 0)  # noqa: E731
     out = all_pairs_window(
-        pre, post, [exp_post, with_zero], dt=dt, kernel_kwargs=[dict(eta_post=eta_post, tau_post=tau_pre), {}],
+        pre, post, [exp_post, with_zero], dt=dt, kernel_kwargs=[{"eta_post": eta_post, "tau_post": tau_pre}, {}],
         dtype=torch.float64,
     )  # fmt: skip
     _close(out.potentiation, eta_post * trace.potentiation)
@@ -126,7 +134,15 @@ def test_exponential_kernels_equal_cumulative_trace_stdp(case, eta_post, eta_pre
     # without simultaneous pairs (pre on even steps, post on odd ones) exp_post + exp_pre is the trace form
     even = torch.arange(case["steps"])[:, None, None] % 2 == 0
     pre, post = pre & even, post & ~even
-    trace = stdp_window(pre, post, torch.zeros(case["batch"], case["n_in"], dtype=torch.float64), None, tau_pre=tau_pre, tau_post=tau_post, dt=dt)
+    trace = stdp_window(
+        pre,
+        post,
+        torch.zeros(case["batch"], case["n_in"], dtype=torch.float64),
+        None,
+        tau_pre=tau_pre,
+        tau_post=tau_post,
+        dt=dt,
+    )
     summed = lambda delta: exp_post(delta, eta_post, tau_pre) + exp_pre(delta, -eta_pre, tau_post)  # noqa: E731
     out = all_pairs_window(pre, post, summed, dt=dt, dtype=torch.float64)
     _close(out.potentiation, eta_post * trace.potentiation)
@@ -149,12 +165,16 @@ def test_conv_all_pairs_equals_trace_stdp_with_exponential_kernels(
     dims, groups, kernel_size, stride, padding, dilation, padding_mode, size, steps, seed
 ):
     assume(size + 2 * padding - dilation * (kernel_size - 1) - 1 >= 0)
-    geometry = ConvGeometry.create(dims, 2 * groups, 2 * groups, kernel_size, stride, padding, dilation, groups, padding_mode)
+    geometry = ConvGeometry.create(
+        dims, 2 * groups, 2 * groups, kernel_size, stride, padding, dilation, groups, padding_mode
+    )
     generator = torch.Generator().manual_seed(seed)
     out_size = (size + 2 * padding - dilation * (kernel_size - 1) - 1) // stride + 1
     pre = torch.rand(steps, 2, 2 * groups, *(size,) * dims, generator=generator) < 0.4
     post = torch.rand(steps, 2, 2 * groups, *(out_size,) * dims, generator=generator) < 0.4
-    trace = stdp_window(pre, post, torch.zeros(pre.shape[1:], dtype=torch.float64), None, tau_pre=5.0, tau_post=9.0, view=geometry)
+    trace = stdp_window(
+        pre, post, torch.zeros(pre.shape[1:], dtype=torch.float64), None, tau_pre=5.0, tau_post=9.0, view=geometry
+    )
     depress = lambda delta: -2.0 * torch.exp(delta / 9.0) * (delta <= 0)  # noqa: E731
     out = all_pairs_window(pre, post, [partial(exp_post, tau_post=5.0), depress], view=geometry, dtype=torch.float64)
     _close(out.potentiation, trace.potentiation)
@@ -200,21 +220,21 @@ def test_long_windows_use_fft_and_agree():
 def test_bad_inputs_raise_named_errors():
     pre = torch.zeros(3, 2, 4, dtype=torch.bool)
     post = torch.zeros(3, 2, 5, dtype=torch.bool)
-    with pytest.raises(ValueError, match="^spikes_post"):
+    with pytest.raises(ValueError, match=r"^spikes_post"):
         all_pairs_window(pre, post[:, :1], exp_post)
-    with pytest.raises(ValueError, match="^spikes_pre"):
+    with pytest.raises(ValueError, match=r"^spikes_pre"):
         all_pairs_window(pre.float() + 0.5, post, exp_post)
-    with pytest.raises(ValueError, match="^dt"):
+    with pytest.raises(ValueError, match=r"^dt"):
         all_pairs_window(pre, post, exp_post, dt=0.0)
-    with pytest.raises(ValueError, match="^kernel"):
+    with pytest.raises(ValueError, match=r"^kernel"):
         all_pairs_window(pre, post, lambda d: d.sum())
-    with pytest.raises(ValueError, match="^kernel_kwargs"):
-        all_pairs_window(pre, post, exp_post, kernel_kwargs=dict(tau_post=torch.full((3,), 5.0)))
-    with pytest.raises(TypeError, match="^kernel"):
+    with pytest.raises(ValueError, match=r"^kernel_kwargs"):
+        all_pairs_window(pre, post, exp_post, kernel_kwargs={"tau_post": torch.full((3,), 5.0)})
+    with pytest.raises(TypeError, match=r"^kernel"):
         all_pairs_window(pre, post, [])
-    with pytest.raises(TypeError, match="^kernel_kwargs"):
+    with pytest.raises(TypeError, match=r"^kernel_kwargs"):
         all_pairs_window(pre, post, [exp_post, exp_pre], kernel_kwargs=[{}])
-    with pytest.raises(ValueError, match="^filter_method"):
+    with pytest.raises(ValueError, match=r"^filter_method"):
         all_pairs_window(pre, post, exp_post, filter_method="conv")
-    with pytest.raises(ValueError, match="^batch_reduction"):
+    with pytest.raises(ValueError, match=r"^batch_reduction"):
         all_pairs_window(pre, post, exp_post, batch_reduction="median")

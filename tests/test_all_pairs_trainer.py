@@ -11,6 +11,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import F64, ScriptedNeuron, assert_close_relative, drive, make_cell, run, synapse_sites
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -18,8 +19,6 @@ from plastic.learn.all_pairs import AllPairsKernelSTDP
 from plastic.learn.stdp import STDP
 from plastic.neural.cell import Cell
 from plastic.neural.connections import LinearDense
-
-from helpers import F64, ScriptedNeuron, assert_close_relative, drive, make_cell, run, synapse_sites
 
 
 def brute_force_pairs(connection, pre, post, kernels, dt, reduction):
@@ -103,15 +102,15 @@ conv_specs = st.one_of(
     ),
 )
 
-cases = dict(
-    steps=st.integers(1, 7),
-    batch=st.integers(1, 5),
-    dt=st.sampled_from([0.5, 1.0, 1.5]),
-    rate_pre=st.floats(0.05, 0.7),
-    rate_post=st.floats(0.05, 0.7),
-    seed=st.integers(0, 2**31 - 1),
-    spec=conv_specs,
-)
+cases = {
+    "steps": st.integers(1, 7),
+    "batch": st.integers(1, 5),
+    "dt": st.sampled_from([0.5, 1.0, 1.5]),
+    "rate_pre": st.floats(0.05, 0.7),
+    "rate_post": st.floats(0.05, 0.7),
+    "seed": st.integers(0, 2**31 - 1),
+    "spec": conv_specs,
+}
 
 
 def draw(generator, cell, steps, batch, rate_pre, rate_post):
@@ -141,10 +140,14 @@ def test_matches_brute_force_pair_sum(
         )
         kernels = [lambda d: exp_post_py(d, amplitude, 3.0), lambda d: exp_pre_py(d, -0.5, 5.0)]
     elif kernel == "hat":
-        trainer = AllPairsKernelSTDP(kernel_post=hat_torch, kernel_pre=None, kernel_post_kwargs={"amplitude": amplitude})
+        trainer = AllPairsKernelSTDP(
+            kernel_post=hat_torch, kernel_pre=None, kernel_post_kwargs={"amplitude": amplitude}
+        )
         kernels = [lambda d: hat_py(d, amplitude)]
     else:
-        trainer = AllPairsKernelSTDP(kernel_post=box_torch, kernel_pre=None, kernel_post_kwargs={"amplitude": amplitude})
+        trainer = AllPairsKernelSTDP(
+            kernel_post=box_torch, kernel_pre=None, kernel_post_kwargs={"amplitude": amplitude}
+        )
         kernels = [lambda d: box_py(d, amplitude)]
     trainer.register_cell("c", cell, batch_reduction=reduction, filter_method=filter_method)
     run(cell, pre, post, mode)
@@ -203,7 +206,7 @@ def test_carried_steps_make_calls_independent_of_their_frequency(
     batch = min(batch, 3) if spec is not None else batch
     steps += 3
     generator = torch.Generator().manual_seed(seed)
-    kwargs = {} if kernel == "exp" else dict(kernel_post=hat_torch, kernel_pre=None)
+    kwargs = {} if kernel == "exp" else {"kernel_post": hat_torch, "kernel_pre": None}
     results = []
     for chunks in ("once", "every step", splits):
         cell = make_cell(spec, batch, dt)
@@ -269,11 +272,11 @@ def test_tensor_kwargs_are_buffers_and_reset_on_clear():
 def test_refuses_connections_with_delays_and_bad_settings():
     cell = Cell(LinearDense(2, 2, delay=2.0, dtype=F64), ScriptedNeuron(2))
     cell.make_updater()
-    with pytest.raises(ValueError, match="^cell"):
+    with pytest.raises(ValueError, match=r"^cell"):
         AllPairsKernelSTDP().register_cell("c", cell)
-    with pytest.raises(ValueError, match="^batch_reduction"):
+    with pytest.raises(ValueError, match=r"^batch_reduction"):
         AllPairsKernelSTDP(batch_reduction="amax")
-    with pytest.raises(ValueError, match="^carry_steps"):
+    with pytest.raises(ValueError, match=r"^carry_steps"):
         AllPairsKernelSTDP(carry_steps=-1)
-    with pytest.raises(TypeError, match="^kernel_post"):
+    with pytest.raises(TypeError, match=r"^kernel_post"):
         AllPairsKernelSTDP(kernel_post=None)

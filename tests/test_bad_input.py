@@ -23,13 +23,13 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from plastic.neural.observable import Observable
 from plastic.learn.kernel_stdp import KernelSTDP
 from plastic.learn.stdp import STDP
 from plastic.neural.cell import Cell
 from plastic.neural.connections import Conv1d, Conv2d, LinearDense
 from plastic.neural.encoders import BernoulliEncoder, PoissonEncoder
 from plastic.neural.neurons import LIF
+from plastic.neural.observable import Observable
 from plastic.neural.synapses import make_synapse
 from plastic.neural.updater import Updater
 from plastic.observe.monitors import Monitor, MonitorPool
@@ -115,7 +115,11 @@ def snapshot(w: SimpleNamespace) -> dict[str, Any]:
             state[f"{name}.buffer.{key}"] = value.clone()
         for path, submodule in module.named_modules():
             observers = submodule.step_observer_count() if isinstance(submodule, Observable) else 0
-            state[f"{name}.hooks.{path}"] = (len(submodule._forward_hooks), len(submodule._forward_pre_hooks), observers)
+            state[f"{name}.hooks.{path}"] = (
+                len(submodule._forward_hooks),
+                len(submodule._forward_pre_hooks),
+                observers,
+            )
     for name in ("cell", "conv", "delayed"):
         state[f"{name}.updater"] = {k: v.clone() for k, v in getattr(w, name).updater.state_dict().items()}
     state["trainers"] = (w.kernel.names, w.stdp.names)
@@ -182,11 +186,17 @@ CASES: dict[str, Case | Any] = {
     "neuron-nan-input": Case(lambda w: w.cell.neuron(nan_like((B, 4))), ValueError, arg("inputs")),
     "neuron-inf-input": Case(lambda w: w.cell.neuron(nan_like((B, 4), math.inf)), ValueError, arg("inputs")),
     "neuron-wrong-shape": Case(lambda w: w.cell.neuron(torch.ones(B + 1, 4)), ValueError, arg("inputs")),
-    "neuron-wrong-dtype": Case(lambda w: w.cell.neuron(torch.ones(B, 4, dtype=torch.float64)), TypeError, arg("inputs")),
-    "neuron-integer-input": Case(lambda w: w.cell.neuron(torch.ones(B, 4, dtype=torch.int64)), TypeError, arg("inputs")),
+    "neuron-wrong-dtype": Case(
+        lambda w: w.cell.neuron(torch.ones(B, 4, dtype=torch.float64)), TypeError, arg("inputs")
+    ),
+    "neuron-integer-input": Case(
+        lambda w: w.cell.neuron(torch.ones(B, 4, dtype=torch.int64)), TypeError, arg("inputs")
+    ),
     "neuron-other-device": Case(lambda w: w.cell.neuron(torch.ones(B, 4, device="meta")), ValueError, arg("inputs")),
     "neuron-window-needs-time-dim": Case(
-        lambda w: w.cell.neuron(torch.ones(B, 4)), ValueError, arg("inputs"),
+        lambda w: w.cell.neuron(torch.ones(B, 4)),
+        ValueError,
+        arg("inputs"),
         setup=lambda w: setattr(w.cell.neuron, "step_mode", "window"),
     ),
     "neuron-tau-below-one-step": Case(lambda w: LIF(4, tau=0.5), ValueError, arg("tau")),
@@ -202,7 +212,10 @@ CASES: dict[str, Case | Any] = {
     "dense-wrong-shape": Case(lambda w: w.cell(torch.ones(B, 5)), ValueError, arg("spikes")),
     "dense-other-device": Case(lambda w: w.cell(torch.ones(B, 6, device="meta")), ValueError, arg("spikes")),
     "dense-window-without-time-dim": Case(
-        lambda w: w.cell(torch.ones(B, 6)), ValueError, arg("spikes"), setup=lambda w: setattr(w.cell, "step_mode", "window")
+        lambda w: w.cell(torch.ones(B, 6)),
+        ValueError,
+        arg("spikes"),
+        setup=lambda w: setattr(w.cell, "step_mode", "window"),
     ),
     "conv-wrong-spatial-size": Case(lambda w: w.conv(torch.ones(B, 2, 3, 4)), ValueError, arg("spikes")),
     "conv-half-spikes": Case(lambda w: w.conv(torch.full((B, 2, 4, 4), 0.5)), ValueError, arg("spikes")),
@@ -215,8 +228,12 @@ CASES: dict[str, Case | Any] = {
     "cell-current-wrong-shape": Case(lambda w: w.cell(torch.ones(B, 6), torch.ones(B, 5)), ValueError, arg("current")),
     "cell-step-mode-unknown": Case(lambda w: setattr(w.cell, "step_mode", "bogus"), ValueError, arg("step_mode")),
     "cell-current-nan": Case(lambda w: w.cell(torch.ones(B, 6), nan_like((B, 4))), ValueError, arg("current")),
-    "cell-current-other-device": Case(lambda w: w.cell(torch.ones(B, 6), torch.ones(B, 4, device="meta")), ValueError, arg("current")),
-    "cell-current-wrong-dtype": Case(lambda w: w.cell(torch.ones(B, 6), torch.ones(B, 4, dtype=torch.float64)), TypeError, arg("current")),
+    "cell-current-other-device": Case(
+        lambda w: w.cell(torch.ones(B, 6), torch.ones(B, 4, device="meta")), ValueError, arg("current")
+    ),
+    "cell-current-wrong-dtype": Case(
+        lambda w: w.cell(torch.ones(B, 6), torch.ones(B, 4, dtype=torch.float64)), TypeError, arg("current")
+    ),
     # ---- synapses
     "synapse-tau-zero": Case(
         lambda w: LinearDense(6, 4, synapse="exponential", synapse_kwargs={"tau": 0.0}), ValueError, arg("tau")
@@ -224,10 +241,14 @@ CASES: dict[str, Case | Any] = {
     "synapse-unknown-kind": Case(lambda w: LinearDense(6, 4, synapse="bogus"), ValueError, arg("synapse")),
     "synapse-kwargs-owned-by-connection": Case(
         lambda w: LinearDense(6, 4, synapse="exponential", synapse_kwargs={"tau": 2.0, "dt": 2.0}),
-        ValueError, arg("synapse_kwargs"),
+        ValueError,
+        arg("synapse_kwargs"),
     ),
-    "synapse-kwargs-unknown-name": Case(lambda w: LinearDense(6, 4, synapse="exponential", synapse_kwargs={"tau": 2.0, "bogus": 1.0}),
-             TypeError, arg("synapse_kwargs")),
+    "synapse-kwargs-unknown-name": Case(
+        lambda w: LinearDense(6, 4, synapse="exponential", synapse_kwargs={"tau": 2.0, "bogus": 1.0}),
+        TypeError,
+        arg("synapse_kwargs"),
+    ),
     "synapse-nan-spikes": Case(
         lambda w: w.synapse.forward_delayed(nan_like((B, 6)), torch.ones(4, 6)), ValueError, arg("spikes")
     ),
@@ -237,7 +258,9 @@ CASES: dict[str, Case | Any] = {
     "synapse-delay-nan": Case(
         lambda w: w.synapse.forward_delayed(torch.ones(B, 6), nan_like((4, 6))), ValueError, arg("delay")
     ),
-    "synapse-read-beyond-max-delay": Case(lambda w: w.synapse.spike_at(torch.full((6,), 5.0)), ValueError, arg("delay")),
+    "synapse-read-beyond-max-delay": Case(
+        lambda w: w.synapse.spike_at(torch.full((6,), 5.0)), ValueError, arg("delay")
+    ),
     # ---- reducers
     "event-time-half-spikes": Case(lambda w: w.event(torch.full((B, 3), 0.5)), ValueError, arg("value")),
     "event-time-nan": Case(lambda w: w.event(nan_like((B, 3))), ValueError, arg("value")),
@@ -246,7 +269,9 @@ CASES: dict[str, Case | Any] = {
     "event-time-window-flag-not-bool": Case(lambda w: w.event(torch.ones(B, 3), window=1), TypeError, arg("window")),
     "event-time-window-0d": Case(lambda w: w.event(torch.tensor(1.0), window=True), ValueError, arg("value")),
     "event-time-view-beyond-duration": Case(lambda w: w.event.view(3.0), ValueError, arg("delay")),
-    "event-time-view-other-device": Case(lambda w: w.event.view(torch.ones(3, device="meta")), ValueError, arg("delay")),
+    "event-time-view-other-device": Case(
+        lambda w: w.event.view(torch.ones(3, device="meta")), ValueError, arg("delay")
+    ),
     "event-time-dt-zero": Case(lambda w: EventTimeReducer(dt=0.0), ValueError, arg("dt")),
     "event-time-negative-duration": Case(lambda w: EventTimeReducer(duration=-1.0), ValueError, arg("duration")),
     "trace-inf": Case(lambda w: w.trace(nan_like((B, 3), math.inf)), ValueError, arg("value")),
@@ -259,7 +284,9 @@ CASES: dict[str, Case | Any] = {
     "window-shape-changed": Case(lambda w: w.window(torch.ones(B, 5)), ValueError, arg("value")),
     "window-steps-zero": Case(lambda w: WindowReducer(0), ValueError, arg("steps")),
     # ---- monitors
-    "monitor-unknown-path": Case(lambda w: Monitor(EventTimeReducer(), w.cell, "neuron.bogus.x"), ValueError, arg("target")),
+    "monitor-unknown-path": Case(
+        lambda w: Monitor(EventTimeReducer(), w.cell, "neuron.bogus.x"), ValueError, arg("target")
+    ),
     "monitor-output-needs-post-hook": Case(
         lambda w: Monitor(EventTimeReducer(), w.cell, "output", hook="pre"), ValueError, arg("hook")
     ),
@@ -278,24 +305,41 @@ CASES: dict[str, Case | Any] = {
         lambda w: w.cell.updater.accumulate("weight", depression=-torch.ones(W_SHAPE)), ValueError, arg("depression")
     ),
     "updater-good-potentiation-bad-depression": Case(
-        lambda w: w.cell.updater.accumulate("weight", torch.ones(W_SHAPE), nan_like(W_SHAPE)), ValueError, arg("depression")
+        lambda w: w.cell.updater.accumulate("weight", torch.ones(W_SHAPE), nan_like(W_SHAPE)),
+        ValueError,
+        arg("depression"),
     ),
     "updater-wrong-shape": Case(
         lambda w: w.cell.updater.accumulate("weight", torch.ones(3, 3)), ValueError, arg("potentiation")
     ),
     "updater-other-device": Case(
-        lambda w: w.cell.updater.accumulate("weight", torch.ones(W_SHAPE, device="meta")), ValueError, arg("potentiation")
+        lambda w: w.cell.updater.accumulate("weight", torch.ones(W_SHAPE, device="meta")),
+        ValueError,
+        arg("potentiation"),
     ),
     "updater-integer-magnitudes": Case(
-        lambda w: w.cell.updater.accumulate("weight", torch.ones(W_SHAPE, dtype=torch.int64)), TypeError, arg("potentiation")
+        lambda w: w.cell.updater.accumulate("weight", torch.ones(W_SHAPE, dtype=torch.int64)),
+        TypeError,
+        arg("potentiation"),
     ),
-    "updater-other-float-dtype": Case(lambda w: w.cell.updater.accumulate("weight", torch.ones(W_SHAPE, dtype=torch.float64)),
-             TypeError, arg("potentiation")),
-    "updater-unknown-name": Case(lambda w: w.cell.updater.accumulate("bias", torch.ones(W_SHAPE)), ValueError, arg("name")),
+    "updater-other-float-dtype": Case(
+        lambda w: w.cell.updater.accumulate("weight", torch.ones(W_SHAPE, dtype=torch.float64)),
+        TypeError,
+        arg("potentiation"),
+    ),
+    "updater-unknown-name": Case(
+        lambda w: w.cell.updater.accumulate("bias", torch.ones(W_SHAPE)), ValueError, arg("name")
+    ),
     "updater-clamp-reversed": Case(lambda w: Updater(w.cell.connection, clamp=(1.0, 0.0)), ValueError, arg("clamp")),
-    "updater-unknown-reduction": Case(lambda w: Updater(w.cell.connection, reduction="median"), ValueError, arg("reduction")),
-    "updater-unknown-all-reduce": Case(lambda w: Updater(w.cell.connection, all_reduce="max"), ValueError, arg("all_reduce")),
-    "updater-unknown-parameter": Case(lambda w: Updater(w.cell.connection, params=("bogus",)), ValueError, arg("params")),
+    "updater-unknown-reduction": Case(
+        lambda w: Updater(w.cell.connection, reduction="median"), ValueError, arg("reduction")
+    ),
+    "updater-unknown-all-reduce": Case(
+        lambda w: Updater(w.cell.connection, all_reduce="max"), ValueError, arg("all_reduce")
+    ),
+    "updater-unknown-parameter": Case(
+        lambda w: Updater(w.cell.connection, params=("bogus",)), ValueError, arg("params")
+    ),
     "updater-apply-without-process-group": Case(lambda w: w.synced.apply(), ValueError, arg("all_reduce")),
     "updater-to-grad-scale-zero": Case(lambda w: w.cell.updater.to_grad(scale=0.0), ValueError, arg("scale")),
     # ---- trainers
@@ -313,7 +357,9 @@ CASES: dict[str, Case | Any] = {
         lambda w: w.kernel.register_cell("other", w.conv, delayed=True), ValueError, arg("cell")
     ),
     "kernel-kernel-not-callable": Case(lambda w: KernelSTDP(kernel_post=3), TypeError, arg("kernel_post")),
-    "kernel-kwargs-not-a-mapping": Case(lambda w: KernelSTDP(kernel_post_kwargs=3), TypeError, arg("kernel_post_kwargs")),
+    "kernel-kwargs-not-a-mapping": Case(
+        lambda w: KernelSTDP(kernel_post_kwargs=3), TypeError, arg("kernel_post_kwargs")
+    ),
     "kernel-batch-reduction-unknown": Case(
         lambda w: KernelSTDP(batch_reduction="bogus"), ValueError, arg("batch_reduction")
     ),
@@ -328,9 +374,13 @@ CASES: dict[str, Case | Any] = {
     "stdp-window-overflow": Case(
         lambda w: w.stdp(), RuntimeError, r"window", setup=lambda w: [w.cell(torch.ones(B, 6)) for _ in range(7)]
     ),
-    "stdp-window-overflow-in-a-later-cell": Case(lambda w: w.stdp(), RuntimeError, r"window", setup=lambda w: [w.conv(torch.ones(B, 2, 4, 4)) for _ in range(7)]),
+    "stdp-window-overflow-in-a-later-cell": Case(
+        lambda w: w.stdp(), RuntimeError, r"window", setup=lambda w: [w.conv(torch.ones(B, 2, 4, 4)) for _ in range(7)]
+    ),
     # ---- encoders (their generator state must not move either)
-    "bernoulli-probability-above-one": Case(lambda w: w.bernoulli(torch.full((B, 3), 1.5)), ValueError, arg("probabilities")),
+    "bernoulli-probability-above-one": Case(
+        lambda w: w.bernoulli(torch.full((B, 3), 1.5)), ValueError, arg("probabilities")
+    ),
     "bernoulli-nan": Case(lambda w: w.bernoulli(nan_like((B, 3))), ValueError, arg("probabilities")),
     "poisson-negative-rate": Case(lambda w: w.poisson(torch.full((B, 3), -1.0)), ValueError, arg("rates")),
     "poisson-dt-zero": Case(lambda w: PoissonEncoder(3, dt=0.0), ValueError, arg("dt")),
@@ -351,7 +401,19 @@ def test_bad_input_is_refused_by_name_and_changes_nothing(case: Case) -> None:
 def test_the_matrix_is_wide_enough() -> None:
     assert len(CASES) >= 40
     families = {name.split("-")[0] for name in CASES}
-    assert {"neuron", "dense", "conv", "cell", "synapse", "event", "trace", "monitor", "updater", "kernel", "stdp"} <= families
+    assert {
+        "neuron",
+        "dense",
+        "conv",
+        "cell",
+        "synapse",
+        "event",
+        "trace",
+        "monitor",
+        "updater",
+        "kernel",
+        "stdp",
+    } <= families
 
 
 def test_trainer_before_any_step_learns_nothing() -> None:
@@ -373,5 +435,5 @@ def test_trainer_before_any_step_learns_nothing() -> None:
         trainer.update()
     assert cell.updater.count("weight") == (0, 0)
     assert torch.equal(cell.connection.weight, weight)
-    for trainer, state in zip((kernel, stdp), states):
+    for trainer, state in zip((kernel, stdp), states, strict=True):
         assert _same(state, {k: v.clone() if isinstance(v, Tensor) else v for k, v in trainer.state_dict().items()})

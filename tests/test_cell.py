@@ -69,8 +69,10 @@ def test_with_lif_neurons_window_equals_steps():
     from plastic.neural.neurons import LIF
 
     torch.manual_seed(0)
-    cell = Cell(LinearDense(5, 3, batch_size=2, weight_init=(0.2, 0.8), delay=2.0, learn_delay_init="uniform"),
-                LIF(3, tau=2.0, batch_size=2))
+    cell = Cell(
+        LinearDense(5, 3, batch_size=2, weight_init=(0.2, 0.8), delay=2.0, learn_delay_init="uniform"),
+        LIF(3, tau=2.0, batch_size=2),
+    )
     window = copy.deepcopy(cell)
     window.step_mode = "window"
     assert window.neuron.step_mode == "window" and window.connection.step_mode == "window"
@@ -82,23 +84,22 @@ def test_with_lif_neurons_window_equals_steps():
 
 
 def test_consistency_checks():
-    with pytest.raises(ValueError, match="^neuron"):
+    with pytest.raises(ValueError, match=r"^neuron"):
         Cell(LinearDense(4, 3), StubNeuron(4))
-    with pytest.raises(ValueError, match="^neuron"):
+    with pytest.raises(ValueError, match=r"^neuron"):
         Cell(LinearDense(4, 3, dt=0.5), StubNeuron(3, dt=1.0))
-    with pytest.raises(ValueError, match="^neuron"):
+    with pytest.raises(ValueError, match=r"^neuron"):
         Cell(LinearDense(4, 3, batch_size=2), StubNeuron(3))
-    with pytest.raises(ValueError, match="^neuron"):
+    with pytest.raises(ValueError, match=r"^neuron"):
         Cell(LinearDense(4, 3), StubNeuron(3, step_mode="window"))
-    with pytest.raises(TypeError, match="^connection"):
+    with pytest.raises(TypeError, match=r"^connection"):
         Cell(nn.Linear(4, 3), StubNeuron(3))
     conv = Conv1d(1, 2, 3, in_size=5)
     assert Cell(conv, StubNeuron((2, 3))).out_shape == (2, 3)
 
 
 def test_step_mode_batch_size_dt_and_reset():
-    cell = Cell(LinearDense(4, 3, dt=0.5, synapse="exponential", synapse_kwargs={"tau": 2.0}),
-                StubNeuron(3, dt=0.5))
+    cell = Cell(LinearDense(4, 3, dt=0.5, synapse="exponential", synapse_kwargs={"tau": 2.0}), StubNeuron(3, dt=0.5))
     assert cell.dt == 0.5
     cell.batch_size = 3
     assert cell.connection.batch_size == 3 and cell.neuron.batch_size == 3
@@ -108,7 +109,7 @@ def test_step_mode_batch_size_dt_and_reset():
     assert cell.neuron.voltage.abs().sum() == 0
     cell.step_mode = "window"
     assert cell(torch.ones(5, 3, 4)).shape == (5, 3, 3)
-    with pytest.raises(ValueError, match="^step_mode"):
+    with pytest.raises(ValueError, match=r"^step_mode"):
         cell.step_mode = "sometimes"
 
 
@@ -131,10 +132,10 @@ def test_updater_is_not_a_submodule():
     assert cell.updater is None
     cell.updater = updater
     assert "updater" not in dict(cell.named_modules())
-    with pytest.raises(TypeError, match="^updater"):
+    with pytest.raises(TypeError, match=r"^updater"):
         cell.updater = "not an updater"
     other = Cell(LinearDense(4, 3), StubNeuron(3))
-    with pytest.raises(ValueError, match="^updater"):
+    with pytest.raises(ValueError, match=r"^updater"):
         other.updater = updater
 
 
@@ -154,8 +155,9 @@ def test_make_updater_includes_learned_delays_and_respects_mask():
 @torch.no_grad()  # no autograd graph in the stub's voltage, so deepcopy works
 def test_state_dict_round_trip_and_float64():
     torch.manual_seed(3)
-    cell = Cell(LinearDense(4, 3, synapse="exponential", synapse_kwargs={"tau": 2.0}, weight_init=(0.0, 1.0)),
-                StubNeuron(3))
+    cell = Cell(
+        LinearDense(4, 3, synapse="exponential", synapse_kwargs={"tau": 2.0}, weight_init=(0.0, 1.0)), StubNeuron(3)
+    )
     for _ in range(3):
         cell(torch.ones(1, 4))
     clone = Cell(LinearDense(4, 3, synapse="exponential", synapse_kwargs={"tau": 2.0}), StubNeuron(3))
@@ -186,9 +188,9 @@ def test_serial_runs_cells_in_sequence():
     assert second.neuron.batch_size == 1
     serial.reset()
     assert len(serial) == 2 and serial[1] is second
-    with pytest.raises(ValueError, match="^cells"):
+    with pytest.raises(ValueError, match=r"^cells"):
         Serial(first, Cell(LinearDense(4, 2, batch_size=1), StubNeuron(2)))
-    with pytest.raises(TypeError, match="^cells"):
+    with pytest.raises(TypeError, match=r"^cells"):
         Serial(first, nn.Linear(3, 2))
 
 

@@ -60,7 +60,7 @@ class Experiment:
 def build(dtype: torch.dtype = torch.float64, *, n_out: int = 4, eta_post: float = 2e-3) -> Experiment:
     """The experiment: the same construction in every process gives the same initial state."""
     torch.manual_seed(0)
-    window = dict(batch_size=BATCH, step_mode="window", dtype=dtype)
+    window = {"batch_size": BATCH, "step_mode": "window", "dtype": dtype}
     dense = Cell(
         LinearDense(6, n_out, synapse="exponential", synapse_kwargs={"tau": 5.0}, weight_init=(0.0, 1.0), **window),
         LIF(n_out, tau=5.0, v_threshold=2.0, **window),
@@ -295,7 +295,7 @@ def saved(tmp_path: Path) -> Path:
 
 def _expect_refusal(target: Experiment, pattern: str, **arguments: object) -> None:
     before = snapshot(target)
-    call = dict(modules=target.modules, trainers=target.trainers, generators=target.generators)
+    call = {"modules": target.modules, "trainers": target.trainers, "generators": target.generators}
     call.update(arguments)
     with pytest.raises(CheckpointMismatchError, match=pattern):
         load_checkpoint(call.pop("path"), **call)  # type: ignore[arg-type]
@@ -324,7 +324,9 @@ def test_refuses_a_missing_trainer_and_generator(saved: Path) -> None:
 
 def test_refuses_a_shape_mismatch(saved: Path) -> None:
     target = _trained(n_out=5)
-    _expect_refusal(target, r"modules: 'dense': 'connection.weight' has shape \(4, 6\) in the checkpoint, \(5, 6\)", path=saved)
+    _expect_refusal(
+        target, r"modules: 'dense': 'connection.weight' has shape \(4, 6\) in the checkpoint, \(5, 6\)", path=saved
+    )
 
 
 def test_refuses_a_dtype_mismatch(saved: Path) -> None:
@@ -334,7 +336,9 @@ def test_refuses_a_dtype_mismatch(saved: Path) -> None:
 
 def test_refuses_different_hyperparameters(saved: Path) -> None:
     target = _trained(eta_post=3e-3)
-    _expect_refusal(target, r"trainers: 'stdp': hyperparameter cells.conv.eta_post: the checkpoint has 0.002", path=saved)
+    _expect_refusal(
+        target, r"trainers: 'stdp': hyperparameter cells.conv.eta_post: the checkpoint has 0.002", path=saved
+    )
 
 
 def test_refuses_an_unregistered_cell(saved: Path) -> None:
@@ -346,7 +350,9 @@ def test_refuses_an_unregistered_cell(saved: Path) -> None:
 def test_refuses_a_different_updater_configuration(saved: Path) -> None:
     target = _trained()
     target.modules["conv"].make_updater(clamp=(0.0, 2.0))
-    _expect_refusal(target, r"updaters: 'conv': clamp.weight\[1\]: the checkpoint has 1.0, the experiment 2.0", path=saved)
+    _expect_refusal(
+        target, r"updaters: 'conv': clamp.weight\[1\]: the checkpoint has 1.0, the experiment 2.0", path=saved
+    )
 
 
 def test_refusal_lists_every_problem_and_loads_nothing_into_fresh_state(saved: Path) -> None:

@@ -39,7 +39,6 @@ from plastic.neural.connections import LinearDense
 from plastic.neural.neurons import LIF
 from plastic.testing.invariants import FunctionalRule, check_rule
 
-
 make_cell = make_voltage_cell
 feed = feed_values
 
@@ -60,7 +59,12 @@ def event_loop_reference(connection, pre, voltage, rule: ClopathParameters, dt: 
     def decay(tau):
         return math.exp(-dt / tau) if rule.exact else 1.0 - dt / tau
 
-    a_minus, a_plus, a_x, a_h = decay(rule.tau_minus), decay(rule.tau_plus), decay(rule.tau_x), decay(rule.tau_homeostasis)
+    a_minus, a_plus, a_x, a_h = (
+        decay(rule.tau_minus),
+        decay(rule.tau_plus),
+        decay(rule.tau_x),
+        decay(rule.tau_homeostasis),
+    )
     u_minus = np.full(voltage.shape[1:], rule.v_rest)
     u_plus = np.full(voltage.shape[1:], rule.v_rest)
     depolarisation = np.zeros(voltage.shape[1:])
@@ -103,10 +107,20 @@ def pending(cell):
 
 rules = st.builds(
     lambda tau_minus, tau_plus, tau_x, delay, exact, homeostasis, theta_minus, theta_plus: (
-        dict(tau_minus=tau_minus, tau_plus=tau_plus, tau_x=tau_x, exact=exact, homeostasis=homeostasis,
-             theta_minus=theta_minus, theta_plus=theta_plus, tau_homeostasis=50.0, a_ltd=0.3, a_ltp=0.02),
+        {
+            "tau_minus": tau_minus,
+            "tau_plus": tau_plus,
+            "tau_x": tau_x,
+            "exact": exact,
+            "homeostasis": homeostasis,
+            "theta_minus": theta_minus,
+            "theta_plus": theta_plus,
+            "tau_homeostasis": 50.0,
+            "a_ltd": 0.3,
+            "a_ltp": 0.02,
+        },
         delay,
-    ),  # fmt: skip
+    ),
     st.floats(2.0, 20.0),
     st.floats(2.0, 20.0),
     st.floats(2.0, 30.0),
@@ -164,7 +178,7 @@ def test_every_step_and_chunks_equal_one_window(dtype, spec):
         state = trainer.get_unit("c").state
         results.append((pending(cell), [getattr(state, name).clone() for name in CARRIED]))
     rel = 1e-12 if dtype == F64 else 1e-6
-    for (terms, carried) in results[1:]:
+    for terms, carried in results[1:]:
         for term, reference in zip(terms, results[0][0], strict=True):
             assert_close_relative(term, reference.numpy(), rel=rel)
         for value, reference in zip(carried, results[0][1], strict=True):
@@ -277,7 +291,9 @@ def test_checkpoint_resumes_the_carried_filters():
     trainer.register_cell("c", uninterrupted)
     feed(uninterrupted, pre[:12], voltage[:12])
     trainer()
-    saved = {key: value.clone() if isinstance(value, torch.Tensor) else value for key, value in trainer.state_dict().items()}
+    saved = {
+        key: value.clone() if isinstance(value, torch.Tensor) else value for key, value in trainer.state_dict().items()
+    }
     feed(uninterrupted, pre[12:], voltage[12:])
     trainer()
     resumed_cell = make_cell(None, 1, 1.0)
@@ -364,5 +380,5 @@ def test_bad_input_is_named_and_leaves_the_state():
     with pytest.raises(TypeError, match="voltage_post"):
         clopath_window(torch.zeros(2, 1, 3), torch.zeros(2, 1, 2, dtype=torch.int64))
     state = clopath_initial_state(1, (3,), (2,), ClopathParameters(), dtype=torch.float32)
-    with pytest.raises(ValueError, match="state.u_minus_delayed"):
+    with pytest.raises(ValueError, match=r"state\.u_minus_delayed"):
         clopath_window(torch.zeros(2, 1, 3), torch.zeros(2, 1, 2), state._replace(u_minus_delayed=torch.zeros(1, 1, 2)))

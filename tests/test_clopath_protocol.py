@@ -13,6 +13,7 @@ percentage points, not exactly.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -48,7 +49,13 @@ def authors_discretisation(rate: float, lag: int) -> float:
     for t in range(3, steps):
         voltage = u[t - 1]
         if counter == 2:  # the end of the 2 ms spike: reset and jumps
-            voltage, adaptation, afterpotential, threshold, counter = rest + 21.0984, adaptation + 0.0805, 400.0, -30.4, 0
+            voltage, adaptation, afterpotential, threshold, counter = (
+                rest + 21.0984,
+                adaptation + 0.0805,
+                400.0,
+                -30.4,
+                0,
+            )
         exponential = 60.0 * math.exp(min((voltage - threshold) / 2.0, 700.0))
         du = (-30.0 * (voltage - rest) + exponential - adaptation + afterpotential + post[t] * 1e6) / 281.0
         dw = (4.0 * (voltage - rest) - adaptation) / 144.0
@@ -108,7 +115,7 @@ def test_the_protocol_reproduces_the_frequency_dependence():
     post_pre = [changes[("post-pre", f)] for f in FREQUENCIES]
     # post-pre depresses at low frequencies, both orders potentiate at 50 Hz; pre-post grows with frequency
     assert all(change < -20.0 for change in post_pre[:3])
-    assert abs(pre_post[0]) < 1.0 and all(b > a for a, b in zip(pre_post, pre_post[1:]))
+    assert abs(pre_post[0]) < 1.0 and all(b > a for a, b in itertools.pairwise(pre_post))
     assert pre_post[-1] > 40.0 and post_pre[-1] > 40.0
     for order, values in (("pre-post", pre_post), ("post-pre", post_pre)):
         for value, authors in zip(values, AUTHORS_CODE[order], strict=True):

@@ -135,17 +135,17 @@ def test_dilate_positions_is_a_chebyshev_square():
 def test_functional_bad_input():
     score = torch.zeros(1, 2, 3)
     good = torch.zeros(1, 2, 3, dtype=torch.bool)
-    with pytest.raises(TypeError, match="^candidates"):
+    with pytest.raises(TypeError, match=r"^candidates"):
         position_winners(score, good.float(), good)
-    with pytest.raises(ValueError, match="^blocked"):
+    with pytest.raises(ValueError, match=r"^blocked"):
         position_winners(score, good, good[:, :1])
-    with pytest.raises(TypeError, match="^score"):
+    with pytest.raises(TypeError, match=r"^score"):
         position_winners(good, good, good)
-    with pytest.raises(ValueError, match="^radius"):
+    with pytest.raises(ValueError, match=r"^radius"):
         k_winners(score, good, good, torch.tensor([1]), -1)
-    with pytest.raises(TypeError, match="^winners_left"):
+    with pytest.raises(TypeError, match=r"^winners_left"):
         k_winners(score, good, good, torch.tensor([1.0]), 0)
-    with pytest.raises(ValueError, match="^winners_left"):
+    with pytest.raises(ValueError, match=r"^winners_left"):
         k_winners(score, good, good, torch.tensor([-1]), 0)
 
 
@@ -220,27 +220,27 @@ def test_batch_size_and_competition_changes_reset_the_competition():
 
 
 def test_bad_arguments_and_inputs():
-    with pytest.raises(TypeError, match="^neuron"):
+    with pytest.raises(TypeError, match=r"^neuron"):
         WinnerTakeAll(torch.nn.Identity())
-    with pytest.raises(ValueError, match="^k"):
+    with pytest.raises(ValueError, match=r"^k"):
         Competition(k=0)
-    with pytest.raises(ValueError, match="^radius"):
+    with pytest.raises(ValueError, match=r"^radius"):
         Competition(radius=-1)
-    with pytest.raises(ValueError, match="^competition"):
+    with pytest.raises(ValueError, match=r"^competition"):
         WinnerTakeAll(IF(2), Competition(), k=1)
-    with pytest.raises(TypeError, match="^competition"):
+    with pytest.raises(TypeError, match=r"^competition"):
         WinnerTakeAll(IF(2)).competition = {"k": 1}
     group = WinnerTakeAll(IF((2, 3)), k=1)
     group(torch.ones(1, 2, 3) * 0.5)
     before = {name: value.clone() for name, value in group.state_dict().items()}
-    with pytest.raises(ValueError, match="^inputs"):
+    with pytest.raises(ValueError, match=r"^inputs"):
         group(torch.ones(1, 3, 2))
-    with pytest.raises(ValueError, match="^inputs"):
+    with pytest.raises(ValueError, match=r"^inputs"):
         group(torch.full((1, 2, 3), math.nan))
     for name, value in group.state_dict().items():
         assert torch.equal(value, before[name]), name
     group.step_mode = "window"
-    with pytest.raises(ValueError, match="^inputs"):
+    with pytest.raises(ValueError, match=r"^inputs"):
         group(torch.ones(1, 2, 3))
 
 

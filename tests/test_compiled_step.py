@@ -54,7 +54,7 @@ def test_compiled_neuron_step_is_the_eager_step_bit_for_bit(kind):
         assert torch.equal(compiled(inputs), eager(inputs))
 
 
-def _failing_backend(graph_module, example_inputs):  # noqa: ARG001 (torch.compile's backend signature)
+def _failing_backend(graph_module, example_inputs):
     raise RuntimeError("no compiler here")
 
 

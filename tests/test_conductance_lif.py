@@ -70,7 +70,10 @@ def test_hand_computed_steps():
     # an inhibitory conductance at the rest potential only shunts: from -60 with g_i = 3 the
     # potential relaxes to -70 four times faster than the leak alone
     _, voltage = conductance_lif_step(
-        torch.tensor([0.0], dtype=F64), torch.tensor([-60.0], dtype=F64), params, inhibitory=torch.tensor([3.0], dtype=F64)
+        torch.tensor([0.0], dtype=F64),
+        torch.tensor([-60.0], dtype=F64),
+        params,
+        inhibitory=torch.tensor([3.0], dtype=F64),
     )
     assert voltage.item() == pytest.approx(-70.0 + 10.0 * math.exp(-4 * 1.0 / 20.0), rel=1e-14)
     # g_e = 9 from -55: V_inf = -7, H = -7 - 48 exp(-0.5) = -36.1 >= -54: a spike, reset to -60

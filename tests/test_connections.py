@@ -46,10 +46,31 @@ def make(kind: str, synapse: str = "delta", delay=None, n_in: int = 4, n_out: in
     if kind == "lateral":
         return LinearLateral(n_in, synapse=synapse, synapse_kwargs=synapse_kwargs, delay=delay, **kwargs)
     if kind == "conv1d":
-        return Conv1d(2, 4, 3, stride=2, padding=1, padding_mode="circular", groups=2, in_size=7 + size,
-                      synapse=synapse, synapse_kwargs=synapse_kwargs, **kwargs)
-    return Conv2d(2, 2, (2, 3), padding="same", padding_mode="reflect", dilation=(1, 2), in_size=(4 + size, 5),
-                  synapse=synapse, synapse_kwargs=synapse_kwargs, **kwargs)
+        return Conv1d(
+            2,
+            4,
+            3,
+            stride=2,
+            padding=1,
+            padding_mode="circular",
+            groups=2,
+            in_size=7 + size,
+            synapse=synapse,
+            synapse_kwargs=synapse_kwargs,
+            **kwargs,
+        )
+    return Conv2d(
+        2,
+        2,
+        (2, 3),
+        padding="same",
+        padding_mode="reflect",
+        dilation=(1, 2),
+        in_size=(4 + size, 5),
+        synapse=synapse,
+        synapse_kwargs=synapse_kwargs,
+        **kwargs,
+    )
 
 
 KINDS = ("dense", "direct", "lateral", "conv1d", "conv2d")
@@ -129,11 +150,20 @@ def test_window_equals_steps(kind, data):
     as_float = data.draw(st.booleans(), label="float spikes")
     delayed = kind in DELAYABLE and data.draw(st.booleans(), label="delayed")
     seed = data.draw(st.integers(0, 2**16), label="seed")
-    sizes = {"n_in": data.draw(st.integers(1, 5), label="n_in"), "n_out": data.draw(st.integers(1, 5), label="n_out"),
-             "size": data.draw(st.integers(0, 3), label="conv size")}
+    sizes = {
+        "n_in": data.draw(st.integers(1, 5), label="n_in"),
+        "n_out": data.draw(st.integers(1, 5), label="n_out"),
+        "size": data.draw(st.integers(0, 3), label="conv size"),
+    }
     torch.manual_seed(seed)
-    single = make(kind, synapse, delay=2.0 if delayed else None, batch_size=batch, **sizes,
-                  **({"learn_delay_init": "uniform"} if delayed else {})).to(dtype)
+    single = make(
+        kind,
+        synapse,
+        delay=2.0 if delayed else None,
+        batch_size=batch,
+        **sizes,
+        **({"learn_delay_init": "uniform"} if delayed else {}),
+    ).to(dtype)
     window = copy.deepcopy(single)
     window.step_mode = "window"
     generator = torch.Generator().manual_seed(seed)
@@ -172,11 +202,31 @@ def test_conv_matches_torch_and_views(dims, data):
     batch = data.draw(st.integers(1, 2), label="batch")
     bias = data.draw(st.booleans(), label="bias")
     cls, torch_cls = (Conv1d, torch.nn.Conv1d) if dims == 1 else (Conv2d, torch.nn.Conv2d)
-    connection = cls(in_channels, out_channels, kernel if dims == 2 else kernel[0], stride=stride,
-                     padding=padding, dilation=dilation, groups=groups, padding_mode=padding_mode,
-                     in_size=size if dims == 2 else size[0], bias=bias, batch_size=batch, step_mode="window")
-    reference = torch_cls(in_channels, out_channels, kernel, stride=stride, padding=padding, dilation=dilation,
-                          groups=groups, padding_mode=padding_mode, bias=bias)
+    connection = cls(
+        in_channels,
+        out_channels,
+        kernel if dims == 2 else kernel[0],
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        padding_mode=padding_mode,
+        in_size=size if dims == 2 else size[0],
+        bias=bias,
+        batch_size=batch,
+        step_mode="window",
+    )
+    reference = torch_cls(
+        in_channels,
+        out_channels,
+        kernel,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        padding_mode=padding_mode,
+        bias=bias,
+    )
     with torch.no_grad():
         reference.weight.copy_(connection.weight)
         if bias:
@@ -231,9 +281,9 @@ def test_dense_and_direct_views():
     assert direct.post_view(torch.randn(5, 4)).shape == (5, 4, 1, 1)
     assert direct.weight_grouped().shape == (4, 1, 1)
     assert torch.equal(direct.ungroup(direct.weight_grouped()), direct.weight)
-    with pytest.raises(ValueError, match="^pre"):
+    with pytest.raises(ValueError, match=r"^pre"):
         dense.pre_view(torch.randn(5, 3))
-    with pytest.raises(ValueError, match="^post"):
+    with pytest.raises(ValueError, match=r"^post"):
         dense.post_view(torch.randn(5, 4))
 
 
@@ -245,8 +295,9 @@ def test_dense_and_direct_views():
 def test_delayed_connection_against_brute_force(kind, step_mode):
     dt, batch, steps, max_delay = 0.5, 2, 9, 2.0
     torch.manual_seed(1)
-    connection = make(kind, "exponential", delay=max_delay, dt=dt, batch_size=batch, learn_delay_init="uniform",
-                      step_mode=step_mode)
+    connection = make(
+        kind, "exponential", delay=max_delay, dt=dt, batch_size=batch, learn_delay_init="uniform", step_mode=step_mode
+    )
     with torch.no_grad():  # delays on the 0.5-step grid: lags k/2
         connection.delay.copy_(torch.round(connection.delay * 4) / 4)
     generator = torch.Generator().manual_seed(2)
@@ -283,7 +334,7 @@ def test_delay_parameter_is_clamped_and_stored():
     assert connection.max_delay == 2.0
     assert isinstance(connection.delay, torch.nn.Parameter)
     uniform = LinearDense(30, 20, delay=3.0, learn_delay_init="uniform")
-    assert 0 <= uniform.delay.min() and uniform.delay.max() <= 3.0
+    assert uniform.delay.min() >= 0 and uniform.delay.max() <= 3.0
     assert LinearDense(3, 1).delay is None
     # a delay pushed out of range by a rule is read clamped
     with torch.no_grad():
@@ -294,8 +345,9 @@ def test_delay_parameter_is_clamped_and_stored():
 
 def test_integer_delay_through_connection_with_dt():
     dt = 0.25
-    connection = LinearDirect(2, delay=1.0, dt=dt, weight_init=lambda w: w.fill_(1.0),
-                              learn_delay_init=torch.tensor([0.5, 1.0]))
+    connection = LinearDirect(
+        2, delay=1.0, dt=dt, weight_init=lambda w: w.fill_(1.0), learn_delay_init=torch.tensor([0.5, 1.0])
+    )
     arrivals = []
     for step in range(8):
         spike = torch.ones(1, 2) if step == 0 else torch.zeros(1, 2)
@@ -306,9 +358,9 @@ def test_integer_delay_through_connection_with_dt():
 
 
 def test_conv_delay_is_rejected():
-    with pytest.raises(ValueError, match="^delay"):
+    with pytest.raises(ValueError, match=r"^delay"):
         Conv1d(1, 1, 2, in_size=4, delay=1.0)
-    with pytest.raises(ValueError, match="^delay"):
+    with pytest.raises(ValueError, match=r"^delay"):
         Conv2d(1, 1, 2, in_size=(4, 4), delay=1.0)
 
 
@@ -338,7 +390,7 @@ def test_bad_input_raises_and_leaves_state(kind):
         (torch.ones(shape, dtype=torch.complex64), TypeError),
         (torch.ones(shape, device="meta"), ValueError),  # device
     ]:
-        with pytest.raises(error, match="^spikes"):
+        with pytest.raises(error, match=r"^spikes"):
             connection(bad)
     after = full_state(connection)
     assert before.keys() == after.keys()
@@ -382,8 +434,13 @@ def test_custom_synapse_module():
 def test_state_dict_round_trip_and_float64(kind):
     torch.manual_seed(0)
     delayed = kind in DELAYABLE
-    first = make(kind, "spike_filter", delay=1.5 if delayed else None, batch_size=2,
-                 **({"learn_delay_init": "uniform"} if delayed else {}))
+    first = make(
+        kind,
+        "spike_filter",
+        delay=1.5 if delayed else None,
+        batch_size=2,
+        **({"learn_delay_init": "uniform"} if delayed else {}),
+    )
     generator = torch.Generator().manual_seed(4)
     shape = (2, *first.in_shape)
     for _ in range(3):

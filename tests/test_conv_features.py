@@ -43,7 +43,7 @@ def test_encoding_gives_at_most_one_spike_per_input():
 
 
 def test_config_is_validated():
-    with pytest.raises(ValueError, match="^kernel"):
+    with pytest.raises(ValueError, match=r"^kernel"):
         ConvFeaturesConfig(kernel=9)
-    with pytest.raises(ValueError, match="^maps"):
+    with pytest.raises(ValueError, match=r"^maps"):
         ConvFeaturesConfig(maps=0)

@@ -40,7 +40,9 @@ def _states_on(module: nn.Module, device: torch.device) -> None:
 
 def _close(value: torch.Tensor, reference: torch.Tensor, dtype: torch.dtype) -> None:
     tolerance = 1e-10 if dtype == torch.float64 else 2e-4
-    torch.testing.assert_close(value.detach().cpu().double(), reference.detach().cpu().double(), rtol=tolerance, atol=tolerance)
+    torch.testing.assert_close(
+        value.detach().cpu().double(), reference.detach().cpu().double(), rtol=tolerance, atol=tolerance
+    )
 
 
 def _train(device: torch.device, dtype: torch.dtype, trainer_class: type, step_mode: str, kind: str) -> nn.Module:
@@ -104,7 +106,7 @@ def test_one_product_window_on_the_device(device, method):
     post = _trains((20, 2, 7), 0.1, 4)
     trace_post = torch.rand(2, 7, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
     two = stdp_window(pre.double(), post.double(), None, trace_post, tau_pre=5.0, tau_post=8.0)
-    expected = (0.7 * two.potentiation - 1.3 * two.depression)
+    expected = 0.7 * two.potentiation - 1.3 * two.depression
     for blocked in (False, True):
         with (
             mock.patch.object(stdp_module, "MATRIX_FILTER_MAX_ELEMENTS", 0 if blocked else 1 << 20),
@@ -118,7 +120,6 @@ def test_one_product_window_on_the_device(device, method):
         assert net.delta_weight.device.type == device.type
         _close(net.delta_weight, expected, torch.float64)
         _close(net.trace_pre, two.trace_pre, torch.float64)
-
 
 
 def _train_clopath(device: torch.device, dtype: torch.dtype, kind: str) -> tuple[Cell, torch.Tensor, bool]:

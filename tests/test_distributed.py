@@ -39,7 +39,7 @@ TIMEOUT = 120.0
 
 def build(batch: int, reduction: str, all_reduce: str | None) -> dict[str, Cell]:
     torch.manual_seed(0)
-    window = dict(batch_size=batch, step_mode="window", dtype=DTYPE)
+    window = {"batch_size": batch, "step_mode": "window", "dtype": DTYPE}
     dense = Cell(
         LinearDense(8, 5, weight_init=(0.0, 1.0), **window),
         LIF(5, tau=4.0, v_threshold=1.0, **window),
@@ -63,7 +63,8 @@ def build(batch: int, reduction: str, all_reduce: str | None) -> dict[str, Cell]
     stdp.register_cell("dense", dense)
     # a conv update sums over the 25 output positions: smaller rates
     kernel.register_cell(
-        "conv", conv,
+        "conv",
+        conv,
         kernel_post_kwargs={"eta_post": 0.002 * scale, "tau_post": 4.0},
         kernel_pre_kwargs={"eta_pre": -0.0015 * scale, "tau_pre": 4.0},
     )
@@ -143,7 +144,11 @@ def rank_results(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, dic
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_ranks_equal_one_process_on_the_full_batch(rank_results: list, reduction: str) -> None:
     expected = run(reduction, distributed=False)
-    initial = {name: cell.connection.weight.detach() for name, cell in build(BATCH, reduction, None).items() if name != "_trainers"}
+    initial = {
+        name: cell.connection.weight.detach()
+        for name, cell in build(BATCH, reduction, None).items()
+        if name != "_trainers"
+    }
     for name, weight in expected.items():
         # the run is not trivial: weights moved, and not all to a bound
         assert not torch.equal(weight, initial[name]), name

@@ -19,7 +19,7 @@ def assert_counts_near(spikes: torch.Tensor, per_step_probability: list[float]) 
     """Spike count per element within 5 binomial standard deviations of T * p."""
     steps = spikes.shape[0]
     counts = spikes.sum(dim=0).flatten().tolist()
-    for count, p in zip(counts, per_step_probability):
+    for count, p in zip(counts, per_step_probability, strict=True):
         mean = steps * p
         sigma = math.sqrt(steps * p * (1 - p))
         assert abs(count - mean) <= 5 * sigma + 1e-9, (count, mean, sigma)
@@ -91,35 +91,35 @@ def test_integer_rates_accepted() -> None:
 
 
 def test_poisson_bad_input() -> None:
-    with pytest.raises(ValueError, match="^rates"):
+    with pytest.raises(ValueError, match=r"^rates"):
         poisson_encode(torch.tensor([[1001.0]]), 4, 1.0)
-    with pytest.raises(ValueError, match="^rates"):
+    with pytest.raises(ValueError, match=r"^rates"):
         poisson_encode(torch.tensor([[600.0]]), 4, 2.0)  # p = 1.2
-    with pytest.raises(ValueError, match="^rates"):
+    with pytest.raises(ValueError, match=r"^rates"):
         poisson_encode(torch.tensor([[-1.0]]), 4, 1.0)
-    with pytest.raises(ValueError, match="^rates"):
+    with pytest.raises(ValueError, match=r"^rates"):
         poisson_encode(torch.tensor([[float("nan")]]), 4, 1.0)
-    with pytest.raises(ValueError, match="^rates"):
+    with pytest.raises(ValueError, match=r"^rates"):
         poisson_encode(torch.tensor([[float("inf")]]), 4, 1.0, exact=True)
-    with pytest.raises(ValueError, match="^rates"):
+    with pytest.raises(ValueError, match=r"^rates"):
         poisson_encode(torch.tensor(5.0), 4, 1.0)  # no batch dimension
-    with pytest.raises(TypeError, match="^rates"):
+    with pytest.raises(TypeError, match=r"^rates"):
         poisson_encode([[5.0]], 4, 1.0)
-    with pytest.raises(ValueError, match="^dt"):
+    with pytest.raises(ValueError, match=r"^dt"):
         poisson_encode(torch.tensor([[5.0]]), 4, 0.0)
-    with pytest.raises(ValueError, match="^steps"):
+    with pytest.raises(ValueError, match=r"^steps"):
         poisson_encode(torch.tensor([[5.0]]), 0, 1.0)
-    with pytest.raises(TypeError, match="^steps"):
+    with pytest.raises(TypeError, match=r"^steps"):
         poisson_encode(torch.tensor([[5.0]]), 2.0, 1.0)
-    with pytest.raises(TypeError, match="^generator"):
+    with pytest.raises(TypeError, match=r"^generator"):
         poisson_encode(torch.tensor([[5.0]]), 2, 1.0, generator=0)
 
 
 def test_bernoulli_bad_input() -> None:
     for bad in (1.5, -0.1, float("nan")):
-        with pytest.raises(ValueError, match="^probabilities"):
+        with pytest.raises(ValueError, match=r"^probabilities"):
             bernoulli_encode(torch.tensor([[0.5, bad]]), 3)
-    with pytest.raises(ValueError, match="^steps"):
+    with pytest.raises(ValueError, match=r"^steps"):
         bernoulli_encode(torch.tensor([[0.5]]), -1)
 
 
@@ -129,13 +129,13 @@ def test_poisson_encoder_module() -> None:
     spikes = encoder(intensities)
     assert spikes.shape == (20000, 1, 3) and spikes.dtype == torch.bool
     assert_counts_near(spikes, [0.0, 0.031875, 0.06375])
-    with pytest.raises(ValueError, match="^inputs"):
+    with pytest.raises(ValueError, match=r"^inputs"):
         encoder(torch.tensor([[1.5]]))
-    with pytest.raises(ValueError, match="^max_rate"):
+    with pytest.raises(ValueError, match=r"^max_rate"):
         PoissonEncoder(10, 1.0, max_rate=2000.0)
-    with pytest.raises(ValueError, match="^dt"):
+    with pytest.raises(ValueError, match=r"^dt"):
         PoissonEncoder(10, -1.0)
-    with pytest.raises(ValueError, match="^steps"):
+    with pytest.raises(ValueError, match=r"^steps"):
         PoissonEncoder(0, 1.0)
     # Rates in Hz without max_rate; same seed, same draws as the function.
     rates = torch.tensor([[10.0, 400.0]])

@@ -23,7 +23,10 @@ def summed_reference(spikes: torch.Tensor, weight: torch.Tensor, amplitude: floa
     """``I[n][o] = A * sum of W[o][j] over the inputs j that spiked in row n``, in Python floats."""
     rows = spikes.reshape(-1, spikes.shape[-1]).tolist()
     matrix = weight.double().tolist()
-    return [[amplitude * sum(matrix[o][j] for j, fired in enumerate(row) if fired) for o in range(len(matrix))] for row in rows]
+    return [
+        [amplitude * sum(matrix[o][j] for j, fired in enumerate(row) if fired) for o in range(len(matrix))]
+        for row in rows
+    ]
 
 
 @settings(max_examples=30, deadline=None)
@@ -47,9 +50,9 @@ def test_event_linear_matches_the_summed_inputs(steps, batch, n_in, n_out, densi
 
 
 def test_event_linear_bad_input():
-    with pytest.raises(TypeError, match="^spikes"):
+    with pytest.raises(TypeError, match=r"^spikes"):
         event_linear(torch.ones(2, 3), torch.ones(4, 3))
-    with pytest.raises(ValueError, match="^spikes"):
+    with pytest.raises(ValueError, match=r"^spikes"):
         event_linear(torch.ones(2, 5, dtype=torch.bool), torch.ones(4, 3))
 
 

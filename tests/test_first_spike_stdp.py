@@ -24,11 +24,11 @@ def test_logistic_factor_by_hand():
     w = torch.tensor([0.2, 0.9])
     dw = bounding(w, torch.tensor([1.0, 0.0]), torch.tensor([0.0, 2.0]))
     assert torch.allclose(dw, torch.tensor([0.16, -2 * 0.09]))
-    with pytest.raises(ValueError, match="^w_min"):
+    with pytest.raises(ValueError, match=r"^w_min"):
         Bounding("logistic", w_max=1.0)
-    with pytest.raises(ValueError, match="^w_max"):
+    with pytest.raises(ValueError, match=r"^w_max"):
         Bounding("logistic", w_min=0.0, side="lower")
-    with pytest.raises(ValueError, match="^mu"):
+    with pytest.raises(ValueError, match=r"^mu"):
         Bounding("logistic", w_min=0.0, w_max=1.0, mu=2.0)
 
 

@@ -120,9 +120,7 @@ def test_direct_sums_with_delays_and_per_synapse_times(batch, outputs, inputs, p
     potentiation, depression = kernel_pair_sums(
         times_pre, times_post, split, delay=delay, chunk_elements=chunk_elements
     )
-    expected = reference_sums(
-        times_pre, times_post, lambda d: python_exp_kernels(d, 1.0, 4.0, -0.5, 6.0), delay=delay
-    )
+    expected = reference_sums(times_pre, times_post, lambda d: python_exp_kernels(d, 1.0, 4.0, -0.5, 6.0), delay=delay)
     np.testing.assert_allclose(potentiation.numpy(), expected[0], rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(depression.numpy(), expected[1], rtol=1e-12, atol=1e-12)
 
@@ -183,7 +181,7 @@ def test_auto_groups_only_when_few_distinct_post_times():
     for potentiation, depression in results[1:]:
         torch.testing.assert_close(potentiation, results[0][0], rtol=1e-12, atol=1e-12)
         torch.testing.assert_close(depression, results[0][1], rtol=1e-12, atol=1e-12)
-    with pytest.raises(ValueError, match="^method"):
+    with pytest.raises(ValueError, match=r"^method"):
         kernel_pair_sums(times_pre, times_post, split, method="grouped", delay=torch.zeros(1, 12, 4, dtype=F64))
 
 
@@ -194,9 +192,7 @@ def test_no_postsynaptic_spike_gives_zeros():
     assert potentiation.shape == (1, 4, 3) and not potentiation.any() and not depression.any()
 
 
-@pytest.mark.parametrize(
-    "eta_post, eta_pre", [(1.0, -1.0), (2.0, 0.5), (-0.5, -2.0), (-1.5, 0.25), (0.0, -1.0)]
-)
+@pytest.mark.parametrize("eta_post, eta_pre", [(1.0, -1.0), (2.0, 0.5), (-0.5, -2.0), (-1.5, 0.25), (0.0, -1.0)])
 def test_exponential_split_equals_the_kernels(eta_post, eta_pre):
     delta = torch.tensor([-30.0, -2.0, -0.5, 0.0, 0.5, 3.0, 80.0, math.nan, math.inf, -math.inf], dtype=F64)
     potentiation, depression = exponential_split(delta.clone(), eta_post, 5.0, eta_pre, 9.0)
@@ -205,7 +201,9 @@ def test_exponential_split_equals_the_kernels(eta_post, eta_pre):
         assert potentiation[index].item() == pytest.approx(up, rel=1e-14, abs=1e-300)
         assert depression[index].item() == pytest.approx(down, rel=1e-14, abs=1e-300)
     # the general split of the same kernels agrees
-    general = kernel_split(exp_post, exp_pre, {"eta_post": eta_post, "tau_post": 5.0}, {"eta_pre": eta_pre, "tau_pre": 9.0})
+    general = kernel_split(
+        exp_post, exp_pre, {"eta_post": eta_post, "tau_post": 5.0}, {"eta_pre": eta_pre, "tau_pre": 9.0}
+    )
     expected_potentiation, expected_depression = general(delta)
     torch.testing.assert_close(potentiation, expected_potentiation, rtol=1e-14, atol=0)
     torch.testing.assert_close(depression, expected_depression, rtol=1e-14, atol=0)
@@ -214,19 +212,19 @@ def test_exponential_split_equals_the_kernels(eta_post, eta_pre):
 def test_bad_input_names_the_argument():
     times_pre = torch.zeros(2, 1, 1, 3, 1)
     times_post = torch.zeros(2, 1, 4, 1)
-    with pytest.raises(ValueError, match="^times_pre"):
+    with pytest.raises(ValueError, match=r"^times_pre"):
         kernel_pair_sums(times_pre[:1], times_post, exponential_split)
-    with pytest.raises(TypeError, match="^times_post"):
+    with pytest.raises(TypeError, match=r"^times_post"):
         kernel_pair_sums(times_pre, times_post.double(), exponential_split)
-    with pytest.raises(TypeError, match="^times_pre"):
+    with pytest.raises(TypeError, match=r"^times_pre"):
         kernel_pair_sums(times_pre.long(), times_post, exponential_split)
-    with pytest.raises(ValueError, match="^delay"):
+    with pytest.raises(ValueError, match=r"^delay"):
         kernel_pair_sums(times_pre, times_post, exponential_split, delay=torch.zeros(1, 3, 4))
-    with pytest.raises(ValueError, match="^method"):
+    with pytest.raises(ValueError, match=r"^method"):
         kernel_pair_sums(times_pre, times_post, exponential_split, method="fast")
-    with pytest.raises(ValueError, match="^chunk_elements"):
+    with pytest.raises(ValueError, match=r"^chunk_elements"):
         kernel_pair_sums(times_pre, times_post, exponential_split, chunk_elements=0)
-    with pytest.raises(ValueError, match="^tau_post"):
+    with pytest.raises(ValueError, match=r"^tau_post"):
         exponential_split(torch.zeros(3), tau_post=0.0)
-    with pytest.raises(TypeError, match="^eta_pre"):
+    with pytest.raises(TypeError, match=r"^eta_pre"):
         exponential_split(torch.zeros(3), eta_pre=math.nan)

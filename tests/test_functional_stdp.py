@@ -106,10 +106,10 @@ def _reference(case, pre, post, x_pre0, x_post0):
 
 
 def _kwargs(case):
-    return dict(
-        tau_pre=case["tau_pre"], tau_post=case["tau_post"], dt=case["dt"], exact=case["exact"],
-        amplitude_pre=case["amp_pre"], amplitude_post=case["amp_post"],
-    )  # fmt: skip
+    return {
+        "tau_pre": case["tau_pre"], "tau_post": case["tau_post"], "dt": case["dt"], "exact": case["exact"],
+        "amplitude_pre": case["amp_pre"], "amplitude_post": case["amp_post"],
+    }  # fmt: skip
 
 
 # ------------------------------------------------------------- brute force
@@ -131,10 +131,19 @@ def test_window_matches_brute_force_float64(case, method, reduction):
     for trace, spikes, initial, side in ((out.trace_pre, pre, x_pre0, "pre"), (out.trace_post, post, x_post0, "post")):
         decay = _decay(case["dt"], case[f"tau_{side}"], case["exact"])
         expected = [
-            [_trace_at(spikes[:, b, j].tolist(), case["steps"] - 1, decay, case[f"amp_{side}"], initial[b, j].item(), case["pairing"])
-             for j in range(spikes.shape[2])]
+            [
+                _trace_at(
+                    spikes[:, b, j].tolist(),
+                    case["steps"] - 1,
+                    decay,
+                    case[f"amp_{side}"],
+                    initial[b, j].item(),
+                    case["pairing"],
+                )
+                for j in range(spikes.shape[2])
+            ]
             for b in range(case["batch"])
-        ]  # fmt: skip
+        ]
         _close(trace, expected)
 
 
@@ -168,7 +177,9 @@ def test_hand_computed_pairs():
 @given(case=cases, reduction=st.sampled_from(["sum", "mean"]))
 def test_window_equals_sum_of_steps(case, reduction):
     pre, post, x_pre0, x_post0 = _draw(case)
-    window = stdp_window(pre, post, x_pre0, x_post0, pairing=case["pairing"], batch_reduction=reduction, **_kwargs(case))
+    window = stdp_window(
+        pre, post, x_pre0, x_post0, pairing=case["pairing"], batch_reduction=reduction, **_kwargs(case)
+    )
     trace_pre, trace_post = x_pre0, x_post0
     pot = torch.zeros_like(window.potentiation)
     dep = torch.zeros_like(window.depression)
@@ -191,7 +202,9 @@ def test_chained_windows_equal_one_long_window(case, split, eta_post, eta_pre):
     split = min(split, case["steps"])
     long = stdp_window(pre, post, x_pre0, x_post0, pairing=case["pairing"], **_kwargs(case))
     first = stdp_window(pre[:split], post[:split], x_pre0, x_post0, pairing=case["pairing"], **_kwargs(case))
-    second = stdp_window(pre[split:], post[split:], first.trace_pre, first.trace_post, pairing=case["pairing"], **_kwargs(case))
+    second = stdp_window(
+        pre[split:], post[split:], first.trace_pre, first.trace_post, pairing=case["pairing"], **_kwargs(case)
+    )
     _close(first.potentiation + second.potentiation, long.potentiation)
     _close(first.depression + second.depression, long.depression)
     _close(second.trace_pre, long.trace_pre)
@@ -199,9 +212,17 @@ def test_chained_windows_equal_one_long_window(case, split, eta_post, eta_pre):
     # the one-product form chains exactly too (cumulative traces only)
     kwargs = _kwargs(case)
     net_long = stdp_window_net(pre, post, x_pre0, x_post0, eta_post=eta_post, eta_pre=eta_pre, **kwargs)
-    net_first = stdp_window_net(pre[:split], post[:split], x_pre0, x_post0, eta_post=eta_post, eta_pre=eta_pre, **kwargs)
+    net_first = stdp_window_net(
+        pre[:split], post[:split], x_pre0, x_post0, eta_post=eta_post, eta_pre=eta_pre, **kwargs
+    )
     net_second = stdp_window_net(
-        pre[split:], post[split:], net_first.trace_pre, net_first.trace_post, eta_post=eta_post, eta_pre=eta_pre, **kwargs
+        pre[split:],
+        post[split:],
+        net_first.trace_pre,
+        net_first.trace_post,
+        eta_post=eta_post,
+        eta_pre=eta_pre,
+        **kwargs,
     )
     _close(net_first.delta_weight + net_second.delta_weight, net_long.delta_weight, atol=1e-11)
     _close(net_second.trace_post, net_long.trace_post)
@@ -295,9 +316,7 @@ def unfold_reference(inputs, kernel_size, stride, padding, dilation, groups, pad
     flat = [p for amount in reversed(padding) for p in (amount, amount)]
     mode = "constant" if padding_mode == "zeros" else padding_mode
     padded = torch.nn.functional.pad(inputs, flat, mode=mode) if any(padding) else inputs
-    out_size = [
-        (padded.shape[2 + d] - dilation[d] * (kernel_size[d] - 1) - 1) // stride[d] + 1 for d in range(dims)
-    ]
+    out_size = [(padded.shape[2 + d] - dilation[d] * (kernel_size[d] - 1) - 1) // stride[d] + 1 for d in range(dims)]
     columns = []
     for offset in np.ndindex(*kernel_size):
         index = [slice(None), slice(None)]
@@ -338,7 +357,15 @@ def test_conv_equals_dense_on_the_unfolded_input(case):
     assume(case["size"] + 2 * case["padding"] - case["dilation"] * (case["kernel"] - 1) - 1 >= 0)
     c_in, c_out = groups * case["in_per_group"], groups * case["out_per_group"]
     geometry = ConvGeometry.create(
-        dims, c_in, c_out, case["kernel"], case["stride"], case["padding"], case["dilation"], groups, case["padding_mode"]
+        dims,
+        c_in,
+        c_out,
+        case["kernel"],
+        case["stride"],
+        case["padding"],
+        case["dilation"],
+        groups,
+        case["padding_mode"],
     )
     generator = torch.Generator().manual_seed(case["seed"])
     steps, batch = case["steps"], case["batch"]
@@ -352,7 +379,7 @@ def test_conv_equals_dense_on_the_unfolded_input(case):
     _, out_size = unfold(x_pre0)
     post = _spikes(generator, (steps, batch, c_out, *out_size), 0.4)
     x_post0 = torch.rand(batch, c_out, *out_size, generator=generator, dtype=torch.float64)
-    kwargs = dict(tau_pre=7.0, tau_post=12.0, dt=1.0, pairing=case["pairing"])
+    kwargs = {"tau_pre": 7.0, "tau_post": 12.0, "dt": 1.0, "pairing": case["pairing"]}
     conv = stdp_window(pre, post, x_pre0, x_post0, view=geometry, method=case["method"], **kwargs)
 
     # dense reference: per group, every output position is a sample of a dense connection
@@ -375,7 +402,18 @@ def test_conv_equals_dense_on_the_unfolded_input(case):
     assert conv.trace_pre.shape == x_pre0.shape and conv.trace_post.shape == x_post0.shape
     # the one-product form through the same views
     if case["pairing"] == "all":
-        net = stdp_window_net(pre, post, x_pre0, x_post0, view=geometry, eta_post=0.7, eta_pre=1.3, method=case["method"], tau_pre=7.0, tau_post=12.0)
+        net = stdp_window_net(
+            pre,
+            post,
+            x_pre0,
+            x_post0,
+            view=geometry,
+            eta_post=0.7,
+            eta_pre=1.3,
+            method=case["method"],
+            tau_pre=7.0,
+            tau_post=12.0,
+        )
         _close(net.delta_weight, 0.7 * conv.potentiation - 1.3 * conv.depression, atol=1e-11)
 
 
@@ -394,13 +432,24 @@ class _Views:
 
 def test_connection_like_view_object():
     generator = torch.Generator().manual_seed(3)
-    geometry = dict(kernel_size=(2, 2), stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, padding_mode="zeros")
+    geometry = {
+        "kernel_size": (2, 2),
+        "stride": (1, 1),
+        "padding": (1, 1),
+        "dilation": (1, 1),
+        "groups": 1,
+        "padding_mode": "zeros",
+    }
     pre = _spikes(generator, (3, 2, 2, 4, 4), 0.5)
     post = _spikes(generator, (3, 2, 3, 5, 5), 0.5)
     views = _Views(**geometry)
-    from_object = stdp_window(pre, post, None, torch.zeros(2, 3, 5, 5, dtype=torch.float64), tau_pre=5.0, tau_post=5.0, view=views)
+    from_object = stdp_window(
+        pre, post, None, torch.zeros(2, 3, 5, 5, dtype=torch.float64), tau_pre=5.0, tau_post=5.0, view=views
+    )
     geometry_view = ConvGeometry.create(2, 2, 3, 2, padding=1)
-    from_geometry = stdp_window(pre, post, None, torch.zeros(2, 3, 5, 5, dtype=torch.float64), tau_pre=5.0, tau_post=5.0, view=geometry_view)
+    from_geometry = stdp_window(
+        pre, post, None, torch.zeros(2, 3, 5, 5, dtype=torch.float64), tau_pre=5.0, tau_post=5.0, view=geometry_view
+    )
     _close(from_object.potentiation, from_geometry.potentiation)
     _close(from_object.depression, from_geometry.depression)
 
@@ -426,7 +475,7 @@ def test_delta_weight_with_weight_dependence():
             assert dw[out_channel, 0, ky, kx].item() == pytest.approx(expected, rel=1e-12)
     plain = stdp_delta_weight(potentiation, depression, weight, eta_post=2.0, eta_pre=3.0)
     _close(plain.reshape(2, 3, 4), 2.0 * potentiation - 3.0 * depression)
-    with pytest.raises(ValueError, match="^weight"):
+    with pytest.raises(ValueError, match=r"^weight"):
         stdp_delta_weight(potentiation, depression, torch.zeros(5, 4))
 
 
@@ -471,50 +520,50 @@ def test_bad_inputs_raise_named_errors():
     pre = torch.zeros(3, 2, 4, dtype=torch.bool)
     post = torch.zeros(3, 2, 5, dtype=torch.bool)
     trace_pre, trace_post = torch.zeros(2, 4), torch.zeros(2, 5)
-    taus = dict(tau_pre=10.0, tau_post=10.0)
-    with pytest.raises(ValueError, match="^spikes_post"):
+    taus = {"tau_pre": 10.0, "tau_post": 10.0}
+    with pytest.raises(ValueError, match=r"^spikes_post"):
         stdp_window(pre, post[:, :1], **taus)
-    with pytest.raises(ValueError, match="^spikes_post"):
+    with pytest.raises(ValueError, match=r"^spikes_post"):
         stdp_window(pre, post[:2], **taus)
-    with pytest.raises(ValueError, match="^trace_pre"):
+    with pytest.raises(ValueError, match=r"^trace_pre"):
         stdp_window(pre, post, torch.zeros(2, 5), trace_post, **taus)
-    with pytest.raises(ValueError, match="^trace_post"):
+    with pytest.raises(ValueError, match=r"^trace_post"):
         stdp_window(pre, post, trace_pre, torch.zeros(1, 5), **taus)
-    with pytest.raises(ValueError, match="^spikes_pre"):
+    with pytest.raises(ValueError, match=r"^spikes_pre"):
         stdp_window(pre.float() * 0.5 + 0.25, post, **taus)
-    with pytest.raises(ValueError, match="^spike_pre"):
+    with pytest.raises(ValueError, match=r"^spike_pre"):
         stdp_step(torch.full((2, 4), 2.0), post[0], **taus)
-    with pytest.raises(ValueError, match="^spike_post"):
+    with pytest.raises(ValueError, match=r"^spike_post"):
         stdp_step(pre[0], post[0, :1], **taus)
-    with pytest.raises(ValueError, match="^dt"):
+    with pytest.raises(ValueError, match=r"^dt"):
         stdp_window(pre, post, dt=0.0, **taus)
-    with pytest.raises(ValueError, match="^dt"):
+    with pytest.raises(ValueError, match=r"^dt"):
         stdp_window_net(pre, post, dt=-1.0, **taus)
-    with pytest.raises(ValueError, match="^tau"):
+    with pytest.raises(ValueError, match=r"^tau"):
         stdp_window(pre, post, tau_pre=0.0, tau_post=1.0)
-    with pytest.raises(ValueError, match="^decay_pre"):
+    with pytest.raises(ValueError, match=r"^decay_pre"):
         stdp_window(pre, post, tau_post=10.0)
-    with pytest.raises(ValueError, match="^decay_post"):
+    with pytest.raises(ValueError, match=r"^decay_post"):
         stdp_window(pre, post, tau_pre=10.0, decay_post=1.5)
-    with pytest.raises(ValueError, match="^decay_post"):
+    with pytest.raises(ValueError, match=r"^decay_post"):
         stdp_window_net(pre, post, tau_pre=10.0, decay_post=torch.full((5,), 0.9))
-    with pytest.raises(ValueError, match="^decay_pre"):
+    with pytest.raises(ValueError, match=r"^decay_pre"):
         stdp_window(pre, post, decay_pre=torch.full((3,), 0.9), tau_post=10.0)
-    with pytest.raises(ValueError, match="^pairing"):
+    with pytest.raises(ValueError, match=r"^pairing"):
         stdp_window(pre, post, pairing="first", **taus)
-    with pytest.raises(ValueError, match="^batch_reduction"):
+    with pytest.raises(ValueError, match=r"^batch_reduction"):
         stdp_window(pre, post, batch_reduction="median", **taus)
-    with pytest.raises(ValueError, match="^batch_reduction"):
+    with pytest.raises(ValueError, match=r"^batch_reduction"):
         stdp_window(pre, post, batch_reduction=lambda x: x, **taus)
-    with pytest.raises(ValueError, match="^method"):
+    with pytest.raises(ValueError, match=r"^method"):
         stdp_window(pre, post, method="gpu", **taus)
-    with pytest.raises(TypeError, match="^trace_post"):
+    with pytest.raises(TypeError, match=r"^trace_post"):
         stdp_window(pre, post, trace_pre, trace_post.double(), **taus)
-    with pytest.raises(ValueError, match="^trace_pre"):
+    with pytest.raises(ValueError, match=r"^trace_pre"):
         stdp_window(pre, post, torch.full((2, 4), float("nan")), trace_post, **taus)
-    with pytest.raises(TypeError, match="^view"):
+    with pytest.raises(TypeError, match=r"^view"):
         stdp_window(pre, post, view="conv", **taus)
-    with pytest.raises(ValueError, match="^spikes_post"):
+    with pytest.raises(ValueError, match=r"^spikes_post"):
         stdp_window(
             torch.zeros(2, 1, 1, 5, 5, dtype=torch.bool), torch.zeros(2, 1, 1, 4, 4, dtype=torch.bool),
             view=ConvGeometry.create(2, 1, 1, 3), **taus,
@@ -526,11 +575,15 @@ def test_spikes_may_be_float_and_tensor_decays_per_neuron():
     pre = _spikes(generator, (6, 2, 3), 0.5)
     post = _spikes(generator, (6, 2, 2), 0.5)
     decay_pre = torch.tensor([0.5, 0.8, 0.9], dtype=torch.float64)
-    out = stdp_window(pre.double(), post.double(), torch.zeros(2, 3, dtype=torch.float64), None, decay_pre=decay_pre, decay_post=0.7)
+    out = stdp_window(
+        pre.double(), post.double(), torch.zeros(2, 3, dtype=torch.float64), None, decay_pre=decay_pre, decay_post=0.7
+    )
     pot = np.zeros((2, 3))
     dep = np.zeros((2, 3))
     for j, a in enumerate(decay_pre.tolist()):
-        p, d = brute_force(pre[:, :, j : j + 1].numpy(), post.numpy(), np.zeros((2, 1)), np.zeros((2, 2)), a, 0.7, 1.0, 1.0, "all")
+        p, d = brute_force(
+            pre[:, :, j : j + 1].numpy(), post.numpy(), np.zeros((2, 1)), np.zeros((2, 2)), a, 0.7, 1.0, 1.0, "all"
+        )
         pot[:, j], dep[:, j] = p.sum(0)[:, 0], d.sum(0)[:, 0]
     _close(out.potentiation, pot[None])
     _close(out.depression, dep[None])
@@ -553,7 +606,7 @@ def test_event_indices_equal_nonzero(shape, rate, seed, transposed):
     expected = [tuple(int(i) for i in index) for index in np.argwhere(events.numpy())]
     assert len(got) == events.ndim
     assert all(index.dtype == torch.int64 for index in got)
-    assert list(zip(*[index.tolist() for index in got])) == expected
+    assert list(zip(*[index.tolist() for index in got], strict=True)) == expected
 
 
 @given(
@@ -591,11 +644,13 @@ def test_net_form_out_for_conv_and_bad_out():
     written = stdp_window_net(pre, post, tau_pre=5.0, tau_post=7.0, view=geometry, method="sparse", out=out)
     assert written.delta_weight.data_ptr() == out.data_ptr()
     torch.testing.assert_close(out, expected.delta_weight, rtol=0, atol=0)
-    with pytest.raises(ValueError, match="^out"):
+    with pytest.raises(ValueError, match=r"^out"):
         stdp_window_net(pre, post, tau_pre=5.0, tau_post=7.0, view=geometry, out=torch.zeros(1, 4, 18))
-    with pytest.raises(TypeError, match="^out"):
-        stdp_window_net(pre, post, tau_pre=5.0, tau_post=7.0, view=geometry, out=torch.zeros(2, 2, 9, dtype=torch.float64))
-    with pytest.raises(ValueError, match="^out"):
+    with pytest.raises(TypeError, match=r"^out"):
+        stdp_window_net(
+            pre, post, tau_pre=5.0, tau_post=7.0, view=geometry, out=torch.zeros(2, 2, 9, dtype=torch.float64)
+        )
+    with pytest.raises(ValueError, match=r"^out"):
         stdp_window_net(
             pre, post, tau_pre=5.0, tau_post=7.0, view=geometry, out=torch.zeros(2, 2, 9),
             batch_reduction=lambda values: values.sum(0),
@@ -604,7 +659,7 @@ def test_net_form_out_for_conv_and_bad_out():
     empty = stdp_window_net(pre[:0].flatten(2), post[:0].flatten(2), tau_pre=5.0, tau_post=7.0, out=ones)
     assert empty.delta_weight.data_ptr() == ones.data_ptr() and not ones.any()  # an empty window: zeros
     dense_pre, dense_post = pre.flatten(2), post.flatten(2)
-    with pytest.raises(ValueError, match="^out"):
+    with pytest.raises(ValueError, match=r"^out"):
         stdp_window_net(dense_pre, dense_post, tau_pre=5.0, tau_post=7.0, out=torch.zeros(1, 50, 49))
 
 

@@ -33,8 +33,9 @@ def test_ema_window_matches_loop_steps_and_chaining(seed, steps, split, alpha, d
     expected = rate.double().clone()
     history = []
     for t in range(steps):
-        expected = [[expected[b][i] + alpha * (float(spikes[t, b, i]) - expected[b][i]) for i in range(3)]
-                    for b in range(2)]
+        expected = [
+            [expected[b][i] + alpha * (float(spikes[t, b, i]) - expected[b][i]) for i in range(3)] for b in range(2)
+        ]
         expected = torch.tensor(expected, dtype=torch.float64)
         history.append(expected)
     rates, last = rate_ema_window(rate, spikes, alpha)
@@ -83,27 +84,27 @@ def test_sign_conventions():
 
 def test_bad_input_raises_named_errors():
     rate = torch.zeros(2, 3)
-    with pytest.raises(ValueError, match="^spikes"):
+    with pytest.raises(ValueError, match=r"^spikes"):
         rate_ema_step(rate, torch.full((2, 3), 0.5), 0.1)
-    with pytest.raises(ValueError, match="^spikes"):
+    with pytest.raises(ValueError, match=r"^spikes"):
         rate_ema_step(rate, torch.zeros(3, 2), 0.1)
-    with pytest.raises(ValueError, match="^alpha"):
+    with pytest.raises(ValueError, match=r"^alpha"):
         rate_ema_step(rate, torch.zeros(2, 3), 1.5)
-    with pytest.raises(ValueError, match="^alpha"):
+    with pytest.raises(ValueError, match=r"^alpha"):
         rate_ema_window(rate, torch.zeros(4, 2, 3), 0.0)
-    with pytest.raises(ValueError, match="^rate"):
+    with pytest.raises(ValueError, match=r"^rate"):
         rate_ema_step(torch.full((2, 3), float("nan")), torch.zeros(2, 3), 0.1)
-    with pytest.raises(TypeError, match="^rate"):
+    with pytest.raises(TypeError, match=r"^rate"):
         rate_ema_step(torch.zeros(2, 3, dtype=torch.int64), torch.zeros(2, 3), 0.1)
-    with pytest.raises(ValueError, match="^tau_rate"):
+    with pytest.raises(ValueError, match=r"^tau_rate"):
         rate_ema_alpha(1.0, 0.0)
-    with pytest.raises(ValueError, match="^dt"):
+    with pytest.raises(ValueError, match=r"^dt"):
         rate_ema_alpha(-1.0, 1.0)
-    with pytest.raises(ValueError, match="^target"):
+    with pytest.raises(ValueError, match=r"^target"):
         homeostatic_change(rate, 0.1, 0.1, target="gain")
-    with pytest.raises(ValueError, match="^rate_target"):
+    with pytest.raises(ValueError, match=r"^rate_target"):
         homeostatic_change(rate, -0.1, 0.1)
-    with pytest.raises(ValueError, match="^rate_target"):
+    with pytest.raises(ValueError, match=r"^rate_target"):
         homeostatic_change(rate, torch.zeros(4), 0.1)
-    with pytest.raises(ValueError, match="^learning_rate"):
+    with pytest.raises(ValueError, match=r"^learning_rate"):
         homeostatic_change(rate, 0.1, float("nan"))

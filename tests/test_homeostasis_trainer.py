@@ -33,8 +33,14 @@ def ema_change_reference(post, *, dt, tau_rate, rate_target, learning_rate, sign
 
 def make_cell(n_in, n_out, batch, *, adaptive=False, bias=False, seed=0):
     generator = torch.Generator().manual_seed(seed)
-    connection = LinearDense(n_in, n_out, batch_size=batch, dtype=torch.float64, bias=bias,
-                             weight_init=lambda w: w.copy_(torch.rand(w.shape, generator=generator, dtype=w.dtype)))  # fmt: skip
+    connection = LinearDense(
+        n_in,
+        n_out,
+        batch_size=batch,
+        dtype=torch.float64,
+        bias=bias,
+        weight_init=lambda w: w.copy_(torch.rand(w.shape, generator=generator, dtype=w.dtype)),
+    )
     if adaptive:
         neuron = AdaptiveLIF(n_out, tau=2.0, v_threshold=0.5, theta_plus=0.0, batch_size=batch, dtype=torch.float64)
     else:
@@ -87,7 +93,9 @@ def test_multiplicative_weights_scale_rows():
     cell.step_mode = "window"
     cell(random_spikes((10, 1, 4), 0.5, 1))
     trainer()
-    expected = ema_change_reference(cell.neuron.spike, dt=1.0, tau_rate=100.0, rate_target=0.5, learning_rate=0.2, sign=1.0)
+    expected = ema_change_reference(
+        cell.neuron.spike, dt=1.0, tau_rate=100.0, rate_target=0.5, learning_rate=0.2, sign=1.0
+    )
     potentiation, depression = cell.updater.pending("weight")
     torch.testing.assert_close(potentiation - depression, cell.connection.weight.detach() * expected[:, None])
 
@@ -104,8 +112,13 @@ def test_rates_move_toward_target(target):
     cell = make_cell(n_in, n_out, batch, adaptive=True, seed=3)
     with torch.no_grad():  # different gains: one neuron silent, the others far too busy
         cell.connection.weight.mul_(torch.tensor([[0.1], [0.5], [1.0], [2.0]], dtype=torch.float64))
-    trainer = Homeostasis(target=target, rate_target=rate_target, learning_rate=0.02 if target == "threshold" else 0.005,
-                          tau_rate=20.0, window=64)  # fmt: skip
+    trainer = Homeostasis(
+        target=target,
+        rate_target=rate_target,
+        learning_rate=0.02 if target == "threshold" else 0.005,
+        tau_rate=20.0,
+        window=64,
+    )
     trainer.register_cell("c", cell)
     cell.step_mode = "window"
     initial = firing_rate(cell, random_spikes((steps, batch, n_in), 0.3, 0))
@@ -114,7 +127,9 @@ def test_rates_move_toward_target(target):
         cell(random_spikes((steps, batch, n_in), 0.3, round_ + 1))
         trainer()
         trainer.update()
-    final = torch.stack([firing_rate(cell, random_spikes((steps, batch, n_in), 0.3, 1000 + i)) for i in range(4)]).mean(0)
+    final = torch.stack([firing_rate(cell, random_spikes((steps, batch, n_in), 0.3, 1000 + i)) for i in range(4)]).mean(
+        0
+    )
     error_before = (initial - rate_target).abs()
     error_after = (final - rate_target).abs()
     assert float(error_after.mean()) < 0.5 * float(error_before.mean())
@@ -142,11 +157,11 @@ def test_conv_weight_rows_use_position_mean():
 
 def test_refuses_cells_it_cannot_train():
     plain = make_cell(3, 2, 1)
-    with pytest.raises(ValueError, match="^cell"):
+    with pytest.raises(ValueError, match=r"^cell"):
         Homeostasis(target="threshold").register_cell("c", plain)  # LIF has no theta
-    with pytest.raises(ValueError, match="^cell"):
+    with pytest.raises(ValueError, match=r"^cell"):
         Homeostasis(target="bias").register_cell("c", plain)  # no bias
-    with pytest.raises(ValueError, match="^target"):
+    with pytest.raises(ValueError, match=r"^target"):
         Homeostasis(target="voltage")
-    with pytest.raises(ValueError, match="^rate_target"):
+    with pytest.raises(ValueError, match=r"^rate_target"):
         Homeostasis(rate_target=-0.1)

@@ -34,8 +34,7 @@ def explicit_unfold_1d(x, kernel, stride, padding, dilation):
     padded = [[0] * padding + list(row) + [0] * padding for row in x]
     positions = (length + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
     return [
-        [padded[c][p * stride + k * dilation] for c in range(channels) for k in range(kernel)]
-        for p in range(positions)
+        [padded[c][p * stride + k * dilation] for c in range(channels) for k in range(kernel)] for p in range(positions)
     ]
 
 
@@ -63,13 +62,15 @@ def reference_integer(pre, post, weight, p: IntegerSTDPParameters, seed, traces=
 
     def decay_and_set(trace, spiked, d):
         if isinstance(trace, list):
-            return [decay_and_set(a, b, d) for a, b in zip(trace, spiked)]
+            return [decay_and_set(a, b, d) for a, b in zip(trace, spiked, strict=True)]
         return p.trace_scale if spiked else (d * trace) >> p.trace_decay_shift
 
     def rounded(values, uniforms, nu):
         if isinstance(values, list):
-            return [rounded(a, (b if uniforms is not None else None), nu) for a, b in
-                    zip(values, uniforms if uniforms is not None else [None] * len(values))]
+            return [
+                rounded(a, (b if uniforms is not None else None), nu)
+                for a, b in zip(values, uniforms if uniforms is not None else [None] * len(values), strict=True)
+            ]
         return round_reference(nu * values, uniforms, k) if k else nu * values
 
     for t in range(steps):
@@ -137,7 +138,9 @@ def test_stochastic_round_matches_explicit_recomputation(seed, k, dtype):
         assert torch.equal(result, values)
         return
     uniforms = torch.rand(values.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float32)
-    expected = [round_reference(v, u, k) for v, u in zip(values.flatten().tolist(), uniforms.flatten().tolist())]
+    expected = [
+        round_reference(v, u, k) for v, u in zip(values.flatten().tolist(), uniforms.flatten().tolist(), strict=True)
+    ]
     assert result.flatten().tolist() == expected
 
 
@@ -235,8 +238,17 @@ def test_hand_computed_case():
     pre at 0 and 3, post at 2: x_pre = 100, 50, 25, 100; x_post = 0, 0, 100, 50.
     potentiation at 2: nu_post * 25 = 50; depression at 3: nu_pre * 50 = 150 (at 0: 0).
     """
-    p = IntegerSTDPParameters(trace_scale=100, trace_decay_pre=128, trace_decay_post=128, trace_decay_shift=8,
-                              nu_pre=3, nu_post=2, rounding_shift=0, w_min=-200, w_max=200)
+    p = IntegerSTDPParameters(
+        trace_scale=100,
+        trace_decay_pre=128,
+        trace_decay_post=128,
+        trace_decay_shift=8,
+        nu_pre=3,
+        nu_post=2,
+        rounding_shift=0,
+        w_min=-200,
+        w_max=200,
+    )
     pre = torch.tensor([1, 0, 0, 1]).reshape(4, 1, 1)
     post = torch.tensor([0, 0, 1, 0]).reshape(4, 1, 1)
     result = integer_stdp_window(pre, post, torch.tensor([[10]]), None, p)
@@ -270,7 +282,7 @@ def test_bit_identical_with_same_seed_and_bounds_hold():
         weight, traces, outputs = torch.zeros(8, 16, dtype=torch.int32), None, []
         for start in range(0, 50, 10):
             result = integer_stdp_window(
-                pre[start:start + 10], post[start:start + 10], weight, traces, p, threshold=threshold, generator=g
+                pre[start : start + 10], post[start : start + 10], weight, traces, p, threshold=threshold, generator=g
             )
             weight, traces = result.weight, result.traces
             outputs.append(result)
@@ -278,11 +290,11 @@ def test_bit_identical_with_same_seed_and_bounds_hold():
         return outputs
 
     first, second = run(7), run(7)
-    for a, b in zip(first, second):
+    for a, b in zip(first, second, strict=True):
         assert torch.equal(a.weight, b.weight) and torch.equal(a.potentiation, b.potentiation)
         assert torch.equal(a.depression, b.depression)
     other = run(8)
-    assert any(not torch.equal(a.potentiation, b.potentiation) for a, b in zip(first, other))
+    assert any(not torch.equal(a.potentiation, b.potentiation) for a, b in zip(first, other, strict=True))
 
 
 @given(seed=st.integers(0, 2**31 - 1), steps=st.integers(2, 6), split=st.integers(1, 5))
@@ -310,35 +322,35 @@ def test_window_equals_steps_and_chained_windows_without_rounding(seed, steps, s
 def test_bad_input_raises_named_errors():
     pre, post = torch.zeros(2, 1, 3, dtype=torch.bool), torch.zeros(2, 1, 2, dtype=torch.bool)
     weight = torch.zeros(2, 3, dtype=torch.int64)
-    with pytest.raises(ValueError, match="^weight"):
+    with pytest.raises(ValueError, match=r"^weight"):
         integer_stdp_window(pre, post, torch.full((2, 3), 0.5))
-    with pytest.raises(TypeError, match="^weight"):
+    with pytest.raises(TypeError, match=r"^weight"):
         integer_stdp_window(pre, post, torch.zeros(2, 3, dtype=torch.bool))
-    with pytest.raises(ValueError, match="^weight"):
+    with pytest.raises(ValueError, match=r"^weight"):
         integer_stdp_window(pre, post, torch.zeros(3, 2, dtype=torch.int64))
-    with pytest.raises(ValueError, match="^spikes_pre"):
+    with pytest.raises(ValueError, match=r"^spikes_pre"):
         integer_stdp_window(torch.full((2, 1, 3), 3), post, weight)
-    with pytest.raises(TypeError, match="^traces.trace_pre"):
+    with pytest.raises(TypeError, match=r"^traces\.trace_pre"):
         integer_stdp_window(pre, post, weight, IntegerTraces(torch.zeros(1, 3), torch.zeros(1, 2)))
-    with pytest.raises(ValueError, match="^traces.trace_post"):
-        integer_stdp_window(pre, post, weight, IntegerTraces(torch.zeros(1, 3, dtype=torch.int64),
-                                                             torch.zeros(1, 3, dtype=torch.int64)))
-    with pytest.raises(ValueError, match="^threshold"):
-        integer_stdp_window(pre, post, weight, None, IntegerSTDPParameters(max_threshold=1.0),
-                            threshold=torch.zeros(3))
-    with pytest.raises(TypeError, match="^generator"):
+    with pytest.raises(ValueError, match=r"^traces\.trace_post"):
+        integer_stdp_window(
+            pre, post, weight, IntegerTraces(torch.zeros(1, 3, dtype=torch.int64), torch.zeros(1, 3, dtype=torch.int64))
+        )
+    with pytest.raises(ValueError, match=r"^threshold"):
+        integer_stdp_window(pre, post, weight, None, IntegerSTDPParameters(max_threshold=1.0), threshold=torch.zeros(3))
+    with pytest.raises(TypeError, match=r"^generator"):
         integer_stdp_window(pre, post, weight, generator=0)
-    with pytest.raises(TypeError, match="^view"):
+    with pytest.raises(TypeError, match=r"^view"):
         integer_stdp_window(pre, post, weight, view="dense")
-    with pytest.raises(ValueError, match="^trace_decay_pre"):
+    with pytest.raises(ValueError, match=r"^trace_decay_pre"):
         IntegerSTDPParameters(trace_decay_pre=256, trace_decay_shift=8)
-    with pytest.raises(ValueError, match="^w_min"):
+    with pytest.raises(ValueError, match=r"^w_min"):
         IntegerSTDPParameters(w_min=5, w_max=4)
-    with pytest.raises(TypeError, match="^nu_pre"):
+    with pytest.raises(TypeError, match=r"^nu_pre"):
         IntegerSTDPParameters(nu_pre=0.5)
-    with pytest.raises(ValueError, match="^rounding_shift"):
+    with pytest.raises(ValueError, match=r"^rounding_shift"):
         IntegerSTDPParameters(rounding_shift=30)
-    with pytest.raises(TypeError, match="^value"):
+    with pytest.raises(TypeError, match=r"^value"):
         stochastic_round(torch.zeros(3), 2)
-    with pytest.raises(ValueError, match="^shift"):
+    with pytest.raises(ValueError, match=r"^shift"):
         stochastic_round(torch.zeros(3, dtype=torch.int64), -1)

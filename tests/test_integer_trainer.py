@@ -48,8 +48,13 @@ def integer_reference(pre, post, weight, threshold, generator, *, scale, decay_p
 
 def make_cell(n_in, n_out, batch, seed, neuron=None):
     generator = torch.Generator().manual_seed(seed)
-    connection = LinearDense(n_in, n_out, batch_size=batch, dtype=torch.float64,
-                             weight_init=lambda w: w.copy_(torch.randint(0, 40, w.shape, generator=generator)))  # fmt: skip
+    connection = LinearDense(
+        n_in,
+        n_out,
+        batch_size=batch,
+        dtype=torch.float64,
+        weight_init=lambda w: w.copy_(torch.randint(0, 40, w.shape, generator=generator)),
+    )
     if neuron is None:
         neuron = LIF(n_out, tau=2.0, v_threshold=15.0, batch_size=batch, dtype=torch.float64)
     cell = Cell(connection, neuron)
@@ -67,8 +72,18 @@ def random_spikes(shape, rate, seed):
     decay=st.integers(100, 250), threshold=st.sampled_from([None, 10.0]), seed=st.integers(0, 2**16),
 )  # fmt: skip
 def test_matches_naive_reference(n_in, n_out, batch, steps, rate, k, nu_pre, nu_post, decay, threshold, seed):
-    params = dict(trace_scale=100, trace_decay_pre=decay, trace_decay_post=decay - 50, trace_decay_shift=8,
-                  nu_pre=nu_pre, nu_post=nu_post, rounding_shift=k, w_min=0, w_max=60, max_threshold=threshold)  # fmt: skip
+    params = {
+        "trace_scale": 100,
+        "trace_decay_pre": decay,
+        "trace_decay_post": decay - 50,
+        "trace_decay_shift": 8,
+        "nu_pre": nu_pre,
+        "nu_post": nu_post,
+        "rounding_shift": k,
+        "w_min": 0,
+        "w_max": 60,
+        "max_threshold": threshold,
+    }
     row_thresholds = torch.arange(n_out, dtype=torch.float64) * 8.0  # rows 2+ are over 10
     cell = make_cell(n_in, n_out, batch, seed)
     trainer = IntegerSTDP(generator=torch.Generator().manual_seed(seed), threshold=row_thresholds, window=32, **params)
@@ -82,8 +97,17 @@ def test_matches_naive_reference(n_in, n_out, batch, steps, rate, k, nu_pre, nu_
     reference_params = {key: value for key, value in params.items() if key not in ("trace_scale", "trace_decay_pre",
                         "trace_decay_post", "trace_decay_shift", "rounding_shift")}  # fmt: skip
     expected = integer_reference(
-        pre, post, before, row_thresholds, torch.Generator().manual_seed(seed), scale=100, decay_pre=decay,
-        decay_post=decay - 50, shift=8, k=k, **reference_params,
+        pre,
+        post,
+        before,
+        row_thresholds,
+        torch.Generator().manual_seed(seed),
+        scale=100,
+        decay_pre=decay,
+        decay_post=decay - 50,
+        shift=8,
+        k=k,
+        **reference_params,
     )
     assert torch.equal(cell.connection.weight.detach(), expected)
 
@@ -133,7 +157,7 @@ def test_every_step_equals_one_call_without_rounding():
         trainer.update()
         results.append((potentiation, depression, cell.connection.weight.detach().clone()))
     assert results[0][0].sum() > 0 and results[0][1].sum() > 0
-    for per_step_value, window_value in zip(*results):
+    for per_step_value, window_value in zip(*results, strict=True):
         assert torch.equal(per_step_value, window_value)
 
 
@@ -155,15 +179,15 @@ def test_threshold_read_from_adaptive_neuron():
 def test_refuses_bad_configuration():
     cell = make_cell(3, 2, 1, 0)
     cell.connection.weight.data += 0.5
-    with pytest.raises(ValueError, match="^cell"):
+    with pytest.raises(ValueError, match=r"^cell"):
         IntegerSTDP().register_cell("c", cell)
     clamped = make_cell(3, 2, 1, 0)
     clamped.make_updater(clamp=(0.0, 10.0))
-    with pytest.raises(ValueError, match="^cell"):
+    with pytest.raises(ValueError, match=r"^cell"):
         IntegerSTDP().register_cell("c", clamped)
-    with pytest.raises(TypeError, match="^generator"):
+    with pytest.raises(TypeError, match=r"^generator"):
         IntegerSTDP(generator=3)
-    with pytest.raises(ValueError, match="^trace_decay_pre"):
+    with pytest.raises(ValueError, match=r"^trace_decay_pre"):
         IntegerSTDP(trace_decay_pre=300)
-    with pytest.raises(TypeError, match="^nu_post"):
+    with pytest.raises(TypeError, match=r"^nu_post"):
         IntegerSTDP(nu_post=0.5)

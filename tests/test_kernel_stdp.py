@@ -14,6 +14,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import F64, ScriptedNeuron, assert_close_relative, run, synapse_sites
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -27,16 +28,13 @@ from plastic.learn.kernel_stdp import (
 from plastic.neural.cell import Cell
 from plastic.neural.connections import Conv1d, Conv2d, LinearDense
 
-from helpers import F64, ScriptedNeuron, assert_close_relative, run, synapse_sites
-
-
 # --------------------------------------------------------------------------- helpers
 
 
 def dense_cell(n_in, n_out, batch, dt=1.0, delay=None, delays=None, **updater):
     kwargs = {}
     if delay is not None:
-        kwargs = dict(delay=delay, learn_delay_init=delays if delays is not None else "zeros")
+        kwargs = {"delay": delay, "learn_delay_init": delays if delays is not None else "zeros"}
     connection = LinearDense(n_in, n_out, batch_size=batch, dt=dt, dtype=F64, weight_init=(-0.5, 0.5), **kwargs)
     cell = Cell(connection, ScriptedNeuron(n_out, batch_size=batch, dt=dt))
     cell.make_updater(**updater)
@@ -150,14 +148,14 @@ def reference_reduction(name):
     return name
 
 
-common_cases = dict(
-    steps=st.integers(1, 8),
-    batch=st.integers(1, 5),
-    dt=st.sampled_from([0.5, 1.0, 1.25]),
-    rate_pre=st.floats(0.05, 0.7),
-    rate_post=st.floats(0.05, 0.7),
-    seed=st.integers(0, 2**31 - 1),
-)
+common_cases = {
+    "steps": st.integers(1, 8),
+    "batch": st.integers(1, 5),
+    "dt": st.sampled_from([0.5, 1.0, 1.25]),
+    "rate_pre": st.floats(0.05, 0.7),
+    "rate_post": st.floats(0.05, 0.7),
+    "seed": st.integers(0, 2**31 - 1),
+}
 
 
 # --------------------------------------------------------------------------- dense and conv
@@ -245,7 +243,7 @@ def _conv_spec(spec):
     kernel = spec["kernel"] if isinstance(spec["kernel"], tuple) else (spec["kernel"],) * dims
     dilation = (spec["dilation"],) * dims
     padding = (spec["padding"],) * dims
-    for size, k, d, p in zip(spec["in_size"], kernel, dilation, padding):
+    for size, k, d, p in zip(spec["in_size"], kernel, dilation, padding, strict=True):
         if size + 2 * p < d * (k - 1) + 1 or (spec["padding_mode"] == "reflect" and p >= size):
             spec["padding"] = 0
             spec["dilation"] = 1
@@ -337,11 +335,11 @@ def test_zero_delays_equal_kernel_stdp(
     generator = torch.Generator().manual_seed(seed)
     pre = spikes(generator, (steps, batch, n_in), rate_pre)
     post = spikes(generator, (steps, batch, n_out), rate_post)
-    exp_kwargs = dict(
-        kernel_post_kwargs={"eta_post": lr_post, "tau_post": tau_post},
-        kernel_pre_kwargs={"eta_pre": lr_pre, "tau_pre": tau_pre},
-        batch_reduction=reduction,
-    )
+    exp_kwargs = {
+        "kernel_post_kwargs": {"eta_post": lr_post, "tau_post": tau_post},
+        "kernel_pre_kwargs": {"eta_pre": lr_pre, "tau_pre": tau_pre},
+        "batch_reduction": reduction,
+    }
     plain, delayed = delay_pair(n_in, n_out, batch, dt, 3.0, torch.zeros(n_out, n_in, dtype=F64))
     # a second delayed cell for the delay-learning rule (it writes the delay accumulators)
     delayed_d = dense_cell(n_in, n_out, batch, dt, delay=3.0)
@@ -349,15 +347,27 @@ def test_zero_delays_equal_kernel_stdp(
     hat_delayed = dense_cell(n_in, n_out, batch, dt, delay=3.0)
     hat_delayed_d = dense_cell(n_in, n_out, batch, dt, delay=3.0)
     read_delayed = dense_cell(n_in, n_out, batch, dt, delay=3.0)
-    hat_kwargs = dict(kernel_post=hat_torch, kernel_post_kwargs={"amplitude": lr_post, "width": tau_post},
-                      kernel_pre_kwargs={"eta_pre": lr_pre, "tau_pre": tau_pre}, batch_reduction=reduction)  # fmt: skip
+    hat_kwargs = {
+        "kernel_post": hat_torch,
+        "kernel_post_kwargs": {"amplitude": lr_post, "width": tau_post},
+        "kernel_pre_kwargs": {"eta_pre": lr_pre, "tau_pre": tau_pre},
+        "batch_reduction": reduction,
+    }
 
     trainers = [
         (KernelSTDP(**exp_kwargs), plain),
-        (DelayAdjustedSTDP(lr_post=lr_post, lr_pre=lr_pre, tau_post=tau_post, tau_pre=tau_pre,
-                           batch_reduction=reduction), delayed),  # fmt: skip
-        (DelayAdjustedSTDPD(lr_post=lr_post, lr_pre=lr_pre, tau_post=tau_post, tau_pre=tau_pre,
-                            batch_reduction=reduction), delayed_d),  # fmt: skip
+        (
+            DelayAdjustedSTDP(
+                lr_post=lr_post, lr_pre=lr_pre, tau_post=tau_post, tau_pre=tau_pre, batch_reduction=reduction
+            ),
+            delayed,
+        ),
+        (
+            DelayAdjustedSTDPD(
+                lr_post=lr_post, lr_pre=lr_pre, tau_post=tau_post, tau_pre=tau_pre, batch_reduction=reduction
+            ),
+            delayed_d,
+        ),
         (KernelSTDP(**exp_kwargs, delayed=True), read_delayed),
         (KernelSTDP(**hat_kwargs), hat_plain),
         (DelayAdjustedKernelSTDP(**hat_kwargs), hat_delayed),

@@ -55,14 +55,18 @@ def test_rectangular_edges():
 
 def test_gaussian_and_symmetric_exp_hand_values():
     delta = torch.tensor([2.0, 5.0, -1.0, INF, NAN], dtype=torch.float64)
-    _same(gaussian(delta, amplitude=2.0, center=2.0, sigma=3.0), [2.0, 2.0 * math.exp(-0.5), 2.0 * math.exp(-0.5), 0.0, NAN])
-    _same(symmetric_exp(delta, amplitude=0.5, tau=2.0), [0.5 * math.exp(-1.0), 0.5 * math.exp(-2.5), 0.5 * math.exp(-0.5), 0.0, NAN])
+    _same(
+        gaussian(delta, amplitude=2.0, center=2.0, sigma=3.0),
+        [2.0, 2.0 * math.exp(-0.5), 2.0 * math.exp(-0.5), 0.0, NAN],
+    )
+    _same(
+        symmetric_exp(delta, amplitude=0.5, tau=2.0),
+        [0.5 * math.exp(-1.0), 0.5 * math.exp(-2.5), 0.5 * math.exp(-0.5), 0.0, NAN],
+    )
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize(
-    "kernel", [exp_post, exp_pre, mexican_hat, rectangular, gaussian, symmetric_exp]
-)
+@pytest.mark.parametrize("kernel", [exp_post, exp_pre, mexican_hat, rectangular, gaussian, symmetric_exp])
 def test_kernels_keep_shape_and_dtype_and_follow_the_protocol(kernel, dtype):
     delta = torch.linspace(-30, 30, 24, dtype=dtype).reshape(2, 3, 4)
     out = kernel(delta)
@@ -92,7 +96,7 @@ def test_hebbian_sign_convention(eta_post, eta_pre, tau_post, tau_pre, deltas):
     delta = torch.tensor(deltas, dtype=torch.float64)
     values = exp_post(delta, eta_post, tau_post) + exp_pre(delta, eta_pre, tau_pre)
     potentiation, depression = split_kernel_values(values)
-    for d, up, down in zip(deltas, potentiation.tolist(), depression.tolist()):
+    for d, up, down in zip(deltas, potentiation.tolist(), depression.tolist(), strict=True):
         if d >= 0:  # causal pair: potentiation only
             assert up == pytest.approx(eta_post * math.exp(-d / tau_post), rel=1e-12) and down == 0
         else:  # anti-causal pair: depression only, as a positive magnitude
@@ -108,19 +112,19 @@ def test_split_kernel_values_drops_nan():
 
 def test_bad_parameters_are_named():
     delta = torch.zeros(3)
-    with pytest.raises(ValueError, match="^tau_post"):
+    with pytest.raises(ValueError, match=r"^tau_post"):
         exp_post(delta, tau_post=0.0)
-    with pytest.raises(ValueError, match="^tau_pre"):
+    with pytest.raises(ValueError, match=r"^tau_pre"):
         exp_pre(delta, tau_pre=-1.0)
-    with pytest.raises(ValueError, match="^sigma"):
+    with pytest.raises(ValueError, match=r"^sigma"):
         mexican_hat(delta, sigma=torch.tensor([1.0, 0.0, 1.0]))
-    with pytest.raises(ValueError, match="^stop"):
+    with pytest.raises(ValueError, match=r"^stop"):
         rectangular(delta, start=2.0, stop=1.0)
-    with pytest.raises(TypeError, match="^delta"):
+    with pytest.raises(TypeError, match=r"^delta"):
         exp_post(torch.zeros(3, dtype=torch.int64))
-    with pytest.raises(TypeError, match="^delta"):
+    with pytest.raises(TypeError, match=r"^delta"):
         exp_post([0.0, 1.0])
-    with pytest.raises(ValueError, match="^eta_post"):
+    with pytest.raises(ValueError, match=r"^eta_post"):
         exp_post(delta, eta_post=NAN)
-    with pytest.raises(TypeError, match="^values"):
+    with pytest.raises(TypeError, match=r"^values"):
         split_kernel_values(torch.zeros(2, dtype=torch.int32))

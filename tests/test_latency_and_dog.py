@@ -31,13 +31,13 @@ def test_latency_is_monotone_in_intensity():
 
 
 def test_latency_bad_input():
-    with pytest.raises(ValueError, match="^intensities"):
+    with pytest.raises(ValueError, match=r"^intensities"):
         latency_encode(torch.tensor([[1.5]]), 3)
-    with pytest.raises(ValueError, match="^intensities"):
+    with pytest.raises(ValueError, match=r"^intensities"):
         latency_encode(torch.tensor([[math.nan]]), 3)
-    with pytest.raises(ValueError, match="^steps"):
+    with pytest.raises(ValueError, match=r"^steps"):
         latency_encode(torch.tensor([[0.5]]), 0)
-    with pytest.raises(TypeError, match="^steps"):
+    with pytest.raises(TypeError, match=r"^steps"):
         LatencyEncoder(2.0)
 
 
@@ -54,9 +54,9 @@ def test_difference_of_gaussians_closed_form():
     raw = centre / centre.sum() - surround / surround.sum()
     assert math.isclose(float(kernel[2, 2]), float(raw[2, 2] - raw.mean()), rel_tol=1e-12)
     assert kernel[2, 2] > 0 and kernel[0, 0] < 0
-    with pytest.raises(ValueError, match="^size"):
+    with pytest.raises(ValueError, match=r"^size"):
         difference_of_gaussians(4, 1.0, 2.0)
-    with pytest.raises(ValueError, match="^sigma_surround"):
+    with pytest.raises(ValueError, match=r"^sigma_surround"):
         difference_of_gaussians(3, 1.0, 1.0)
 
 
@@ -71,7 +71,7 @@ def test_on_off_centre_responses():
     assert bool((responses >= 0).all()) and not bool((responses[0, 0] * responses[0, 1]).any())
     uniform = on_off_centre(torch.ones(1, 5, 5), kernel)
     assert float(uniform[:, :, 1:4, 1:4].abs().max()) < 1e-6  # zero response inside a uniform patch
-    with pytest.raises(ValueError, match="^kernel"):
+    with pytest.raises(ValueError, match=r"^kernel"):
         on_off_centre(image, torch.ones(2, 2))
-    with pytest.raises(ValueError, match="^images"):
+    with pytest.raises(ValueError, match=r"^images"):
         on_off_centre(torch.ones(5, 5), kernel)

@@ -107,7 +107,7 @@ def test_synapse_filter_learnable_initial_tau_and_gradient() -> None:
     k = 1.0 / (1.0 + torch.exp(-w))
     current = torch.zeros((), dtype=torch.float64)
     reference_loss = torch.zeros((), dtype=torch.float64)
-    for s, c in zip([1.0, 0.0, 0.0, 1.0, 0.0], [0.3, -1.0, 2.0, 0.5, 1.5]):
+    for s, c in zip([1.0, 0.0, 0.0, 1.0, 0.0], [0.3, -1.0, 2.0, 0.5, 1.5], strict=True):
         current = current - (1.0 - s) * current * k + s
         reference_loss = reference_loss + c * current
     reference_loss.backward()
@@ -117,7 +117,9 @@ def test_synapse_filter_learnable_initial_tau_and_gradient() -> None:
     # Central finite difference in w of the closed-form per-step loss.
     def closed_loss(weight: float) -> float:
         inv = 1.0 / (1.0 + math.exp(-weight))
-        return sum(c * i for c, i in zip([0.3, -1.0, 2.0, 0.5, 1.5], filter_reference([1, 0, 0, 1, 0], 1.0 / inv)))
+        return sum(
+            c * i for c, i in zip([0.3, -1.0, 2.0, 0.5, 1.5], filter_reference([1, 0, 0, 1, 0], 1.0 / inv), strict=True)
+        )
 
     eps = 1e-6
     finite = (closed_loss(w0 + eps) - closed_loss(w0 - eps)) / (2 * eps)
@@ -147,24 +149,24 @@ def test_synapse_filter_float_spikes_keep_gradients() -> None:
 
 
 def test_synapse_filter_rejects_bad_input_without_changing_state() -> None:
-    with pytest.raises(ValueError, match="^tau"):
+    with pytest.raises(ValueError, match=r"^tau"):
         SynapseFilter(1.0, learnable=True)
-    with pytest.raises(ValueError, match="^tau"):
+    with pytest.raises(ValueError, match=r"^tau"):
         SynapseFilter(0.5)
-    with pytest.raises(ValueError, match="^tau"):
+    with pytest.raises(ValueError, match=r"^tau"):
         SynapseFilter(float("nan"))
-    with pytest.raises(ValueError, match="^step_mode"):
+    with pytest.raises(ValueError, match=r"^step_mode"):
         SynapseFilter(2.0, step_mode="multi")
     layer = SynapseFilter(2.0)
     layer(torch.tensor([[1.0, 0.0]]))
     before = layer.current.clone()
-    with pytest.raises(ValueError, match="^inputs"):
+    with pytest.raises(ValueError, match=r"^inputs"):
         layer(torch.tensor([[0.5, 0.0]]))
-    with pytest.raises(ValueError, match="^inputs"):
+    with pytest.raises(ValueError, match=r"^inputs"):
         layer(torch.tensor([[float("nan"), 0.0]]))
-    with pytest.raises(ValueError, match="^inputs"):
+    with pytest.raises(ValueError, match=r"^inputs"):
         layer(torch.tensor([[1.0, 0.0, 1.0]]))
-    with pytest.raises(TypeError, match="^inputs"):
+    with pytest.raises(TypeError, match=r"^inputs"):
         layer([[1.0, 0.0]])
     torch.testing.assert_close(layer.current, before)
     layer.reset()
@@ -254,16 +256,16 @@ def test_delay_bounded_state_and_bad_input() -> None:
     for _ in range(10):
         layer(torch.ones(2, 4))
     assert layer.history.shape == (3, 2, 4)
-    with pytest.raises(ValueError, match="^delay_steps"):
+    with pytest.raises(ValueError, match=r"^delay_steps"):
         Delay(-1)
-    with pytest.raises(TypeError, match="^delay_steps"):
+    with pytest.raises(TypeError, match=r"^delay_steps"):
         Delay(1.5)
     before = layer.history.clone()
-    with pytest.raises(ValueError, match="^inputs"):
+    with pytest.raises(ValueError, match=r"^inputs"):
         layer(torch.ones(2, 5))
-    with pytest.raises(ValueError, match="^inputs"):
+    with pytest.raises(ValueError, match=r"^inputs"):
         layer(torch.full((2, 4), float("nan")))
-    with pytest.raises(TypeError, match="^inputs"):
+    with pytest.raises(TypeError, match=r"^inputs"):
         layer(torch.ones(2, 4, dtype=torch.float64))
     assert torch.equal(layer.history, before)
     layer.reset()
@@ -298,11 +300,11 @@ def test_voting_layer_hand_case() -> None:
 
 
 def test_voting_layer_bad_input() -> None:
-    with pytest.raises(ValueError, match="^inputs"):
+    with pytest.raises(ValueError, match=r"^inputs"):
         VotingLayer(4)(torch.ones(2, 6))
-    with pytest.raises(ValueError, match="^voting_size"):
+    with pytest.raises(ValueError, match=r"^voting_size"):
         VotingLayer(0)
-    with pytest.raises(ValueError, match="^inputs"):
+    with pytest.raises(ValueError, match=r"^inputs"):
         VotingLayer(2, step_mode="window")(torch.ones(2, 6))
 
 
@@ -379,7 +381,7 @@ def test_classifier_incremental_equals_fit_and_reference(
     fitted = MaxRateClassifier(neurons, classes).fit(counts, labels)
     assert fitted.assignments.tolist() == assignments_reference(counts, labels, classes)
     incremental = MaxRateClassifier(neurons, classes)
-    for chunk_counts, chunk_labels in zip(counts.chunk(batches), labels.chunk(batches)):
+    for chunk_counts, chunk_labels in zip(counts.chunk(batches), labels.chunk(batches), strict=True):
         incremental.update(chunk_counts, chunk_labels)
     assert incremental.response_sums.shape == (classes, neurons)
     incremental.assign()
@@ -395,23 +397,23 @@ def test_classifier_bad_input_and_state() -> None:
     counts = torch.tensor([[1.0, 0.0, 2.0], [0.0, 3.0, 0.0]])
     classifier.update(counts, torch.tensor([0, 1]))
     sums = classifier.response_sums.clone()
-    with pytest.raises(ValueError, match="^labels"):
+    with pytest.raises(ValueError, match=r"^labels"):
         classifier.update(counts, torch.tensor([0, 2]))
-    with pytest.raises(ValueError, match="^labels"):
+    with pytest.raises(ValueError, match=r"^labels"):
         classifier.update(counts, torch.tensor([0, -1]))
-    with pytest.raises(ValueError, match="^labels"):
+    with pytest.raises(ValueError, match=r"^labels"):
         classifier.update(counts, torch.tensor([0, 1, 1]))
-    with pytest.raises(TypeError, match="^labels"):
+    with pytest.raises(TypeError, match=r"^labels"):
         classifier.update(counts, torch.tensor([0.0, 1.0]))
-    with pytest.raises(ValueError, match="^spike_counts"):
+    with pytest.raises(ValueError, match=r"^spike_counts"):
         classifier.update(torch.ones(2, 4), torch.tensor([0, 1]))
-    with pytest.raises(ValueError, match="^spike_counts"):
+    with pytest.raises(ValueError, match=r"^spike_counts"):
         classifier.update(-counts, torch.tensor([0, 1]))
-    with pytest.raises(ValueError, match="^spike_counts"):
+    with pytest.raises(ValueError, match=r"^spike_counts"):
         classifier.update(torch.full((2, 3), float("nan")), torch.tensor([0, 1]))
     assert torch.equal(classifier.response_sums, sums)
     assert classifier.class_samples.tolist() == [1, 1]
-    with pytest.raises(ValueError, match="^num_classes"):
+    with pytest.raises(ValueError, match=r"^num_classes"):
         MaxRateClassifier(3, 0)
 
 

@@ -63,7 +63,9 @@ def random_spikes(shape, rate, seed):
 def make_layer(n_in, n_out, seed):
     layer = nn.Linear(n_in, n_out, bias=False, dtype=torch.float64)
     with torch.no_grad():
-        layer.weight.copy_(torch.rand(layer.weight.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64))
+        layer.weight.copy_(
+            torch.rand(layer.weight.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+        )
     return layer
 
 
@@ -126,7 +128,7 @@ def test_grad_accumulates():
 
 def conv_reference(pre, post, kernel, **rule):
     """Conv1d (stride 1, no padding) as a dense rule per output position on the explicit receptive field."""
-    steps, batch, c_in, length = pre.shape
+    steps, batch, c_in, _length = pre.shape
     c_out, positions = post.shape[2], post.shape[3]
     dw = torch.zeros(c_out, c_in, kernel, dtype=torch.float64)
     for p in range(positions):
@@ -171,8 +173,12 @@ def test_reward_learners_sgd_loop(trace):
     steps, batch = 14, 2
     layer = make_layer(4, 3, 5)
     neuron = LIF(3, tau=2.0, v_threshold=0.4, batch_size=batch, dtype=torch.float64)
-    kwargs = dict(tau_pre=10.0, tau_post=15.0, eta_pre=0.7, eta_post=1.0, learning_rate=0.5)
-    learner = MSTDPETLearner(layer, neuron, tau_eligibility=12.0, **kwargs) if trace else MSTDPLearner(layer, neuron, **kwargs)
+    kwargs = {"tau_pre": 10.0, "tau_post": 15.0, "eta_pre": 0.7, "eta_post": 1.0, "learning_rate": 0.5}
+    learner = (
+        MSTDPETLearner(layer, neuron, tau_eligibility=12.0, **kwargs)
+        if trace
+        else MSTDPLearner(layer, neuron, **kwargs)
+    )
     optimizer = torch.optim.SGD(layer.parameters(), lr=1.0)
     before = layer.weight.detach().clone()
     inputs = random_spikes((steps, batch, 4), 0.5, 5)
@@ -203,11 +209,14 @@ def test_recorded_memory_is_bounded():
             held = sum(x.numel() for side in learner._records.values() for x in side)
             assert held <= 5 * 2 * (4 + 3)
     dw = learner.step(on_grad=False)
-    expected = stdp_reference(inputs, torch.stack(posts), dt=1.0, tau_pre=20.0, tau_post=20.0, eta_pre=0.2, eta_post=1.0)
+    expected = stdp_reference(
+        inputs, torch.stack(posts), dt=1.0, tau_pre=20.0, tau_post=20.0, eta_pre=0.2, eta_post=1.0
+    )
     torch.testing.assert_close(dw, expected, rtol=1e-9, atol=1e-12)
     assert learner.recorded_steps == 0
 
-    reward_learner = MSTDPLearner(layer, neuron, window=3)
+    # the learner acts through the hooks it puts on layer and neuron: stepping them past its window raises
+    _reward_learner = MSTDPLearner(layer, neuron, window=3)
     with torch.no_grad(), pytest.raises(RuntimeError, match="window"):
         for t in range(5):
             neuron(layer(inputs[t]))
@@ -229,11 +238,11 @@ def test_enable_disable_reset_and_detached_records():
     assert "trace_pre" in dict(learner.named_buffers())
     learner.reset()
     assert learner.recorded_steps == 0 and not dict(learner.named_buffers())
-    with pytest.raises(ValueError, match="^spikes_pre"):
+    with pytest.raises(ValueError, match=r"^spikes_pre"):
         layer(torch.full((1, 3), 0.5, dtype=torch.float64))
-    with pytest.raises(TypeError, match="^layer"):
+    with pytest.raises(TypeError, match=r"^layer"):
         STDPLearner(nn.ReLU(), neuron)
-    with pytest.raises(ValueError, match="^tau_pre"):
+    with pytest.raises(ValueError, match=r"^tau_pre"):
         STDPLearner(layer, neuron, tau_pre=0.0)
-    with pytest.raises(ValueError, match="^scale"):
+    with pytest.raises(ValueError, match=r"^scale"):
         learner.step(scale=-1.0)

@@ -109,7 +109,7 @@ def test_parse_target_forms():
     assert str(parse_target("delta:neuron.voltage")) == "delta:neuron.voltage"
     assert parse_target("output:1").index == 1
     for bad in ("", "attr:", "input:x", "what:ever", "neuron..spike"):
-        with pytest.raises((ValueError, TypeError), match="^target"):
+        with pytest.raises((ValueError, TypeError), match=r"^target"):
             parse_target(bad)
 
 
@@ -169,11 +169,11 @@ def test_delta_target_is_change_across_forward():
     cell.step_mode = "window"
     cell(train)
     assert torch.equal(monitor.peek(), train.sum(0))  # one observation per forward
-    with pytest.raises(ValueError, match="^hook"):
+    with pytest.raises(ValueError, match=r"^hook"):
         Monitor(PassthroughReducer(), cell, "delta:neuron.voltage", hook="pre")
-    with pytest.raises(ValueError, match="^hook"):
+    with pytest.raises(ValueError, match=r"^hook"):
         Monitor(PassthroughReducer(), cell, "output", hook="pre")
-    with pytest.raises(ValueError, match="^target"):
+    with pytest.raises(ValueError, match=r"^target"):
         Monitor(PassthroughReducer(), cell, "neuronz.spike")
 
 
@@ -202,7 +202,7 @@ def test_train_eval_gating():
     assert torch.equal(in_training.peek(), ones) and int(in_training.reducer.count) == 2
     assert torch.equal(in_evaluation.peek(), zeros) and int(in_evaluation.reducer.count) == 1
     torch.testing.assert_close(always.peek(), torch.full((2, 3), 2 / 3))
-    with pytest.raises(ValueError, match="^train_only"):
+    with pytest.raises(ValueError, match=r"^train_only"):
         Monitor(CumulativeAverageReducer(), cell, "input", train_only="sometimes")
 
 
@@ -242,7 +242,7 @@ def test_shape_change_through_monitor_raises_named_error():
     monitor = Monitor(EventTimeReducer(), cell, "input")
     cell(torch.ones(2, 3))
     before = monitor.peek()
-    with pytest.raises(ValueError, match="^value"):
+    with pytest.raises(ValueError, match=r"^value"):
         cell(torch.ones(1, 3))
     torch.testing.assert_close(monitor.peek(), before, equal_nan=True)
 
@@ -272,7 +272,7 @@ def test_pool_shares_identical_monitors_and_counts_users():
         pool.release(monitor)
     assert hook_count(cell) == 0 and len(pool) == 0
     assert not cell._forward_hooks and not cell._forward_pre_hooks
-    with pytest.raises(ValueError, match="^monitor"):
+    with pytest.raises(ValueError, match=r"^monitor"):
         pool.release(first)
 
 

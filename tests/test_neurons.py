@@ -157,9 +157,9 @@ def test_surrogate_backward_is_derivative_of_smooth_primitive(surrogate, primiti
 
 
 def test_surrogate_rejects_bad_alpha():
-    with pytest.raises(ValueError, match="^alpha"):
+    with pytest.raises(ValueError, match=r"^alpha"):
         ATan(0.0)
-    with pytest.raises(TypeError, match="^alpha"):
+    with pytest.raises(TypeError, match=r"^alpha"):
         Sigmoid("4")
 
 
@@ -341,17 +341,17 @@ def neuron_cases(draw, dtypes=(torch.float32, torch.float64)):
 
 
 def _make(case, step_mode):
-    common = dict(
-        reset=case["reset"],
-        detach_reset=case["detach_reset"],
-        refractory=case["refractory"],
-        surrogate=_surrogate(*case["surrogate"]),
-        batch_size=case["batch"],
-        step_mode=step_mode,
-        dtype=case["dtype"],
-        v_threshold=1.0,
-        v_reset=0.0,
-    )
+    common = {
+        "reset": case["reset"],
+        "detach_reset": case["detach_reset"],
+        "refractory": case["refractory"],
+        "surrogate": _surrogate(*case["surrogate"]),
+        "batch_size": case["batch"],
+        "step_mode": step_mode,
+        "dtype": case["dtype"],
+        "v_threshold": 1.0,
+        "v_reset": 0.0,
+    }
     if case["kind"] == "if":
         return IF(case["shape"], **common)
     if case["kind"] == "lif":
@@ -452,7 +452,7 @@ def _check_window_backward(case):
     assert "NeuronWindow" in type(result.spikes.grad_fn).__name__  # one fused node
     loss = (result.spikes * weight_spikes).sum() + (result.voltages * weight_voltages).sum()
     grads = torch.autograd.grad(loss, (inputs, voltage0))
-    for got, expected in zip(grads, ref_grads):
+    for got, expected in zip(grads, ref_grads, strict=True):
         torch.testing.assert_close(got, expected, rtol=0, atol=1e-8)
 
     # The module's single-step loop (autograd per step) gives the same gradients.
@@ -462,7 +462,7 @@ def _check_window_backward(case):
         (module(inputs[t]) * weight_spikes[t]).sum() + (module.voltage * weight_voltages[t]).sum()
         for t in range(case["steps"])
     )
-    for got, expected in zip(torch.autograd.grad(loss, (inputs, voltage0)), ref_grads):
+    for got, expected in zip(torch.autograd.grad(loss, (inputs, voltage0)), ref_grads, strict=True):
         torch.testing.assert_close(got, expected, rtol=0, atol=1e-8)
 
 
@@ -475,9 +475,20 @@ def _check_window_backward(case):
 def test_window_backward_every_configuration(kind, reset, detach_reset, surrogate, refractory, decay_input):
     # Deterministic sweep of every option with a window long enough for the
     # adaptive threshold and the refractory period to matter.
-    case = dict(kind=kind, reset=reset, detach_reset=detach_reset, surrogate=surrogate,
-                refractory=refractory, tau=1.5, decay_input=decay_input, shape=(3,), batch=2, steps=12,
-                dtype=torch.float64, seed=7)
+    case = {
+        "kind": kind,
+        "reset": reset,
+        "detach_reset": detach_reset,
+        "surrogate": surrogate,
+        "refractory": refractory,
+        "tau": 1.5,
+        "decay_input": decay_input,
+        "shape": (3,),
+        "batch": 2,
+        "steps": 12,
+        "dtype": torch.float64,
+        "seed": 7,
+    }
     _check_window_backward(case)
 
 
@@ -525,9 +536,7 @@ def test_gradcheck_window_voltages_with_detached_reset(kind, reset):
     def voltages(x, v0):
         return neuron_window(x, v0, kind=kind, tau=1.7, reset=reset, detach_reset=True)[1]
 
-    assert torch.autograd.gradcheck(
-        voltages, (inputs.requires_grad_(), voltage0.requires_grad_()), eps=1e-6, atol=1e-7
-    )
+    assert torch.autograd.gradcheck(voltages, (inputs.requires_grad_(), voltage0.requires_grad_()), eps=1e-6, atol=1e-7)
 
 
 # ----------------------------------------------------------------------------
@@ -554,21 +563,19 @@ def test_empty_window_returns_initial_state():
 
 def test_functional_validation_names_arguments():
     voltage = torch.zeros(2, 3)
-    with pytest.raises(ValueError, match="^inputs"):
+    with pytest.raises(ValueError, match=r"^inputs"):
         neuron_step(torch.full((2, 3), float("nan")), voltage)
-    with pytest.raises(ValueError, match="^state.voltage"):
+    with pytest.raises(ValueError, match=r"^state\.voltage"):
         neuron_step(torch.zeros(2, 4), voltage)
-    with pytest.raises(TypeError, match="^state.voltage"):
+    with pytest.raises(TypeError, match=r"^state\.voltage"):
         neuron_window(torch.zeros(4, 2, 3, dtype=torch.float64), voltage)
-    with pytest.raises(TypeError, match="^inputs"):
+    with pytest.raises(TypeError, match=r"^inputs"):
         neuron_window(torch.zeros(4, 2, 3, dtype=torch.int64), voltage)
-    with pytest.raises(ValueError, match="^state.theta"):
+    with pytest.raises(ValueError, match=r"^state\.theta"):
         neuron_step_state(torch.zeros(2, 3), NeuronState(voltage, None, torch.zeros(2, 3)), NeuronParams())
-    with pytest.raises(TypeError, match="^state.refractory_remaining"):
-        neuron_step_state(
-            torch.zeros(2, 3), NeuronState(voltage, torch.zeros(2, 3)), NeuronParams(refractory_steps=1)
-        )
-    with pytest.raises(ValueError, match="^tau"):
+    with pytest.raises(TypeError, match=r"^state\.refractory_remaining"):
+        neuron_step_state(torch.zeros(2, 3), NeuronState(voltage, torch.zeros(2, 3)), NeuronParams(refractory_steps=1))
+    with pytest.raises(ValueError, match=r"^tau"):
         neuron_window(torch.zeros(4, 2, 3), voltage, tau=0.5)
 
 
@@ -627,7 +634,7 @@ def test_bad_inputs_leave_state_unchanged(step_mode, bad, error):
     before = {key: value.clone() for key, value in neuron.state_dict().items()}
     spike_before = neuron.spike.clone()
     neuron.step_mode = step_mode
-    with pytest.raises(error, match="^inputs"):
+    with pytest.raises(error, match=r"^inputs"):
         neuron(bad)
     after = neuron.state_dict()
     assert before.keys() == after.keys()
@@ -638,11 +645,13 @@ def test_bad_inputs_leave_state_unchanged(step_mode, bad, error):
 
 def test_wrong_batch_error_mentions_batch_size():
     neuron = LIF(4, batch_size=2)
-    with pytest.raises(ValueError, match="^inputs: .*batch_size=2"):
+    with pytest.raises(ValueError, match=r"^inputs: .*batch_size=2"):
         neuron(torch.zeros(3, 4))
 
 
-@pytest.mark.parametrize("factory", [lambda: IF((2, 2), refractory=1.0), lambda: LIF(3), lambda: AdaptiveLIF(3, refractory=2.0)])
+@pytest.mark.parametrize(
+    "factory", [lambda: IF((2, 2), refractory=1.0), lambda: LIF(3), lambda: AdaptiveLIF(3, refractory=2.0)]
+)
 def test_state_dict_round_trip(factory):
     source = factory()
     shape = (source.batch_size, *source.shape)
@@ -668,7 +677,7 @@ def test_to_float64_moves_state_and_runs():
     assert neuron.theta.tolist() == pytest.approx([0.1] * 3)
     out = neuron(torch.full((2, 3), 0.5, dtype=torch.float64))
     assert out.dtype == torch.float64
-    with pytest.raises(TypeError, match="^inputs"):
+    with pytest.raises(TypeError, match=r"^inputs"):
         neuron(torch.zeros(2, 3))
 
 
@@ -682,7 +691,7 @@ def test_batch_size_setter_reallocates_and_resets():
     assert neuron.spike.shape == (3, 2) and not neuron.spike.any()
     assert torch.equal(neuron.theta, theta)
     neuron(torch.zeros(3, 2))
-    with pytest.raises(TypeError, match="^batch_size"):
+    with pytest.raises(TypeError, match=r"^batch_size"):
         neuron.batch_size = 2.0
 
 
@@ -705,7 +714,7 @@ def test_eval_and_no_grad_give_identical_forward(step_mode):
     assert outputs["train"][0].requires_grad
     for how in ("eval", "no_grad"):
         assert outputs[how][0].grad_fn is None and outputs[how][1].grad_fn is None
-        for got, expected in zip(outputs[how], outputs["train"]):
+        for got, expected in zip(outputs[how], outputs["train"], strict=True):
             assert torch.equal(got, expected.detach())
 
 
@@ -755,5 +764,5 @@ def test_lif_tau_is_in_time_units():
     expected = [1 - (1 - 1 / 20) ** t for t in range(1, 6)]
     assert voltages == pytest.approx(expected, rel=1e-12)
     assert neuron.tau == pytest.approx(10.0)
-    with pytest.raises(ValueError, match="^tau"):
+    with pytest.raises(ValueError, match=r"^tau"):
         LIF(1, tau=0.4, dt=0.5)

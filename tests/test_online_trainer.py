@@ -38,8 +38,13 @@ def online_reference(pre, post, *, dt, tau_pre, tau_post, a_post, a_pre, trace):
 
 def make_cell(n_in, n_out, batch, seed=0, **updater):
     generator = torch.Generator().manual_seed(seed)
-    connection = LinearDense(n_in, n_out, batch_size=batch, dtype=torch.float64,
-                             weight_init=lambda w: w.copy_(torch.rand(w.shape, generator=generator, dtype=w.dtype)))  # fmt: skip
+    connection = LinearDense(
+        n_in,
+        n_out,
+        batch_size=batch,
+        dtype=torch.float64,
+        weight_init=lambda w: w.copy_(torch.rand(w.shape, generator=generator, dtype=w.dtype)),
+    )
     cell = Cell(connection, LIF(n_out, tau=2.0, v_threshold=0.5, batch_size=batch, dtype=torch.float64))
     OnlineSTDP.make_updater(cell, **updater)
     return cell
@@ -55,7 +60,7 @@ def random_spikes(shape, rate, seed):
     tau_post=st.floats(2.0, 40.0), trace=st.sampled_from(["nearest", "cumulative"]), seed=st.integers(0, 2**16),
 )  # fmt: skip
 def test_rule_matches_reference(n_in, n_out, batch, steps, rate, dt, tau_pre, tau_post, trace, seed):
-    params = dict(tau_pre=tau_pre, tau_post=tau_post, a_post=0.3, a_pre=0.2)
+    params = {"tau_pre": tau_pre, "tau_post": tau_post, "a_post": 0.3, "a_pre": 0.2}
     cell = make_cell(n_in, n_out, batch, seed, w_norm=n_in / 10)
     cell.connection.dt = cell.neuron.dt = dt
     trainer = OnlineSTDP(trace=trace, window=32, w_norm=n_in / 10, **params)
@@ -145,9 +150,9 @@ def test_refuses_misconfigured_updater():
     connection = LinearDense(4, 2, dtype=torch.float64)
     cell = Cell(connection, LIF(2, dtype=torch.float64))
     cell.make_updater()  # no normalisation
-    with pytest.raises(ValueError, match="^cell"):
+    with pytest.raises(ValueError, match=r"^cell"):
         OnlineSTDP().register_cell("c", cell)
-    with pytest.raises(ValueError, match="^variant"):
+    with pytest.raises(ValueError, match=r"^variant"):
         OnlineSTDP(variant="sometimes")
-    with pytest.raises(ValueError, match="^w_min"):
+    with pytest.raises(ValueError, match=r"^w_min"):
         OnlineSTDP(w_min=2.0, w_max=1.0)

@@ -5,17 +5,12 @@ convolutions against per-site enumeration, and named errors."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
 import pytest
 import torch
-from hypothesis import given
-from hypothesis import strategies as st
-
-from plastic.functional.pairing_schemes import NO_SPIKE, PairingState
-from plastic.functional.stdp import stdp_step, stdp_window
-
 from helpers import (
     assert_close_relative,
     conv_specs,
@@ -25,12 +20,18 @@ from helpers import (
     make_cell,
     pair_sums,
 )
+from hypothesis import given
+from hypothesis import strategies as st
+
+from plastic.functional.pairing_schemes import NO_SPIKE, PairingState
+from plastic.functional.stdp import stdp_step, stdp_window
 
 SCHEMES = ("all", "nearest", "symmetric", "presynaptic_centred", "restricted")
 
+
 def brute_force(pre, post, scheme, decay_pre, decay_post, amp_pre, amp_post):
     """Per-sample ``[B, N_out, N_in]`` products of a dense layer, synapse by synapse."""
-    steps, batch, n_in = pre.shape
+    _steps, batch, n_in = pre.shape
     n_out = post.shape[2]
     pot, dep = np.zeros((batch, n_out, n_in)), np.zeros((batch, n_out, n_in))
     for b in range(batch):
@@ -79,10 +80,10 @@ def _decay(case, side):
 
 
 def _kwargs(case):
-    return dict(
-        tau_pre=case["tau_pre"], tau_post=case["tau_post"], dt=case["dt"], exact=case["exact"],
-        amplitude_pre=case["amp_pre"], amplitude_post=case["amp_post"],
-    )  # fmt: skip
+    return {
+        "tau_pre": case["tau_pre"], "tau_post": case["tau_post"], "dt": case["dt"], "exact": case["exact"],
+        "amplitude_pre": case["amp_pre"], "amplitude_post": case["amp_post"],
+    }  # fmt: skip
 
 
 def _reference(case, pre, post, scheme):
@@ -184,10 +185,14 @@ def _chain(case, pre, post, scheme, cuts, dtype=torch.float64):
     bounds = [0, *cuts, case["steps"]]
     carried = {}
     total_pot = total_dep = 0.0
-    for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+    for start, stop in itertools.pairwise(bounds):
         with default_dtype(dtype):
             result = stdp_window(pre[start:stop], post[start:stop], pairing=scheme, **carried, **_kwargs(case))
-        carried = dict(trace_pre=result.trace_pre, trace_post=result.trace_post, pairing_state=result.pairing_state)
+        carried = {
+            "trace_pre": result.trace_pre,
+            "trace_post": result.trace_post,
+            "pairing_state": result.pairing_state,
+        }
         total_pot = total_pot + result.potentiation
         total_dep = total_dep + result.depression
     return total_pot, total_dep, result
@@ -319,45 +324,45 @@ def test_conv_matches_the_enumeration_per_site(spec, scheme, steps, batch, rates
 def test_bad_pairing_and_state_get_named_errors():
     pre = torch.zeros(3, 2, 4, dtype=torch.bool)
     post = torch.zeros(3, 2, 5, dtype=torch.bool)
-    with pytest.raises(ValueError, match="^pairing: expected one of"):
+    with pytest.raises(ValueError, match=r"^pairing: expected one of"):
         stdp_window(pre, post, tau_pre=5.0, tau_post=5.0, pairing="nearest_neighbour")
-    with pytest.raises(ValueError, match="^pairing: expected one of"):
+    with pytest.raises(ValueError, match=r"^pairing: expected one of"):
         stdp_step(pre[0], post[0], tau_pre=5.0, tau_post=5.0, pairing=3)
     fresh = stdp_window(pre, post, tau_pre=5.0, tau_post=5.0, pairing="restricted")
-    kwargs = dict(tau_pre=5.0, tau_post=5.0)
+    kwargs = {"tau_pre": 5.0, "tau_post": 5.0}
     # traces without the state (or the state without traces) of a stateful scheme
-    with pytest.raises(ValueError, match="^pairing_state:"):
+    with pytest.raises(ValueError, match=r"^pairing_state:"):
         stdp_window(pre, post, fresh.trace_pre, fresh.trace_post, pairing="restricted", **kwargs)
-    with pytest.raises(ValueError, match="^trace_post:"):
+    with pytest.raises(ValueError, match=r"^trace_post:"):
         stdp_window(pre, post, fresh.trace_pre, None, pairing="restricted", pairing_state=fresh.pairing_state, **kwargs)
     # a state given to a stateless scheme, a state of the wrong kind, shape or dtype
-    with pytest.raises(ValueError, match="^pairing_state:"):
+    with pytest.raises(ValueError, match=r"^pairing_state:"):
         stdp_window(pre, post, pairing="nearest", pairing_state=fresh.pairing_state, **kwargs)
     traces = (fresh.trace_pre, fresh.trace_post)
-    with pytest.raises(TypeError, match="^pairing_state:"):
+    with pytest.raises(TypeError, match=r"^pairing_state:"):
         stdp_window(pre, post, *traces, pairing="restricted", pairing_state=(1, 2), **kwargs)
     wrong = PairingState(fresh.pairing_state.steps_since_pre[:1], fresh.pairing_state.steps_since_post)
-    with pytest.raises(ValueError, match="^pairing_state.steps_since_pre:"):
+    with pytest.raises(ValueError, match=r"^pairing_state\.steps_since_pre:"):
         stdp_window(pre, post, *traces, pairing="restricted", pairing_state=wrong, **kwargs)
     wrong = PairingState(fresh.pairing_state.steps_since_pre.float(), fresh.pairing_state.steps_since_post)
-    with pytest.raises(TypeError, match="^pairing_state.steps_since_pre:"):
+    with pytest.raises(TypeError, match=r"^pairing_state\.steps_since_pre:"):
         stdp_window(pre, post, *traces, pairing="restricted", pairing_state=wrong, **kwargs)
     wrong = PairingState(fresh.pairing_state.steps_since_pre - 2, fresh.pairing_state.steps_since_post)
-    with pytest.raises(ValueError, match="^pairing_state.steps_since_pre:"):
+    with pytest.raises(ValueError, match=r"^pairing_state\.steps_since_pre:"):
         stdp_window(pre, post, *traces, pairing="restricted", pairing_state=wrong, **kwargs)
-    with pytest.raises(ValueError, match="^pairing_state.steps_since_pre:"):
+    with pytest.raises(ValueError, match=r"^pairing_state\.steps_since_pre:"):
         stdp_window(pre, post, *traces, pairing="presynaptic_centred", pairing_state=fresh.pairing_state, **kwargs)
     centred = stdp_window(pre, post, pairing="presynaptic_centred", **kwargs)
-    with pytest.raises(ValueError, match="^pairing_state.pending_pre:"):
+    with pytest.raises(ValueError, match=r"^pairing_state\.pending_pre:"):
         stdp_window(pre, post, *traces, pairing="restricted", pairing_state=centred.pairing_state, **kwargs)
     bad = PairingState(pending_pre=centred.pairing_state.pending_pre.double())
-    with pytest.raises(TypeError, match="^pairing_state.pending_pre:"):
+    with pytest.raises(TypeError, match=r"^pairing_state\.pending_pre:"):
         stdp_window(pre, post, *traces, pairing="presynaptic_centred", pairing_state=bad, **kwargs)
     bad = PairingState(pending_pre=centred.pairing_state.pending_pre[:, :, :2])
-    with pytest.raises(ValueError, match="^pairing_state.pending_pre:"):
+    with pytest.raises(ValueError, match=r"^pairing_state\.pending_pre:"):
         stdp_window(pre, post, *traces, pairing="presynaptic_centred", pairing_state=bad, **kwargs)
     # one presynaptic decay for every neuron in the presynaptic-centred scheme
-    with pytest.raises(ValueError, match="^tau_pre:"):
+    with pytest.raises(ValueError, match=r"^tau_pre:"):
         stdp_window(pre, post, tau_pre=torch.full((4,), 5.0), tau_post=5.0, pairing="presynaptic_centred")
     # per-neuron decays are fine in the restricted scheme
     stdp_window(pre, post, tau_pre=torch.full((4,), 5.0), tau_post=5.0, pairing="restricted")

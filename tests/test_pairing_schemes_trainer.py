@@ -10,15 +10,14 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import F64, assert_close_relative, conv_specs, drive, enumerated_products, net_pending, run
+from helpers import make_cell as make_scripted_cell
 from hypothesis import given
 from hypothesis import strategies as st
 
 from plastic.functional.bounding import Bounding
 from plastic.learn.stdp import STDP
 from plastic.observe.monitors import MonitorPool
-
-from helpers import F64, assert_close_relative, conv_specs, drive, enumerated_products, net_pending, run
-from helpers import make_cell as make_scripted_cell
 
 SCHEMES = ("symmetric", "presynaptic_centred", "restricted")
 
@@ -27,16 +26,16 @@ def make_cell(spec, batch, dt):
     return make_scripted_cell(spec, batch, dt, weight_init=(-1.0, 1.0))
 
 
-cases = dict(
-    steps=st.integers(1, 8),
-    batch=st.integers(1, 3),
-    dt=st.sampled_from([0.5, 1.0]),
-    rate_pre=st.floats(0.1, 0.7),
-    rate_post=st.floats(0.1, 0.7),
-    seed=st.integers(0, 2**31 - 1),
-    spec=conv_specs,
-    scheme=st.sampled_from(SCHEMES),
-)
+cases = {
+    "steps": st.integers(1, 8),
+    "batch": st.integers(1, 3),
+    "dt": st.sampled_from([0.5, 1.0]),
+    "rate_pre": st.floats(0.1, 0.7),
+    "rate_post": st.floats(0.1, 0.7),
+    "seed": st.integers(0, 2**31 - 1),
+    "spec": conv_specs,
+    "scheme": st.sampled_from(SCHEMES),
+}
 
 
 def _trains(cell, steps, batch, rate_pre, rate_post, seed):
@@ -161,12 +160,12 @@ def test_overrides_errors_bounds_and_resets():
     unit = trainer.register_cell("c", cell, pairing="restricted")
     assert unit.state.params.pairing == "restricted"
     assert not trainer.uses_one_product(unit)
-    with pytest.raises(ValueError, match="^pairing"):
+    with pytest.raises(ValueError, match=r"^pairing"):
         trainer.register_cell("d", cell, pairing="nearest_neighbour")
-    with pytest.raises(ValueError, match="^pairing"):
+    with pytest.raises(ValueError, match=r"^pairing"):
         STDP(pairing="pre_centered")
     fused = STDP(pairing="presynaptic_centred", fuse=True)
-    with pytest.raises(ValueError, match="^fuse"):
+    with pytest.raises(ValueError, match=r"^fuse"):
         fused.uses_one_product(fused.register_cell("e", make_cell(None, 1, 1.0)))
     # hard bounds of the updater apply to the schemes' change as to any other
     bounded = make_cell(None, 1, 1.0)

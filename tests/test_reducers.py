@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -114,7 +115,7 @@ def run_single(reducer, values: torch.Tensor) -> list[torch.Tensor]:
 def run_chunks(reducer, values: torch.Tensor, cuts: list[int]) -> list[tuple[int, torch.Tensor]]:
     """Feed windows between cuts; returns (last step index, peek) after each non-empty chunk."""
     seen = []
-    for start, stop in zip(cuts[:-1], cuts[1:]):
+    for start, stop in itertools.pairwise(cuts):
         reducer(values[start:stop], window=True)
         if stop > start:
             seen.append((stop - 1, reducer.peek()))
@@ -148,7 +149,7 @@ def test_event_time_hand_case_and_initial_values():
     spikes = torch.tensor([[0, 0], [1, 0], [0, 0], [0, 1], [0, 0]], dtype=torch.bool)
     expected = [[math.nan, math.nan], [0.0, math.nan], [0.5, math.nan], [1.0, 0.0], [1.5, 0.5]]
     reducer = EventTimeReducer(dt=0.5)
-    for step, row in zip(spikes, expected):
+    for step, row in zip(spikes, expected, strict=True):
         reducer(step)
         torch.testing.assert_close(reducer.peek(), torch.tensor(row), equal_nan=True)
     for initial, value in (("inf", math.inf), ("zero", 0.0)):
@@ -205,7 +206,7 @@ def test_event_time_delayed_reads_match_brute_force(
         torch.testing.assert_close(single.view(delays), expected.float(), equal_nan=True)
     windowed = EventTimeReducer(dt, duration=duration, interpolation=interpolation, tolerance=tolerance)
     cuts = split_points(steps, seed)
-    for start, stop in zip(cuts[:-1], cuts[1:]):
+    for start, stop in itertools.pairwise(cuts):
         windowed(spikes[start:stop], window=True)
         if stop > start:
             expected = delayed_event_time_reference(spikes, stop - 1, delays, dt, tolerance, nearest)
@@ -221,9 +222,7 @@ def test_event_time_delayed_read_hand_case():
     # arrival at 1 + d; time since = 5 - 1 - d = 4 - d (all arrived)
     torch.testing.assert_close(reducer.view(delays), torch.tensor([[[4.0], [3.0], [1.5], [0.0]]]))
     reducer(torch.tensor([[True]]))  # now 6, a new spike at 6 arrives at 6 + d
-    torch.testing.assert_close(
-        reducer.view(torch.tensor([[0.0], [0.5], [3.0]])), torch.tensor([[[0.0], [4.5], [2.0]]])
-    )
+    torch.testing.assert_close(reducer.view(torch.tensor([[0.0], [0.5], [3.0]])), torch.tensor([[[0.0], [4.5], [2.0]]]))
 
 
 def test_event_time_tolerance_snaps_delays():
@@ -402,11 +401,15 @@ def test_state_dict_round_trip_into_fresh_reducer(make):
     fresh(spikes[7:], window=True)
     torch.testing.assert_close(fresh.peek(), original.peek(), equal_nan=True, atol=0, rtol=0)
     if not isinstance(original, WindowReducer):
-        torch.testing.assert_close(fresh.view(0.5 if original.history is not None else 0.0),
-                                   original.view(0.5 if original.history is not None else 0.0),
-                                   equal_nan=True, atol=0, rtol=0)
+        torch.testing.assert_close(
+            fresh.view(0.5 if original.history is not None else 0.0),
+            original.view(0.5 if original.history is not None else 0.0),
+            equal_nan=True,
+            atol=0,
+            rtol=0,
+        )
     # a shape change is still refused after loading
-    with pytest.raises(ValueError, match="^value"):
+    with pytest.raises(ValueError, match=r"^value"):
         fresh(torch.zeros(3, 2, dtype=torch.bool))
 
 
@@ -416,9 +419,7 @@ def test_to_moves_state_dtype():
     reducer.to(torch.float64)
     assert reducer.peek().dtype == torch.float64 and reducer.history.data.dtype == torch.float64
     reducer(torch.tensor([False, True]))
-    torch.testing.assert_close(
-        reducer.peek(), torch.tensor([math.exp(-0.25), 1.0], dtype=torch.float64)
-    )
+    torch.testing.assert_close(reducer.peek(), torch.tensor([math.exp(-0.25), 1.0], dtype=torch.float64))
 
 
 def test_clear_restores_initial_state_and_frees_shape():
@@ -463,8 +464,10 @@ def assert_same_state(reducer, before) -> None:
     after = snapshot(reducer)
     assert before.keys() == after.keys()
     for key in before:
-        assert torch.equal(before[key].nan_to_num(-1.0) if before[key].is_floating_point() else before[key],
-                           after[key].nan_to_num(-1.0) if after[key].is_floating_point() else after[key])
+        assert torch.equal(
+            before[key].nan_to_num(-1.0) if before[key].is_floating_point() else before[key],
+            after[key].nan_to_num(-1.0) if after[key].is_floating_point() else after[key],
+        )
 
 
 @pytest.mark.parametrize(
@@ -494,29 +497,29 @@ def test_bad_values_raise_and_leave_state(make, bad, match):
 
 
 def test_bad_parameters_raise_named_errors():
-    with pytest.raises(ValueError, match="^dt"):
+    with pytest.raises(ValueError, match=r"^dt"):
         EventTimeReducer(0.0)
-    with pytest.raises(ValueError, match="^dt"):
+    with pytest.raises(ValueError, match=r"^dt"):
         CumulativeTraceReducer(-1.0, 3.0)
-    with pytest.raises(ValueError, match="^tau"):
+    with pytest.raises(ValueError, match=r"^tau"):
         CumulativeTraceReducer(1.0, 0.0)
-    with pytest.raises(ValueError, match="^tau"):
+    with pytest.raises(ValueError, match=r"^tau"):
         NearestTraceReducer(1.0, -2.0)
-    with pytest.raises(ValueError, match="^tau"):
+    with pytest.raises(ValueError, match=r"^tau"):
         CumulativeTraceReducer(1.0, 0.5, exact=False)  # Euler needs tau >= dt
-    with pytest.raises(ValueError, match="^initial"):
+    with pytest.raises(ValueError, match=r"^initial"):
         EventTimeReducer(1.0, initial="minus")
-    with pytest.raises(ValueError, match="^duration"):
+    with pytest.raises(ValueError, match=r"^duration"):
         EventTimeReducer(1.0, duration=-1.0)
-    with pytest.raises(ValueError, match="^interpolation"):
+    with pytest.raises(ValueError, match=r"^interpolation"):
         EventTimeReducer(1.0, interpolation="linear")
-    with pytest.raises(ValueError, match="^alpha"):
+    with pytest.raises(ValueError, match=r"^alpha"):
         EMAReducer(0.0)
-    with pytest.raises(ValueError, match="^alpha"):
+    with pytest.raises(ValueError, match=r"^alpha"):
         EMAReducer(1.5)
-    with pytest.raises(ValueError, match="^steps"):
+    with pytest.raises(ValueError, match=r"^steps"):
         WindowReducer(0)
-    with pytest.raises(ValueError, match="^tau"):
+    with pytest.raises(ValueError, match=r"^tau"):
         PassthroughReducer(1.0, 2.0, interpolation="exp_decay")
 
 
@@ -525,18 +528,18 @@ def test_bad_delays_and_criteria():
     with pytest.raises(RuntimeError, match="nothing observed"):
         reducer.view(0.0)
     reducer(torch.tensor([[True, False]]))
-    with pytest.raises(ValueError, match="^delay"):
+    with pytest.raises(ValueError, match=r"^delay"):
         reducer.view(2.5)
-    with pytest.raises(ValueError, match="^delay"):
+    with pytest.raises(ValueError, match=r"^delay"):
         reducer.view(torch.tensor([-1.0, 0.0]))
-    with pytest.raises(ValueError, match="^delay"):
+    with pytest.raises(ValueError, match=r"^delay"):
         reducer.view(torch.zeros(3))
     broken = CumulativeTraceReducer(1.0, 2.0, criterion=lambda v: v * 2)
-    with pytest.raises(TypeError, match="^criterion"):
+    with pytest.raises(TypeError, match=r"^criterion"):
         broken(torch.tensor([1.0]))
-    with pytest.raises(ValueError, match="^value"):
+    with pytest.raises(ValueError, match=r"^value"):
         EventTimeReducer(1.0)(torch.tensor(True), window=True)
-    with pytest.raises(TypeError, match="^value"):
+    with pytest.raises(TypeError, match=r"^value"):
         EventTimeReducer(1.0)([1, 0])
 
 

@@ -8,6 +8,7 @@ import math
 
 import pytest
 import torch
+from helpers import assert_close_for_dtype, explicit_unfold, spikes
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -23,8 +24,6 @@ from plastic.functional.reward import (
 )
 from plastic.neural.connections import Conv1d, Conv2d
 
-from helpers import assert_close_for_dtype, explicit_unfold, spikes
-
 WINDOWS = {"mstdp": mstdp_window, "mstdp_et": mstdp_et_window}
 STEPS = {"mstdp": mstdp_step, "mstdp_et": mstdp_et_step}
 STATES = {"mstdp": MSTDPState, "mstdp_et": MSTDPETState}
@@ -33,7 +32,9 @@ STATES = {"mstdp": MSTDPState, "mstdp_et": MSTDPETState}
 # ----------------------------------------------------------------- references
 
 
-def reference_reward(pre, post, reward, p: RewardSTDPParameters, dt, kind, state=None, factor_post=None, factor_pre=None):
+def reference_reward(
+    pre, post, reward, p: RewardSTDPParameters, dt, kind, state=None, factor_post=None, factor_pre=None
+):
     """Per step, per sample (float64). ``reward`` ``[T, B]``. Returns the per-sample
     changes ``[B, O, I]`` and the final (x_pre, x_post, carried [B, O, I])."""
     steps, batch, n_in = pre.shape
@@ -140,7 +141,9 @@ def test_dense_window_matches_naive_loop(
     assert_close_for_dtype(result.update, changes.sum(0), dtype, scale)
     assert_close_for_dtype(result.state.trace_pre, x_pre, dtype)
     assert_close_for_dtype(result.state.trace_post, x_post, dtype)
-    assert_close_for_dtype(result.state[2].reshape(batch, n_out, n_in), carried, dtype, float(carried.abs().max()) + 1e-3)
+    assert_close_for_dtype(
+        result.state[2].reshape(batch, n_out, n_in), carried, dtype, float(carried.abs().max()) + 1e-3
+    )
 
 
 @given(
@@ -172,7 +175,7 @@ def test_window_equals_steps_and_chained_windows(seed, kind, steps, split, batch
     scale = float(whole.update.abs().max()) + 1.0
     assert_close_for_dtype(total, whole.update, torch.float64, scale)
     assert_close_for_dtype(first.update + second.update, whole.update, torch.float64, scale)
-    for got_step, got_chain, want in zip(state, second.state, whole.state):
+    for got_step, got_chain, want in zip(state, second.state, whole.state, strict=True):
         assert_close_for_dtype(got_step, want, torch.float64, float(want.abs().max()) + 1.0)
         assert_close_for_dtype(got_chain, want, torch.float64, float(want.abs().max()) + 1.0)
 
@@ -192,7 +195,14 @@ def test_weight_dependence_and_batch_reductions(kind):
     plain, _ = reference_reward(pre, post, table, p, 1.0, kind)
     assert_close_for_dtype(mean.update, plain.mean(0), torch.float64, 1.0)
     maximum = WINDOWS[kind](
-        pre, post, table, None, p, weight=weight, f_post=lambda w: 1.0 - w, f_pre=lambda w: w,
+        pre,
+        post,
+        table,
+        None,
+        p,
+        weight=weight,
+        f_post=lambda w: 1.0 - w,
+        f_pre=lambda w: w,
         batch_reduction=lambda x: x.max(0).values,
     )
     assert_close_for_dtype(maximum.update, changes.max(0).values, torch.float64, 1.0)
@@ -275,10 +285,10 @@ def test_conv_equals_dense_on_unfolded_input(
     positions = out_size**dims
     updates, carried = [], []
     for g in range(groups):
-        group_pre = pre[:, :, 2 * g:2 * g + 2].double().flatten(0, 1)
+        group_pre = pre[:, :, 2 * g : 2 * g + 2].double().flatten(0, 1)
         unfolded = explicit_unfold(group_pre, (kernel,) * dims, (stride,) * dims, (padding,) * dims, (dilation,) * dims)
         pre_dense = unfolded.reshape(steps, batch * positions, -1)
-        post_dense = post[:, :, g:g + 1].double().reshape(steps, batch * positions, 1)
+        post_dense = post[:, :, g : g + 1].double().reshape(steps, batch * positions, 1)
         table_dense = table.repeat_interleave(positions, dim=1)  # each position is a sample of its batch item
         changes, (_, _, state) = reference_reward(pre_dense, post_dense, table_dense, parameters, 1.0, kind)
         updates.append(changes.sum(0))
@@ -321,38 +331,38 @@ def test_bad_input_raises_named_errors():
     pre = torch.zeros(3, 2, 4)
     post = torch.zeros(3, 2, 2)
     for window in WINDOWS.values():
-        with pytest.raises(ValueError, match="^reward"):
+        with pytest.raises(ValueError, match=r"^reward"):
             window(pre, post, torch.zeros(4))
-        with pytest.raises(ValueError, match="^reward"):
+        with pytest.raises(ValueError, match=r"^reward"):
             window(pre, post, torch.zeros(3, 2, 1))
-        with pytest.raises(ValueError, match="^reward"):
+        with pytest.raises(ValueError, match=r"^reward"):
             window(pre, post, torch.zeros(2, 3))
-        with pytest.raises(ValueError, match="^reward"):
+        with pytest.raises(ValueError, match=r"^reward"):
             window(pre, post, torch.tensor([1.0, float("nan"), 0.0]))
-        with pytest.raises(ValueError, match="^reward"):
+        with pytest.raises(ValueError, match=r"^reward"):
             window(pre, post, float("inf"))
-        with pytest.raises(TypeError, match="^reward"):
+        with pytest.raises(TypeError, match=r"^reward"):
             window(pre, post, "1")
-        with pytest.raises(ValueError, match="^reward.*ambiguous"):
+        with pytest.raises(ValueError, match=r"^reward.*ambiguous"):
             window(torch.zeros(2, 2, 4), torch.zeros(2, 2, 2), torch.zeros(2))
-        with pytest.raises(ValueError, match="^spikes_pre"):
+        with pytest.raises(ValueError, match=r"^spikes_pre"):
             window(torch.full((3, 2, 4), 2.0), post, 1.0)
-        with pytest.raises(ValueError, match="^spikes_post"):
+        with pytest.raises(ValueError, match=r"^spikes_post"):
             window(pre, torch.full((3, 2, 2), float("nan")), 1.0)
-        with pytest.raises(ValueError, match="^dt"):
+        with pytest.raises(ValueError, match=r"^dt"):
             window(pre, post, 1.0, dt=-1.0)
-        with pytest.raises(TypeError, match="^view"):
+        with pytest.raises(TypeError, match=r"^view"):
             window(pre, post, 1.0, view="dense")
-        with pytest.raises(ValueError, match="^state.eligibility"):
+        with pytest.raises(ValueError, match=r"^state\.eligibility"):
             window(pre, post, 1.0, (torch.zeros(2, 4), torch.zeros(2, 2), torch.zeros(2, 1, 2, 3)))
     for step in STEPS.values():
-        with pytest.raises(ValueError, match="^reward"):
+        with pytest.raises(ValueError, match=r"^reward"):
             step(pre[0], post[0], torch.zeros(3))
-        with pytest.raises(ValueError, match="^reward"):
+        with pytest.raises(ValueError, match=r"^reward"):
             step(pre[0], post[0], torch.zeros(1, 2))
-    with pytest.raises(ValueError, match="^tau_eligibility"):
+    with pytest.raises(ValueError, match=r"^tau_eligibility"):
         RewardSTDPParameters(tau_eligibility=0.0)
-    with pytest.raises(ValueError, match="^tau_plus"):
+    with pytest.raises(ValueError, match=r"^tau_plus"):
         RewardSTDPParameters(tau_plus=float("nan"))
     # state is a value: a failed call leaves the caller's state untouched
     state = MSTDPState(torch.ones(2, 4), torch.ones(2, 2), torch.ones(2, 1, 2, 4))

@@ -53,8 +53,13 @@ def reward_reference(pre, post, reward, *, dt, tau_plus, tau_minus, a_plus, a_mi
 
 def make_dense(n_in, n_out, batch, seed=0, dtype=torch.float64):
     generator = torch.Generator().manual_seed(seed)
-    connection = LinearDense(n_in, n_out, batch_size=batch, dtype=dtype,
-                             weight_init=lambda w: w.copy_(torch.rand(w.shape, generator=generator, dtype=w.dtype)))  # fmt: skip
+    connection = LinearDense(
+        n_in,
+        n_out,
+        batch_size=batch,
+        dtype=dtype,
+        weight_init=lambda w: w.copy_(torch.rand(w.shape, generator=generator, dtype=w.dtype)),
+    )
     cell = Cell(connection, LIF(n_out, tau=2.0, v_threshold=0.4, batch_size=batch, dtype=dtype))
     cell.make_updater()
     return cell
@@ -79,7 +84,7 @@ def random_spikes(shape, rate, seed, dtype=torch.float64):
 )  # fmt: skip
 def test_window_matches_reference(n_in, n_out, batch, steps, rate, dt, tau_plus, tau_minus, tau_e, trace,
                                   reward_kind, pairing, seed):  # fmt: skip
-    params = dict(tau_plus=tau_plus, tau_minus=tau_minus, a_plus=1.0, a_minus=0.7, learning_rate=0.5)
+    params = {"tau_plus": tau_plus, "tau_minus": tau_minus, "a_plus": 1.0, "a_minus": 0.7, "learning_rate": 0.5}
     cell = make_dense(n_in, n_out, batch, seed)
     cell.connection.dt = cell.neuron.dt = dt
     trainer = (MSTDPET(tau_eligibility=tau_e, pairing=pairing, window=32, **params) if trace
@@ -157,8 +162,17 @@ def test_reward_acts_on_eligibility_of_the_step_before(trace):
 def test_conv_matches_dense_on_unfolded_input():
     kernel, stride, padding, length, batch = 3, 2, 1, 8, 2
     generator = torch.Generator().manual_seed(4)
-    connection = Conv1d(2, 3, kernel, stride, padding, in_size=length, batch_size=batch, dtype=torch.float64,
-                        weight_init=lambda w: w.copy_(torch.rand(w.shape, generator=generator, dtype=w.dtype)))  # fmt: skip
+    connection = Conv1d(
+        2,
+        3,
+        kernel,
+        stride,
+        padding,
+        in_size=length,
+        batch_size=batch,
+        dtype=torch.float64,
+        weight_init=lambda w: w.copy_(torch.rand(w.shape, generator=generator, dtype=w.dtype)),
+    )
     cell = Cell(connection, LIF(connection.out_shape, tau=2.0, v_threshold=0.3, batch_size=batch, dtype=torch.float64))
     cell.make_updater()
     trainer = MSTDP(window=32)
@@ -184,9 +198,9 @@ def test_bad_reward_changes_nothing():
     trainer.register_cell("c", cell)
     cell.step_mode = "window"
     cell(random_spikes((5, 2, 3), 0.5, 0))
-    with pytest.raises(ValueError, match="^reward"):
+    with pytest.raises(ValueError, match=r"^reward"):
         trainer(torch.ones(4, 2, dtype=torch.float64))
-    with pytest.raises(ValueError, match="^reward"):
+    with pytest.raises(ValueError, match=r"^reward"):
         trainer(float("nan"))
     assert not cell.updater.has_pending()
     assert "eligibility" not in dict(trainer.states["c"].named_buffers())

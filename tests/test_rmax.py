@@ -6,11 +6,13 @@ life cycle (every step == once, per-sample rewards, checkpoint, errors) and the 
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 
 import numpy as np
 import pytest
 import torch
+from helpers import ScriptedNeuron, assert_close_relative, conv_specs, make_cell, synapse_sites
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -20,8 +22,6 @@ from plastic.learn.rmax import Rmax
 from plastic.neural.cell import Cell
 from plastic.neural.connections import LinearDense
 from plastic.neural.escape_noise import EscapeNoiseNeuron
-
-from helpers import ScriptedNeuron, assert_close_relative, conv_specs, make_cell, synapse_sites
 
 F64 = torch.float64
 
@@ -131,7 +131,7 @@ def test_window_equals_step_loop_and_chunked_windows(parameters, steps, batch, d
     assert_close_relative(state.eligibility_trace, whole.state.eligibility_trace, rel=10 * rel)
     bounds = [0, *sorted(min(c, steps) for c in cuts), steps]
     state, chunked = None, torch.zeros_like(whole.update)
-    for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+    for start, stop in itertools.pairwise(bounds):
         part = rmax_window(pre[start:stop], post[start:stop], probability[start:stop], reward[start:stop], state,
                            parameters)  # fmt: skip
         chunked, state = chunked + part.update, part.state
@@ -233,7 +233,7 @@ def test_trainer_every_step_or_in_chunks_equals_once(seed, splits, per_sample):
         trainer = Rmax(learning_rate=0.1, tau_eligibility=20.0)
         trainer.register_cell("c", cell)
         cell.step_mode = "window"
-        for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+        for start, stop in itertools.pairwise(bounds):
             if stop == start:
                 continue
             cell(pre[start:stop])
@@ -259,14 +259,14 @@ def test_trainer_checkpoint_conv_and_errors():
     # a bad reward is refused before anything changes
     before = _net(cell).clone()
     cell(torch.ones(4, 2, 5, dtype=F64))
-    with pytest.raises(ValueError, match="^reward"):
+    with pytest.raises(ValueError, match=r"^reward"):
         trainer(torch.ones(3, 3, dtype=F64))
     assert torch.equal(_net(cell), before)
     trainer(torch.tensor([1.0, -1.0], dtype=F64))  # per sample: still consumable after the refusal
     # neurons without a firing probability are refused
     plain = Cell(LinearDense(5, 3), ScriptedNeuron(3))
     plain.make_updater()
-    with pytest.raises(ValueError, match="^cell"):
+    with pytest.raises(ValueError, match=r"^cell"):
         Rmax().register_cell("p", plain)
     with pytest.raises(ValueError, match="tau_c"):
         Rmax(tau_c=-1.0)
@@ -288,20 +288,20 @@ def test_bad_functional_inputs_get_named_errors():
     pre = torch.zeros(3, 2, 4, dtype=torch.bool)
     post = torch.zeros(3, 2, 3, dtype=torch.bool)
     p = torch.full((3, 2, 3), 0.1)
-    with pytest.raises(ValueError, match="^probability_post"):
+    with pytest.raises(ValueError, match=r"^probability_post"):
         rmax_window(pre, post, torch.full((3, 2, 3), 1.5), 1.0)
-    with pytest.raises(ValueError, match="^probability_post"):
+    with pytest.raises(ValueError, match=r"^probability_post"):
         rmax_window(pre, post, p[:2], 1.0)
-    with pytest.raises(ValueError, match="^reward"):
+    with pytest.raises(ValueError, match=r"^reward"):
         rmax_window(pre, post, p, torch.ones(5))
-    with pytest.raises(TypeError, match="^state"):
+    with pytest.raises(TypeError, match=r"^state"):
         rmax_window(pre, post, p, 1.0, (1, 2))
     bad_state = RmaxState(torch.zeros(2, 4), torch.zeros(2, 1, 3, 5))
-    with pytest.raises(ValueError, match="^state.eligibility_trace"):
+    with pytest.raises(ValueError, match=r"^state\.eligibility_trace"):
         rmax_window(pre, post, p, 1.0, bad_state)
     with pytest.raises(ValueError, match="tau_eligibility"):
         RmaxParameters(tau_eligibility=0.0)
-    with pytest.raises(ValueError, match="^reward"):
+    with pytest.raises(ValueError, match=r"^reward"):
         rmax_step(pre[0], post[0], p[0], torch.ones(3))
 
 

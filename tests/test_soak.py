@@ -64,7 +64,7 @@ def peak_resident_bytes() -> int:
 def soak(total_steps: int = TOTAL_STEPS, checkpoints: tuple[int, ...] = (1_000, TOTAL_STEPS)) -> dict[str, dict]:
     torch.manual_seed(0)
     torch.set_num_threads(1)
-    window = dict(batch_size=BATCH, step_mode="window")
+    window = {"batch_size": BATCH, "step_mode": "window"}
     cell = Cell(LinearDense(8, 4, weight_init=(0.2, 0.8), **window), LIF(4, tau=5.0, v_threshold=1.0, **window))
     updater = cell.make_updater(bounding=Bounding("soft", w_min=0.0, w_max=1.0), clamp=(0.0, 1.0))
     kernel = KernelSTDP(

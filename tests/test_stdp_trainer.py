@@ -8,13 +8,12 @@ import math
 
 import numpy as np
 import torch
+from helpers import F64, assert_close_relative, conv_specs, drive, net_pending, run, synapse_sites
+from helpers import make_cell as make_scripted_cell
 from hypothesis import given
 from hypothesis import strategies as st
 
 from plastic.learn.stdp import STDP
-
-from helpers import F64, assert_close_relative, conv_specs, drive, net_pending, run, synapse_sites
-from helpers import make_cell as make_scripted_cell
 
 
 def make_cell(spec, batch, dt):
@@ -36,7 +35,10 @@ def naive_products(connection, pre, post, *, tau_pre, tau_post, dt, exact, pairi
     potentiation = np.zeros((batch, *weight_shape))
     depression = np.zeros((batch, *weight_shape))
     for t in range(steps):
-        for trace, spikes, decay, amplitude in ((x_pre, pre[t], decay_pre, amp_pre), (x_post, post[t], decay_post, amp_post)):
+        for trace, spikes, decay, amplitude in (
+            (x_pre, pre[t], decay_pre, amp_pre),
+            (x_post, post[t], decay_post, amp_post),
+        ):
             for index in np.ndindex(*trace.shape):
                 if pairing == "all":
                     trace[index] = decay * trace[index] + amplitude * spikes[index]
@@ -68,15 +70,15 @@ def net(cell):
     return potentiation - depression
 
 
-cases = dict(
-    steps=st.integers(1, 7),
-    batch=st.integers(1, 5),
-    dt=st.sampled_from([0.5, 1.0, 2.0]),
-    rate_pre=st.floats(0.05, 0.7),
-    rate_post=st.floats(0.05, 0.7),
-    seed=st.integers(0, 2**31 - 1),
-    spec=conv_specs,
-)
+cases = {
+    "steps": st.integers(1, 7),
+    "batch": st.integers(1, 5),
+    "dt": st.sampled_from([0.5, 1.0, 2.0]),
+    "rate_pre": st.floats(0.05, 0.7),
+    "rate_post": st.floats(0.05, 0.7),
+    "seed": st.integers(0, 2**31 - 1),
+    "spec": conv_specs,
+}
 
 
 @given(
@@ -181,7 +183,7 @@ def test_fused_one_product_equals_two_terms(steps, batch, dt, rate_pre, rate_pos
         run(cell, pre[steps:], post[steps:], "window")
         trainer()
         results.append((net(cell), trainer.get_unit("c").state.trace_pre, trainer.get_unit("c").state.trace_post))
-    for fused, plain in zip(*results):
+    for fused, plain in zip(*results, strict=True):
         assert_close_relative(fused, plain.numpy())
 
 

@@ -81,9 +81,7 @@ def reference_step(
                 new_remaining[b][i] = n_refractory if s else max(remaining[b][i] - 1, 0)  # type: ignore[index]
     new_theta = None
     if theta is not None:
-        new_theta = [
-            theta[i] * theta_decay + theta_plus * sum(spikes[b][i] for b in range(batch)) for i in range(size)
-        ]
+        new_theta = [theta[i] * theta_decay + theta_plus * sum(spikes[b][i] for b in range(batch)) for i in range(size)]
     return spikes, new_voltage, new_remaining, new_theta
 
 
@@ -173,10 +171,11 @@ def test_unchecked_step_writes_no_input_in_place():
     inputs = torch.tensor([[1.0, 5.0, 0.2]], dtype=torch.float64)
     before = [t.clone() for t in (voltage, remaining, theta, inputs)]
     spike, fired, state = neuron_step_unchecked(inputs, NeuronState(voltage, remaining, theta), params)
-    for original, copy_before in zip((voltage, remaining, theta, inputs), before):
+    for original, copy_before in zip((voltage, remaining, theta, inputs), before, strict=True):
         assert torch.equal(original, copy_before)
     # hand-computed: h = v + (x - v) / 2 = [0.7, (refractory) 0.1, 0.1]; thresholds 0.5, 0.7, 0.6
     assert spike.tolist() == [[1.0, 0.0, 0.0]]
+    assert fired.dtype == torch.bool and fired.tolist() == [[True, False, False]]
     assert state.voltage.tolist() == [[0.0, 0.1, 0.1]]
     assert state.refractory_remaining.tolist() == [[2, 0, 0]]
     assert state.theta.tolist() == [0.1, 0.2, 0.1]
@@ -188,7 +187,7 @@ def test_unchecked_step_writes_no_input_in_place():
 
 
 def _module(kind: str, batch: int) -> torch.nn.Module:
-    common = dict(v_threshold=0.6, v_reset=0.0, batch_size=batch, dtype=torch.float64)
+    common = {"v_threshold": 0.6, "v_reset": 0.0, "batch_size": batch, "dtype": torch.float64}
     if kind == "if":
         return IF(4, refractory=1.0, **common)
     if kind == "lif":
@@ -260,7 +259,7 @@ def test_module_step_without_graph_checks_inputs_before_any_change():
             ([[0.0] * 4] * 2, TypeError),
         ]
         for inputs, error in bad_inputs:
-            with pytest.raises(error, match="^inputs"):
+            with pytest.raises(error, match=r"^inputs"):
                 module(inputs)
             for name, value in saved.items():
                 assert torch.equal(getattr(module, name), value)
@@ -269,15 +268,15 @@ def test_module_step_without_graph_checks_inputs_before_any_change():
 def test_module_step_without_graph_checks_the_state_layout():
     module = _module("adaptive", 2)
     module.voltage = torch.zeros(3, 4, dtype=torch.float64)  # another batch size, set by hand
-    with torch.no_grad(), pytest.raises(ValueError, match="^state.voltage"):
+    with torch.no_grad(), pytest.raises(ValueError, match=r"^state\.voltage"):
         module(torch.zeros(2, 4, dtype=torch.float64))
     module = _module("adaptive", 2)
     module.theta = torch.zeros(5, dtype=torch.float64)
-    with torch.no_grad(), pytest.raises(ValueError, match="^state.theta"):
+    with torch.no_grad(), pytest.raises(ValueError, match=r"^state\.theta"):
         module(torch.zeros(2, 4, dtype=torch.float64))
     module = _module("adaptive", 2)
     module.refractory_remaining = torch.zeros(2, 4)  # a float counter
-    with torch.no_grad(), pytest.raises(TypeError, match="^state.refractory_remaining"):
+    with torch.no_grad(), pytest.raises(TypeError, match=r"^state\.refractory_remaining"):
         module(torch.zeros(2, 4, dtype=torch.float64))
 
 
@@ -302,9 +301,9 @@ def test_bool_steps_give_the_currents_of_float_steps():
 
 def test_bool_steps_are_checked():
     synapse = DeltaCurrent(5, batch_size=2)
-    with pytest.raises(ValueError, match="^spikes"):
+    with pytest.raises(ValueError, match=r"^spikes"):
         synapse(torch.zeros(3, 5, dtype=torch.bool))
-    with pytest.raises(ValueError, match="^spikes"):
+    with pytest.raises(ValueError, match=r"^spikes"):
         synapse(torch.zeros(2, 4, dtype=torch.bool))
     assert synapse.spike_history.count == 0
 
@@ -346,7 +345,7 @@ def test_pushes_follow_every_rebinding_of_the_storage():
     loaded.push(torch.full((2,), -1.0, dtype=torch.float64))
     loaded.load_state_dict(ring.state_dict())
     loaded.push(torch.full((2,), 20.0, dtype=torch.float64))
-    assert loaded.window(capacity).tolist() == _held(reference, capacity)[1:] + [[20.0, 20.0]]
+    assert loaded.window(capacity).tolist() == [*_held(reference, capacity)[1:], [20.0, 20.0]]
     ring.reshape_storage((4,))
     reference.clear()
     for value in (7.0, 8.0):
@@ -397,7 +396,7 @@ def test_window_reducer_records_steps_like_a_list():
         reference.append(value.tolist())
     assert reducer.total == 6
     assert reducer.peek().tolist() == reference[-4:]
-    with pytest.raises(ValueError, match="^value"):
+    with pytest.raises(ValueError, match=r"^value"):
         reducer(torch.zeros(3, 3, dtype=torch.bool))
     reducer.clear()
     reducer(torch.ones(5, dtype=torch.bool))  # cleared: another shape is accepted

@@ -76,9 +76,9 @@ def test_gather_linear_declines_dense_spikes_and_bad_input():
     assert gather_linear(spikes, rows, density=0.3) is None
     out = gather_linear(spikes, rows, density=0.31)
     assert out is not None and out.tolist() == [[3.0] * 3] * 2
-    with pytest.raises(TypeError, match="^spikes"):
+    with pytest.raises(TypeError, match=r"^spikes"):
         gather_linear(spikes.float(), rows)
-    with pytest.raises(ValueError, match="^spikes"):
+    with pytest.raises(ValueError, match=r"^spikes"):
         gather_linear(torch.zeros(2, 9, dtype=torch.bool), rows)
 
 
@@ -116,7 +116,7 @@ def test_input_major_weight_is_the_same_weight_laid_out_input_by_input():
     cell = Cell(connection, LIF(3, dtype=torch.float64))
     updater = cell.make_updater()
     assert updater.pending("weight")[0].stride() == connection.weight.stride()
-    with pytest.raises(ValueError, match="^weight_layout"):
+    with pytest.raises(ValueError, match=r"^weight_layout"):
         LinearDense(5, 3, weight_layout="column")
     # a seed draws the same weight in either layout
     for weight_init in (None, (0.0, 0.5), torch.nn.init.normal_):
@@ -223,7 +223,7 @@ def test_pair_product_accumulates_into_out(method):
     out = pair_product(post, pre, events="post", method=method, out=start.clone(), accumulate=True)
     expected = start + torch.einsum("tbo,tbk->ok", post.double(), pre)
     torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
-    with pytest.raises(ValueError, match="^accumulate"):
+    with pytest.raises(ValueError, match=r"^accumulate"):
         pair_product(post, pre, events="post", accumulate=True)
 
 
@@ -249,7 +249,7 @@ def test_step_observers_run_around_the_call_and_its_hooks():
     calls.clear()
     module(torch.tensor(1.0))
     assert calls == [("torch pre",), ("torch post",), ("post", 1.0, 2.0)] and module.step_observer_count() == 1
-    with pytest.raises(TypeError, match="^hook"):
+    with pytest.raises(TypeError, match=r"^hook"):
         module.register_step_observer(3)  # type: ignore[arg-type]
 
 

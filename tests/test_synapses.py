@@ -164,8 +164,9 @@ def test_fractional_delays_against_brute_force(method, step_mode):
     # multiples of 0.25 time units: lags k/2 steps, exactly representable
     delays = torch.randint(0, 9, (n_out, n_in), generator=generator).to(torch.float32) * 0.25
     spikes = random_spikes(generator, (steps, batch, n_in), p=0.5)
-    synapse = ExponentialCurrent(n_in, tau=3.0, amplitude=1.5, dt=dt, max_delay=2.0, interpolation=method,
-                                 batch_size=batch, step_mode=step_mode)
+    synapse = ExponentialCurrent(
+        n_in, tau=3.0, amplitude=1.5, dt=dt, max_delay=2.0, interpolation=method, batch_size=batch, step_mode=step_mode
+    )
     if step_mode == "single":
         got = [synapse.forward_delayed(step, delays) for step in spikes]
         got_spikes = torch.stack([g[0] for g in got])
@@ -249,8 +250,10 @@ def test_history_storage_is_bounded(step_mode):
 
 
 def snapshot(module: torch.nn.Module) -> dict:
-    return {key: (value.clone() if isinstance(value, torch.Tensor) else copy.deepcopy(value))
-            for key, value in module.state_dict().items()}
+    return {
+        key: (value.clone() if isinstance(value, torch.Tensor) else copy.deepcopy(value))
+        for key, value in module.state_dict().items()
+    }
 
 
 def assert_same_state(before: dict, module: torch.nn.Module) -> None:
@@ -300,16 +303,16 @@ def test_bad_delays_raise_and_leave_state():
             synapse.forward_delayed(spikes, delay)
         with pytest.raises(ValueError, match=pattern):
             synapse.spike_at(delay)
-    with pytest.raises(TypeError, match="^delay"):
+    with pytest.raises(TypeError, match=r"^delay"):
         synapse.current_at(torch.zeros(3, dtype=torch.int64))
-    with pytest.raises(ValueError, match="^interpolation"):
+    with pytest.raises(ValueError, match=r"^interpolation"):
         synapse.spike_at(torch.zeros(3), interpolation="linear")
     assert_same_state(before, synapse)
 
 
 def test_window_of_zero_steps_raises():
     synapse = DeltaCurrent(3, step_mode="window")
-    with pytest.raises(ValueError, match="^spikes"):
+    with pytest.raises(ValueError, match=r"^spikes"):
         synapse(torch.zeros(0, 1, 3, dtype=torch.bool))
 
 
@@ -380,5 +383,5 @@ def test_reset_and_batch_size():
     assert synapse.state.shape == (4, 3)
     assert synapse.spike_history.data.shape == (synapse.capacity, 4, 3)
     assert synapse(torch.ones(4, 3, dtype=torch.bool)).shape == (4, 3)
-    with pytest.raises(ValueError, match="^batch_size"):
+    with pytest.raises(ValueError, match=r"^batch_size"):
         synapse.batch_size = 0

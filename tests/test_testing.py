@@ -95,9 +95,7 @@ def mstdp(pre, post, *, state=None, view=None, batch_reduction="sum"):
 
 
 def mstdp_et(pre, post, *, state=None, view=None, batch_reduction="sum"):
-    result = mstdp_et_window(
-        pre, post, 1.0, state, RewardSTDPParameters(), view=view, batch_reduction=batch_reduction
-    )
+    result = mstdp_et_window(pre, post, 1.0, state, RewardSTDPParameters(), view=view, batch_reduction=batch_reduction)
     return result.update, result.state
 
 
@@ -108,9 +106,13 @@ FUNCTIONAL_RULES = [
     # the reward of step t acts on the eligibility of step t - 1: one silent step completes the update
     FunctionalRule(mstdp, stateful=True, reductions=("sum", "mean"), latency=1, name="mstdp_window"),
     FunctionalRule(
-        mstdp_et, stateful=True, reductions=("sum", "mean"), latency=1, name="mstdp_et_window",
+        mstdp_et,
+        stateful=True,
+        reductions=("sum", "mean"),
+        latency=1,
+        name="mstdp_et_window",
         skip={TIME_SHIFT: "the eligibility trace keeps converting reward into change after the last spike"},
-    ),  # fmt: skip
+    ),
 ]
 
 
@@ -141,12 +143,15 @@ NET_SPLIT = "net"
 def trainer_rules() -> list[TrainerRule]:
     rules = [
         TrainerRule(
-            lambda **o: KernelSTDP(**o), name="KernelSTDP",
+            lambda **o: KernelSTDP(**o),
+            name="KernelSTDP",
             skip={WINDOW_ADDITIVITY: EVENT_TIME, CHAINED_WINDOWS: EVENT_TIME},
-        ),  # fmt: skip
+        ),
         TrainerRule(
-            lambda **o: DelayAdjustedSTDP(**o), name="DelayAdjustedSTDP (zero delays)",
-            kinds=("dense", "direct", "lateral"), connection_kwargs={"delay": 3.0},
+            lambda **o: DelayAdjustedSTDP(**o),
+            name="DelayAdjustedSTDP (zero delays)",
+            kinds=("dense", "direct", "lateral"),
+            connection_kwargs={"delay": 3.0},
             skip={WINDOW_ADDITIVITY: EVENT_TIME, CHAINED_WINDOWS: EVENT_TIME},
         ),
         TrainerRule(lambda **o: STDP(**o), name="STDP all (one product)", compare=NET_SPLIT),
@@ -158,47 +163,68 @@ def trainer_rules() -> list[TrainerRule]:
     if MSTDP is not None:
         rules.append(
             TrainerRule(
-                lambda **o: MSTDP(**o), name="MSTDP", kinds=BILINEAR, call_kwargs={"reward": 1.0},
-                compare=NET_SPLIT, latency=1,
-            )  # fmt: skip
+                lambda **o: MSTDP(**o),
+                name="MSTDP",
+                kinds=BILINEAR,
+                call_kwargs={"reward": 1.0},
+                compare=NET_SPLIT,
+                latency=1,
+            )
         )
     if MSTDPET is not None:
         rules.append(
             TrainerRule(
-                lambda **o: MSTDPET(**o), name="MSTDPET", kinds=BILINEAR, call_kwargs={"reward": 1.0},
-                compare=NET_SPLIT, latency=1,
+                lambda **o: MSTDPET(**o),
+                name="MSTDPET",
+                kinds=BILINEAR,
+                call_kwargs={"reward": 1.0},
+                compare=NET_SPLIT,
+                latency=1,
                 skip={TIME_SHIFT: "the eligibility trace keeps converting reward into change after the last spike"},
-            )  # fmt: skip
+            )
         )
     if OnlineSTDP is not None:
         for variant in ("full", "nearest"):
             rules.append(
                 TrainerRule(
                     lambda variant=variant, **o: OnlineSTDP(variant=variant, a_post=1.0, a_pre=0.5, **o),
-                    name=f"OnlineSTDP {variant}", kinds=BILINEAR,
+                    name=f"OnlineSTDP {variant}",
+                    kinds=BILINEAR,
                     updater_kwargs=OnlineSTDP.updater_kwargs(variant=variant),
-                )  # fmt: skip
+                )
             )
     if IntegerSTDP is not None:
         rules.append(
             TrainerRule(
-                lambda **o: IntegerSTDP(rounding_shift=0, **o), name="IntegerSTDP (deterministic rounding)",
-                kinds=BILINEAR, reductions=(),
+                lambda **o: IntegerSTDP(rounding_shift=0, **o),
+                name="IntegerSTDP (deterministic rounding)",
+                kinds=BILINEAR,
+                reductions=(),
                 weight_init=lambda config: torch.round(default_weight(config) * 255),
                 skip={UPDATER_BOUNDS: "the trainer halves and clamps itself and refuses clamped updaters"},
-            )  # fmt: skip
+            )
         )
     if AllPairsKernelSTDP is not None:
-        rules.append(TrainerRule(lambda **o: AllPairsKernelSTDP(carry_steps=32, **o), name="AllPairsKernelSTDP", kinds=BILINEAR))
+        rules.append(
+            TrainerRule(lambda **o: AllPairsKernelSTDP(carry_steps=32, **o), name="AllPairsKernelSTDP", kinds=BILINEAR)
+        )
     if Homeostasis is not None:
         rate_rule = "a rate rule: moves weights toward the target rate whatever the spikes"
         rules.append(
             TrainerRule(
                 lambda **o: Homeostasis(target="weight", rate_target=0.3, learning_rate=0.1, **o),
-                name="Homeostasis (weight)", reductions=("mean",), compare=NET_SPLIT, terms_post_only=("net",),
-                skip={NO_SPIKES: rate_rule, PRE_ONLY: rate_rule, CAUSALITY: NOT_HEBBIAN,
-                      TIME_SHIFT: "the rate estimate decays after the last spike: the window's sum depends on when spikes come"},
-            )  # fmt: skip
+                name="Homeostasis (weight)",
+                reductions=("mean",),
+                compare=NET_SPLIT,
+                terms_post_only=("net",),
+                skip={
+                    NO_SPIKES: rate_rule,
+                    PRE_ONLY: rate_rule,
+                    CAUSALITY: NOT_HEBBIAN,
+                    TIME_SHIFT: "the rate estimate decays after the last spike: "
+                    "the window's sum depends on when spikes come",
+                },
+            )
         )
     return rules
 
@@ -246,7 +272,8 @@ def test_double_counted_batch_fails_batch_additivity() -> None:
 def test_trainer_with_double_counting_reduction_fails_batch_additivity() -> None:
     rule = TrainerRule(
         lambda: STDP(fuse=False, batch_reduction=lambda values: values.sum(0) * values.shape[0]),
-        name="STDP counting the batch twice", reductions=(),
+        name="STDP counting the batch twice",
+        reductions=(),
     )
     report = check_rule(
         rule, properties=[BATCH_ADDITIVITY, CHAINED_WINDOWS, CONV_CONSISTENCY], shrink=False, raise_on_failure=False
@@ -371,20 +398,20 @@ def test_device_check_skips_without_cuda() -> None:
     if torch.cuda.is_available():
         check_device_consistency(rule, pre, pre)
     else:
-        with pytest.raises(unittest.SkipTest, match="^device consistency: CUDA"):
+        with pytest.raises(unittest.SkipTest, match=r"^device consistency: CUDA"):
             check_device_consistency(rule, pre, pre)
 
 
 def test_bad_declarations_are_refused() -> None:
-    with pytest.raises(ValueError, match="^skip: unknown properties"):
+    with pytest.raises(ValueError, match=r"^skip: unknown properties"):
         TrainerRule(lambda **o: STDP(**o), skip={"batch additivty": "typo"})
-    with pytest.raises(ValueError, match="^properties: unknown"):
+    with pytest.raises(ValueError, match=r"^properties: unknown"):
         check_rule(FunctionalRule(forgetful), properties=["speed"])
-    with pytest.raises(ValueError, match="^kinds: functional rules"):
+    with pytest.raises(ValueError, match=r"^kinds: functional rules"):
         FunctionalRule(forgetful, kinds=("direct",))
-    with pytest.raises(TypeError, match="^rule: "):
+    with pytest.raises(TypeError, match=r"^rule: "):
         check_rule(object())  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="^chunks: "):
+    with pytest.raises(ValueError, match=r"^chunks: "):
         FunctionalRule(forgetful, stateful=True).run(torch.zeros(3, 1, 1), torch.zeros(3, 1, 1), chunks=[1, 1])
 
 
@@ -395,11 +422,15 @@ def test_bad_declarations_are_refused() -> None:
 def test_kernel_stdp_with_any_drawn_kernel_keeps_the_structural_invariants(kernel, data) -> None:
     function, kwargs = kernel
     rule = TrainerRule(
-        lambda **o: KernelSTDP(kernel_post=function, kernel_post_kwargs=kwargs, kernel_pre_kwargs={"eta_pre": 0.0}, **o),
+        lambda **o: KernelSTDP(
+            kernel_post=function, kernel_post_kwargs=kwargs, kernel_pre_kwargs={"eta_pre": 0.0}, **o
+        ),
         name=f"KernelSTDP[{function.__name__}]",
     )
     config = data.draw(pst.connection_configs(max_features=3, max_channels=2))
-    pairs = pst.spike_pairs(config.in_shape, config.out_shape, steps=pst.time_steps(1, 6), batch_size=pst.batch_sizes(2, 3))
+    pairs = pst.spike_pairs(
+        config.in_shape, config.out_shape, steps=pst.time_steps(1, 6), batch_size=pst.batch_sizes(2, 3)
+    )
     pre, post = data.draw(pairs)
     check_batch_additivity(rule, pre, post, config=config, batch_reduction=data.draw(st.sampled_from(["sum", "mean"])))
     check_time_shift(rule, pre, post, shift=data.draw(st.integers(1, 3)), config=config)
@@ -469,7 +500,13 @@ def test_connection_configs_build_and_match_their_shapes(config, batch) -> None:
 
 
 def test_connection_configs_cover_every_conv_option() -> None:
-    seen: dict[str, set] = {"padding_mode": set(), "groups": set(), "stride": set(), "dilation": set(), "padding": set()}
+    seen: dict[str, set] = {
+        "padding_mode": set(),
+        "groups": set(),
+        "stride": set(),
+        "dilation": set(),
+        "padding": set(),
+    }
 
     @settings(max_examples=25, derandomize=True, database=None)
     @given(config=pst.connection_configs(kinds=("conv1d",)))
@@ -508,11 +545,11 @@ def test_scripted_neuron_fires_what_it_is_told() -> None:
     assert torch.equal(out, script[:2].float()) and torch.equal(neuron.spike, script[:2])
     neuron.step_mode = "single"
     assert torch.equal(neuron(torch.zeros((1, 2))), script[2].float())
-    with pytest.raises(ValueError, match="^spikes: 0 scripted step"):
+    with pytest.raises(ValueError, match=r"^spikes: 0 scripted step"):
         neuron(torch.zeros((1, 2)))
-    with pytest.raises(ValueError, match="^spikes: expected shape"):
+    with pytest.raises(ValueError, match=r"^spikes: expected shape"):
         neuron.script(torch.zeros((3, 2, 2), dtype=torch.bool))
-    with pytest.raises(ValueError, match="^spikes: expected spikes"):
+    with pytest.raises(ValueError, match=r"^spikes: expected spikes"):
         neuron.script(torch.full((3, 1, 2), 0.5))
 
 
@@ -558,7 +595,9 @@ def test_doc_custom_kernel_example_runs(capsys) -> None:
                                kernel_post_kwargs={"amplitude": -1.0}, **o),
         name="triangle kernel",
     )  # fmt: skip
-    expected = r"^causality sign: triangle kernel: pre before post \(pre at step 0, post at step 1\) gave a net change of -0.9"
+    expected = (
+        r"^causality sign: triangle kernel: pre before post \(pre at step 0, post at step 1\) gave a net change of -0.9"
+    )
     with pytest.raises(AssertionError, match=expected):
         check_rule(flipped, properties=[CAUSALITY])
 

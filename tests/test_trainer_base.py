@@ -8,6 +8,7 @@ import math
 
 import pytest
 import torch
+from helpers import F64, ScriptedNeuron, run
 from torch import nn
 
 from plastic.learn.all_pairs import AllPairsKernelSTDP
@@ -18,8 +19,6 @@ from plastic.neural.cell import Cell
 from plastic.neural.connections import Conv1d, LinearDense
 from plastic.neural.neurons import IF
 from plastic.observe.monitors import MonitorPool
-
-from helpers import F64, ScriptedNeuron, run
 
 
 def dense_cell(n_in=3, n_out=2, batch=2, updater=True, **kwargs):
@@ -63,23 +62,23 @@ def test_registration_errors():
     trainer = KernelSTDP()
     cell = dense_cell()
     trainer.register_cell("c", cell)
-    with pytest.raises(ValueError, match="^name: a cell is already registered"):
+    with pytest.raises(ValueError, match=r"^name: a cell is already registered"):
         trainer.register_cell("c", dense_cell())
-    with pytest.raises(ValueError, match="^cell: .*no updater"):
+    with pytest.raises(ValueError, match=r"^cell: .*no updater"):
         trainer.register_cell("bare", dense_cell(updater=False))
-    with pytest.raises(TypeError, match="^cell"):
+    with pytest.raises(TypeError, match=r"^cell"):
         trainer.register_cell("module", nn.Linear(2, 2))
-    with pytest.raises(ValueError, match="^cell: DelayAdjustedSTDP needs a connection with delays"):
+    with pytest.raises(ValueError, match=r"^cell: DelayAdjustedSTDP needs a connection with delays"):
         DelayAdjustedSTDP().register_cell("c", dense_cell())
-    with pytest.raises(ValueError, match="^cell: .*delays"):
+    with pytest.raises(ValueError, match=r"^cell: .*delays"):
         KernelSTDP(delayed=True).register_cell("c", dense_cell())
-    with pytest.raises(ValueError, match="^cell: .*delay"):
+    with pytest.raises(ValueError, match=r"^cell: .*delay"):
         DelayAdjustedSTDPD().register_cell("c", dense_cell())
     delayed = dense_cell(delay=2.0, updater=False)
     delayed.make_updater(params=["weight"])
-    with pytest.raises(ValueError, match="^cell: the updater .* does not manage 'delay'"):
+    with pytest.raises(ValueError, match=r"^cell: the updater .* does not manage 'delay'"):
         DelayAdjustedSTDPD().register_cell("c", delayed)
-    with pytest.raises(ValueError, match="^cell: .*per-synapse delays"):
+    with pytest.raises(ValueError, match=r"^cell: .*per-synapse delays"):
         STDP().register_cell("c", dense_cell(delay=2.0))
     assert trainer.names == ["c"]
 
@@ -90,15 +89,15 @@ def test_unknown_and_invalid_hyperparameters_are_rejected():
     trainer = KernelSTDP()
     with pytest.raises(TypeError, match="unknown hyperparameter"):
         trainer.register_cell("c", dense_cell(), learning_rate=1.0)
-    with pytest.raises(ValueError, match="^batch_reduction"):
+    with pytest.raises(ValueError, match=r"^batch_reduction"):
         trainer.register_cell("c", dense_cell(), batch_reduction="product")
-    with pytest.raises(TypeError, match="^kernel_post"):
+    with pytest.raises(TypeError, match=r"^kernel_post"):
         KernelSTDP(kernel_post=3.0)
-    with pytest.raises(ValueError, match="^tau_post"):
+    with pytest.raises(ValueError, match=r"^tau_post"):
         DelayAdjustedSTDP(tau_post=0.0)
-    with pytest.raises(ValueError, match="^window"):
+    with pytest.raises(ValueError, match=r"^window"):
         STDP(window=0)
-    with pytest.raises(ValueError, match="^kernel_post_kwargs"):
+    with pytest.raises(ValueError, match=r"^kernel_post_kwargs"):
         AllPairsKernelSTDP(kernel_post_kwargs={"tau_post": torch.ones(3)})
     assert trainer.names == []
 
@@ -331,7 +330,7 @@ def test_real_neurons_learn_with_three_trainers():
     cell = Cell(connection, IF(3, v_threshold=1.0, batch_size=2, dtype=F64))
     cell.make_updater(clamp=(0.0, 1.0))
     trainers = [KernelSTDP(), STDP(eta_post=1e-2, eta_pre=1e-2), AllPairsKernelSTDP()]
-    for index, trainer in enumerate(trainers):
+    for trainer in trainers:
         trainer.register_cell("c", cell)
     before = connection.weight.detach().clone()
     for _ in range(3):
@@ -357,5 +356,5 @@ def test_a_refused_call_leaves_every_updater_untouched():
     with pytest.raises(RuntimeError, match="window"):
         trainer()
     assert not first.updater.has_pending() and not second.updater.has_pending()
-    with pytest.raises(TypeError, match="^kernel_post_kwargs"):
+    with pytest.raises(TypeError, match=r"^kernel_post_kwargs"):
         KernelSTDP(kernel_post_kwargs=3)

@@ -9,6 +9,7 @@ import math
 
 import pytest
 import torch
+from helpers import assert_close_for_dtype, explicit_unfold, spikes
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -21,9 +22,6 @@ from plastic.functional.triplet import (
     triplet_stdp_window,
 )
 from plastic.neural.connections import Conv1d, Conv2d, LinearDense
-
-from helpers import assert_close_for_dtype, explicit_unfold, spikes
-
 
 # ----------------------------------------------------------------- references
 
@@ -77,11 +75,11 @@ def conv_as_dense(pre, post, groups, kernel, stride, padding, dilation, rule):
     per_in, per_out = c_in // groups, c_out // groups
     results = []
     for g in range(groups):
-        group_pre = pre[:, :, g * per_in:(g + 1) * per_in].double().flatten(0, 1)
+        group_pre = pre[:, :, g * per_in : (g + 1) * per_in].double().flatten(0, 1)
         unfolded = explicit_unfold(group_pre, kernel, stride, padding, dilation)
         positions = unfolded.shape[1]
         pre_dense = unfolded.reshape(steps, batch * positions, -1)
-        group_post = post[:, :, g * per_out:(g + 1) * per_out].double().reshape(steps, batch, per_out, positions)
+        group_post = post[:, :, g * per_out : (g + 1) * per_out].double().reshape(steps, batch, per_out, positions)
         post_dense = group_post.permute(0, 1, 3, 2).reshape(steps, batch * positions, per_out)
         results.append(rule(pre_dense, post_dense))
     return results
@@ -132,7 +130,7 @@ def test_dense_window_matches_naive_loop(seed, steps, batch, n_in, n_out, rate_p
     assert result.potentiation.dtype == dtype
     assert_close_for_dtype(result.potentiation, pot, dtype)
     assert_close_for_dtype(result.depression, dep, dtype)
-    for got, want in zip(result.traces, final):
+    for got, want in zip(result.traces, final, strict=True):
         assert_close_for_dtype(got, want, dtype)
     assert bool((result.potentiation >= 0).all()) and bool((result.depression >= 0).all())
 
@@ -162,7 +160,7 @@ def test_window_equals_steps_and_chained_windows(seed, steps, split, batch, para
         assert_close_for_dtype(value, whole.potentiation, torch.float64)
     for value in (dep, first.depression + second.depression):
         assert_close_for_dtype(value, whole.depression, torch.float64)
-    for got, want in zip(second.traces, whole.traces):
+    for got, want in zip(second.traces, whole.traces, strict=True):
         assert_close_for_dtype(got, want, torch.float64)
 
 
@@ -183,10 +181,8 @@ def test_weight_dependence_and_batch_reductions():
     assert_close_for_dtype(mean.potentiation, plain / 3, torch.float64)
     assert_close_for_dtype(mean.depression, plain_dep / 3, torch.float64)
     # a callable reduction sees per-sample values: the max over samples
-    maximum = triplet_stdp_window(
-        pre, post, None, parameters, weight=weight, batch_reduction=lambda x: x.max(0).values
-    )
-    per_sample = [reference_triplet(pre[:, b:b + 1], post[:, b:b + 1], parameters, 1.0) for b in range(3)]
+    maximum = triplet_stdp_window(pre, post, None, parameters, weight=weight, batch_reduction=lambda x: x.max(0).values)
+    per_sample = [reference_triplet(pre[:, b : b + 1], post[:, b : b + 1], parameters, 1.0) for b in range(3)]
     assert_close_for_dtype(maximum.potentiation, torch.stack([r[0] for r in per_sample]).max(0).values, torch.float64)
     assert_close_for_dtype(maximum.depression, torch.stack([r[1] for r in per_sample]).max(0).values, torch.float64)
 
@@ -224,7 +220,13 @@ def test_conv_equals_dense_on_unfolded_input(
     zero = triplet_initial_traces(batch, pre.shape[2:], post.shape[2:], dtype=torch.float64)
     result = triplet_stdp_window(pre, post, zero, parameters, view=geometry)
     dense = conv_as_dense(
-        pre, post, groups, (kernel,) * dims, (stride,) * dims, (padding,) * dims, (dilation,) * dims,
+        pre,
+        post,
+        groups,
+        (kernel,) * dims,
+        (stride,) * dims,
+        (padding,) * dims,
+        (dilation,) * dims,
         lambda p_, q_: reference_triplet(p_, q_, parameters, 1.0)[:2],
     )
     pot = torch.cat([d[0] for d in dense]).reshape(geometry.weight_shape)
@@ -283,7 +285,7 @@ def test_pairing_protocol_matches_closed_form(dt, frequencies, pairing):
     pre = torch.zeros(steps, 1, len(cases), dtype=torch.bool)
     post = torch.zeros(steps, 1, len(cases), dtype=torch.bool)
     expected = []
-    for index, ((frequency, sign), period) in enumerate(zip(cases, period_steps)):
+    for index, ((_frequency, sign), period) in enumerate(zip(cases, period_steps, strict=True)):
         first_pre = lag_steps if sign > 0 else 2 * lag_steps
         pre_steps = [first_pre + k * period for k in range(pairs)]
         post_steps = [s + sign * lag_steps for s in pre_steps]
@@ -297,7 +299,7 @@ def test_pairing_protocol_matches_closed_form(dt, frequencies, pairing):
     dw = (first.potentiation + second.potentiation - first.depression - second.depression).diagonal()
     torch.testing.assert_close(dw, torch.tensor(expected, dtype=torch.float64), rtol=1e-9, atol=1e-15)
     # the protocol's signature: depression for post-before-pre at low rates, potentiation at high rates
-    by_case = dict(zip(cases, dw.tolist()))
+    by_case = dict(zip(cases, dw.tolist(), strict=True))
     if pairing == "nearest":
         return  # the default parameters are the all-to-all fit
     assert by_case[(50.0, +1)] > 0 and by_case[(50.0, -1)] > 0
@@ -310,8 +312,9 @@ def test_pairing_protocol_matches_closed_form(dt, frequencies, pairing):
 
 def test_hand_computed_triplet():
     """pre at 0, post at 1, post at 3 (dt = 1, all-to-all)."""
-    p = TripletParameters(tau_plus=2.0, tau_minus=3.0, tau_x=4.0, tau_y=5.0, a2_plus=1.0, a3_plus=0.5,
-                          a2_minus=0.25, a3_minus=0.125)
+    p = TripletParameters(
+        tau_plus=2.0, tau_minus=3.0, tau_x=4.0, tau_y=5.0, a2_plus=1.0, a3_plus=0.5, a2_minus=0.25, a3_minus=0.125
+    )
     pre = torch.tensor([1, 0, 0, 0], dtype=torch.float64).reshape(4, 1, 1)
     post = torch.tensor([0, 1, 0, 1], dtype=torch.float64).reshape(4, 1, 1)
     result = triplet_stdp_window(pre, post, None, p)
@@ -327,35 +330,33 @@ def test_hand_computed_triplet():
 def test_bad_input_raises_named_errors():
     pre = torch.zeros(3, 2, 4)
     post = torch.zeros(3, 2, 2)
-    with pytest.raises(ValueError, match="^spikes_pre"):
+    with pytest.raises(ValueError, match=r"^spikes_pre"):
         triplet_stdp_window(torch.full((3, 2, 4), 0.5), post)
-    with pytest.raises(ValueError, match="^spikes_post"):
+    with pytest.raises(ValueError, match=r"^spikes_post"):
         triplet_stdp_window(pre, torch.full((3, 2, 2), float("nan")))
-    with pytest.raises(ValueError, match="^spikes_post"):
+    with pytest.raises(ValueError, match=r"^spikes_post"):
         triplet_stdp_window(pre, torch.zeros(3, 1, 2))
-    with pytest.raises(ValueError, match="^dt"):
+    with pytest.raises(ValueError, match=r"^dt"):
         triplet_stdp_window(pre, post, dt=0.0)
-    with pytest.raises(TypeError, match="^view"):
+    with pytest.raises(TypeError, match=r"^view"):
         triplet_stdp_window(pre, post, view="dense")
-    with pytest.raises(ValueError, match="^spikes_pre"):
+    with pytest.raises(ValueError, match=r"^spikes_pre"):
         triplet_stdp_window(pre, post, view=LinearDense(3, 2))
-    with pytest.raises(ValueError, match="^tau_plus"):
+    with pytest.raises(ValueError, match=r"^tau_plus"):
         TripletParameters(tau_plus=-1.0)
-    with pytest.raises(ValueError, match="^a3_plus"):
+    with pytest.raises(ValueError, match=r"^a3_plus"):
         TripletParameters(a3_plus=float("nan"))
-    with pytest.raises(ValueError, match="^pairing"):
+    with pytest.raises(ValueError, match=r"^pairing"):
         TripletParameters(pairing="closest")
     bad = TripletTraces(torch.zeros(2, 4), torch.zeros(2, 4), torch.zeros(2, 3), torch.zeros(2, 2))
-    with pytest.raises(ValueError, match="^traces.post_pair"):
+    with pytest.raises(ValueError, match=r"^traces\.post_pair"):
         triplet_stdp_window(pre, post, bad)
     nan = TripletTraces(torch.full((2, 4), float("nan")), torch.zeros(2, 4), torch.zeros(2, 2), torch.zeros(2, 2))
-    with pytest.raises(ValueError, match="^traces.pre_pair"):
+    with pytest.raises(ValueError, match=r"^traces\.pre_pair"):
         triplet_stdp_window(pre, post, nan)
-    with pytest.raises(ValueError, match="^weight"):
+    with pytest.raises(ValueError, match=r"^weight"):
         triplet_stdp_window(pre, post, f_post=lambda w: w)
-    with pytest.raises(ValueError, match="^batch_reduction"):
+    with pytest.raises(ValueError, match=r"^batch_reduction"):
         triplet_stdp_window(pre, post, batch_reduction="median")
-    with pytest.raises(ValueError, match="^spikes_post"):
-        triplet_stdp_window(
-            torch.zeros(3, 2, 1, 5), torch.zeros(3, 2, 1, 5), view=ConvGeometry.create(1, 1, 1, 3)
-        )
+    with pytest.raises(ValueError, match=r"^spikes_post"):
+        triplet_stdp_window(torch.zeros(3, 2, 1, 5), torch.zeros(3, 2, 1, 5), view=ConvGeometry.create(1, 1, 1, 3))

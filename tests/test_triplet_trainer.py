@@ -14,11 +14,13 @@ from plastic.neural.cell import Cell
 from plastic.neural.connections import Conv1d, LinearDense, LinearDirect
 from plastic.neural.neurons import LIF
 
-PARAMS = dict(tau_plus=16.8, tau_minus=33.7, tau_x=101.0, tau_y=125.0, a2_plus=5e-10, a3_plus=6.2e-3,
-              a2_minus=7e-3, a3_minus=2.3e-4)  # fmt: skip
+PARAMS = {"tau_plus": 16.8, "tau_minus": 33.7, "tau_x": 101.0, "tau_y": 125.0, "a2_plus": 5e-10, "a3_plus": 6.2e-3,
+              "a2_minus": 7e-3, "a3_minus": 2.3e-4}  # fmt: skip
 
 
-def triplet_reference(pre, post, *, dt, pairing, tau_plus, tau_minus, tau_x, tau_y, a2_plus, a3_plus, a2_minus, a3_minus):
+def triplet_reference(
+    pre, post, *, dt, pairing, tau_plus, tau_minus, tau_x, tau_y, a2_plus, a3_plus, a2_minus, a3_minus
+):
     """Per step, per sample, explicit outer products. pre [T, B, N_in], post [T, B, N_out] (0/1 floats)."""
     steps, batch, n_in = pre.shape
     n_out = post.shape[2]
@@ -50,8 +52,13 @@ def triplet_reference(pre, post, *, dt, pairing, tau_plus, tau_minus, tau_x, tau
 
 def make_dense(n_in, n_out, batch, dtype=torch.float64, seed=0):
     generator = torch.Generator().manual_seed(seed)
-    connection = LinearDense(n_in, n_out, batch_size=batch, dtype=dtype,
-                             weight_init=lambda w: w.copy_(torch.rand(w.shape, generator=generator, dtype=w.dtype)))  # fmt: skip
+    connection = LinearDense(
+        n_in,
+        n_out,
+        batch_size=batch,
+        dtype=dtype,
+        weight_init=lambda w: w.copy_(torch.rand(w.shape, generator=generator, dtype=w.dtype)),
+    )
     neuron = LIF(n_out, tau=2.0, v_threshold=0.4, batch_size=batch, dtype=dtype)
     cell = Cell(connection, neuron)
     cell.make_updater()
@@ -147,9 +154,19 @@ def unfold_explicit(x, kernel, stride, padding, dilation):
 def test_conv_equals_dense_on_unfolded_input(kernel, stride, padding, dilation, groups, batch, seed):
     length, c_in, c_out = 7, 2, 4
     generator = torch.Generator().manual_seed(seed)
-    connection = Conv1d(c_in, c_out, kernel, stride, padding, dilation, groups, in_size=length, batch_size=batch,
-                        dtype=torch.float64,
-                        weight_init=lambda w: w.copy_(torch.rand(w.shape, generator=generator, dtype=w.dtype)))  # fmt: skip
+    connection = Conv1d(
+        c_in,
+        c_out,
+        kernel,
+        stride,
+        padding,
+        dilation,
+        groups,
+        in_size=length,
+        batch_size=batch,
+        dtype=torch.float64,
+        weight_init=lambda w: w.copy_(torch.rand(w.shape, generator=generator, dtype=w.dtype)),
+    )
     neuron = LIF(connection.out_shape, tau=2.0, v_threshold=0.3, batch_size=batch, dtype=torch.float64)
     cell = Cell(connection, neuron)
     cell.make_updater()
@@ -202,13 +219,13 @@ def test_state_dict_round_trip_and_reset():
 
 
 def test_refuses_bad_input():
-    with pytest.raises(ValueError, match="^tau_plus"):
+    with pytest.raises(ValueError, match=r"^tau_plus"):
         TripletSTDP(tau_plus=-1.0)
-    with pytest.raises(ValueError, match="^pairing"):
+    with pytest.raises(ValueError, match=r"^pairing"):
         TripletSTDP(pairing="all_to_all")
     with pytest.raises(TypeError):
         TripletSTDP(unknown=1.0)
     direct = Cell(LinearDirect(3), LIF(3))
     direct.make_updater()
-    with pytest.raises(ValueError, match="^cell"):
+    with pytest.raises(ValueError, match=r"^cell"):
         TripletSTDP().register_cell("d", direct)

@@ -99,7 +99,7 @@ def test_bounding_factors_and_dw(bounding: Bounding, upper: list, lower: list) -
     assert_close(bounding.lower_factor(w), lower)
     pos = torch.full_like(w, POS)
     neg = torch.full_like(w, NEG)
-    expected = [u * POS - l * NEG for u, l in zip(upper, lower)]
+    expected = [up * POS - low * NEG for up, low in zip(upper, lower, strict=True)]
     assert_close(bounding(w, pos, neg), expected)
 
 
@@ -127,7 +127,7 @@ def test_bound_with_callables_and_none() -> None:
     dw = bound(w, pos, neg, upper=lambda x: 1 - x, lower=lambda x: x)
     assert_close(dw, [0.8 * 1.0 - 0.2 * 0.5, 0.2 * 2.0 - 0.8 * 0.5])
     assert_close(bound(w, None, neg), [-0.5, -0.5])
-    with pytest.raises(ValueError, match="^potentiation"):
+    with pytest.raises(ValueError, match=r"^potentiation"):
         bound(w, as_tensor([1.0, 2.0, 3.0]), neg)
 
 
@@ -151,37 +151,38 @@ def test_soft_factors_never_nan_and_non_negative(values: list[float], mu: float)
 
 
 def test_bounding_validation() -> None:
-    with pytest.raises(ValueError, match="^w_min"):
+    with pytest.raises(ValueError, match=r"^w_min"):
         Bounding("soft", w_min=1.0, w_max=0.0)
-    with pytest.raises(ValueError, match="^w_min"):
+    with pytest.raises(ValueError, match=r"^w_min"):
         Bounding("hard", w_min=1.0, w_max=1.0)
-    with pytest.raises(ValueError, match="^mu"):
+    with pytest.raises(ValueError, match=r"^mu"):
         Bounding("power", w_min=0.0, w_max=1.0, mu=0.0)
-    with pytest.raises(ValueError, match="^mu"):
+    with pytest.raises(ValueError, match=r"^mu"):
         Bounding("power", w_min=0.0, w_max=1.0, mu=-1.0)
-    with pytest.raises(ValueError, match="^mu"):
+    with pytest.raises(ValueError, match=r"^mu"):
         Bounding("soft", w_min=0.0, w_max=1.0, mu=2.0)
-    with pytest.raises(ValueError, match="^side"):
+    with pytest.raises(ValueError, match=r"^side"):
         Bounding("soft", w_min=0.0, w_max=1.0, side="middle")
-    with pytest.raises(ValueError, match="^kind"):
+    with pytest.raises(ValueError, match=r"^kind"):
         Bounding("elastic")
-    with pytest.raises(ValueError, match="^w_max"):
+    with pytest.raises(ValueError, match=r"^w_max"):
         Bounding("soft", w_min=0.0)
-    with pytest.raises(ValueError, match="^w_min"):
+    with pytest.raises(ValueError, match=r"^w_min"):
         Bounding("hard", w_max=1.0, side="lower")
-    with pytest.raises(ValueError, match="^w_min"):
+    with pytest.raises(ValueError, match=r"^w_min"):
         Bounding("scaled", w_max=1.0, side="upper")
-    with pytest.raises(ValueError, match="^w_max"):
+    with pytest.raises(ValueError, match=r"^w_max"):
         Bounding("none", w_max=float("nan"))
-    with pytest.raises(TypeError, match="^w_max"):
+    with pytest.raises(TypeError, match=r"^w_max"):
         Bounding("soft", w_min=0.0, w_max="1")
-    with pytest.raises(ValueError, match="^w_min"):
+    with pytest.raises(ValueError, match=r"^w_min"):
         scaled_upper(as_tensor([0.0]), 2.0, 1.0)
-    with pytest.raises(ValueError, match="^mu"):
+    with pytest.raises(ValueError, match=r"^mu"):
         soft_upper(as_tensor([0.0]), 1.0, mu=float("nan"))
 
 
 # ---------------------------------------------------------------------------- clamp, normalize
+
 
 def test_clamp_in_place() -> None:
     w = nn.Parameter(as_tensor([-1.0, 0.5, 2.0]))
@@ -190,7 +191,7 @@ def test_clamp_in_place() -> None:
     assert_close(w.detach(), [0.0, 0.5, 1.0])
     clamp_(w, None, 0.25)
     assert_close(w.detach(), [0.0, 0.25, 0.25])
-    with pytest.raises(ValueError, match="^w_min"):
+    with pytest.raises(ValueError, match=r"^w_min"):
         clamp_(w, 1.0, 0.0)
     assert_close(w.detach(), [0.0, 0.25, 0.25])
 
@@ -223,7 +224,7 @@ def test_normalize_rows_in_place_is_normalize_rows(rows, columns, transposed, se
     torch.testing.assert_close(weight, normalize_rows(values, 1.7), rtol=1e-14, atol=1e-14)
     parameter = nn.Parameter(values.clone())  # a leaf that requires grad
     assert torch.equal(normalize_rows_(parameter, 1.7), normalize_rows(values, 1.7))
-    with pytest.raises(ValueError, match="^target_sum"):
+    with pytest.raises(ValueError, match=r"^target_sum"):
         normalize_rows_(weight, -1.0)
 
 
@@ -235,13 +236,14 @@ def test_normalize_rows_conv() -> None:
     # explicit dim: normalise along the last dimension only
     result = normalize_rows(weight, 1.0, dim=-1)
     assert_close(result.flatten(), [0.5, 0.5, 0.5, 0.5, 0.0, 1.0, 0.0, -1.0])
-    with pytest.raises(ValueError, match="^target_sum"):
+    with pytest.raises(ValueError, match=r"^target_sum"):
         normalize_rows(weight, 0.0)
-    with pytest.raises(ValueError, match="^dim"):
+    with pytest.raises(ValueError, match=r"^dim"):
         normalize_rows(weight, 1.0, dim=4)
 
 
 # ---------------------------------------------------------------------------- updater basics
+
 
 def make_linear(values: list[list[float]], dtype: torch.dtype = torch.float64) -> nn.Linear:
     rows, cols = len(values), len(values[0])
@@ -274,7 +276,7 @@ def test_reductions_hand_computed(reduction: str) -> None:
     assert_close(negative, [[0.5, 0.25]])
     assert updater.count("weight") == (3, 1)
     updater.apply()
-    expected = [p - n for p, n in zip(REDUCTION_EXPECTED[reduction], [0.5, 0.25])]
+    expected = [p - n for p, n in zip(REDUCTION_EXPECTED[reduction], [0.5, 0.25], strict=True)]
     assert_close(layer.weight.detach(), [expected])
     assert not updater.has_pending()
     assert updater.count("weight") == (0, 0)
@@ -444,6 +446,7 @@ def test_apply_keeps_autograd_clean() -> None:
 
 # ---------------------------------------------------------------------------- bad input
 
+
 def snapshot(updater: Updater) -> dict[str, torch.Tensor]:
     return {key: value.clone() for key, value in updater.state_dict().items()}
 
@@ -462,65 +465,65 @@ def test_bad_input_raises_and_leaves_state_unchanged() -> None:
     updater.accumulate("weight", good, good)
     before = snapshot(updater)
     cases = [
-        (ValueError, "^potentiation", dict(potentiation=torch.ones(2, 3), depression=good)),
-        (ValueError, "^potentiation", dict(potentiation=torch.ones(4))),
+        (ValueError, "^potentiation", {"potentiation": torch.ones(2, 3), "depression": good}),
+        (ValueError, "^potentiation", {"potentiation": torch.ones(4)}),
         # depression is bad: potentiation must not be reduced either
-        (ValueError, "^depression", dict(potentiation=good, depression=torch.ones(1, 2, 2))),
-        (ValueError, "^depression", dict(potentiation=good, depression=-good)),
-        (ValueError, "^potentiation", dict(potentiation=torch.tensor([[1.0, float("nan")], [0.0, 0.0]]))),
-        (ValueError, "^depression", dict(potentiation=good, depression=torch.full((2, 2), float("inf")))),
-        (TypeError, "^potentiation", dict(potentiation=torch.ones(2, 2, dtype=torch.int64))),
-        (TypeError, "^potentiation", dict(potentiation=torch.ones(2, 2, dtype=torch.bool))),
-        (TypeError, "^depression", dict(depression=[[1.0, 1.0], [1.0, 1.0]])),
+        (ValueError, "^depression", {"potentiation": good, "depression": torch.ones(1, 2, 2)}),
+        (ValueError, "^depression", {"potentiation": good, "depression": -good}),
+        (ValueError, "^potentiation", {"potentiation": torch.tensor([[1.0, float("nan")], [0.0, 0.0]])}),
+        (ValueError, "^depression", {"potentiation": good, "depression": torch.full((2, 2), float("inf"))}),
+        (TypeError, "^potentiation", {"potentiation": torch.ones(2, 2, dtype=torch.int64)}),
+        (TypeError, "^potentiation", {"potentiation": torch.ones(2, 2, dtype=torch.bool)}),
+        (TypeError, "^depression", {"depression": [[1.0, 1.0], [1.0, 1.0]]}),
         # another device than the parameter's (meta stands in for CUDA here)
-        (ValueError, "^potentiation", dict(potentiation=torch.ones(2, 2, device="meta"))),
+        (ValueError, "^potentiation", {"potentiation": torch.ones(2, 2, device="meta")}),
     ]
     for error, message, kwargs in cases:
         with pytest.raises(error, match=message):
             updater.accumulate("weight", **kwargs)
         assert_unchanged(updater, before)
-    with pytest.raises(ValueError, match="^name"):
+    with pytest.raises(ValueError, match=r"^name"):
         updater.accumulate("bias", good)
-    with pytest.raises(ValueError, match="^name"):
+    with pytest.raises(ValueError, match=r"^name"):
         updater.pending("nope")
     assert_unchanged(updater, before)
 
 
 def test_constructor_validation() -> None:
     layer = nn.Linear(2, 2, bias=False)
-    with pytest.raises(ValueError, match="^params"):
+    with pytest.raises(ValueError, match=r"^params"):
         Updater(layer, ("weight", "bias"))  # bias is None
-    with pytest.raises(ValueError, match="^params"):
+    with pytest.raises(ValueError, match=r"^params"):
         Updater(layer, ("gain",))
-    with pytest.raises(ValueError, match="^params"):
+    with pytest.raises(ValueError, match=r"^params"):
         Updater(layer, ())
-    with pytest.raises(ValueError, match="^params"):
+    with pytest.raises(ValueError, match=r"^params"):
         Updater(layer, ("weight", "weight"))
-    with pytest.raises(TypeError, match="^params"):
+    with pytest.raises(TypeError, match=r"^params"):
         Updater(layer, "weight")
-    with pytest.raises(TypeError, match="^module"):
+    with pytest.raises(TypeError, match=r"^module"):
         Updater(torch.ones(2), ("weight",))  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="^reduction"):
+    with pytest.raises(ValueError, match=r"^reduction"):
         Updater(layer, reduction="median")
-    with pytest.raises(ValueError, match="^all_reduce"):
+    with pytest.raises(ValueError, match=r"^all_reduce"):
         Updater(layer, all_reduce="max")
-    with pytest.raises(ValueError, match="^clamp"):
+    with pytest.raises(ValueError, match=r"^clamp"):
         Updater(layer, clamp=(1.0, 0.0))
-    with pytest.raises(ValueError, match="^clamp"):
+    with pytest.raises(ValueError, match=r"^clamp"):
         Updater(layer, clamp=(0.0,))
-    with pytest.raises(ValueError, match="^clamp"):
+    with pytest.raises(ValueError, match=r"^clamp"):
         Updater(layer, clamp={"bias": (0.0, 1.0)})
-    with pytest.raises(TypeError, match="^bounding"):
+    with pytest.raises(TypeError, match=r"^bounding"):
         Updater(layer, bounding="soft")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="^bounding"):
+    with pytest.raises(ValueError, match=r"^bounding"):
         Updater(layer, bounding={"delay": Bounding()})
-    with pytest.raises(ValueError, match="^normalize"):
+    with pytest.raises(ValueError, match=r"^normalize"):
         Updater(layer, normalize=-1.0)
-    with pytest.raises(ValueError, match="^mask"):
+    with pytest.raises(ValueError, match=r"^mask"):
         Updater(layer, mask={"weight": torch.ones(3, 3, dtype=torch.bool)})
-    with pytest.raises(ValueError, match="^mask"):
+    with pytest.raises(ValueError, match=r"^mask"):
         Updater(layer, mask={"weight": torch.full((2, 2), 0.5)})
-    with pytest.raises(ValueError, match="^scale"):
+    with pytest.raises(ValueError, match=r"^scale"):
         Updater(layer).to_grad(scale=0.0)
 
 
@@ -536,6 +539,7 @@ def test_tensor_attribute_and_dotted_names() -> None:
 
 
 # ---------------------------------------------------------------------------- state_dict, .to
+
 
 def test_state_dict_round_trip() -> None:
     source = Updater(make_linear([[0.0, 0.0]]), reduction="max")
@@ -598,6 +602,7 @@ def test_to_float64_module_and_updater() -> None:
 
 # ---------------------------------------------------------------------------- distributed
 
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -619,11 +624,11 @@ def test_all_reduce_without_process_group_raises() -> None:
     updater.accumulate("weight", as_tensor([[1.0, 0.5]]))
     before = snapshot(updater)
     weight_before = layer.weight.detach().clone()
-    with pytest.raises(ValueError, match="^all_reduce"):
+    with pytest.raises(ValueError, match=r"^all_reduce"):
         updater.apply()
-    with pytest.raises(ValueError, match="^all_reduce"):
+    with pytest.raises(ValueError, match=r"^all_reduce"):
         updater.sync()
-    with pytest.raises(ValueError, match="^all_reduce"):
+    with pytest.raises(ValueError, match=r"^all_reduce"):
         Updater(layer).sync()  # no op configured nor given
     assert_unchanged(updater, before)
     torch.testing.assert_close(layer.weight.detach(), weight_before)
@@ -634,9 +639,7 @@ def test_all_reduce_single_process_group() -> None:
     reference = run_update(None)
     # by hand: w + (1 - w) * pos - w * neg
     assert_close(reference, [[0.3 + 0.7 * 1.0 - 0.3 * 0.25, 0.6 + 0.4 * 0.5 - 0.6 * 0.5]])
-    dist.init_process_group(
-        "gloo", rank=0, world_size=1, init_method=f"tcp://127.0.0.1:{free_port()}"
-    )
+    dist.init_process_group("gloo", rank=0, world_size=1, init_method=f"tcp://127.0.0.1:{free_port()}")
     try:
         for op in ("sum", "mean"):
             torch.testing.assert_close(run_update(op), reference)

@@ -12,6 +12,8 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import make_cell as make_scripted_cell
+from helpers import run
 from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
@@ -19,9 +21,6 @@ from torch import nn
 from plastic.functional.bounding import Bounding
 from plastic.learn.stdp import STDP
 from plastic.neural.updater import Updater
-
-from helpers import run
-from helpers import make_cell as make_scripted_cell
 
 finite32 = st.floats(-1e3, 1e3, allow_nan=False, width=32)
 
@@ -36,7 +35,7 @@ def make_linear(values: list[float], dtype: torch.dtype = torch.float32) -> nn.L
 def parts(values: list[float]) -> tuple[list[float], list[float]]:
     """The potentiation and depression parts of a signed change, element by element (float32)."""
     positive = [float(np.float32(max(v, 0.0))) for v in values]
-    negative = [float(np.float32(p) - np.float32(v)) for p, v in zip(positive, values)]
+    negative = [float(np.float32(p) - np.float32(v)) for p, v in zip(positive, values, strict=True)]
     return positive, negative
 
 
@@ -94,7 +93,7 @@ def test_accumulate_signed_reduces_over_calls(reduction: str) -> None:
     assert negative[0].tolist() == expected_negative
     assert updater.count("weight") == (2, 2)
     updater.apply()
-    assert layer.weight[0].tolist() == [1.0 + p - n for p, n in zip(expected_positive, expected_negative)]
+    assert layer.weight[0].tolist() == [1.0 + p - n for p, n in zip(expected_positive, expected_negative, strict=True)]
 
 
 def test_accumulate_signed_after_plain_accumulate_adds_to_it() -> None:
@@ -117,7 +116,8 @@ def test_apply_adds_exactly_w_plus_p_minus_n(pairs: list[tuple[float, float]]) -
     updater.apply()
     positive, negative = parts(change)
     expected = [
-        float(np.float32(w) + (np.float32(p) - np.float32(n))) for w, p, n in zip(weights, positive, negative)
+        float(np.float32(w) + (np.float32(p) - np.float32(n)))
+        for w, p, n in zip(weights, positive, negative, strict=True)
     ]
     assert layer.weight[0].tolist() == expected
     # everything cleared
@@ -130,7 +130,8 @@ def test_in_place_apply_equals_the_general_path() -> None:
     """No bounding and kind "none" (in place) against an all-True mask (general path), by hand."""
     weights, positive, negative = [0.5, -1.0, 2.0, 0.1], [0.3, 0.0, 1.5, 0.7], [0.1, 0.2, 0.0, 0.4]
     expected = [
-        float(np.float32(w) + (np.float32(p) - np.float32(n))) for w, p, n in zip(weights, positive, negative)
+        float(np.float32(w) + (np.float32(p) - np.float32(n)))
+        for w, p, n in zip(weights, positive, negative, strict=True)
     ]
     settings = ({}, {"bounding": Bounding("none")}, {"mask": {"weight": torch.ones(1, 4, dtype=torch.bool)}})
     for setting in settings:
@@ -200,7 +201,7 @@ def test_bad_change_raises_and_leaves_state_unchanged(change: object, error: typ
     assert updater.count("weight") == (1, 1)
     assert updater.weight_potentiation[0].tolist() == [1.0, 0.0]
     assert updater.weight_depression[0].tolist() == [0.0, 1.0]
-    with pytest.raises(ValueError, match="^name"):
+    with pytest.raises(ValueError, match=r"^name"):
         updater.accumulate_signed("bias", row([1.0, 1.0]))
 
 
@@ -230,7 +231,9 @@ def test_stdp_one_product_splits_the_net_change() -> None:
     torch.testing.assert_close(negative, expected_negative, rtol=1e-12, atol=1e-15)
     assert cell.updater.count("weight") == (1, 1)
     trainer.update()
-    torch.testing.assert_close(cell.connection.weight.detach(), expected_positive - expected_negative, rtol=1e-12, atol=1e-15)
+    torch.testing.assert_close(
+        cell.connection.weight.detach(), expected_positive - expected_negative, rtol=1e-12, atol=1e-15
+    )
 
 
 def test_stdp_bounded_change_skips_the_finiteness_pass(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -247,7 +250,11 @@ def test_stdp_bounded_change_skips_the_finiteness_pass(monkeypatch: pytest.Monke
         run(cell, torch.rand(6, 1, 3, generator=generator) < 0.5, torch.rand(6, 1, 2, generator=generator) < 0.5)
         passes: list[int] = []
         checked = updater_module.all_finite
-        monkeypatch.setattr(updater_module, "all_finite", lambda tensor: passes.append(tensor.numel()) or checked(tensor))
+        monkeypatch.setattr(
+            updater_module,
+            "all_finite",
+            lambda tensor, passes=passes, checked=checked: passes.append(tensor.numel()) or checked(tensor),
+        )
         if not skip:  # the checked path: a bound that proves nothing
             monkeypatch.setattr(STDP, "_bounded_change", staticmethod(lambda *args: False))
         trainer()
@@ -264,7 +271,7 @@ def test_stdp_overflowing_change_is_refused_before_any_state_changes() -> None:
     pre = torch.ones(3, 1, 3, dtype=torch.bool)
     post = torch.ones(3, 1, 2, dtype=torch.bool)
     run(cell, pre, post)
-    with pytest.raises(ValueError, match="^change: expected finite"):
+    with pytest.raises(ValueError, match=r"^change: expected finite"):
         trainer()
     assert cell.updater.count("weight") == (0, 0)
     state = trainer.get_unit("c").state
@@ -298,7 +305,7 @@ def test_a_pending_net_change_reads_as_its_two_parts_everywhere(values: list[flo
         negative = [float(np.float32(n) * 2) for n in negative]
         got_positive, got_negative = updater.pending("weight")
     elif read == "delta":
-        expected = [float(np.float32(p) - np.float32(n)) for p, n in zip(positive, negative)]
+        expected = [float(np.float32(p) - np.float32(n)) for p, n in zip(positive, negative, strict=True)]
         assert updater.delta("weight")[0].tolist() == expected
         return
     elif read == "load":
@@ -307,7 +314,10 @@ def test_a_pending_net_change_reads_as_its_two_parts_everywhere(values: list[flo
         got_positive, got_negative = other.pending("weight")
     else:
         updater.apply()
-        expected = [float(np.float32(w) + (np.float32(p) - np.float32(n))) for w, p, n in zip(weights, positive, negative)]
+        expected = [
+            float(np.float32(w) + (np.float32(p) - np.float32(n)))
+            for w, p, n in zip(weights, positive, negative, strict=True)
+        ]
         assert layer.weight[0].tolist() == expected
         assert updater.count("weight") == (0, 0)
         got_positive, got_negative = updater.pending("weight")
@@ -343,12 +353,12 @@ def test_change_buffer_takes_a_change_computed_in_place() -> None:
     buffer = updater.change_buffer("weight")
     assert buffer is not None
     buffer.copy_(row([float("nan"), 1.0]))
-    with pytest.raises(ValueError, match="^change: expected finite"):
+    with pytest.raises(ValueError, match=r"^change: expected finite"):
         updater.accumulate_signed("weight", buffer)
     assert updater.count("weight") == (0, 0)
     assert updater.weight_potentiation.abs().sum().item() == 0.0
     assert updater.weight_depression.abs().sum().item() == 0.0
-    with pytest.raises(ValueError, match="^name"):
+    with pytest.raises(ValueError, match=r"^name"):
         updater.change_buffer("bias")
 
 
@@ -365,7 +375,7 @@ def test_an_applied_net_change_reads_as_zeros_everywhere(values: list[float], ho
     updater.accumulate_signed("weight", row(values))
     if how == "apply":
         updater.apply()
-        weights = [float(np.float32(w) + np.float32(v)) for w, v in zip(weights, values)]
+        weights = [float(np.float32(w) + np.float32(v)) for w, v in zip(weights, values, strict=True)]
     else:
         updater.clear()
     assert updater.count("weight") == (0, 0) and not updater.has_pending()
