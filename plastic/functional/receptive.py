@@ -31,6 +31,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from plastic.functional.validation import check_count
+
 __all__ = [
     "ConvGeometry",
     "TorchLayer",
@@ -101,8 +103,7 @@ class ConvGeometry:
         if dims not in (1, 2):
             raise ValueError(f"dims: expected 1 or 2, got {dims!r}")
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name}: expected an int >= 1, got {value!r}")
+            check_count(value, name)
         if in_channels % groups or out_channels % groups:
             raise ValueError(
                 f"groups: expected a divisor of in_channels ({in_channels}) and "

@@ -19,6 +19,7 @@ from torch import Tensor
 __all__ = [
     "all_finite",
     "check_choice",
+    "check_count",
     "check_greater",
     "check_in_range",
     "check_non_negative",
@@ -147,6 +148,13 @@ def _as_real(value: object, name: str) -> float:
     if math.isnan(result):
         raise ValueError(f"{name}: expected a number, got NaN")
     return result
+
+
+def check_count(value: object, name: str) -> int:
+    """A count: an int (not a bool) >= 1 (sizes, capacities, channels). ``ValueError`` otherwise."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name}: expected an int >= 1, got {value!r}")
+    return value
 
 
 def check_positive(value: object, name: str, *, allow_inf: bool = False) -> float:

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from plastic.functional.validation import check_choice, check_non_negative, check_positive, check_tensor
+from plastic.functional.validation import check_count as check_count  # defined here before: still importable
 from plastic.neural.buffers import rebind_buffer
 from plastic.neural.observable import has_call_hooks
 from plastic.neural.synapses import SYNAPSE_KINDS, Synapse, check_batch_size, make_synapse
@@ -28,12 +29,6 @@ DELAY_INITS = ("zeros", "uniform")
 WEIGHT_LAYOUTS = ("output_major", "input_major")
 # set by the connection; a synapse_kwargs entry for them is an error
 _OWNED_SYNAPSE_KWARGS = ("shape", "dt", "max_delay", "batch_size", "step_mode")
-
-
-def check_count(value: object, name: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name}: expected an int >= 1, got {value!r}")
-    return value
 
 
 class Connection(nn.Module):

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from plastic.functional.interpolation import check_method, chosen_lag, interpolate, snap_lags
-from plastic.functional.validation import check_tensor
+from plastic.functional.validation import check_count, check_tensor
 from plastic.neural.buffers import set_plain
 
 __all__ = ["RingBuffer"]
@@ -48,9 +48,7 @@ class RingBuffer(nn.Module):
         fill: float | bool = 0,
     ) -> None:
         super().__init__()
-        if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1:
-            raise ValueError(f"capacity: expected an int >= 1, got {capacity!r}")
-        self.capacity = capacity
+        self.capacity = check_count(capacity, "capacity")
         self.fill = fill
         # the default dtype is read when the buffer is made, not when this module was imported
         dtype = torch.get_default_dtype() if dtype is None else dtype

@@ -60,6 +60,7 @@ from plastic.functional.traces import (
 )
 from plastic.functional.validation import (
     check_choice,
+    check_count,
     check_in_range,
     check_non_negative,
     check_positive,
@@ -91,9 +92,7 @@ def _shape(value: int | Sequence[int], name: str = "shape") -> tuple[int, ...]:
 
 def check_batch_size(value: object) -> int:
     """A batch size: an int >= 1."""
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"batch_size: expected an int >= 1, got {value!r}")
-    return value
+    return check_count(value, "batch_size")
 
 
 def history_capacity(max_delay: float, dt: float) -> int:

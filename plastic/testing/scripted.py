@@ -16,6 +16,7 @@ from plastic.functional.traces import spike_values
 from plastic.functional.validation import check_positive, check_spikes, check_tensor
 from plastic.neural.buffers import rebind_buffer, set_plain
 from plastic.neural.step_mode import StepModeMixin
+from plastic.neural.synapse_base import check_batch_size
 
 __all__ = ["ScriptedNeuron", "seeded_weight_init"]
 
@@ -53,9 +54,7 @@ class ScriptedNeuron(StepModeMixin, nn.Module):
         self.shape = (shape,) if isinstance(shape, int) else tuple(shape)
         self.dt = float(check_positive(dt, "dt"))
         self.step_mode = step_mode
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size: expected an int >= 1, got {batch_size!r}")
-        self._batch_size = batch_size
+        self._batch_size = check_batch_size(batch_size)
         dtype = torch.get_default_dtype() if dtype is None else dtype
         # no dynamics: the voltage buffer only carries the dtype and device, like a neuron's state
         self.register_buffer("voltage", torch.zeros((batch_size, *self.shape), dtype=dtype, device=device))
@@ -70,9 +69,7 @@ class ScriptedNeuron(StepModeMixin, nn.Module):
 
     @batch_size.setter
     def batch_size(self, value: int) -> None:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"batch_size: expected an int >= 1, got {value!r}")
-        self._batch_size = value
+        self._batch_size = check_batch_size(value)
         self.voltage = self.voltage.new_zeros((value, *self.shape))
         self.reset()
 
