@@ -53,6 +53,7 @@ from plastic.learn.stdp import STDP
 from plastic.neural.cell import Cell
 from plastic.neural.conductance_lif import ConductanceLIF
 from plastic.neural.connections import LinearDense
+from plastic.zoo.plotting import pyplot, save_figure
 
 __all__ = ["CompetitiveConfig", "near_bound_fraction", "run_competitive"]
 
@@ -219,10 +220,7 @@ def _moving_average(values: Tensor, width: int) -> Tensor:
 
 def draw_competitive(result: dict[str, Any], config: CompetitiveConfig, output: Path) -> list[Path]:
     """Weight histograms, the fraction near a bound and the output rate against time: ``competitive.png``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     figure, (left, middle, right) = plt.subplots(1, 3, figsize=(14, 3.8))
     bins = torch.linspace(0, W_MAX, 41).tolist()
@@ -257,10 +255,8 @@ def draw_competitive(result: dict[str, Any], config: CompetitiveConfig, output: 
     right.set_title(f"output rate, ratio at the end: {result['rate_ratio']:.2f}")
     right.legend(fontsize=7)
     figure.tight_layout()
-    output.mkdir(parents=True, exist_ok=True)
     path = output / "competitive.png"
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    save_figure(figure, path, dpi=120)
     return [path]
 
 

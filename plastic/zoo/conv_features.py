@@ -71,6 +71,7 @@ from plastic.neural.cell import Cell
 from plastic.neural.competition import Competition, WinnerTakeAll
 from plastic.neural.connections import Conv2d
 from plastic.neural.neurons import IF
+from plastic.zoo.plotting import pyplot, save_figure
 
 __all__ = ["ConvFeaturesConfig", "run_and_save", "run_conv_features", "run_seed"]
 
@@ -300,10 +301,7 @@ def _filter_grid(weight: Tensor) -> np.ndarray:
 
 def draw_conv_features(result: dict[str, Any], output: Path) -> list[Path]:
     """Learned vs random filters (the first seed) and the accuracies per seed: ``conv_features.png``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     first = result["runs"][0]
     figure = plt.figure(figsize=(11, 4.2))
@@ -330,10 +328,8 @@ def draw_conv_features(result: dict[str, Any], output: Path) -> list[Path]:
     bars.set_title("logistic readout", fontsize=9)
     bars.legend(fontsize=7, loc="lower left")
     figure.tight_layout()
-    output.mkdir(parents=True, exist_ok=True)
     path = output / "conv_features.png"
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    save_figure(figure, path, dpi=120)
     return [path]
 
 

@@ -11,16 +11,9 @@ import torch
 from einops import rearrange
 from torch import Tensor
 
+from plastic.zoo.plotting import pyplot, save_figure
+
 __all__ = ["draw_demo_figures"]
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def receptive_fields(weight: Tensor, assignments: Tensor, path: Path) -> Path:
@@ -30,7 +23,7 @@ def receptive_fields(weight: Tensor, assignments: Tensor, path: Path) -> Path:
     blank band above it) instead of one axis per neuron: hundreds of axes
     take matplotlib tens of seconds.
     """
-    plt = _pyplot()
+    plt = pyplot()
     neurons = weight.shape[0]
     columns = math.ceil(math.sqrt(neurons))
     rows = math.ceil(neurons / columns)
@@ -51,39 +44,26 @@ def receptive_fields(weight: Tensor, assignments: Tensor, path: Path) -> Path:
     axis.axis("off")
     axis.set_title("learned receptive fields (label assigned to each neuron)", fontsize=9)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)
 
 
 def stdp_window(config: Any, path: Path) -> Path:
     """The window of the demo's rule, measured by running the trainer on spike pairs."""
     from plastic.learn.stdp import STDP
-    from plastic.zoo.windows import measure_window
+    from plastic.zoo.windows import draw_window, measure_window
 
-    plt = _pyplot()
     lags = torch.arange(-60, 61)
     factory = lambda: STDP(  # noqa: E731
         eta_post=config.eta_post, eta_pre=config.eta_pre, tau_pre=config.tau_pre,
         tau_post=config.tau_post, pairing=config.pairing,
     )  # fmt: skip
     changes = measure_window(factory, lags)
-    figure, axis = plt.subplots(figsize=(5.5, 3.5))
-    axis.axhline(0.0, color="0.7", linewidth=0.8)
-    axis.axvline(0.0, color="0.7", linewidth=0.8)
-    axis.plot(lags.numpy(), changes.numpy(), "o-", markersize=2.5)
-    axis.set_xlabel("t_post - t_pre (ms)")
-    axis.set_ylabel("weight change")
-    axis.set_title(f"pair STDP ({config.pairing} traces) as trained in the demo", fontsize=10)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return draw_window(lags, changes, f"pair STDP ({config.pairing} traces) as trained in the demo", path)
 
 
 def raster(sample: dict[str, Tensor], path: Path) -> Path:
     """Input and excitatory spikes of one test digit."""
-    plt = _pyplot()
+    plt = pyplot()
     figure, (top, bottom) = plt.subplots(2, 1, figsize=(6, 5), sharex=True)
     for axis, key, title in ((top, "input", "input (64 pixels)"), (bottom, "output", "excitatory neurons")):
         times, neurons = sample[key].nonzero(as_tuple=True)
@@ -94,14 +74,12 @@ def raster(sample: dict[str, Tensor], path: Path) -> Path:
         axis.set_title(title, fontsize=9)
     bottom.set_xlabel("time (ms)")
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)
 
 
 def confusion(labels: Tensor, predicted: Tensor, path: Path) -> Path:
     """Counts of (true, predicted) classes on the test split."""
-    plt = _pyplot()
+    plt = pyplot()
     matrix = torch.zeros(10, 10, dtype=torch.long)
     matrix.index_put_(
         (labels.long(), predicted.long().clamp(min=0)), torch.ones_like(labels, dtype=torch.long), accumulate=True
@@ -120,9 +98,7 @@ def confusion(labels: Tensor, predicted: Tensor, path: Path) -> Path:
     axis.set_title(f"test confusion matrix (accuracy {100 * accuracy:.1f}%)", fontsize=9)
     figure.colorbar(image, ax=axis, fraction=0.046)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)
 
 
 def draw_demo_figures(

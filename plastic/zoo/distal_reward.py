@@ -45,6 +45,7 @@ from plastic.learn.reward import MSTDPET
 from plastic.neural.cell import Cell
 from plastic.neural.connections import LinearDense
 from plastic.neural.neurons import LIF
+from plastic.zoo.plotting import pyplot, save_figure
 
 __all__ = ["DistalRewardConfig", "run_and_save", "run_distal_reward"]
 
@@ -205,10 +206,7 @@ def run_distal_reward(config: DistalRewardConfig, *, progress: bool = True) -> d
 
 def draw_distal_reward(result: dict[str, Any], output: Path) -> list[Path]:
     """Rewarded synapse vs the mean of the others over time, and the final weights: ``distal_reward.png``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
     left.plot(result["time_s"], result["rewarded"], color="C3", label="rewarded synapse")
@@ -225,10 +223,8 @@ def draw_distal_reward(result: dict[str, Any], output: Path) -> list[Path]:
     right.set_ylabel("synapses")
     right.legend(fontsize=7)
     figure.tight_layout()
-    output.mkdir(parents=True, exist_ok=True)
     path = output / "distal_reward.png"
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    save_figure(figure, path, dpi=120)
     return [path]
 
 

@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from plastic.functional.bounding import Bounding
+from plastic.zoo.plotting import save_figure
 
 __all__ = ["main"]
 
@@ -59,9 +60,7 @@ def main(out_dir: str | Path = "zoo_docs/figures") -> Path:
     axes[2].axhline(0.0, color="0.7", linewidth=0.8)
     axes[0].legend(fontsize=8)
     path = out / "bounding.png"
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from plastic.learn.clopath import ClopathSTDP
 from plastic.neural.adex import AdEx
 from plastic.neural.cell import Cell
 from plastic.neural.connections import LinearDense
+from plastic.zoo.plotting import pyplot, save_figure
 
 FREQUENCIES = (0.1, 10.0, 20.0, 40.0, 50.0)  # Hz
 LAG = 10.0  # ms between the spikes of a pairing
@@ -138,10 +139,7 @@ def run_pairing_protocol(
 
 def main(out_dir: str | Path = "zoo_docs/figures", frequencies: tuple[float, ...] = FREQUENCIES) -> Path:
     """Draw the figure (``frequencies``: the repetition frequencies run, 20 Hz among them)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     result = run_pairing_protocol(frequencies)
     changes = result["changes"]
@@ -186,12 +184,7 @@ def main(out_dir: str | Path = "zoo_docs/figures", frequencies: tuple[float, ...
     right.set_title("post-pre pairings at 20 Hz: u and its filters", fontsize=9)
     right.legend(fontsize=7, loc="upper right")
     figure.tight_layout()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "clopath.png"
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return save_figure(figure, Path(out_dir) / "clopath.png", dpi=120)
 
 
 if __name__ == "__main__":

@@ -23,13 +23,11 @@ import torch
 from plastic.functional.conductance_lif import ConductanceLIFParams
 from plastic.neural.conductance_lif import ConductanceLIF
 from plastic.neural.connections import LinearDense
+from plastic.zoo.plotting import pyplot, save_figure
 
 
 def main(out_dir: str | Path = "zoo_docs/figures") -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
     params = ConductanceLIFParams(v_threshold=10.0, v_reset=-60.0)  # no spike: the settled potential
@@ -86,12 +84,7 @@ def main(out_dir: str | Path = "zoo_docs/figures") -> Path:
     more = conductance_axis.get_legend_handles_labels()
     right.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7, loc="upper right")
     figure.tight_layout()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "conductance_lif.png"
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return save_figure(figure, Path(out_dir) / "conductance_lif.png", dpi=120)
 
 
 if __name__ == "__main__":

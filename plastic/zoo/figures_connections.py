@@ -21,6 +21,7 @@ from matplotlib.patches import Rectangle
 
 from plastic.neural.connections import Conv2d, LinearDense
 from plastic.neural.synapses import DeltaCurrent, ExponentialCurrent, SpikeFilterCurrent
+from plastic.zoo.plotting import save_figure
 
 __all__ = ["draw_connections", "draw_synapses", "main"]
 
@@ -79,8 +80,7 @@ def draw_synapses(path: Path) -> None:
     axes[2].set_xlabel("time read, t - d (step 11 = now)")
     axes[2].set_title("current_at(d) between steps (exponential, tau = 3)", fontsize=10)
     axes[2].legend(fontsize=8)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 @torch.no_grad()
@@ -122,8 +122,7 @@ def draw_connections(path: Path) -> None:
     )
     figure.colorbar(image, ax=axes[2], shrink=0.7)
     axes[2].set_title(f"Conv2d output {tuple(output.shape)}", fontsize=10)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 def main(out_dir: str | Path = "zoo_docs/figures") -> list[Path]:

@@ -24,6 +24,7 @@ from plastic.learn.inhibitory import InhibitorySTDP
 from plastic.neural.cell import Cell
 from plastic.neural.connections import LinearDense
 from plastic.neural.neurons import LIF
+from plastic.zoo.plotting import pyplot, save_figure
 
 TARGET_RATES = (3.0, 5.0, 10.0)  # Hz
 
@@ -92,10 +93,7 @@ def run_inhibitory_balance(
 
 
 def main(out_dir: str | Path = "zoo_docs/figures", seconds: int = 150) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     result = run_inhibitory_balance(seconds)
     figure, (left, middle, right) = plt.subplots(1, 3, figsize=(13, 3.6))
@@ -125,10 +123,8 @@ def main(out_dir: str | Path = "zoo_docs/figures", seconds: int = 150) -> Path:
     right.legend(fontsize=7)
     figure.tight_layout()
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     path = out / "inhibitory_stdp.png"
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    save_figure(figure, path, dpi=120)
     finals = ", ".join(
         f"{target:g} -> {rate:.2f}" for target, rate in zip(TARGET_RATES, result["final_rates"], strict=True)
     )

@@ -43,6 +43,7 @@ from plastic.learn.stdp import STDP
 from plastic.neural.cell import Cell
 from plastic.neural.connections import LinearDense
 from plastic.neural.neurons import IF
+from plastic.zoo.plotting import save_figure
 
 __all__ = ["main", "measure_window", "window_figure"]
 
@@ -130,10 +131,7 @@ def window_figure(out: Path) -> Path:
     axes[0].set_ylabel("change written to the updater")
     figure.suptitle("STDP windows measured by running the trainers on one spike pair per synapse", fontsize=10)
     figure.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=120)
-    plt.close(figure)
-    return out
+    return save_figure(figure, out, dpi=120)
 
 
 def main(out_dir: str | Path = "zoo_docs/figures") -> list[Path]:

@@ -22,6 +22,7 @@ import torch
 
 from plastic.functional.encoders import poisson_encode
 from plastic.neural.layers import SynapseFilter
+from plastic.zoo.plotting import save_figure
 
 __all__ = ["main"]
 
@@ -53,8 +54,7 @@ def _synapse_filter_figure(path: Path) -> None:
     bottom.set_xlabel("step t")
     bottom.set_ylabel("current I_t")
     bottom.legend(fontsize=8)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 def _poisson_raster_figure(path: Path) -> None:
@@ -76,8 +76,7 @@ def _poisson_raster_figure(path: Path) -> None:
     rate_axis.plot(measured.numpy(), index.numpy(), "x", label="measured (1 s)")
     rate_axis.set_xlabel("rate (Hz)")
     rate_axis.legend(fontsize=8)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 def main(out_dir: str | Path = "zoo_docs/figures") -> list[Path]:

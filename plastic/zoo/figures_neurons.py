@@ -12,13 +12,11 @@ from pathlib import Path
 import torch
 
 from plastic.neural.neurons import IF, LIF, AdaptiveLIF
+from plastic.zoo.plotting import pyplot, save_figure
 
 
 def main(out_dir: str | Path = "zoo_docs/figures") -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -49,9 +47,7 @@ def main(out_dir: str | Path = "zoo_docs/figures") -> Path:
     axes[-1].set_xlabel("time (ms); input 0.12 per step until 120 ms; red: spikes")
     figure.tight_layout()
     path = out / "neurons.png"
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from plastic.observe.reducers import (
     EventTimeReducer,
     NearestTraceReducer,
 )
+from plastic.zoo.plotting import save_figure
 
 __all__ = ["main"]
 
@@ -82,9 +83,7 @@ def main(out_dir: str | Path = "zoo_docs/figures") -> Path:
         for spike_time in spike_times:
             axis.axvline(float(spike_time), color="0.85", linewidth=0.8, zorder=0)
     path = out / "reducers.png"
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from plastic.learn.online import OnlineSTDP
 from plastic.neural.cell import Cell
 from plastic.neural.connections import LinearDense
 from plastic.neural.neurons import AdaptiveLIF
+from plastic.zoo.plotting import save_figure
 
 __all__ = ["bar_patterns", "main", "train_online"]
 
@@ -96,9 +97,7 @@ def main(out_dir: str | Path = "zoo_docs/figures") -> Path:
     figure.suptitle("Online STDP, nearest variant: rows normalised to w_norm = 6.4, clamped to [0, 1]", fontsize=9)
     figure.tight_layout()
     path = out / "online_stdp.png"
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ from torch import Tensor
 from plastic.functional.bilinear import BatchReduction
 from plastic.functional.pairing_schemes import STATEFUL_PAIRINGS, PairingState, initial_pairing_state
 from plastic.functional.stdp import Pairing, stdp_step, stdp_window
+from plastic.zoo.plotting import save_figure
 
 __all__ = ["SCHEMES", "counted_pairs_by_the_rule", "drift_closed_form", "main", "pairing_protocol", "poisson_drift"]
 
@@ -230,9 +231,7 @@ def main(
     )
     drift_axis.legend(fontsize=7, ncol=2)
     path = out / "pairing_schemes.png"
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from torch import nn
 from plastic.functional.bounding import Bounding
 from plastic.neural.updater import Updater
 from plastic.zoo.competitive import W_MAX, CompetitiveConfig, run_competitive
+from plastic.zoo.plotting import pyplot, save_figure
 
 MU = 0.4  # Morrison et al. (2007), fitted to Bi & Poo (1998)
 W_REFERENCE = 1.0
@@ -44,10 +45,7 @@ def settle(start: float, potentiation: float, depression: float, applications: i
 
 
 def main(out_dir: str | Path = "zoo_docs/figures", seconds: int = 200) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
     weights = torch.linspace(0.0, 2.5, 251, dtype=torch.float64)
@@ -83,10 +81,8 @@ def main(out_dir: str | Path = "zoo_docs/figures", seconds: int = 200) -> Path:
     right.legend(fontsize=7)
     figure.tight_layout()
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     path = out / "power_law_stdp.png"
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    save_figure(figure, path, dpi=120)
     rates = result["final_rates"]
     print(f"power law: weights {mean:.3f} +- {spread:.3f} (2x rate); output {rates[0]:.1f} -> {rates[1]:.1f} Hz")
     return path

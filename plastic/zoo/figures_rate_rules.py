@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from plastic.functional.rate_rules import bcm_change, oja_change
+from plastic.zoo.plotting import pyplot, save_figure
 
 COVARIANCE = ((3.0, 1.0), (1.0, 2.0))
 PATTERNS = ((1.0, 0.2), (0.2, 1.0))
@@ -51,10 +52,7 @@ def bcm_responses(steps: int = 40000) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def main(out_dir: str | Path = "zoo_docs/figures") -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     inputs, weights, top = oja_trajectory()
@@ -79,12 +77,7 @@ def main(out_dir: str | Path = "zoo_docs/figures") -> Path:
     right.set_title("BCM: selectivity from a sliding threshold")
     right.legend(fontsize=7)
     figure.tight_layout()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "rate_rules.png"
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return save_figure(figure, Path(out_dir) / "rate_rules.png", dpi=120)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ from plastic.learn.rmax import Rmax
 from plastic.neural.cell import Cell
 from plastic.neural.connections import LinearDense
 from plastic.neural.escape_noise import EscapeNoiseNeuron
+from plastic.zoo.plotting import save_figure
 
 __all__ = ["TASK", "main", "run_task"]
 
@@ -145,9 +146,7 @@ def main(out_dir: str | Path = "zoo_docs/figures", *, batches: int = 150) -> Pat
     axes[2].legend(fontsize=8)
     axes[2].set_title("(c) weights: inputs of A up, of B down", fontsize=10)
     path = out / "rmax.png"
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)
 
 
 if __name__ == "__main__":

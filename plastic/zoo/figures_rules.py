@@ -52,6 +52,7 @@ from plastic.functional.triplet import (
     triplet_initial_traces,
     triplet_stdp_window,
 )
+from plastic.zoo.plotting import save_figure
 
 __all__ = ["homeostasis_figure", "integer_figure", "main", "mstdp_figure", "triplet_frequency"]
 
@@ -89,9 +90,7 @@ def triplet_frequency(out: Path, *, dt: float = 1.0, pairs: int = 60, lag: float
     axis.set_title("Triplet STDP, pairing protocol (Pfister & Gerstner 2006, all-to-all)", fontsize=9)
     axis.legend(fontsize=8)
     path = out / "triplet_frequency.png"
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)
 
 
 def _reward_protocol(steps: int, period: int, delay: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -146,9 +145,7 @@ def mstdp_figure(out: Path) -> Path:
     axes[2].set_xlabel("time (ms)")
     axes[0].set_title("A causal pair every 100 ms; reward +1, then -1 (Florian 2007)", fontsize=9)
     path = out / "mstdp.png"
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)
 
 
 def integer_figure(out: Path) -> Path:
@@ -208,9 +205,7 @@ def integer_figure(out: Path) -> Path:
     axes[1].set_ylabel("integer weight")
     axes[1].set_title("correlated inputs (blue) potentiate, others (orange) depress; [0, 63]", fontsize=9)
     path = out / "integer_stdp.png"
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)
 
 
 def homeostasis_figure(out: Path) -> Path:
@@ -242,9 +237,7 @@ def homeostasis_figure(out: Path) -> Path:
     axes[0].set_title("rate (tau_rate = 100 steps) approaches the target", fontsize=9)
     axes[1].set_title("threshold += eta (rate - target)", fontsize=9)
     path = out / "homeostasis.png"
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)
 
 
 def main(out_dir: str | Path = "zoo_docs/figures") -> list[Path]:

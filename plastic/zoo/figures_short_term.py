@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from plastic.neural.short_term import TsodyksMarkramCurrent
+from plastic.zoo.plotting import pyplot, save_figure
 
 DT = 0.1  # ms
 SYNAPSES = {
@@ -44,10 +45,7 @@ def responses() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
 
 
 def main(out_dir: str | Path = "zoo_docs/figures") -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     figure, axes = plt.subplots(2, 2, figsize=(11, 5.4), gridspec_kw={"width_ratios": [3, 1]})
     for row, (name, (current, efficacy)) in enumerate(responses().items()):
@@ -62,12 +60,7 @@ def main(out_dir: str | Path = "zoo_docs/figures") -> Path:
     axes[1, 0].set_xlabel("time (ms)")
     axes[1, 1].set_xlabel("spike")
     figure.tight_layout()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "short_term.png"
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return save_figure(figure, Path(out_dir) / "short_term.png", dpi=120)
 
 
 if __name__ == "__main__":

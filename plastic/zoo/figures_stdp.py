@@ -35,6 +35,7 @@ from plastic.functional.kernels import (
     symmetric_exp,
 )
 from plastic.functional.stdp import stdp_delta_weight, stdp_window
+from plastic.zoo.plotting import save_figure
 
 __all__ = ["main", "pair_window"]
 
@@ -132,8 +133,7 @@ def main(out_dir: str | Path = "zoo_docs/figures") -> list[Path]:
         axis.set_ylabel("weight change of one pair")
         axis.legend(fontsize=8)
     window_path = out / "stdp_window.png"
-    figure.savefig(window_path, dpi=110)
-    plt.close(figure)
+    save_figure(figure, window_path)
 
     delta = torch.linspace(-60.0, 60.0, 1201, dtype=torch.float64)
     kernels = [
@@ -153,8 +153,7 @@ def main(out_dir: str | Path = "zoo_docs/figures") -> list[Path]:
     for axis in axes[1]:
         axis.set_xlabel("delta = t_post - t_pre (ms)")
     kernels_path = out / "kernels.png"
-    figure.savefig(kernels_path, dpi=110)
-    plt.close(figure)
+    save_figure(figure, kernels_path)
     return [window_path, kernels_path]
 
 

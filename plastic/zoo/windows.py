@@ -24,6 +24,7 @@ from plastic.learn.base import IndependentCellTrainer
 from plastic.neural.cell import Cell
 from plastic.neural.connections import LinearDense
 from plastic.neural.neurons import IF
+from plastic.zoo.plotting import pyplot, save_figure
 
 __all__ = ["RULES", "measure_window", "plot_triplet_frequency", "plot_window"]
 
@@ -125,28 +126,24 @@ def measure_window(
 
 def plot_window(rule: str, output: str | Path, lags: torch.Tensor | None = None) -> Path:
     """Measure and draw the window of a built-in rule; returns the PNG path."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     description, builder, delay = RULES[rule]
     lags = torch.arange(-50, 51) if lags is None else lags
     changes = measure_window(builder(), lags, delay=delay)
-    out = Path(output)
-    out.mkdir(parents=True, exist_ok=True)
+    return draw_window(lags, changes, description, Path(output) / f"window_{rule}.png")
+
+
+def draw_window(lags: torch.Tensor, changes: torch.Tensor, title: str, path: Path) -> Path:
+    """A measured window (``changes`` against the lags ``t_post - t_pre``, ms) drawn to ``path``."""
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(5.5, 3.5))
     axis.axhline(0.0, color="0.7", linewidth=0.8)
     axis.axvline(0.0, color="0.7", linewidth=0.8)
     axis.plot(lags.numpy(), changes.numpy(), "o-", markersize=2.5)
     axis.set_xlabel("t_post - t_pre (ms)")
     axis.set_ylabel("weight change")
-    axis.set_title(description, fontsize=10)
+    axis.set_title(title, fontsize=10)
     figure.tight_layout()
-    path = out / f"window_{rule}.png"
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)
 
 
 def plot_triplet_frequency(output: str | Path) -> Path:
