@@ -17,7 +17,7 @@ import attrs
 import torch
 from torch import Tensor
 
-from plastic.functional.validation import check_choice, check_non_negative, check_positive
+from plastic.functional.validation import check_choice, check_int_at_least, check_non_negative, check_positive
 
 __all__ = [
     "callable_of",
@@ -82,10 +82,7 @@ def int_at_least(minimum: int) -> Validator:
     """Validator factory: an int (not a bool) ``>= minimum`` (counts, radii)."""
 
     def validate(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{attribute.name}: expected an int, got {value!r}")
-        if value < minimum:
-            raise ValueError(f"{attribute.name}: expected a value >= {minimum}, got {value}")
+        check_int_at_least(value, attribute.name, minimum)
 
     return validate
 

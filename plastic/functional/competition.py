@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from plastic.functional.validation import check_tensor
+from plastic.functional.validation import check_int_at_least, check_tensor
 
 __all__ = ["dilate_positions", "k_winners", "position_winners"]
 
@@ -57,14 +57,6 @@ def _check_bool(value: Tensor, name: str) -> None:
         raise TypeError(f"{name}: expected a bool tensor, got dtype {value.dtype}")
 
 
-def _check_radius(radius: object) -> int:
-    if isinstance(radius, bool) or not isinstance(radius, int):
-        raise TypeError(f"radius: expected an int, got {type(radius).__name__}")
-    if radius < 0:
-        raise ValueError(f"radius: expected a value >= 0, got {radius}")
-    return radius
-
-
 def dilate_positions(mask: Tensor, radius: int) -> Tensor:
     """Every position within Chebyshev distance ``radius`` of a True one: bool ``[B, *spatial]``.
 
@@ -73,7 +65,7 @@ def dilate_positions(mask: Tensor, radius: int) -> Tensor:
     """
     check_tensor(mask, "mask", min_ndim=1)
     _check_bool(mask, "mask")
-    radius = _check_radius(radius)
+    radius = check_int_at_least(radius, "radius", 0)
     spatial = mask.ndim - 1
     if spatial == 0 or radius == 0:
         return mask.clone()
@@ -128,7 +120,7 @@ def k_winners(
         ``(winners, blocked, winners_left)`` after this step.
     """
     spatial = _check_group(score, candidates, blocked)
-    radius = _check_radius(radius)
+    radius = check_int_at_least(radius, "radius", 0)
     batch, maps = score.shape[:2]
     check_tensor(winners_left, "winners_left", shape=(batch,), device=score.device)
     if winners_left.is_floating_point() or winners_left.dtype == torch.bool:

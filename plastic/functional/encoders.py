@@ -61,7 +61,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from plastic.functional.validation import check_positive, check_tensor
+from plastic.functional.validation import check_int_at_least, check_positive, check_tensor
 
 __all__ = [
     "bernoulli_encode",
@@ -72,14 +72,6 @@ __all__ = [
     "poisson_encode",
     "poisson_probability",
 ]
-
-
-def _check_steps(steps: object) -> int:
-    if isinstance(steps, bool) or not isinstance(steps, int):
-        raise TypeError(f"steps: expected an int, got {type(steps).__name__}")
-    if steps < 1:
-        raise ValueError(f"steps: expected a value >= 1, got {steps}")
-    return steps
 
 
 def _check_generator(generator: torch.Generator | None, device: torch.device) -> None:
@@ -170,7 +162,7 @@ def poisson_encode(
             reproducible draws.
         exact: use the exact per-step probability instead of ``rate * dt``.
     """
-    steps = _check_steps(steps)
+    steps = check_int_at_least(steps, "steps", 1)
     check_tensor(rates, "rates", min_ndim=1)
     probabilities = poisson_probability(rates, dt, exact=exact)
     _check_generator(generator, probabilities.device)
@@ -187,7 +179,7 @@ def bernoulli_encode(probabilities: Tensor, steps: int, generator: torch.Generat
 
     Returns bool ``[steps, B, *shape]`` on the input's device.
     """
-    steps = _check_steps(steps)
+    steps = check_int_at_least(steps, "steps", 1)
     probabilities = _check_unit_interval(probabilities, "probabilities")
     _check_generator(generator, probabilities.device)
     return _draw(probabilities, steps, generator)
@@ -203,7 +195,7 @@ def latency_steps(intensities: Tensor, steps: int) -> Tensor:
         intensities: values in ``[0, 1]``, ``[B, *shape]``.
         steps: window length ``T >= 1``.
     """
-    steps = _check_steps(steps)
+    steps = check_int_at_least(steps, "steps", 1)
     values = _check_unit_interval(intensities, "intensities")
     times = torch.floor((1.0 - values) * steps).clamp(max=steps - 1).to(torch.int64)
     return torch.where(values > 0, times, torch.full_like(times, -1))

@@ -18,6 +18,7 @@ import attrs
 import torch
 from torch import Tensor
 
+from plastic.functional.attrs_validators import int_at_least
 from plastic.functional.surrogate import ATan, SurrogateGradient
 from plastic.functional.validation import (
     check_choice,
@@ -61,13 +62,6 @@ def _surrogate_validator(instance: object, attribute: attrs.Attribute[Any], valu
 def _bool_validator(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, bool):
         raise TypeError(f"{attribute.name}: expected a bool, got {value!r}")
-
-
-def _steps_validator(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{attribute.name}: expected an int, got {value!r}")
-    if value < 0:
-        raise ValueError(f"{attribute.name}: expected a value >= 0, got {value!r}")
 
 
 def _non_negative(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -124,7 +118,7 @@ class NeuronParams:
     reset: str = attrs.field(default="hard", validator=_choice(RESET_MODES))
     surrogate: SurrogateGradient = attrs.field(factory=ATan, validator=_surrogate_validator)
     detach_reset: bool = attrs.field(default=False, validator=_bool_validator)
-    refractory_steps: int = attrs.field(default=0, validator=_steps_validator)
+    refractory_steps: int = attrs.field(default=0, validator=int_at_least(0))
     theta_plus: float = attrs.field(default=0.0, validator=_non_negative)
     theta_decay: float = attrs.field(default=1.0, validator=_decay_validator)
     decay_input: bool = attrs.field(default=True, validator=_bool_validator)

@@ -22,6 +22,7 @@ __all__ = [
     "check_count",
     "check_greater",
     "check_in_range",
+    "check_int_at_least",
     "check_non_negative",
     "check_positive",
     "check_same_device",
@@ -154,6 +155,16 @@ def check_count(value: object, name: str) -> int:
     """A count: an int (not a bool) >= 1 (sizes, capacities, channels). ``ValueError`` otherwise."""
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{name}: expected an int >= 1, got {value!r}")
+    return value
+
+
+def check_int_at_least(value: object, name: str, minimum: int) -> int:
+    """An int (not a bool) ``>= minimum`` (steps, radii, sizes): ``TypeError`` for anything but
+    an int, ``ValueError`` below ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name}: expected an int, got {_describe(value)}")
+    if value < minimum:
+        raise ValueError(f"{name}: expected a value >= {minimum}, got {value}")
     return value
 
 

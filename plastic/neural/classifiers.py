@@ -34,17 +34,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from plastic.functional.validation import check_tensor
+from plastic.functional.validation import check_int_at_least, check_tensor
 
 __all__ = ["MaxRateClassifier"]
-
-
-def _check_count(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name}: expected a value >= 1, got {value}")
-    return value
 
 
 class MaxRateClassifier(nn.Module):
@@ -73,8 +65,8 @@ class MaxRateClassifier(nn.Module):
 
     def __init__(self, num_neurons: int, num_classes: int) -> None:
         super().__init__()
-        self.num_neurons = _check_count(num_neurons, "num_neurons")
-        self.num_classes = _check_count(num_classes, "num_classes")
+        self.num_neurons = check_int_at_least(num_neurons, "num_neurons", 1)
+        self.num_classes = check_int_at_least(num_classes, "num_classes", 1)
         self.register_buffer("assignments", torch.full((num_neurons,), -1, dtype=torch.long))
         self.register_buffer("proportions", torch.zeros(num_neurons, num_classes))
         self.register_buffer("response_sums", torch.zeros(num_classes, num_neurons))

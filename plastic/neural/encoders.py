@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from plastic.functional.encoders import _check_steps, bernoulli_encode, latency_encode, poisson_encode
-from plastic.functional.validation import check_positive, check_tensor
+from plastic.functional.encoders import bernoulli_encode, latency_encode, poisson_encode
+from plastic.functional.validation import check_int_at_least, check_positive, check_tensor
 
 __all__ = ["BernoulliEncoder", "LatencyEncoder", "PoissonEncoder"]
 
@@ -44,7 +44,7 @@ class PoissonEncoder(nn.Module):
         exact: bool = False,
     ) -> None:
         super().__init__()
-        self.steps = _check_steps(steps)
+        self.steps = check_int_at_least(steps, "steps", 1)
         self.dt = check_positive(dt, "dt")
         self.max_rate = None if max_rate is None else check_positive(max_rate, "max_rate")
         if self.max_rate is not None and not exact and self.max_rate * self.dt / 1000.0 > 1.0:
@@ -85,7 +85,7 @@ class BernoulliEncoder(nn.Module):
 
     def __init__(self, steps: int, *, generator: torch.Generator | None = None) -> None:
         super().__init__()
-        self.steps = _check_steps(steps)
+        self.steps = check_int_at_least(steps, "steps", 1)
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"generator: expected a torch.Generator or None, got {type(generator).__name__}")
         self.generator = generator
@@ -114,7 +114,7 @@ class LatencyEncoder(nn.Module):
 
     def __init__(self, steps: int) -> None:
         super().__init__()
-        self.steps = _check_steps(steps)
+        self.steps = check_int_at_least(steps, "steps", 1)
 
     def forward(self, intensities: Tensor) -> Tensor:
         return latency_encode(intensities, self.steps)

@@ -25,6 +25,7 @@ from plastic.functional.traces import spike_filter_step, spike_filter_window
 from plastic.functional.validation import (
     check_greater,
     check_in_range,
+    check_int_at_least,
     check_spikes,
     check_tensor,
 )
@@ -188,11 +189,7 @@ class Delay(_StepModeMixin, nn.Module):
 
     def __init__(self, delay_steps: int, *, step_mode: str = "single") -> None:
         super().__init__()
-        if isinstance(delay_steps, bool) or not isinstance(delay_steps, int):
-            raise TypeError(f"delay_steps: expected an int, got {type(delay_steps).__name__}")
-        if delay_steps < 0:
-            raise ValueError(f"delay_steps: expected a value >= 0, got {delay_steps}")
-        self.delay_steps = delay_steps
+        self.delay_steps = check_int_at_least(delay_steps, "delay_steps", 0)
         self.step_mode = step_mode
         # Ring slot holding the oldest input (the next one to come out). A plain
         # int (no device sync per step), saved through get_extra_state.
@@ -279,11 +276,7 @@ class VotingLayer(_StepModeMixin, nn.Module):
 
     def __init__(self, voting_size: int = 10, *, step_mode: str = "single") -> None:
         super().__init__()
-        if isinstance(voting_size, bool) or not isinstance(voting_size, int):
-            raise TypeError(f"voting_size: expected an int, got {type(voting_size).__name__}")
-        if voting_size < 1:
-            raise ValueError(f"voting_size: expected a value >= 1, got {voting_size}")
-        self.voting_size = voting_size
+        self.voting_size = check_int_at_least(voting_size, "voting_size", 1)
         self.step_mode = step_mode
 
     def forward(self, inputs: Tensor) -> Tensor:

@@ -28,7 +28,7 @@ from plastic.functional.neurons import (
     neuron_window_state,
 )
 from plastic.functional.surrogate import SurrogateGradient
-from plastic.functional.validation import all_finite, check_shape, check_tensor
+from plastic.functional.validation import all_finite, check_int_at_least, check_shape, check_tensor
 from plastic.neural.buffers import rebind_buffer
 from plastic.neural.compiled import CompiledStep
 from plastic.neural.step_mode import STEP_MODES, StepModeMixin
@@ -52,14 +52,6 @@ def _neuron_shape(shape: int | Sequence[int]) -> tuple[int, ...]:
     if any(s < 1 for s in result):
         raise ValueError(f"shape: expected sizes >= 1, got {result}")
     return result
-
-
-def _batch_size(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"batch_size: expected an int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"batch_size: expected a value >= 1, got {value}")
-    return value
 
 
 def _state_dtype(dtype: object) -> torch.dtype:
@@ -110,7 +102,7 @@ class NeuronModule(StepModeMixin, nn.Module):
         state (``None``: torch's default)."""
         self.step_mode = step_mode
         dtype = _state_dtype(dtype)
-        self._batch_size = _batch_size(batch_size)
+        self._batch_size = check_int_at_least(batch_size, "batch_size", 1)
         return dtype
 
     @property
@@ -138,7 +130,7 @@ class NeuronModule(StepModeMixin, nn.Module):
 
     @batch_size.setter
     def batch_size(self, value: int) -> None:
-        self._batch_size = _batch_size(value)
+        self._batch_size = check_int_at_least(value, "batch_size", 1)
         self.reset()
 
     def reset(self) -> None:
@@ -315,7 +307,7 @@ class SpikingNeuron(NeuronModule):
 
     @batch_size.setter
     def batch_size(self, value: int) -> None:
-        self._batch_size = _batch_size(value)
+        self._batch_size = check_int_at_least(value, "batch_size", 1)
         state_shape = self._state_shape
         self.voltage = self.voltage.new_empty(state_shape)
         if self.params.refractory_steps > 0:
