@@ -18,12 +18,10 @@ import attrs
 import torch
 from torch import Tensor
 
-from plastic.functional.attrs_validators import int_at_least
+from plastic.functional.attrs_validators import int_at_least, non_negative, one_of
 from plastic.functional.surrogate import ATan, SurrogateGradient
 from plastic.functional.validation import (
-    check_choice,
     check_in_range,
-    check_non_negative,
     check_positive,
     check_shape,
     check_tensor,
@@ -47,13 +45,6 @@ def _tau_validator(instance: object, attribute: attrs.Attribute[Any], value: obj
         raise ValueError(f"tau: expected a membrane time constant >= 1 (in steps), got {value!r}")
 
 
-def _choice(choices: tuple[str, ...]) -> Any:
-    def validate(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        check_choice(value, attribute.name, choices)
-
-    return validate
-
-
 def _surrogate_validator(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, SurrogateGradient):
         raise TypeError(f"surrogate: expected a SurrogateGradient (e.g. ATan(), Sigmoid()), got {value!r}")
@@ -62,10 +53,6 @@ def _surrogate_validator(instance: object, attribute: attrs.Attribute[Any], valu
 def _bool_validator(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, bool):
         raise TypeError(f"{attribute.name}: expected a bool, got {value!r}")
-
-
-def _non_negative(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    check_non_negative(value, attribute.name)
 
 
 def _decay_validator(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -111,15 +98,15 @@ class NeuronParams:
         option of the same name. Ignored by IF.
     """
 
-    kind: str = attrs.field(default="lif", validator=_choice(NEURON_KINDS))
+    kind: str = attrs.field(default="lif", validator=one_of(*NEURON_KINDS))
     tau: float = attrs.field(default=2.0, validator=_tau_validator)
     v_threshold: float = attrs.field(default=1.0, validator=_finite_real)
     v_reset: float = attrs.field(default=0.0, validator=_finite_real)
-    reset: str = attrs.field(default="hard", validator=_choice(RESET_MODES))
+    reset: str = attrs.field(default="hard", validator=one_of(*RESET_MODES))
     surrogate: SurrogateGradient = attrs.field(factory=ATan, validator=_surrogate_validator)
     detach_reset: bool = attrs.field(default=False, validator=_bool_validator)
     refractory_steps: int = attrs.field(default=0, validator=int_at_least(0))
-    theta_plus: float = attrs.field(default=0.0, validator=_non_negative)
+    theta_plus: float = attrs.field(default=0.0, validator=non_negative)
     theta_decay: float = attrs.field(default=1.0, validator=_decay_validator)
     decay_input: bool = attrs.field(default=True, validator=_bool_validator)
 

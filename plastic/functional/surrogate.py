@@ -32,7 +32,8 @@ import attrs
 import torch
 from torch import Tensor
 
-from plastic.functional.validation import check_positive, check_tensor
+from plastic.functional.attrs_validators import positive
+from plastic.functional.validation import check_tensor
 
 __all__ = ["DEFAULT_SURROGATE", "ATan", "Sigmoid", "SurrogateGradient", "heaviside"]
 
@@ -40,10 +41,6 @@ __all__ = ["DEFAULT_SURROGATE", "ATan", "Sigmoid", "SurrogateGradient", "heavisi
 def heaviside(x: Tensor) -> Tensor:
     """``[x >= 0]`` in ``x``'s dtype (``Heaviside(0) = 1``); no gradient."""
     return (x >= 0).to(x.dtype)
-
-
-def _positive_alpha(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    check_positive(value, attribute.name)
 
 
 class _HeavisideWithSurrogate(torch.autograd.Function):
@@ -75,7 +72,7 @@ class SurrogateGradient:
         Sharpness (dimensionless, > 0). Larger means a narrower, taller bump.
     """
 
-    alpha: float = attrs.field(validator=_positive_alpha)
+    alpha: float = attrs.field(validator=positive)
 
     def derivative(self, x: Tensor) -> Tensor:
         """Surrogate derivative ``g(x)`` of the Heaviside step (elementwise)."""
@@ -97,7 +94,7 @@ class ATan(SurrogateGradient):
     Reference: Fang et al. (2021), ICCV.
     """
 
-    alpha: float = attrs.field(default=2.0, validator=_positive_alpha)
+    alpha: float = attrs.field(default=2.0, validator=positive)
 
     def derivative(self, x: Tensor) -> Tensor:
         scaled = (math.pi / 2 * self.alpha) * x
@@ -116,7 +113,7 @@ class Sigmoid(SurrogateGradient):
     Reference: Neftci, Mostafa & Zenke (2019).
     """
 
-    alpha: float = attrs.field(default=4.0, validator=_positive_alpha)
+    alpha: float = attrs.field(default=4.0, validator=positive)
 
     def derivative(self, x: Tensor) -> Tensor:
         sig = torch.sigmoid(self.alpha * x)
