@@ -354,3 +354,8 @@ def test_bad_input_raises_named_errors():
         stochastic_round(torch.zeros(3), 2)
     with pytest.raises(ValueError, match=r"^shift"):
         stochastic_round(torch.zeros(3, dtype=torch.int64), -1)
+
+
+def test_integer_parameters_name_a_one_sided_bound_plainly() -> None:
+    with pytest.raises(ValueError, match=r"^nu_pre: expected an int >= 0, got -1$"):
+        IntegerSTDPParameters(nu_pre=-1)

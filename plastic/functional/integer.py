@@ -86,7 +86,8 @@ def _check_int(value: object, name: str, low: int | None = None, high: int | Non
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name}: expected an int, got {value!r}")
     if (low is not None and value < low) or (high is not None and value > high):
-        raise ValueError(f"{name}: expected an int in [{low}, {high}], got {value}")
+        expected = f">= {low}" if high is None else f"<= {high}" if low is None else f"in [{low}, {high}]"
+        raise ValueError(f"{name}: expected an int {expected}, got {value}")
     return value
 
 
