@@ -197,6 +197,9 @@ def test_event_time_delayed_reads_match_brute_force(
     fractional = torch.rand(delay_shape, generator=generator).double() * duration
     delays = torch.where(torch.rand(delay_shape, generator=generator) < 0.5, integral + nudge, fractional)
     delays = delays.clamp(0.0, duration).float()  # the reducer's dtype; the reference reads the same values
+    # the cast may round the duration itself up past it (float32 0.3 is 0.30000001): the next float32 down
+    # keeps every delay inside the history (the rounded-up duration has its own test below)
+    delays = torch.where(delays.double() > duration, delays.nextafter(torch.zeros_like(delays)), delays)
     tolerance = 1e-7
     interpolation = "nearest" if nearest else "previous"
     single = EventTimeReducer(dt, duration=duration, interpolation=interpolation, tolerance=tolerance)
@@ -557,3 +560,18 @@ def test_passthrough_per_synapse_delays_add_dimensions_after_batch():
             for n in range(3):
                 step = 4 - int(delays[o, n])
                 assert read[b, o, n] == 10.0 * step + codes[b, n]
+
+
+def test_a_float32_delay_of_the_whole_duration_reads_the_oldest_step() -> None:
+    # dt = 0.1, a history of 3 steps: float32 0.3 is 0.30000001, 1.2e-7 steps past the history; it is the
+    # duration, read as the float64 0.3 is: the event time 3 steps ago (the spike of step 0 at t = 0.0)
+    reducer = EventTimeReducer(0.1, duration=0.3, interpolation="previous")
+    for spike in ([True, False], [False, True], [False, False], [False, False]):
+        reducer(torch.tensor([spike]))
+    float64_read = reducer.view(0.3)
+    float32_read = reducer.view(torch.tensor([0.3, 0.3], dtype=torch.float32))
+    torch.testing.assert_close(float32_read, float64_read, equal_nan=True)  # no event yet: NaN
+    assert float32_read[0, 0].item() == pytest.approx(0.0)
+    assert math.isnan(float32_read[0, 1].item())  # its first spike came one step later
+    with pytest.raises(ValueError, match=r"^delay: expected finite values in \[0, duration"):
+        reducer.view(torch.tensor([0.31, 0.3], dtype=torch.float32))  # a real step past the history

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 from helpers import ScriptedNeuron, assert_close_relative, conv_specs, make_cell, synapse_sites
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from plastic.functional.escape_noise import EscapeNoiseParams, escape_noise_initial_state, escape_noise_window
@@ -85,6 +85,10 @@ parameters_strategy = st.builds(
     reduction=st.sampled_from(["sum", "mean", "amax"]),
     seed=st.integers(0, 2**31 - 1),
 )
+@example(  # a negative eta with a non-linear reduction: eta must scale each sample before the amax
+    parameters=RmaxParameters(tau_psp=2.0, tau_eligibility=math.inf, tau_c=0.0, learning_rate=-1.0),
+    spec=None, steps=1, batch=2, reward_kind="scalar", reduction="amax", seed=0,
+)  # fmt: skip
 def test_window_matches_the_equations_stepped_per_synapse(parameters, spec, steps, batch, reward_kind, reduction, seed):
     cell = make_cell(spec, batch, 1.0)
     connection = cell.connection

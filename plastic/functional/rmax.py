@@ -187,16 +187,18 @@ def rmax_window(
         change = layout.bilinear(weighted, x_pre, "sum") + torch.einsum("b,bgok->gok", carried_weight, eligibility)
         if checked.batch_reduction == "mean":
             change = change / batch
+        change = change * p.learning_rate
     else:
+        # eta before the reduction: a callable (amax, ...) need not commute with a negative eta
         per_sample = layout.per_sample(weighted, x_pre) + carried_weight.reshape(-1, 1, 1, 1) * eligibility
-        change = reduce_batch(per_sample, checked.batch_reduction)
+        change = reduce_batch(per_sample * p.learning_rate, checked.batch_reduction)
 
     # the new eligibility: a_e^T E + sum_u a_e^(T-1-u) c_u (x) x_u, per sample
     exponents = torch.arange(steps - 1, -1, -1, dtype=dtype, device=pre.device)
     ages = torch.pow(torch.as_tensor(decay_eligibility, dtype=dtype, device=pre.device), exponents)
     new_eligibility = layout.per_sample(post_factor * ages.reshape(steps, 1, *out_ones), x_pre)
     new_eligibility = new_eligibility + decay_eligibility**steps * eligibility
-    return RmaxUpdate(layout.to_weight(change * p.learning_rate), RmaxState(last_trace, new_eligibility))
+    return RmaxUpdate(layout.to_weight(change), RmaxState(last_trace, new_eligibility))
 
 
 def rmax_step(

@@ -221,6 +221,11 @@ class Reducer(nn.Module):
             ) from None
         lags = snap_lags(delay_tensor / self._dt, tolerance)
         longest = self.history.capacity - 1 if self.history is not None else 0
+        if isinstance(delay, Tensor) and delay.dtype != torch.float64 and delay.is_floating_point():
+            # the duration itself in a coarser dtype rounds up past it (float32 0.3 is 0.30000001):
+            # within that dtype's resolution it is the duration
+            resolution = torch.finfo(delay.dtype).eps * longest
+            lags = torch.where((lags > longest) & (lags <= longest + resolution), float(longest), lags)
         if delay_tensor.numel() and (
             not bool(torch.isfinite(lags).all()) or bool((lags < 0).any()) or bool((torch.ceil(lags) > longest).any())
         ):
