@@ -19,6 +19,7 @@ from torch import nn
 
 from plastic.neural.cell import Cell
 from plastic.neural.connections import Conv1d, Conv2d, LinearDense
+from plastic.neural.neurons import LIF
 
 F64 = torch.float64
 
@@ -140,6 +141,22 @@ def make_cell(spec, batch, dt, *, n_in=3, n_out=2, weight_init=None, dtype=F64):
             batch_size=batch, dt=dt, dtype=dtype, weight_init=weight_init,
         )  # fmt: skip
     cell = Cell(connection, ScriptedNeuron(connection.out_shape, batch_size=batch, dt=dt))
+    cell.make_updater()
+    return cell
+
+
+def make_lif_cell(n_in, n_out, batch, seed=0, dtype=F64):
+    """A ``LinearDense(n_in, n_out)`` + LIF cell (tau 2, threshold 0.4: it fires on a few inputs) with
+    weights uniform in [0, 1) from ``seed`` and a default updater (the trainers' dense cells)."""
+    generator = torch.Generator().manual_seed(seed)
+    connection = LinearDense(
+        n_in,
+        n_out,
+        batch_size=batch,
+        dtype=dtype,
+        weight_init=lambda w: w.copy_(torch.rand(w.shape, generator=generator, dtype=w.dtype)),
+    )
+    cell = Cell(connection, LIF(n_out, tau=2.0, v_threshold=0.4, batch_size=batch, dtype=dtype))
     cell.make_updater()
     return cell
 

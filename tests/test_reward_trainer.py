@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from helpers import make_lif_cell
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -51,20 +52,6 @@ def reward_reference(pre, post, reward, *, dt, tau_plus, tau_minus, a_plus, a_mi
     return learning_rate * dw
 
 
-def make_dense(n_in, n_out, batch, seed=0, dtype=torch.float64):
-    generator = torch.Generator().manual_seed(seed)
-    connection = LinearDense(
-        n_in,
-        n_out,
-        batch_size=batch,
-        dtype=dtype,
-        weight_init=lambda w: w.copy_(torch.rand(w.shape, generator=generator, dtype=w.dtype)),
-    )
-    cell = Cell(connection, LIF(n_out, tau=2.0, v_threshold=0.4, batch_size=batch, dtype=dtype))
-    cell.make_updater()
-    return cell
-
-
 def net_pending(cell):
     potentiation, depression = cell.updater.pending("weight")
     return potentiation - depression
@@ -85,7 +72,7 @@ def random_spikes(shape, rate, seed, dtype=torch.float64):
 def test_window_matches_reference(n_in, n_out, batch, steps, rate, dt, tau_plus, tau_minus, tau_e, trace,
                                   reward_kind, pairing, seed):  # fmt: skip
     params = {"tau_plus": tau_plus, "tau_minus": tau_minus, "a_plus": 1.0, "a_minus": 0.7, "learning_rate": 0.5}
-    cell = make_dense(n_in, n_out, batch, seed)
+    cell = make_lif_cell(n_in, n_out, batch, seed)
     cell.connection.dt = cell.neuron.dt = dt
     trainer = (MSTDPET(tau_eligibility=tau_e, pairing=pairing, window=32, **params) if trace
                else MSTDP(pairing=pairing, window=32, **params))  # fmt: skip
@@ -118,7 +105,7 @@ def test_every_step_equals_one_call(steps, batch, trace, seed):
     rewards = torch.randn(steps, batch, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     results = []
     for per_step in (True, False):
-        cell = make_dense(4, 3, batch, seed)
+        cell = make_lif_cell(4, 3, batch, seed)
         trainer = MSTDPET(window=32) if trace else MSTDP(window=32)
         trainer.register_cell("c", cell)
         if per_step:
@@ -193,7 +180,7 @@ def test_conv_matches_dense_on_unfolded_input():
 
 
 def test_bad_reward_changes_nothing():
-    cell = make_dense(3, 2, 2)
+    cell = make_lif_cell(3, 2, 2)
     trainer = MSTDP(window=32)
     trainer.register_cell("c", cell)
     cell.step_mode = "window"

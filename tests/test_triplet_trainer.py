@@ -6,12 +6,13 @@ import math
 
 import pytest
 import torch
+from helpers import make_lif_cell
 from hypothesis import given
 from hypothesis import strategies as st
 
 from plastic.learn.triplet import TripletSTDP
 from plastic.neural.cell import Cell
-from plastic.neural.connections import Conv1d, LinearDense, LinearDirect
+from plastic.neural.connections import Conv1d, LinearDirect
 from plastic.neural.neurons import LIF
 
 PARAMS = {"tau_plus": 16.8, "tau_minus": 33.7, "tau_x": 101.0, "tau_y": 125.0, "a2_plus": 5e-10, "a3_plus": 6.2e-3,
@@ -50,21 +51,6 @@ def triplet_reference(
     return potentiation, depression
 
 
-def make_dense(n_in, n_out, batch, dtype=torch.float64, seed=0):
-    generator = torch.Generator().manual_seed(seed)
-    connection = LinearDense(
-        n_in,
-        n_out,
-        batch_size=batch,
-        dtype=dtype,
-        weight_init=lambda w: w.copy_(torch.rand(w.shape, generator=generator, dtype=w.dtype)),
-    )
-    neuron = LIF(n_out, tau=2.0, v_threshold=0.4, batch_size=batch, dtype=dtype)
-    cell = Cell(connection, neuron)
-    cell.make_updater()
-    return cell
-
-
 def run(cell, trainer, inputs, *, per_step):
     """Drive the cell with ``inputs`` [T, B, ...], call the trainer, return the recorded spikes."""
     pres, posts = [], []
@@ -94,7 +80,7 @@ def random_spikes(shape, rate, seed, dtype=torch.float64):
 )  # fmt: skip
 def test_matches_naive_reference(n_in, n_out, batch, steps, rate, dt, pairing, scale, seed):
     params = {**PARAMS, "tau_plus": 16.8 * scale, "tau_y": 125.0 / scale, "a2_plus": 5e-3}
-    cell = make_dense(n_in, n_out, batch, seed=seed)
+    cell = make_lif_cell(n_in, n_out, batch, seed=seed)
     trainer = TripletSTDP(pairing=pairing, window=64, **params)
     cell.connection.dt = dt
     cell.neuron.dt = dt
@@ -112,7 +98,7 @@ def test_every_step_equals_one_call(steps, batch, seed, pairing):
     inputs = random_spikes((steps, batch, 4), 0.4, seed)
     results = []
     for per_step in (True, False):
-        cell = make_dense(4, 3, batch, seed=seed)
+        cell = make_lif_cell(4, 3, batch, seed=seed)
         trainer = TripletSTDP(pairing=pairing, window=32, a2_plus=1e-2)
         trainer.register_cell("c", cell)
         spikes = run(cell, trainer, inputs, per_step=per_step)
@@ -123,7 +109,7 @@ def test_every_step_equals_one_call(steps, batch, seed, pairing):
 
 
 def test_float32_within_1e5():
-    cell32 = make_dense(5, 3, 2, dtype=torch.float32, seed=3)
+    cell32 = make_lif_cell(5, 3, 2, dtype=torch.float32, seed=3)
     trainer = TripletSTDP(window=64, a2_plus=1e-2)
     trainer.register_cell("c", cell32)
     pre, post = run(cell32, trainer, random_spikes((40, 2, 5), 0.4, 3, torch.float32), per_step=False)
@@ -195,7 +181,7 @@ def test_conv_equals_dense_on_unfolded_input(kernel, stride, padding, dilation, 
 
 
 def test_mean_reduction_and_weight_dependence():
-    cell = make_dense(4, 3, 3, seed=5)
+    cell = make_lif_cell(4, 3, 3, seed=5)
     trainer = TripletSTDP(window=32, a2_plus=1e-2, batch_reduction="mean",
                           weight_dependence_post=lambda w: 1.0 - w, weight_dependence_pre=lambda w: w)  # fmt: skip
     trainer.register_cell("c", cell)
@@ -208,7 +194,7 @@ def test_mean_reduction_and_weight_dependence():
 
 
 def test_state_dict_round_trip_and_reset():
-    cell = make_dense(3, 2, 1, seed=1)
+    cell = make_lif_cell(3, 2, 1, seed=1)
     trainer = TripletSTDP(window=32)
     trainer.register_cell("c", cell)
     run(cell, trainer, random_spikes((10, 1, 3), 0.5, 1), per_step=False)
