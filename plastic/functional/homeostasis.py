@@ -75,9 +75,7 @@ def rate_ema_step(rate: Tensor, spikes: Tensor, alpha: float) -> Tensor:
     """
     rate = _check_rate(rate, "rate")
     spikes = check_spikes(spikes, "spikes", shape=rate.shape, device=rate.device)
-    alpha = check_in_range(alpha, "alpha", 0.0, 1.0)
-    if alpha == 0.0:
-        raise ValueError("alpha: expected a value in (0, 1], got 0")
+    alpha = check_in_range(alpha, "alpha", 0.0, 1.0, inclusive=(False, True))
     return rate + alpha * (spikes.to(rate.dtype) - rate)
 
 
@@ -88,9 +86,7 @@ def rate_ema_window(rate: Tensor, spikes: Tensor, alpha: float) -> tuple[Tensor,
     """
     rate = _check_rate(rate, "rate")
     spikes = check_spikes(spikes, "spikes", shape=(-1, *rate.shape), device=rate.device)
-    alpha = check_in_range(alpha, "alpha", 0.0, 1.0)
-    if alpha == 0.0:
-        raise ValueError("alpha: expected a value in (0, 1], got 0")
+    alpha = check_in_range(alpha, "alpha", 0.0, 1.0, inclusive=(False, True))
     out = spikes.to(rate.dtype) * alpha
     previous = rate
     keep = 1.0 - alpha

@@ -56,9 +56,7 @@ def _bool_validator(instance: object, attribute: attrs.Attribute[Any], value: ob
 
 
 def _decay_validator(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    decay = check_in_range(value, attribute.name, 0.0, 1.0)
-    if decay == 0:
-        raise ValueError(f"{attribute.name}: expected a value in (0, 1], got {value!r}")
+    check_in_range(value, attribute.name, 0.0, 1.0, inclusive=(False, True))
 
 
 @attrs.frozen

@@ -68,9 +68,7 @@ def short_term_parameters(
     utilisation_increment: float, tau_recovery: float, tau_facilitation: float | None, dt: float
 ) -> ShortTermParameters:
     """Validate ``U``, ``tau_recovery`` (> 0) and ``tau_facilitation`` (> 0, or ``None``: none)."""
-    increment = check_in_range(utilisation_increment, "utilisation_increment", 0.0, 1.0)
-    if increment <= 0.0:
-        raise ValueError(f"utilisation_increment: expected U in (0, 1], got {utilisation_increment!r}")
+    increment = check_in_range(utilisation_increment, "utilisation_increment", 0.0, 1.0, inclusive=(False, True))
     dt = check_positive(dt, "dt")
     recovery = math.exp(-dt / check_positive(tau_recovery, "tau_recovery"))
     facilitation = (

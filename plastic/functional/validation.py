@@ -190,12 +190,21 @@ def check_greater(value: object, name: str, bound: float) -> float:
     return result
 
 
-def check_in_range(value: object, name: str, low: float, high: float, *, inclusive: bool = True) -> float:
+def check_in_range(
+    value: object, name: str, low: float, high: float, *, inclusive: bool | tuple[bool, bool] = True
+) -> float:
+    """``value`` as a float in the interval from ``low`` to ``high``; ``ValueError`` naming ``name`` otherwise.
+
+    ``inclusive``: whether both ends belong to the interval, or ``(low end, high end)``
+    separately (``(False, True)`` is ``(low, high]``); the message writes the interval so.
+    """
     result = _as_real(value, name)
-    ok = low <= result <= high if inclusive else low < result < high
-    if not ok:
-        brackets = "[]" if inclusive else "()"
-        raise ValueError(f"{name}: expected a value in {brackets[0]}{low}, {high}{brackets[1]}, got {value!r}")
+    low_inclusive, high_inclusive = (inclusive, inclusive) if isinstance(inclusive, bool) else inclusive
+    above_low = low <= result if low_inclusive else low < result
+    below_high = result <= high if high_inclusive else result < high
+    if not (above_low and below_high):
+        opening, closing = "[" if low_inclusive else "(", "]" if high_inclusive else ")"
+        raise ValueError(f"{name}: expected a value in {opening}{low}, {high}{closing}, got {value!r}")
     return result
 
 

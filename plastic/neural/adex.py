@@ -25,7 +25,7 @@ from torch import Tensor
 from plastic.functional.adex import AdExParams, AdExState, adex_initial_state, adex_step, adex_window
 from plastic.functional.validation import check_positive, check_tensor
 from plastic.neural.buffers import rebind_buffer
-from plastic.neural.neuron_base import NeuronModule, _neuron_shape, _params_with_overrides
+from plastic.neural.neuron_base import NeuronModule, _params_with_overrides, check_neuron_shape
 
 __all__ = ["AdEx"]
 
@@ -82,7 +82,7 @@ class AdEx(NeuronModule):
         **overrides: Any,
     ) -> None:
         super().__init__()
-        self.shape = _neuron_shape(shape)
+        self.shape = check_neuron_shape(shape)
         self.params = _params_with_overrides(params, AdExParams, overrides, "AdEx")
         self.dt = check_positive(dt, "dt")
         self.params.check_step(self.dt)

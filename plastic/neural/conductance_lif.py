@@ -22,7 +22,7 @@ from torch import Tensor
 from plastic.functional.conductance_lif import ConductanceLIFParams, conductance_lif_step, conductance_lif_window
 from plastic.functional.validation import check_positive
 from plastic.neural.buffers import rebind_buffer
-from plastic.neural.neuron_base import NeuronModule, _neuron_shape, _params_with_overrides
+from plastic.neural.neuron_base import NeuronModule, _params_with_overrides, check_neuron_shape
 
 __all__ = ["ConductanceLIF"]
 
@@ -72,7 +72,7 @@ class ConductanceLIF(NeuronModule):
         **overrides: Any,
     ) -> None:
         super().__init__()
-        self.shape = _neuron_shape(shape)
+        self.shape = check_neuron_shape(shape)
         self.params = _params_with_overrides(params, ConductanceLIFParams, overrides, "ConductanceLIF")
         self.dt = check_positive(dt, "dt")
         dtype = self._configure(step_mode, batch_size, dtype)

@@ -28,7 +28,7 @@ from plastic.functional.escape_noise import (
 )
 from plastic.functional.validation import check_positive, check_tensor
 from plastic.neural.buffers import rebind_buffer
-from plastic.neural.neuron_base import NeuronModule, _neuron_shape
+from plastic.neural.neuron_base import NeuronModule, check_neuron_shape
 
 __all__ = ["EscapeNoiseNeuron"]
 
@@ -86,7 +86,7 @@ class EscapeNoiseNeuron(NeuronModule):
         store_voltage_sequence: bool = False,
     ) -> None:
         super().__init__()
-        self.shape = _neuron_shape(shape)
+        self.shape = check_neuron_shape(shape)
         self.params = EscapeNoiseParams(
             tau_membrane=tau_membrane, epsilon_0=epsilon_0, u_rest=u_rest, theta=theta, delta_u=delta_u,
             rho_0=rho_0, eta_0=eta_0, tau_after_potential=tau_after_potential, refractory=refractory,

@@ -40,7 +40,8 @@ P = TypeVar("P", bound=attrs.AttrsInstance)
 _COUNTER_DTYPES = (torch.int8, torch.uint8, torch.int16, torch.int32, torch.int64)
 
 
-def _neuron_shape(shape: int | Sequence[int]) -> tuple[int, ...]:
+def check_neuron_shape(shape: int | Sequence[int]) -> tuple[int, ...]:
+    """A neuron group's ``shape`` argument as a tuple of sizes >= 1 (an int is one dimension)."""
     if isinstance(shape, int) and not isinstance(shape, bool):
         shape = (shape,)
     try:
@@ -253,7 +254,7 @@ class SpikingNeuron(NeuronModule):
         store_voltage_sequence: bool = False,
     ) -> None:
         super().__init__()
-        self.shape = _neuron_shape(shape)
+        self.shape = check_neuron_shape(shape)
         if not isinstance(params, NeuronParams):
             raise TypeError(f"params: expected a NeuronParams, got {type(params).__name__}")
         self.params = params

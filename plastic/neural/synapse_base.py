@@ -95,6 +95,12 @@ def check_batch_size(value: object) -> int:
     return check_count(value, "batch_size")
 
 
+def check_tolerance(value: object) -> float:
+    """A delayed read's snapping tolerance, in steps: a float in ``[0, 0.5)`` (half a step would snap
+    a lag halfway between two steps to either)."""
+    return check_in_range(value, "tolerance", 0.0, 0.5, inclusive=(True, False))
+
+
 def history_capacity(max_delay: float, dt: float) -> int:
     """Samples needed to read lags up to ``max_delay/dt``: ``ceil(max_delay/dt) + 1``.
 
@@ -155,9 +161,7 @@ class Synapse(StepModeMixin, nn.Module):
         self.dt = check_positive(dt, "dt")
         self.max_delay = check_non_negative(max_delay, "max_delay")
         self.interpolation = str(check_choice(interpolation, "interpolation", self.INTERPOLATIONS))
-        self.tolerance = check_in_range(tolerance, "tolerance", 0.0, 0.5)
-        if self.tolerance >= 0.5:
-            raise ValueError(f"tolerance: expected a value in [0, 0.5), got {tolerance!r}")
+        self.tolerance = check_tolerance(tolerance)
         self.step_mode = step_mode
         self._batch_size = check_batch_size(batch_size)
         dtype = torch.get_default_dtype() if dtype is None else dtype
@@ -438,13 +442,13 @@ class Synapse(StepModeMixin, nn.Module):
         step pushed; ``interpolation`` is ``previous`` or ``nearest``.
         """
         method = self._check_interpolation(interpolation, spikes=True)
-        tolerance = self.tolerance if tolerance is None else check_in_range(tolerance, "tolerance", 0.0, 0.5)
+        tolerance = self.tolerance if tolerance is None else check_tolerance(tolerance)
         return self._read_spikes(self.check_delay(delay), method, tolerance)
 
     def current_at(self, delay: Tensor, interpolation: str | None = None, tolerance: float | None = None) -> Tensor:
         """Currents ``delay`` time units before the last step, ``[B, *broadcast]``."""
         method = self._check_interpolation(interpolation, spikes=False)
-        tolerance = self.tolerance if tolerance is None else check_in_range(tolerance, "tolerance", 0.0, 0.5)
+        tolerance = self.tolerance if tolerance is None else check_tolerance(tolerance)
         return self._read_currents(self.check_delay(delay), method, tolerance)
 
     def _read_spikes(self, delay: Tensor, method: str, tolerance: float) -> Tensor:

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from plastic.functional.traces import spike_values
 from plastic.functional.validation import check_positive, check_spikes, check_tensor
 from plastic.neural.buffers import rebind_buffer, set_plain
+from plastic.neural.neuron_base import check_neuron_shape
 from plastic.neural.step_mode import StepModeMixin
 from plastic.neural.synapse_base import check_batch_size
 
@@ -51,7 +52,7 @@ class ScriptedNeuron(StepModeMixin, nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        self.shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        self.shape = check_neuron_shape(shape)
         self.dt = float(check_positive(dt, "dt"))
         self.step_mode = step_mode
         self._batch_size = check_batch_size(batch_size)
