@@ -7,10 +7,11 @@ identical change and the weights stay equal on all ranks::
 
     cell.make_updater(all_reduce=all_reduce_for("sum"), ...)   # Updater.sync() inside apply()
     trainer.register_cell("hidden", cell, batch_reduction="sum")
-    for batch in data:                                          # [T, B, ...]
-        cell(shard_batch(batch, dim=1))
-        trainer()
-        trainer.update()                                        # all-reduce, then apply
+    with torch.no_grad():                                       # plasticity only: no autograd graph
+        for batch in data:                                      # [T, B, ...]
+            cell(shard_batch(batch, dim=1))
+            trainer()
+            trainer.update()                                    # all-reduce, then apply
 
 The all-reduce must match the trainer's batch reduction so that the result
 equals one process seeing the whole batch: a per-rank ``sum`` over samples

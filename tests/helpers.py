@@ -9,6 +9,7 @@ so a test's expected value stays an independent reference.
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
@@ -406,3 +407,18 @@ def assert_close_for_dtype(actual, expected, dtype, scale=None):
     if scale is None:
         scale = float(expected.abs().max()) if expected.numel() else 0.0
     torch.testing.assert_close(actual.to(torch.float64), expected, rtol=tolerance, atol=tolerance * max(scale, 1e-12))
+
+
+# --------------------------------------------------------------------------- documentation pages
+
+# a fenced block: ```info, the body, a closing ``` on its own line
+FENCE = re.compile(r"^```(?P<info>[^\n]*)\n(?P<body>.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
+
+
+def python_blocks(text: str) -> list[tuple[int, str]]:
+    """``(line number, code)`` of each block fenced as exactly ```python (```py blocks are shown, not run)."""
+    return [
+        (text.count("\n", 0, match.start()) + 1, match.group("body"))
+        for match in FENCE.finditer(text)
+        if match.group("info").strip() == "python"
+    ]

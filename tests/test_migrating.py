@@ -1,4 +1,5 @@
-"""Every ```python block of zoo_docs/migrating.md runs, each in a fresh namespace.
+"""Every ```python block of zoo_docs/migrating.md runs, each in a fresh namespace, with
+plastic.GradModeWarning as an error (a translated plasticity loop steps under torch.no_grad()).
 
 The blocks check themselves: each writes out the peer library's equations in
 plain torch and asserts that plastic's translation agrees. The peers' own code
@@ -7,23 +8,12 @@ is in ```py blocks on the page, shown but not run (they are not installed here).
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
+from helpers import FENCE, python_blocks
 
 PAGE = Path(__file__).resolve().parents[1] / "zoo_docs" / "migrating.md"
-FENCE = re.compile(r"^```(?P<info>[^\n]*)\n(?P<body>.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
-
-
-def python_blocks(text: str) -> list[tuple[int, str]]:
-    """``(line number, code)`` of each block fenced as exactly ```python."""
-    return [
-        (text.count("\n", 0, match.start()) + 1, match.group("body"))
-        for match in FENCE.finditer(text)
-        if match.group("info").strip() == "python"
-    ]
-
 
 BLOCKS = python_blocks(PAGE.read_text())
 
@@ -39,6 +29,7 @@ def test_the_page_has_translations_and_shows_the_peers_code():
         assert "assert" in code  # every translation checks something
 
 
+@pytest.mark.filterwarnings("error::plastic.GradModeWarning")
 @pytest.mark.parametrize(("line", "code"), BLOCKS, ids=[f"line{line}" for line, _ in BLOCKS])
 def test_translation_runs(line, code):
     namespace = {"__name__": f"migrating_md_line_{line}"}

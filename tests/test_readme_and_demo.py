@@ -5,6 +5,7 @@ import runpy
 from pathlib import Path
 
 import attrs
+import pytest
 import torch
 
 from plastic.zoo.demo import DemoConfig, DigitNetwork, run_demo
@@ -12,6 +13,7 @@ from plastic.zoo.demo import DemoConfig, DigitNetwork, run_demo
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.filterwarnings("error::plastic.GradModeWarning")  # the quickstart steps under no_grad
 def test_readme_quickstart_runs(tmp_path, capsys):
     text = (ROOT / "README.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)

@@ -130,9 +130,10 @@ class AllPairsKernelSTDP(WindowTrainer):
         trainer = AllPairsKernelSTDP(kernel_post=mexican_hat, kernel_pre=None,
                                      kernel_post_kwargs={"amplitude": 1e-3, "sigma": 5.0})
         trainer.register_cell("hidden", cell, carry_steps=30)
-        cell(spikes)        # any number of steps, single or window mode
-        trainer()           # the pairs of the new steps into cell.updater
-        trainer.update()
+        with torch.no_grad():   # plasticity only: no autograd graph
+            cell(spikes)        # any number of steps, single or window mode
+            trainer()           # the pairs of the new steps into cell.updater
+            trainer.update()
     """
 
     Params = AllPairsKernelSTDPParams

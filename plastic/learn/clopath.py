@@ -123,9 +123,10 @@ class ClopathSTDP(WindowTrainer):
         trainer = ClopathSTDP()            # visual-cortex defaults
         trainer.register_cell("v1", cell, homeostasis=True)
         cell.step_mode = "window"
-        cell(spikes, current)               # [T, B, 100] spikes, [T, B, 10] pA
-        trainer()                           # the window's update into cell.updater
-        trainer.update()
+        with torch.no_grad():                   # plasticity only: no autograd graph
+            cell(spikes, current)               # [T, B, 100] spikes, [T, B, 10] pA
+            trainer()                           # the window's update into cell.updater
+            trainer.update()
     """
 
     Params = ClopathSTDPParams

@@ -88,7 +88,8 @@ class Homeostasis(WindowTrainer):
 
         trainer = Homeostasis(target="threshold", rate_target=0.05, learning_rate=0.01)
         trainer.register_cell("exc", cell)   # cell.neuron is an AdaptiveLIF
-        cell(spikes); trainer()              # theta moved in place
+        with torch.no_grad():                # plasticity only: no autograd graph
+            cell(spikes); trainer()          # theta moved in place
     """
 
     Params = HomeostasisParams

@@ -73,9 +73,10 @@ class InhibitorySTDP(WindowTrainer):
         trainer = InhibitorySTDP(eta=1e-3, target_rate=5.0, weight_sign=-1)
         trainer.register_cell("inhibition", cell)
         cell.step_mode = "window"
-        cell(spikes)        # [T, B, *in_shape]
-        trainer()           # the window's update into cell.updater
-        trainer.update()
+        with torch.no_grad():   # plasticity only: no autograd graph
+            cell(spikes)        # [T, B, *in_shape]
+            trainer()           # the window's update into cell.updater
+            trainer.update()
     """
 
     Params = InhibitorySTDPParams

@@ -143,7 +143,8 @@ class IntegerSTDP(WindowTrainer):
         generator = torch.Generator().manual_seed(0)
         trainer = IntegerSTDP(generator=generator, nu_post=4, w_max=255, max_threshold=30.0)
         trainer.register_cell("exc", cell)     # cell.make_updater() with the defaults
-        cell(spikes); trainer(); trainer.update()
+        with torch.no_grad():                  # plasticity only: no autograd graph
+            cell(spikes); trainer(); trainer.update()
     """
 
     Params = IntegerSTDPParams

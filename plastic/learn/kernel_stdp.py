@@ -150,9 +150,10 @@ class KernelSTDP(IndependentCellTrainer):
 
         trainer = KernelSTDP(kernel_post=my_kernel, kernel_post_kwargs={"width": 5.0})
         trainer.register_cell("hidden", cell, batch_reduction="sum")
-        ...  # run the network
-        trainer()          # potentiation and depression into cell.updater
-        trainer.update()   # apply, bounded
+        with torch.no_grad():  # plasticity only: no autograd graph
+            ...                # run the network
+            trainer()          # potentiation and depression into cell.updater
+            trainer.update()   # apply, bounded
     """
 
     Params: ClassVar[type] = KernelSTDPParams

@@ -303,9 +303,10 @@ class STDPLearner(_Learner):
 
         learner = STDPLearner(fc, lif, tau_pre=2.0, tau_post=2.0, eta_pre=1e-2, eta_post=1e-2)
         optimizer = torch.optim.SGD(fc.parameters(), lr=1.0)
-        for x in inputs:
-            lif(fc(x))
-            optimizer.zero_grad(); learner.step(); optimizer.step()
+        with torch.no_grad():  # the learner writes weight.grad itself: no autograd graph
+            for x in inputs:
+                lif(fc(x))
+                optimizer.zero_grad(); learner.step(); optimizer.step()
     """
 
     Params = LearnerParams

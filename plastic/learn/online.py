@@ -101,10 +101,11 @@ class OnlineSTDP(WindowTrainer):
         trainer = OnlineSTDP(variant="nearest")
         OnlineSTDP.make_updater(cell)           # normalize=78.4, clamp=(0, 1), normalize_first=True
         trainer.register_cell("exc", cell)
-        for batch in data:
-            cell(batch)                          # window mode: [T, B, 784]
-            trainer()
-            trainer.update()                     # apply, normalise rows, clamp
+        with torch.no_grad():                    # plasticity only: no autograd graph
+            for batch in data:
+                cell(batch)                      # window mode: [T, B, 784]
+                trainer()
+                trainer.update()                 # apply, normalise rows, clamp
     """
 
     Params = OnlineSTDPParams

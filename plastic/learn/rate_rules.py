@@ -82,7 +82,8 @@ class Oja(_RateRule):
 
         trainer = Oja(eta=1e-3, tau_rate=20.0)
         trainer.register_cell("layer", cell)
-        cell(spikes); trainer(); trainer.update()
+        with torch.no_grad():  # plasticity only: no autograd graph
+            cell(spikes); trainer(); trainer.update()
     """
 
     Params = OjaParams
@@ -108,7 +109,8 @@ class BCM(_RateRule):
 
         trainer = BCM(eta=1e-3, tau_rate=20.0, tau_threshold=1000.0)
         trainer.register_cell("layer", cell)
-        cell(spikes); trainer(); trainer.update()
+        with torch.no_grad():  # plasticity only: no autograd graph
+            cell(spikes); trainer(); trainer.update()
     """
 
     Params = BCMParams

@@ -165,10 +165,11 @@ class MSTDP(_RewardTrainer):
 
         trainer = MSTDP(learning_rate=1e-3, tau_plus=20.0, tau_minus=20.0)
         trainer.register_cell("out", cell)
-        for t in range(steps):
-            cell(spikes[t])
-            trainer(reward[t])       # scalar or [B]: the reward of this step
-        trainer.update()
+        with torch.no_grad():            # plasticity only: no autograd graph
+            for t in range(steps):
+                cell(spikes[t])
+                trainer(reward[t])       # scalar or [B]: the reward of this step
+            trainer.update()
     """
 
     Params = MSTDPParams

@@ -79,9 +79,10 @@ class Rmax(RewardWindowTrainer):
         trainer = Rmax(learning_rate=1e-3, tau_psp=10.0, tau_eligibility=500.0)
         trainer.register_cell("out", cell)
         cell.step_mode = "window"
-        cell(spikes)                      # [T, B, 100]
-        trainer(reward)                   # e.g. [T, B], or [B] for the whole window
-        trainer.update()
+        with torch.no_grad():                 # plasticity only: no autograd graph
+            cell(spikes)                      # [T, B, 100]
+            trainer(reward)                   # e.g. [T, B], or [B] for the whole window
+            trainer.update()
     """
 
     Params = RmaxParams

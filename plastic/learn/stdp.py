@@ -130,9 +130,10 @@ class STDP(WindowTrainer):
         trainer = STDP(eta_post=1e-2, eta_pre=1e-4, tau_pre=20.0, tau_post=20.0)
         trainer.register_cell("exc", cell)
         cell.step_mode = "window"
-        cell(spikes)        # [T, B, N_in]
-        trainer()           # the window's update into cell.updater
-        trainer.update()
+        with torch.no_grad():   # plasticity only: no autograd graph
+            cell(spikes)        # [T, B, N_in]
+            trainer()           # the window's update into cell.updater
+            trainer.update()
     """
 
     Params = STDPParams

@@ -89,9 +89,10 @@ class TripletSTDP(WindowTrainer):
         trainer = TripletSTDP(pairing="all")     # visual-cortex defaults
         trainer.register_cell("exc", cell, a3_plus=1e-2)
         cell.step_mode = "window"
-        cell(spikes)        # [T, B, *in_shape]
-        trainer()           # potentiation/depression of the window into cell.updater
-        trainer.update()    # apply every updater
+        with torch.no_grad():   # plasticity only: no autograd graph
+            cell(spikes)        # [T, B, *in_shape]
+            trainer()           # potentiation/depression of the window into cell.updater
+            trainer.update()    # apply every updater
     """
 
     Params = TripletSTDPParams
