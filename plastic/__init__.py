@@ -8,7 +8,7 @@ trainers in :mod:`plastic.learn`; property tests for users in
 
 from plastic.functional.bounding import Bounding
 from plastic.learn.all_pairs import AllPairsKernelSTDP
-from plastic.learn.base import CellState, IndependentCellTrainer, Unit
+from plastic.learn.base import CellState, GradModeWarning, IndependentCellTrainer, Unit
 from plastic.learn.clopath import ClopathSTDP
 from plastic.learn.homeostasis import Homeostasis
 from plastic.learn.inhibitory import InhibitorySTDP
@@ -85,6 +85,7 @@ __all__ = [
     "EscapeNoiseNeuron",
     "EventTimeReducer",
     "ExponentialCurrent",
+    "GradModeWarning",
     "Homeostasis",
     "IndependentCellTrainer",
     "InhibitorySTDP",

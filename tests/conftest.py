@@ -14,6 +14,8 @@ torch.set_num_threads(1)
 # ``pytest --device cuda`` runs the device-parametrised tests (the ``device`` fixture,
 # tests/test_devices.py) on that device; the default is the CPU, so nothing needs a GPU.
 
+from collections.abc import Iterator  # noqa: E402
+
 import pytest  # noqa: E402
 
 
@@ -30,3 +32,15 @@ def device(request: pytest.FixtureRequest) -> torch.device:
     if chosen.type == "cuda" and not torch.cuda.is_available():
         pytest.skip(f"--device {chosen}: CUDA is not available")
     return chosen
+
+
+# ---------------------------------------------------------------- plasticity-only tests
+# Modules of plasticity tests mark themselves ``pytestmark = pytest.mark.usefixtures("no_grad")``:
+# their cells step as a plasticity run should, with no autograd graph (plastic.GradModeWarning).
+
+
+@pytest.fixture
+def no_grad() -> Iterator[None]:
+    """The test runs under ``torch.no_grad()``."""
+    with torch.no_grad():
+        yield

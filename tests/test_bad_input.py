@@ -82,6 +82,7 @@ def world() -> SimpleNamespace:
     w.bernoulli = BernoulliEncoder(3, generator=w.generator)
     w.poisson = PoissonEncoder(3, dt=1.0, generator=w.generator)
 
+    @torch.no_grad()  # plasticity only: no autograd graph through the neuron states
     def run(steps: int) -> None:
         for _ in range(steps):
             spikes = (torch.rand(B, 6, generator=w.generator) < 0.5).float()
@@ -391,7 +392,8 @@ CASES: dict[str, Case | Any] = {
 def test_bad_input_is_refused_by_name_and_changes_nothing(case: Case) -> None:
     w = world()
     if case.setup is not None:
-        case.setup(w)
+        with torch.no_grad():  # steps of the world are plasticity only (see world())
+            case.setup(w)
     before = snapshot(w)
     with pytest.raises(case.error, match=case.pattern):
         case.call(w)

@@ -106,9 +106,10 @@ def train(experiment: Experiment, batches: int, *, update: bool = True) -> None:
         spikes = experiment.encoders["bernoulli"](probabilities).to(dtype)
         intensities = torch.rand(BATCH, 2, 8, dtype=dtype)
         conv_spikes = experiment.encoders["poisson"](intensities).to(dtype)
-        experiment.modules["dense"](spikes)
-        experiment.modules["delayed"](spikes)
-        experiment.modules["conv"](conv_spikes)
+        with torch.no_grad():  # plasticity only: no autograd graph through the neuron states
+            experiment.modules["dense"](spikes)
+            experiment.modules["delayed"](spikes)
+            experiment.modules["conv"](conv_spikes)
         for trainer in experiment.trainers.values():
             trainer()
         if update:

@@ -14,6 +14,9 @@ from plastic.neural.cell import Cell
 from plastic.neural.connections import Conv1d, LinearDense
 from plastic.neural.neurons import LIF, AdaptiveLIF
 
+# plasticity only: cells step under torch.no_grad(), as a plasticity run should (GradModeWarning)
+pytestmark = pytest.mark.usefixtures("no_grad")
+
 
 def ema_change_reference(post, *, dt, tau_rate, rate_target, learning_rate, sign):
     """Per-neuron change summed over steps: sign * eta * (target - mean_b rate_t), rates by an explicit EMA loop."""

@@ -12,6 +12,9 @@ from plastic.neural.cell import Cell
 from plastic.neural.connections import LinearDense
 from plastic.neural.neurons import LIF, AdaptiveLIF
 
+# plasticity only: cells step under torch.no_grad(), as a plasticity run should (GradModeWarning)
+pytestmark = pytest.mark.usefixtures("no_grad")
+
 
 def integer_reference(pre, post, weight, threshold, generator, *, scale, decay_pre, decay_post, shift, nu_pre,
                       nu_post, k, w_min, w_max, max_threshold):  # fmt: skip

@@ -14,6 +14,9 @@ from plastic.neural.cell import Cell
 from plastic.neural.connections import Conv1d, LinearDense
 from plastic.neural.neurons import LIF
 
+# plasticity only: cells step under torch.no_grad(), as a plasticity run should (GradModeWarning)
+pytestmark = pytest.mark.usefixtures("no_grad")
+
 
 def online_reference(pre, post, *, dt, tau_pre, tau_post, a_post, a_pre, trace):
     """dw = A_post * sum s_post (x) x_pre - A_pre * sum x_post (x) s_pre, per step and sample."""

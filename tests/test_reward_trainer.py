@@ -15,6 +15,9 @@ from plastic.neural.cell import Cell
 from plastic.neural.connections import Conv1d, LinearDense
 from plastic.neural.neurons import IF, LIF
 
+# plasticity only: cells step under torch.no_grad(), as a plasticity run should (GradModeWarning)
+pytestmark = pytest.mark.usefixtures("no_grad")
+
 
 def reward_reference(pre, post, reward, *, dt, tau_plus, tau_minus, a_plus, a_minus, learning_rate,
                      tau_eligibility=None, pairing="all"):  # fmt: skip

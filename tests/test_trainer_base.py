@@ -323,6 +323,7 @@ def test_complete_example_dense_and_conv_cells_over_several_batches(mode):
     assert torch.allclose(conv.connection.weight.detach(), expected_conv, rtol=1e-12)
 
 
+@pytest.mark.usefixtures("no_grad")  # a plasticity run: no autograd graph through the steps
 def test_real_neurons_learn_with_three_trainers():
     """The full loop with real IF neurons and three trainers on one cell: weights move, clamped."""
     torch.manual_seed(0)

@@ -15,6 +15,9 @@ from plastic.neural.cell import Cell
 from plastic.neural.connections import Conv1d, LinearDirect
 from plastic.neural.neurons import LIF
 
+# plasticity only: cells step under torch.no_grad(), as a plasticity run should (GradModeWarning)
+pytestmark = pytest.mark.usefixtures("no_grad")
+
 PARAMS = {"tau_plus": 16.8, "tau_minus": 33.7, "tau_x": 101.0, "tau_y": 125.0, "a2_plus": 5e-10, "a3_plus": 6.2e-3,
               "a2_minus": 7e-3, "a3_minus": 2.3e-4}  # fmt: skip
 

@@ -5,7 +5,7 @@ The public classes of the submodules are exported here
 """
 
 from plastic.learn.all_pairs import AllPairsKernelSTDP, AllPairsKernelSTDPParams
-from plastic.learn.base import CellState, IndependentCellTrainer, Unit
+from plastic.learn.base import CellState, GradModeWarning, IndependentCellTrainer, Unit
 from plastic.learn.clopath import ClopathSTDP, ClopathSTDPParams
 from plastic.learn.homeostasis import Homeostasis, HomeostasisParams
 from plastic.learn.integer import IntegerSTDP, IntegerSTDPParams
@@ -37,6 +37,7 @@ __all__ = [
     "DelayAdjustedKernelSTDPD",
     "DelayAdjustedSTDP",
     "DelayAdjustedSTDPD",
+    "GradModeWarning",
     "Homeostasis",
     "HomeostasisParams",
     "IndependentCellTrainer",

@@ -120,7 +120,7 @@ class RewardWindowTrainer(WindowTrainer):
         registered cell before any state changes.
         """
         # cells that ran no step since their monitors were attached are skipped (as in the base)
-        units = [unit for unit in self.active_units() if self.has_recorded(unit)]
+        units = self.recorded_units()
         for unit in units:
             windows = self.new_steps(unit)
             steps, batch = windows["post"].shape[:2]

@@ -76,9 +76,10 @@ def measure_window(trainer: IndependentCellTrainer, deltas: torch.Tensor, *, del
     unit = trainer.register_cell("pairs", cell)
     pre = torch.zeros(steps, 1, count, dtype=DTYPE)
     pre[(t_post - deltas).long(), 0, torch.arange(count)] = 1.0
-    for step in range(steps):
-        current = torch.full((1, 1), 1.0 if step == t_post else 0.0, dtype=DTYPE)
-        cell(pre[step], current)
+    with torch.no_grad():  # plasticity only: no autograd graph through the neuron state
+        for step in range(steps):
+            current = torch.full((1, 1), 1.0 if step == t_post else 0.0, dtype=DTYPE)
+            cell(pre[step], current)
     trainer()
     potentiation, depression = unit.updater.pending(parameter)
     return (potentiation - depression).reshape(-1)

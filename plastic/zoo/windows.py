@@ -117,7 +117,8 @@ def measure_window(
         trainer = factory()
         unit = trainer.register_cell("pair", cell)
         cell.step_mode = "window"
-        cell(spikes)
+        with torch.no_grad():  # plasticity only: no autograd graph through the neuron state
+            cell(spikes)
         trainer()
         potentiation, depression = unit.updater.pending("weight")
         changes.append(float(potentiation[0, 0] - depression[0, 0]))
