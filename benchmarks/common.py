@@ -279,6 +279,21 @@ def time_callable(
     return times
 
 
+def eager_op_us(device: torch.device, clock: str = "wall", calls: int = 20000) -> float:
+    """Microseconds of one small eager op (``add_`` on 400 float32 values), median of five batches of
+    ``calls``: the per-op dispatch cost that bounds a per-step path such as S2, so that rows whose
+    cost is set by that overhead can be compared across machines."""
+    values = torch.zeros(400, device=device)
+    batch = max(1, calls // 5)
+
+    def run() -> None:
+        for _ in range(batch):
+            values.add_(1.0)
+
+    times = time_callable(run, warmup=1, repeats=5, device=device, clock=clock)
+    return statistics.median(times) / batch * 1e6
+
+
 def median_ms(times: list[float]) -> float:
     return statistics.median(times) * 1e3
 

@@ -55,6 +55,7 @@ from benchmarks.common import (  # noqa: E402
     bernoulli_trains,
     conv_case,
     dense_case,
+    eager_op_us,
     event_times,
     max_abs_difference,
     median_ms,
@@ -281,6 +282,7 @@ def environment(args: argparse.Namespace, device: torch.device, peers: dict[str,
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
+        "eager_op_us": round(eager_op_us(device, args.clock), 2),
         "peers": peers,
         "repeats": args.repeats,
         "warmup": args.warmup,
@@ -387,7 +389,8 @@ def main(argv: list[str] | None = None) -> int:
     info = environment(args, device, peers)
     print(
         f"\n{info['date']}  device {info['device']}  cpu {info['cpu']} x{info['cpu_count']}  "
-        f"torch {info['torch']} ({info['torch_threads']} threads), {info['clock']} clock"
+        f"torch {info['torch']} ({info['torch_threads']} threads), {info['clock']} clock, "
+        f"one eager op {info['eager_op_us']} us"
     )
     print(table(rows))
     if args.json is not None:

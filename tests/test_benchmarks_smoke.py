@@ -35,6 +35,8 @@ def test_quick_run_prints_table_and_writes_json(tmp_path: Path) -> None:
 
     payload = json.loads(output.read_text())
     assert payload["environment"]["quick"] is True
+    assert payload["environment"]["eager_op_us"] > 0  # the machine's per-op dispatch cost, in the header too
+    assert "one eager op" in stdout
     rows = payload["rows"]
     cases = {row["case"] for row in rows}
     assert cases == {"B1 B=1", "B1 B=4", "B2", "B3 B=4", "B4 B=1", "B4 B=2"}

@@ -232,10 +232,11 @@ def _cell_record(cell):
     adaptive=st.booleans(),
     dtype=st.sampled_from([torch.float32, torch.float64]),
     read_every=st.integers(1, 3),
+    with_current=st.booleans(),
     seed=st.integers(0, 2**16),
 )
 def test_plain_single_step_steps_a_cell_as_its_modules_calls_do(
-    batch, n_in, n_out, steps, density, layout, lateral, bias, adaptive, dtype, read_every, seed
+    batch, n_in, n_out, steps, density, layout, lateral, bias, adaptive, dtype, read_every, with_current, seed
 ):
     """The cell's step without dispatch against the same cell whose neuron has a hook (the plain calls)."""
     n_out = n_in if lateral else n_out
@@ -253,12 +254,16 @@ def test_plain_single_step_steps_a_cell_as_its_modules_calls_do(
 
     fast, plain = build(), build()
     plain.neuron.register_forward_pre_hook(lambda module, args: None)  # the modules' plain calls
-    trains = torch.rand(steps, batch, n_in, generator=torch.Generator().manual_seed(seed)) < density
+    generator = torch.Generator().manual_seed(seed)
+    trains = torch.rand(steps, batch, n_in, generator=generator) < density
+    # another input onto the same neurons (lateral inhibition), or none
+    currents = [None if with_current is False else torch.randn(batch, n_out, generator=generator, dtype=dtype)
+                for _ in range(steps)]  # fmt: skip
     with torch.no_grad():
-        for index, step in enumerate(trains):
-            out = plain_single_step(fast.connection, fast.neuron, step)
+        for index, (step, current) in enumerate(zip(trains, currents, strict=True)):
+            out = plain_single_step(fast.connection, fast.neuron, step, current)
             assert out is not None
-            expected = plain(step)
+            expected = plain(step) if current is None else plain(step, current)
             assert out.dtype == expected.dtype and torch.equal(out, expected)
             if index % read_every == 0:  # reads between steps, or deferred synapse steps in a row
                 first, second = _cell_record(fast), _cell_record(plain)
@@ -266,6 +271,8 @@ def test_plain_single_step_steps_a_cell_as_its_modules_calls_do(
                 for key, value in first.items():
                     assert torch.equal(value, second[key]), key
         assert torch.equal(fast(trains[0]), plain(trains[0]))  # through Cell.forward
+        if currents[0] is not None:
+            assert torch.equal(fast(trains[0], currents[0]), plain(trains[0], currents[0]))
 
 
 def test_plain_single_step_is_not_taken_where_the_calls_do_more():
@@ -289,3 +296,38 @@ def test_plain_single_step_is_not_taken_where_the_calls_do_more():
             cell.connection.weight.fill_(float("nan"))
             cell(spikes)
         assert torch.equal(cell.neuron.voltage, voltage)
+
+
+def test_plain_single_step_with_a_current_checks_it_first():
+    cell = Cell(LinearDense(6, 3, weight_layout="input_major"), LIF(3))
+    spikes = torch.ones(1, 6, dtype=torch.bool)
+    with torch.no_grad():
+        # a current the fast step cannot take as it is: not taken, Cell.forward's checks and messages
+        for current in (torch.zeros(1, 3, dtype=torch.float64), torch.zeros(2, 3), torch.zeros(3)):
+            assert plain_single_step(cell.connection, cell.neuron, spikes, current) is None
+        with pytest.raises(TypeError, match=r"^current: expected dtype torch.float32"):
+            cell(spikes, torch.zeros(1, 3, dtype=torch.float64))
+        with pytest.raises(ValueError, match=r"^current: expected shape \(1, 3\)"):
+            cell(spikes, torch.zeros(2, 3))
+        # NaN or inf: refused before the connection or the neuron steps
+        cell(spikes)
+        before = _cell_record(cell)
+        for bad in (float("nan"), float("inf")):
+            current = torch.tensor([[0.0, bad, 0.0]])
+            with pytest.raises(ValueError, match=r"^current: expected finite values"):
+                plain_single_step(cell.connection, cell.neuron, torch.zeros(1, 6, dtype=torch.bool), current)
+            with pytest.raises(ValueError, match=r"^current: expected finite values"):
+                cell(torch.zeros(1, 6, dtype=torch.bool), current)
+        after = _cell_record(cell)
+        for key, value in before.items():
+            assert torch.equal(value, after[key]), key
+        # the current is added to the drive: one input's weights 0.25, the current -0.1 and 0.5
+        cell.connection.weight.fill_(0.25)
+        cell.reset()
+        one = torch.zeros(1, 6, dtype=torch.bool)
+        one[0, 2] = True
+        plain_single_step(cell.connection, cell.neuron, one, torch.tensor([[-0.1, 0.5, 0.0]]))
+        tau = cell.neuron.params.tau
+        # LIF from rest (0) with decay_input: v = (drive + current) / tau
+        expected = torch.tensor([[0.15, 0.75, 0.25]]) / tau
+        torch.testing.assert_close(cell.neuron.voltage, expected)

@@ -227,8 +227,8 @@ class Cell(Observable):
         modules = self._modules
         connection: Connection = modules["connection"]  # type: ignore[assignment]
         neuron: _NeuronModule = modules["neuron"]  # type: ignore[assignment]
-        if current is None and not neuron_inputs and not torch.is_grad_enabled():
-            out = plain_single_step(connection, modules["neuron"], spikes)  # type: ignore[arg-type]
+        if not neuron_inputs and not torch.is_grad_enabled():
+            out = plain_single_step(connection, modules["neuron"], spikes, current)  # type: ignore[arg-type]
             if out is not None:
                 return out
         if current is not None:
@@ -266,17 +266,23 @@ class Cell(Observable):
         return neuron(drive) if module is None or has_call_hooks(module) else module.forward(drive)
 
 
-def plain_single_step(connection: Connection, neuron: nn.Module, spikes: Tensor) -> Tensor | None:
-    """``neuron(connection(spikes))`` for a step without a graph, through the methods the calls would reach.
+def plain_single_step(
+    connection: Connection, neuron: nn.Module, spikes: Tensor, current: Tensor | None = None
+) -> Tensor | None:
+    """``neuron(connection(spikes) + current)`` for a step without a graph, through the methods the calls
+    would reach.
 
     Taken when neither module nor the synapse needs ``nn.Module``'s call
     dispatch (:func:`~plastic.neural.observable.has_call_hooks`), the
     connection (without delays) and a :class:`~plastic.neural.neuron_base.SpikingNeuron`
-    keep their classes' ``forward`` and the neuron steps singly: the
-    connection's pass-through step (its ``forward`` otherwise) and the
-    neuron's step without a graph, what the two ``forward`` calls would run
-    under ``torch.no_grad()``, without their dispatch. ``None``: not taken,
-    nothing changed (call the modules).
+    keep their classes' ``forward`` and the neuron steps singly, and
+    ``current`` (None: no other input) is a plain tensor of the neuron's
+    state's shape, dtype and device that records no graph: the connection's
+    pass-through step (its ``forward`` otherwise) and the neuron's step
+    without a graph, what :meth:`Cell.forward` would run under
+    ``torch.no_grad()``, without the modules' dispatch. ``current`` is
+    checked for NaN and inf before anything steps, as there. ``None``: not
+    taken, nothing changed (call the modules).
     """
     synapse = connection._modules["synapse"]
     if not (
@@ -289,9 +295,26 @@ def plain_single_step(connection: Connection, neuron: nn.Module, spikes: Tensor)
         and not has_call_hooks(neuron)
     ):
         return None
+    if current is not None:
+        # the shape the neuron's state has: the connection's output for spikes of its batch (other
+        # spikes are refused by the connection, before the neuron runs)
+        voltage = neuron._buffers["voltage"]
+        if not (
+            type(current) is Tensor
+            and voltage is not None
+            and current.shape == voltage.shape
+            and current.dtype == voltage.dtype
+            and current.device == voltage.device
+            and not current.requires_grad
+        ):
+            return None  # Cell.forward's checks, with their messages
+        if not all_finite(current):
+            raise ValueError("current: expected finite values, found NaN or inf")
     drive = connection._pass_through_step(synapse, spikes)  # type: ignore[arg-type]  # a Synapse
     if drive is None:
         drive = connection.forward(spikes)
+    if current is not None:
+        drive = drive + current
     return cast(SpikingNeuron, neuron)._forward_step_unchecked(drive)
 
 

@@ -206,10 +206,11 @@ class DigitNetwork:
         counts = torch.zeros(batch, neurons, device=self.device)
         raster: list[Tensor] | None = [] if record else None
         try:
-            for t in range(steps):
+            # the steps' views in one call (indexing each step is an operation of its own)
+            for step_input in inputs.unbind(0):
                 # the inhibition is driven by the previous step's spikes, read as the neuron's
                 # bool ``spike`` (all False after the reset)
-                spikes = self.cell(inputs[t], self.lateral(neuron.spike))
+                spikes = self.cell(step_input, self.lateral(neuron.spike))
                 counts += spikes
                 if raster is not None:
                     raster.append(spikes[0].bool().cpu())
