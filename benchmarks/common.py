@@ -279,6 +279,50 @@ def time_callable(
     return times
 
 
+def time_interleaved(
+    calls: list[tuple[Callable[[], object], Callable[[], None] | None]],
+    *,
+    warmup: int,
+    repeats: int,
+    device: torch.device,
+    budget_s: float = 30.0,
+    clock: str = "wall",
+) -> list[list[float]]:
+    """:func:`time_callable` for several ``(run, setup)`` pairs at once, one call of each in turn.
+
+    Round ``r`` times the ``r``-th call of every pair, in the given order,
+    so a slow spell of a shared machine (other work on the cores, memory
+    bandwidth taken) falls on every row of the round rather than on the rows
+    that happened to be timed during it: the ratios between rows of one case
+    hold better than with each row's repeats back to back. A pair whose
+    timed calls passed ``budget_s`` seconds drops out of later rounds (it
+    keeps at least one time). Returns the seconds per call of each pair.
+    """
+    if clock not in ("wall", "cpu"):
+        raise ValueError(f"clock: expected 'wall' or 'cpu', got {clock!r}")
+    now = time.perf_counter if clock == "wall" else time.process_time
+    times: list[list[float]] = [[] for _ in calls]
+    with torch.no_grad():
+        for _ in range(warmup):
+            for run, setup in calls:
+                if setup is not None:
+                    setup()
+                run()
+        synchronize(device)
+        for _ in range(repeats):
+            for index, (run, setup) in enumerate(calls):
+                if times[index] and sum(times[index]) > budget_s:
+                    continue
+                if setup is not None:
+                    setup()
+                    synchronize(device)
+                start = now()
+                run()
+                synchronize(device)
+                times[index].append(now() - start)
+    return times
+
+
 def eager_op_us(device: torch.device, clock: str = "wall", calls: int = 20000) -> float:
     """Microseconds of one small eager op (``add_`` on 400 float32 values), median of five batches of
     ``calls``: the per-op dispatch cost that bounds a per-step path such as S2, so that rows whose

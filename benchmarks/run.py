@@ -36,6 +36,7 @@ import os
 import platform
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,6 +52,7 @@ from benchmarks.common import (  # noqa: E402
     DenseCase,
     NetworkCase,
     PeerUnavailable,
+    Prepared,
     Row,
     bernoulli_trains,
     conv_case,
@@ -62,6 +64,7 @@ from benchmarks.common import (  # noqa: E402
     network_case,
     peak_memory,
     time_callable,
+    time_interleaved,
 )
 
 ALL_CASES = ("B1", "B2", "B3", "B4", "S1", "S2", "SCALING")
@@ -104,46 +107,54 @@ def network_data(case: NetworkCase, device: torch.device) -> dict[str, Tensor]:
 # --------------------------------------------------------------------- bound
 
 
-def gemm_bound(
-    label: str, rows: int, inner: int, columns: int, args: argparse.Namespace, device: torch.device, products: int = 2
-) -> Row:
+@dataclass(frozen=True)
+class Bound:
     """``products`` float32 GEMMs ``[rows x inner] @ [inner x columns]`` (two: the floor of a
-    two-product window; one: a forward), timed here on ``device``."""
-    generator = torch.Generator().manual_seed(0)
-    left = torch.randn(rows, inner, generator=generator).to(device)
-    right = torch.randn(inner, columns, generator=generator).to(device)
-    out = torch.empty(rows, columns, device=device)
+    two-product window; one: a forward), timed beside a case's rows."""
+
+    rows: int
+    inner: int
+    columns: int
+    products: int = 2
+
+    def prepare(self, device: torch.device) -> Prepared:
+        generator = torch.Generator().manual_seed(0)
+        left = torch.randn(self.rows, self.inner, generator=generator).to(device)
+        right = torch.randn(self.inner, self.columns, generator=generator).to(device)
+        out = torch.empty(self.rows, self.columns, device=device)
+        return Prepared(lambda: torch.mm(left, right, out=out))
+
+    def row(self, label: str, times: list[float], device: torch.device) -> Row:
+        one = median_ms(times)
+        flops = 2.0 * self.rows * self.inner * self.columns
+        rate = flops / (one / 1e3) / 1e9
+        products = self.products
+        plural = "s" if products > 1 else ""
+        shape = f"[{self.rows}x{self.inner}]@[{self.inner}x{self.columns}]"
+        return Row(
+            case=label, implementation=f"matmul bound ({products} GEMM{plural})", kind="bound",
+            median_ms=products * one, min_ms=products * min(times) * 1e3, repeats=len(times), ratio_to_bound=1.0,
+            note=f"{products} x {shape} float32 on {device}, {rate:.1f} GFLOP/s measured",
+            extra={"gflops_per_s": rate, "flops": products * flops},
+        )  # fmt: skip
+
+
+def gemm_bound(label: str, bound: Bound, args: argparse.Namespace, device: torch.device) -> Row:
+    """The bound's row, timed alone (at least 2 warm-up and 5 timed calls)."""
+    prepared = bound.prepare(device)
     times = time_callable(
-        lambda: torch.mm(left, right, out=out), warmup=max(args.warmup, 2), repeats=max(args.repeats, 5),
-        device=device, clock=args.clock,
-    )  # fmt: skip
-    one = median_ms(times)
-    flops = 2.0 * rows * inner * columns
-    rate = flops / (one / 1e3) / 1e9
-    plural = "s" if products > 1 else ""
-    return Row(
-        case=label, implementation=f"matmul bound ({products} GEMM{plural})", kind="bound",
-        median_ms=products * one, min_ms=products * min(times) * 1e3, repeats=len(times), ratio_to_bound=1.0,
-        note=f"{products} x [{rows}x{inner}]@[{inner}x{columns}] float32 on {device}, {rate:.1f} GFLOP/s measured",
-        extra={"gflops_per_s": rate, "flops": products * flops},
-    )  # fmt: skip
+        prepared.run, warmup=max(args.warmup, 2), repeats=max(args.repeats, 5), device=device, clock=args.clock
+    )
+    return bound.row(label, times, device)
 
 
 # ----------------------------------------------------------------------- rows
 
 
-def evaluate(
-    label: str,
-    name: str,
-    kind: str,
-    function: Callable[..., object],
-    case: object,
-    data: dict[str, Tensor],
-    references: dict[str, Callable[[], Tensor]],
-    reference_cache: dict[str, Tensor],
-    args: argparse.Namespace,
-    device: torch.device,
-) -> Row:
+def prepare_row(
+    label: str, name: str, kind: str, function: Callable[..., Prepared], case: object, data: dict[str, Tensor]
+) -> tuple[Row, Prepared | None]:
+    """The row and its prepared implementation, or the row saying why there is none."""
     row = Row(case=label, implementation=name, kind=kind)
     # each row gets its own copy: a library that keeps the step tensors as state may write into them
     data = {key: value.clone() for key, value in data.items()}
@@ -151,70 +162,124 @@ def evaluate(
         prepared = function(case, data)
     except NotImplementedError as error:
         row.status, row.note = "not available", str(error)
-        return row
+        return row, None
     except PeerUnavailable as error:
         row.status = f"unavailable: {error}"
-        return row
+        return row, None
     except Exception as error:  # a peer whose API differs: show why, keep going
         row.status = f"unavailable: {type(error).__name__}: {error}".splitlines()[0][:200]
-        return row
+        return row, None
     row.note = prepared.note
-    try:
-        times = time_callable(
-            prepared.run, warmup=args.warmup, repeats=args.repeats, device=device, budget_s=args.budget,
-            setup=prepared.setup, clock=args.clock,
-        )  # fmt: skip
-        row.median_ms, row.min_ms, row.repeats = median_ms(times), min(times) * 1e3, len(times)
-        if prepared.samples:
-            row.samples_per_s = prepared.samples / (row.median_ms / 1e3)
-        if prepared.steps:
-            row.extra["us_per_step"] = row.median_ms * 1e3 / prepared.steps
-        if not args.no_memory:
-            row.peak_memory_bytes = peak_memory(prepared.run, device, prepared.setup)
-        if prepared.reference is not None:
-            with torch.no_grad():
-                if prepared.setup is not None:
-                    prepared.setup()
-                value = prepared.run()
-            if prepared.reference not in reference_cache:
-                reference_cache[prepared.reference] = references[prepared.reference]()
-            reference = reference_cache[prepared.reference]
-            row.max_abs_diff = max_abs_difference(value, reference)
-            row.max_abs_dw = float(reference.abs().max())
-            row.extra["reference"] = prepared.reference
-    except Exception as error:
-        row.status = f"error: {type(error).__name__}: {error}".splitlines()[0][:200]
-    return row
+    return row, prepared
+
+
+def time_row(prepared: Prepared, args: argparse.Namespace, device: torch.device) -> list[float]:
+    return time_callable(
+        prepared.run, warmup=args.warmup, repeats=args.repeats, device=device, budget_s=args.budget,
+        setup=prepared.setup, clock=args.clock,
+    )  # fmt: skip
+
+
+def finish_row(
+    row: Row,
+    prepared: Prepared,
+    times: list[float],
+    references: dict[str, Callable[[], Tensor]],
+    reference_cache: dict[str, Tensor],
+    args: argparse.Namespace,
+    device: torch.device,
+) -> None:
+    """The row's times, then its memory pass and its comparison with the reference."""
+    row.median_ms, row.min_ms, row.repeats = median_ms(times), min(times) * 1e3, len(times)
+    if prepared.samples:
+        row.samples_per_s = prepared.samples / (row.median_ms / 1e3)
+    if prepared.steps:
+        row.extra["us_per_step"] = row.median_ms * 1e3 / prepared.steps
+    if not args.no_memory:
+        row.peak_memory_bytes = peak_memory(prepared.run, device, prepared.setup)
+    if prepared.reference is not None:
+        with torch.no_grad():
+            if prepared.setup is not None:
+                prepared.setup()
+            value = prepared.run()
+        if prepared.reference not in reference_cache:
+            reference_cache[prepared.reference] = references[prepared.reference]()
+        reference = reference_cache[prepared.reference]
+        row.max_abs_diff = max_abs_difference(value, reference)
+        row.max_abs_dw = float(reference.abs().max())
+        row.extra["reference"] = prepared.reference
 
 
 def run_case(
     label: str,
     case: object,
     data: dict[str, Tensor],
-    bound: Row | None,
+    bound: Bound | None,
     args: argparse.Namespace,
     device: torch.device,
     family_key: str | None = None,
 ) -> list[Row]:
+    """The case's rows: the bound (if any), ours, then the peers'; with ``--interleave`` timed in turns
+    (:func:`~benchmarks.common.time_interleaved`), else each row's calls back to back."""
     from benchmarks.cases_peers import PEERS
 
     family = label.split()[0] if family_key is None else family_key
     references = cases_ours.references(case, data) if not isinstance(case, NetworkCase) else {}
     cache: dict[str, Tensor] = {}
-    rows = [bound] if bound is not None else []
     ours_rows = cases_ours.OURS.get(family) or cases_speed.OURS_SPEED[family]
-    for name, function in ours_rows:
-        rows.append(evaluate(label, name, "ours", function, case, data, references, cache, args, device))
+    implementations = [(name, "ours", function) for name, function in ours_rows]
     if not args.no_peers:
-        for name, function in PEERS.get(family, []):
-            rows.append(evaluate(label, name, "peer", function, case, data, references, cache, args, device))
-            print(f"  {label}: {name}: {rows[-1].status} {fmt_ms(rows[-1].median_ms)}", file=sys.stderr, flush=True)
+        implementations += [(name, "peer", function) for name, function in PEERS.get(family, [])]
+    rows: list[Row] = []
+    if args.interleave:
+        prepared_rows = [
+            prepare_row(label, name, kind, function, case, data) for name, kind, function in implementations
+        ]
+        timed = [(row, prepared) for row, prepared in prepared_rows if prepared is not None]
+        bound_prepared = bound.prepare(device) if bound is not None else None
+        calls = [(prepared.run, prepared.setup) for _, prepared in timed]
+        if bound_prepared is not None:
+            calls.insert(0, (bound_prepared.run, None))
+        try:
+            times = time_interleaved(
+                calls, warmup=args.warmup, repeats=args.repeats, device=device, budget_s=args.budget,
+                clock=args.clock,
+            )  # fmt: skip
+        except Exception as error:  # one failing implementation stops the round: every row says so
+            for row, _ in timed:
+                row.status = f"error: {type(error).__name__}: {error}".splitlines()[0][:200]
+            times = []
+        if bound is not None and times:
+            rows.append(bound.row(label, times.pop(0), device))
+        for index, (row, prepared) in enumerate(timed):
+            if row.status == "ok":
+                try:
+                    finish_row(row, prepared, times[index], references, cache, args, device)
+                except Exception as error:
+                    row.status = f"error: {type(error).__name__}: {error}".splitlines()[0][:200]
+        rows += [row for row, _ in prepared_rows]
+    else:
+        if bound is not None:
+            rows.append(gemm_bound(label, bound, args, device))
+        for name, kind, function in implementations:
+            row, prepared = prepare_row(label, name, kind, function, case, data)
+            if prepared is not None:
+                try:
+                    finish_row(row, prepared, time_row(prepared, args, device), references, cache, args, device)
+                except Exception as error:
+                    row.status = f"error: {type(error).__name__}: {error}".splitlines()[0][:200]
+            rows.append(row)
+    if not args.no_peers:
+        for row in rows:
+            if row.kind == "peer":
+                print(f"  {label}: {row.implementation}: {row.status} {fmt_ms(row.median_ms)}", file=sys.stderr)
+    bound_row = rows[0] if rows and rows[0].kind == "bound" else None
     ours = [row.median_ms for row in rows if row.kind == "ours" and row.status == "ok" and row.median_ms]
     for row in rows:
         if row.median_ms is None:
             continue
-        if bound is not None:
-            row.ratio_to_bound = row.median_ms / bound.median_ms
+        if bound_row is not None and bound_row.median_ms:
+            row.ratio_to_bound = row.median_ms / bound_row.median_ms
         if ours:
             row.ratio_to_ours = row.median_ms / min(ours)
     return rows
@@ -288,6 +353,7 @@ def environment(args: argparse.Namespace, device: torch.device, peers: dict[str,
         "warmup": args.warmup,
         "clock": args.clock,
         "quick": args.quick,
+        "interleave": args.interleave,
         "memory_column": (
             "peak torch-tensor bytes allocated during one call above those live before it "
             + ("(torch.cuda.max_memory_allocated)" if device.type == "cuda" else "(torch.profiler CPU memory events)")
@@ -312,6 +378,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
     parser.add_argument("--no-peers", action="store_true", help="only our rows and the bound")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory pass")
+    parser.add_argument(
+        "--interleave",
+        action="store_true",
+        help="time a case's rows (and its bound) one call each in turn, for ratios that hold on a shared machine",
+    )
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument(
@@ -352,14 +423,14 @@ def main(argv: list[str] | None = None) -> int:
         if family == "B1":
             for batch in (1, 64):
                 case = dense_case(batch, args.quick)
-                bound = gemm_bound(case.name, case.n_out, case.steps * case.batch, case.n_in, args, device)
+                bound = Bound(case.n_out, case.steps * case.batch, case.n_in)
                 rows += run_case(case.name, case, dense_data(case, device), bound, args, device)
         elif family == "B2":
             case = conv_case(args.quick)
             positions = case.out_height * case.out_width
             inner = case.steps * case.batch * positions
             kernel = case.in_channels * case.kernel**2
-            bound = gemm_bound(case.name, case.out_channels, inner, kernel, args, device)
+            bound = Bound(case.out_channels, inner, kernel)
             rows += run_case(case.name, case, conv_data(case, device), bound, args, device)
         elif family == "B3":
             case = dense_case(64, args.quick)
@@ -374,10 +445,10 @@ def main(argv: list[str] | None = None) -> int:
                 case = cases_speed.s1_case(p_pre, quick=args.quick)
                 data = dense_data(case, device)
                 label = f"{case.name} forward"
-                bound = gemm_bound(label, case.steps * case.batch, case.n_in, case.n_out, args, device, products=1)
+                bound = Bound(case.steps * case.batch, case.n_in, case.n_out, products=1)
                 rows += run_case(label, case, data, bound, args, device, family_key="S1 forward")
                 label = f"{case.name} update"
-                bound = gemm_bound(label, case.n_out, case.steps * case.batch, case.n_in, args, device)
+                bound = Bound(case.n_out, case.steps * case.batch, case.n_in)
                 rows += run_case(label, case, data, bound, args, device, family_key="S1 update")
         elif family == "S2":
             for batch in (1, 64):

@@ -12,6 +12,7 @@ import json
 import math
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -58,11 +59,12 @@ def test_quick_run_prints_table_and_writes_json(tmp_path: Path) -> None:
 
 
 def test_quick_speed_cases(tmp_path: Path) -> None:
-    """The issue-15 cases (S1, S2, scaling) at tiny sizes: every row runs, the trainer rows agree."""
+    """The issue-15 cases (S1, S2, scaling) at tiny sizes, timed in turns (--interleave): every row runs,
+    the trainer rows agree."""
     output = tmp_path / "speed.json"
     completed = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--no-peers", "--repeats", "1",
-         "--threads", "1", "--cases", "S1,S2,SCALING", "--json", str(output)],
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--no-peers", "--repeats", "2",
+         "--threads", "1", "--cases", "S1,S2,SCALING", "--interleave", "--json", str(output)],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr[-2000:]
@@ -76,6 +78,39 @@ def test_quick_speed_cases(tmp_path: Path) -> None:
     for row in updates:  # trainer() + update() applies exactly the window's pair-STDP change
         assert row["max_abs_diff"] < 1e-4 * max(1.0, row["max_abs_dw"])
     assert all(row["extra"]["us_per_step"] > 0 for row in ours if row["case"].startswith("S2"))
+    bounds = [row for row in rows if row["kind"] == "bound"]
+    assert len(bounds) == 4 and all(row["median_ms"] > 0 and row["repeats"] == 2 for row in bounds)
+    for row in ours:  # ratios to the case's own bound, timed in the same rounds
+        bound = next((b for b in bounds if b["case"] == row["case"]), None)
+        if bound is not None:
+            assert math.isclose(row["ratio_to_bound"], row["median_ms"] / bound["median_ms"])
+
+
+def test_time_interleaved_takes_turns_and_drops_rows_over_budget() -> None:
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.common import time_interleaved
+
+    order: list[str] = []
+
+    def call(name: str, seconds: float = 0.0):
+        def run() -> None:
+            order.append(name)
+            if seconds:
+                time.sleep(seconds)
+
+        return run
+
+    def setup() -> None:
+        order.append("setup b")
+
+    times = time_interleaved(
+        [(call("a"), None), (call("b"), setup), (call("slow", 0.02), None)],
+        warmup=1, repeats=3, device=torch.device("cpu"), budget_s=0.01,
+    )  # fmt: skip
+    # one warm-up round (setups too), then rounds a, b, slow; slow's first call passed the budget
+    assert order == ["a", "setup b", "b", "slow"] + ["a", "setup b", "b", "slow"] + ["a", "setup b", "b"] * 2
+    assert [len(row) for row in times] == [3, 3, 1]
+    assert times[2][0] >= 0.02
 
 
 def test_event_times_against_a_loop() -> None:
