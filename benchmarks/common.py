@@ -287,7 +287,7 @@ def time_interleaved(
     device: torch.device,
     budget_s: float = 30.0,
     clock: str = "wall",
-) -> list[list[float]]:
+) -> tuple[list[list[float]], list[Exception | None]]:
     """:func:`time_callable` for several ``(run, setup)`` pairs at once, one call of each in turn.
 
     Round ``r`` times the ``r``-th call of every pair, in the given order,
@@ -296,31 +296,40 @@ def time_interleaved(
     that happened to be timed during it: the ratios between rows of one case
     hold better than with each row's repeats back to back. A pair whose
     timed calls passed ``budget_s`` seconds drops out of later rounds (it
-    keeps at least one time). Returns the seconds per call of each pair.
+    keeps at least one time); a pair whose call raised drops out with its
+    error, the others go on. Returns the seconds per call of each pair and
+    each pair's error (None: none).
     """
     if clock not in ("wall", "cpu"):
         raise ValueError(f"clock: expected 'wall' or 'cpu', got {clock!r}")
     now = time.perf_counter if clock == "wall" else time.process_time
     times: list[list[float]] = [[] for _ in calls]
+    errors: list[Exception | None] = [None for _ in calls]
+
+    def call(index: int, timed: bool) -> None:
+        run, setup = calls[index]
+        try:
+            if setup is not None:
+                setup()
+                synchronize(device)
+            start = now()
+            run()
+            synchronize(device)
+            if timed:
+                times[index].append(now() - start)
+        except Exception as error:  # this pair stops here; the others go on
+            errors[index] = error
+
     with torch.no_grad():
         for _ in range(warmup):
-            for run, setup in calls:
-                if setup is not None:
-                    setup()
-                run()
-        synchronize(device)
+            for index in range(len(calls)):
+                if errors[index] is None:
+                    call(index, timed=False)
         for _ in range(repeats):
-            for index, (run, setup) in enumerate(calls):
-                if times[index] and sum(times[index]) > budget_s:
-                    continue
-                if setup is not None:
-                    setup()
-                    synchronize(device)
-                start = now()
-                run()
-                synchronize(device)
-                times[index].append(now() - start)
-    return times
+            for index in range(len(calls)):
+                if errors[index] is None and not (times[index] and sum(times[index]) > budget_s):
+                    call(index, timed=True)
+    return times, errors
 
 
 def eager_op_us(device: torch.device, clock: str = "wall", calls: int = 20000) -> float:

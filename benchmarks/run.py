@@ -240,23 +240,24 @@ def run_case(
         calls = [(prepared.run, prepared.setup) for _, prepared in timed]
         if bound_prepared is not None:
             calls.insert(0, (bound_prepared.run, None))
-        try:
-            times = time_interleaved(
-                calls, warmup=args.warmup, repeats=args.repeats, device=device, budget_s=args.budget,
-                clock=args.clock,
-            )  # fmt: skip
-        except Exception as error:  # one failing implementation stops the round: every row says so
-            for row, _ in timed:
-                row.status = f"error: {type(error).__name__}: {error}".splitlines()[0][:200]
-            times = []
-        if bound is not None and times:
-            rows.append(bound.row(label, times.pop(0), device))
+        times, errors = time_interleaved(
+            calls, warmup=args.warmup, repeats=args.repeats, device=device, budget_s=args.budget, clock=args.clock
+        )
+        if bound is not None:
+            bound_error = errors.pop(0)
+            bound_times = times.pop(0)
+            if bound_error is not None:
+                raise bound_error  # the machine's own GEMM failed: nothing to compare with
+            rows.append(bound.row(label, bound_times, device))
         for index, (row, prepared) in enumerate(timed):
-            if row.status == "ok":
+            error = errors[index]
+            if error is not None:
+                row.status = f"error: {type(error).__name__}: {error}".splitlines()[0][:200]
+            else:
                 try:
                     finish_row(row, prepared, times[index], references, cache, args, device)
-                except Exception as error:
-                    row.status = f"error: {type(error).__name__}: {error}".splitlines()[0][:200]
+                except Exception as failure:
+                    row.status = f"error: {type(failure).__name__}: {failure}".splitlines()[0][:200]
         rows += [row for row, _ in prepared_rows]
     else:
         if bound is not None:

@@ -103,14 +103,26 @@ def test_time_interleaved_takes_turns_and_drops_rows_over_budget() -> None:
     def setup() -> None:
         order.append("setup b")
 
-    times = time_interleaved(
-        [(call("a"), None), (call("b"), setup), (call("slow", 0.02), None)],
+    calls_left = [2]
+
+    def fails_on_third_call() -> None:
+        order.append("fails")
+        calls_left[0] -= 1
+        if calls_left[0] < 0:
+            raise RuntimeError("peer broke")
+
+    times, errors = time_interleaved(
+        [(call("a"), None), (call("b"), setup), (call("slow", 0.02), None), (fails_on_third_call, None)],
         warmup=1, repeats=3, device=torch.device("cpu"), budget_s=0.01,
     )  # fmt: skip
-    # one warm-up round (setups too), then rounds a, b, slow; slow's first call passed the budget
-    assert order == ["a", "setup b", "b", "slow"] + ["a", "setup b", "b", "slow"] + ["a", "setup b", "b"] * 2
-    assert [len(row) for row in times] == [3, 3, 1]
+    # one warm-up round (setups too), then rounds a, b, slow, fails; slow's first timed call passed the
+    # budget, the failing pair raised in the second timed round and dropped out, the others went on
+    assert order == (
+        ["a", "setup b", "b", "slow", "fails"] * 2 + ["a", "setup b", "b", "fails"] + ["a", "setup b", "b"]
+    )
+    assert [len(row) for row in times] == [3, 3, 1, 1]
     assert times[2][0] >= 0.02
+    assert errors[:3] == [None, None, None] and isinstance(errors[3], RuntimeError)
 
 
 def test_event_times_against_a_loop() -> None:
