@@ -18,7 +18,9 @@ the wrapper) is about what the fusion saves: measured for the demo's
 ``AdaptiveLIF`` step (300 neurons, refractory, adaptive threshold, one
 thread), 27 -> 20 us per step at ``B = 1``, 116 -> 237 us at ``B = 64``
 (slower: the generated loop is not vectorised over the bool and int
-operations). So it is an opt-in (:meth:`~plastic.neural.neuron_base.SpikingNeuron.compile_step`),
+operations); on a slower instance of the same machine type (2026-12-07,
+one eager op ~2.5 us) 58 -> 49 us at ``B = 1`` and 192 -> 439 us at
+``B = 64``. So it is an opt-in (:meth:`~plastic.neural.neuron_base.SpikingNeuron.compile_step`),
 not the default.
 """
 
