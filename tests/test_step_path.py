@@ -74,6 +74,9 @@ def test_gather_linear_declines_dense_spikes_and_bad_input():
     spikes = torch.zeros(2, 10, dtype=torch.bool)
     spikes[:, :3] = True  # density 0.3
     assert gather_linear(spikes, rows, density=0.3) is None
+    # the default (1) gathers even where every input spikes: the rows' sums (found by hypothesis)
+    every = torch.ones(2, rows.shape[0], dtype=torch.bool)
+    torch.testing.assert_close(gather_linear(every, rows), rows.sum(0).expand(2, -1), rtol=1e-12, atol=1e-12)
     out = gather_linear(spikes, rows, density=0.31)
     assert out is not None and out.tolist() == [[3.0] * 3] * 2
     with pytest.raises(TypeError, match=r"^spikes"):

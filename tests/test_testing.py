@@ -49,6 +49,7 @@ from plastic.testing.invariants import (
     check_chained_windows,
     check_conv_consistency,
     check_device_consistency,
+    check_dtype_consistency,
     check_no_spikes,
     check_rule,
     check_time_shift,
@@ -138,6 +139,9 @@ Homeostasis = optional_trainer("plastic.learn.homeostasis", "Homeostasis")
 BILINEAR = ("dense", "conv1d", "conv2d")  # rules on [N_out, N_in] or conv weights only
 # the one-product path writes the window's net change split by sign: compare the net
 NET_SPLIT = "net"
+# float32 against float64 for a rule that returns a signed net of pair terms: the error follows the
+# cancelling sums (up to a few hundred on the battery's windows, x float32's 6e-8), not the net
+NET_DTYPE_ATOL = 1e-4
 
 
 def trainer_rules() -> list[TrainerRule]:
@@ -154,7 +158,7 @@ def trainer_rules() -> list[TrainerRule]:
             connection_kwargs={"delay": 3.0},
             skip={WINDOW_ADDITIVITY: EVENT_TIME, CHAINED_WINDOWS: EVENT_TIME},
         ),
-        TrainerRule(lambda **o: STDP(**o), name="STDP all (one product)", compare=NET_SPLIT),
+        TrainerRule(lambda **o: STDP(**o), name="STDP all (one product)", compare=NET_SPLIT, dtype_atol=NET_DTYPE_ATOL),
         TrainerRule(lambda **o: STDP(fuse=False, **o), name="STDP all (two products)"),
         TrainerRule(lambda **o: STDP(pairing="nearest", **o), name="STDP nearest"),
     ]
@@ -168,6 +172,7 @@ def trainer_rules() -> list[TrainerRule]:
                 kinds=BILINEAR,
                 call_kwargs={"reward": 1.0},
                 compare=NET_SPLIT,
+                dtype_atol=NET_DTYPE_ATOL,
                 latency=1,
             )
         )
@@ -179,6 +184,7 @@ def trainer_rules() -> list[TrainerRule]:
                 kinds=BILINEAR,
                 call_kwargs={"reward": 1.0},
                 compare=NET_SPLIT,
+                dtype_atol=NET_DTYPE_ATOL,
                 latency=1,
                 skip={TIME_SHIFT: "the eligibility trace keeps converting reward into change after the last spike"},
             )
@@ -239,6 +245,25 @@ def test_builtin_rule_passes_the_battery(rule: RuleUnderTest) -> None:
     # every property was either run or skipped with a reason
     assert set(report.passed) | set(report.skipped) == set(PROPERTIES)
     assert all(report.skipped.values())
+
+
+def test_dtype_consistency_of_a_cancelling_net_uses_the_rules_tolerance() -> None:
+    """The case the thorough profile found: all-to-all STDP (one product) on a 1x1 conv1d whose trains
+    spike at every step. Potentiation and depression cancel (equal time constants and amplitudes): the
+    float64 net is 0 to rounding, the float32 one off by float32's rounding of the cancelling sums."""
+    config = ConnectionConfig(
+        "conv1d",
+        {"in_channels": 1, "out_channels": 1, "kernel_size": 1, "stride": 1, "padding": 0, "dilation": 1,
+         "groups": 1, "padding_mode": "zeros", "in_size": 3},
+        (1, 3), (1, 3),
+    )  # fmt: skip
+    spikes = torch.ones(10, 1, 1, 3, dtype=torch.bool)
+    rule = next(rule for rule in trainer_rules() if rule.name == "STDP all (one product)")
+    double = rule.run(spikes, spikes, config=config, dtype=torch.float64).terms["net"]
+    single = rule.run(spikes, spikes, config=config, dtype=torch.float32).terms["net"]
+    assert double.abs().max() < 1e-12  # exact cancellation but for rounding
+    assert (single.double() - double).abs().max() < NET_DTYPE_ATOL
+    check_dtype_consistency(rule, spikes, spikes, config=config)  # the rule's dtype_atol
 
 
 # --------------------------------------------------------------------------- broken rules are caught

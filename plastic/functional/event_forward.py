@@ -160,7 +160,8 @@ def gather_linear(spikes: Tensor, rows: Tensor, amplitude: float = 1.0, *, densi
     the flattened leading dimensions): the work follows the spikes, not
     ``N * N_in * N_out``. Returns ``[..., N_out]`` in ``rows``' dtype, or
     ``None`` when the spikes are ``density`` or denser (the dense product is
-    then the faster one; their count is known once they are found). The sum
+    then the faster one; their count is known once they are found); a
+    ``density`` of 1 or more (the default) always gathers. The sum
     runs in increasing input order: float results equal the dense product
     to rounding, not bit for bit.
     """
@@ -180,7 +181,7 @@ def gather_rows(spikes: Tensor, rows: Tensor, amplitude: float, density: float) 
     inputs = rows.shape[0]
     positions = event_positions(spikes)  # flat row-major positions: bag n's spikes in input order
     count = spikes.numel()
-    if positions.numel() >= density * count:
+    if density < 1.0 and positions.numel() >= density * count:  # 1: gather whatever the density
         return None
     bags = count // max(inputs, 1)
     if not positions.numel():  # no spike: nothing to gather (a lateral connection's usual step)

@@ -114,6 +114,12 @@ class RuleUnderTest:
             the reward of ``t + 1``: 1).
         rtol, atol: tolerance of float64 comparisons: entries may differ by
             ``atol + rtol * (largest magnitude compared)``.
+        dtype_rtol, dtype_atol: the same for the float32 run against the
+            float64 one (``dtype consistency``). A rule that returns a signed
+            net of terms that may cancel needs a larger ``dtype_atol``: its
+            float32 error follows the size of the cancelling sums, not of the
+            net (all-to-all STDP on trains that spike at every step: a net of
+            1.8e-15 in float64, -1.9e-6 in float32).
         dt: step length the rule is run with.
         weight_init: ``config -> weight`` (float64, the weight's shape), the
             weight the rule sees unless a check gives one (default:
@@ -132,6 +138,8 @@ class RuleUnderTest:
         latency: int = 0,
         rtol: float = 1e-7,
         atol: float = 1e-10,
+        dtype_rtol: float = 1e-4,
+        dtype_atol: float = 1e-6,
         dt: float = 1.0,
         weight_init: Callable[[ConnectionConfig], Tensor] | None = None,
     ) -> None:
@@ -154,6 +162,8 @@ class RuleUnderTest:
         self.latency = latency
         self.rtol = float(rtol)
         self.atol = float(atol)
+        self.dtype_rtol = float(dtype_rtol)
+        self.dtype_atol = float(dtype_atol)
         self.dt = float(dt)
         self.weight_init = weight_init
 

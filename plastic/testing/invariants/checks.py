@@ -302,15 +302,17 @@ def check_dtype_consistency(
     spikes_post: Tensor,
     *,
     config: ConnectionConfig | None = None,
-    rtol: float = 1e-4,
-    atol: float = 1e-6,
+    rtol: float | None = None,
+    atol: float | None = None,
 ) -> None:
-    """float32 and float64 runs agree within ``atol + rtol * max|value|``."""
+    """float32 and float64 runs agree within ``atol + rtol * max|value|`` (None: the rule's
+    ``dtype_rtol`` / ``dtype_atol``)."""
     config = _resolve_config(spikes_pre, spikes_post, config)
     single = rule.run(spikes_pre, spikes_post, config=config, dtype=torch.float32)
     double = rule.run(spikes_pre, spikes_post, config=config, dtype=torch.float64)
     _assert_close(
-        DTYPE_CONSISTENCY, single, double, rtol=rtol, atol=atol,
+        DTYPE_CONSISTENCY, single, double,
+        rtol=rule.dtype_rtol if rtol is None else rtol, atol=rule.dtype_atol if atol is None else atol,
         what=f"{rule.name} ({config.kind}): float32 differs from float64",
     )  # fmt: skip
 
