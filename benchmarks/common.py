@@ -256,27 +256,12 @@ def time_callable(
     before every call. ``clock``: ``"wall"`` (``time.perf_counter``) or
     ``"cpu"`` (``time.process_time``, see the module notes).
     """
-    if clock not in ("wall", "cpu"):
-        raise ValueError(f"clock: expected 'wall' or 'cpu', got {clock!r}")
-    now = time.perf_counter if clock == "wall" else time.process_time
-    with torch.no_grad():
-        for _ in range(warmup):
-            if setup is not None:
-                setup()
-            run()
-        synchronize(device)
-        times: list[float] = []
-        for _ in range(repeats):
-            if setup is not None:
-                setup()
-                synchronize(device)
-            start = now()
-            run()
-            synchronize(device)
-            times.append(now() - start)
-            if sum(times) > budget_s:
-                break
-    return times
+    times, errors = time_interleaved(
+        [(run, setup)], warmup=warmup, repeats=repeats, device=device, budget_s=budget_s, clock=clock
+    )
+    if errors[0] is not None:
+        raise errors[0]
+    return times[0]
 
 
 def time_interleaved(

@@ -151,6 +151,11 @@ def gemm_bound(label: str, bound: Bound, args: argparse.Namespace, device: torch
 # ----------------------------------------------------------------------- rows
 
 
+def failure_status(kind: str, error: BaseException) -> str:
+    """A row's status after ``error``: ``"<kind>: <exception type>: <first line>"`` (200 characters at most)."""
+    return f"{kind}: {type(error).__name__}: {error}".splitlines()[0][:200]
+
+
 def prepare_row(
     label: str, name: str, kind: str, function: Callable[..., Prepared], case: object, data: dict[str, Tensor]
 ) -> tuple[Row, Prepared | None]:
@@ -167,7 +172,7 @@ def prepare_row(
         row.status = f"unavailable: {error}"
         return row, None
     except Exception as error:  # a peer whose API differs: show why, keep going
-        row.status = f"unavailable: {type(error).__name__}: {error}".splitlines()[0][:200]
+        row.status = failure_status("unavailable", error)
         return row, None
     row.note = prepared.note
     return row, prepared
@@ -252,12 +257,12 @@ def run_case(
         for index, (row, prepared) in enumerate(timed):
             error = errors[index]
             if error is not None:
-                row.status = f"error: {type(error).__name__}: {error}".splitlines()[0][:200]
+                row.status = failure_status("error", error)
             else:
                 try:
                     finish_row(row, prepared, times[index], references, cache, args, device)
                 except Exception as failure:
-                    row.status = f"error: {type(failure).__name__}: {failure}".splitlines()[0][:200]
+                    row.status = failure_status("error", failure)
         rows += [row for row, _ in prepared_rows]
     else:
         if bound is not None:
@@ -268,7 +273,7 @@ def run_case(
                 try:
                     finish_row(row, prepared, time_row(prepared, args, device), references, cache, args, device)
                 except Exception as error:
-                    row.status = f"error: {type(error).__name__}: {error}".splitlines()[0][:200]
+                    row.status = failure_status("error", error)
             rows.append(row)
     if not args.no_peers:
         for row in rows:
