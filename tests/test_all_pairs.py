@@ -113,15 +113,13 @@ def test_all_pairs_matches_brute_force(case, name, filter_method, method, reduct
 def test_exponential_kernels_equal_cumulative_trace_stdp(case, eta_post, eta_pre, tau_pre, tau_post):
     pre, post = _draw(case)
     dt = case["dt"]
-    trace = stdp_window(
-        pre,
-        post,
-        torch.zeros(case["batch"], case["n_in"], dtype=torch.float64),
-        None,
-        tau_pre=tau_pre,
-        tau_post=tau_post,
-        dt=dt,
-    )
+
+    def trace_form(pre, post):
+        """Trace STDP of the window from zero traces (the reference of both comparisons)."""
+        zeros = torch.zeros(case["batch"], case["n_in"], dtype=torch.float64)
+        return stdp_window(pre, post, zeros, None, tau_pre=tau_pre, tau_post=tau_post, dt=dt)
+
+    trace = trace_form(pre, post)
     # exp_pre covers delta < 0 only, the trace form counts simultaneous pairs in
     # both terms: a depression kernel that includes delta = 0 gives the trace form exactly
     with_zero = lambda delta: -eta_pre * torch.exp(-delta.abs() / tau_post) * (delta <= 0)  # noqa: E731
@@ -134,15 +132,7 @@ def test_exponential_kernels_equal_cumulative_trace_stdp(case, eta_post, eta_pre
     # without simultaneous pairs (pre on even steps, post on odd ones) exp_post + exp_pre is the trace form
     even = torch.arange(case["steps"])[:, None, None] % 2 == 0
     pre, post = pre & even, post & ~even
-    trace = stdp_window(
-        pre,
-        post,
-        torch.zeros(case["batch"], case["n_in"], dtype=torch.float64),
-        None,
-        tau_pre=tau_pre,
-        tau_post=tau_post,
-        dt=dt,
-    )
+    trace = trace_form(pre, post)
     summed = lambda delta: exp_post(delta, eta_post, tau_pre) + exp_pre(delta, -eta_pre, tau_post)  # noqa: E731
     out = all_pairs_window(pre, post, summed, dt=dt, dtype=torch.float64)
     _close(out.potentiation, eta_post * trace.potentiation)

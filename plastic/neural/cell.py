@@ -252,8 +252,7 @@ class Cell(Observable):
                 raise TypeError(f"current: expected dtype {voltage.dtype} (the neuron's state), got {current.dtype}")
             if current.device != voltage.device:
                 raise ValueError(f"current: expected a tensor on {voltage.device}, got {current.device}")
-            if not all_finite(current):
-                raise ValueError("current: expected finite values, found NaN or inf")
+            check_current_finite(current)
         # the submodules' forwards without nn.Module's call dispatch, unless hooks must see the calls
         drive = connection(spikes) if has_call_hooks(connection) else connection.forward(spikes)
         if current is not None:
@@ -264,6 +263,12 @@ class Cell(Observable):
                 return neuron(drive, **neuron_inputs)
             return cast(Tensor, module.forward(drive, **neuron_inputs))
         return neuron(drive) if module is None or has_call_hooks(module) else module.forward(drive)
+
+
+def check_current_finite(current: Tensor) -> None:
+    """A cell's other input (``current``) holds no NaN or inf; checked before anything steps."""
+    if not all_finite(current):
+        raise ValueError("current: expected finite values, found NaN or inf")
 
 
 def plain_single_step(
@@ -308,8 +313,7 @@ def plain_single_step(
             and not current.requires_grad
         ):
             return None  # Cell.forward's checks, with their messages
-        if not all_finite(current):
-            raise ValueError("current: expected finite values, found NaN or inf")
+        check_current_finite(current)
     drive = connection._pass_through_step(synapse, spikes)  # type: ignore[arg-type]  # a Synapse
     if drive is None:
         drive = connection.forward(spikes)
