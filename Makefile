@@ -16,7 +16,7 @@ $(VENV)/.base:
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.base pyproject.toml
-	$(PIP) install -q $(TORCH) -e '.[dev,plot,demo,docs]'
+	$(PIP) install -q $(TORCH) -e '.[dev,fast,plot,demo,docs]'
 	touch $@
 
 $(VENV)/.demo: $(VENV)/.base pyproject.toml

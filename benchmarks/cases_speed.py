@@ -12,7 +12,9 @@
   mode (T = 100 steps of bool Poisson input at p = 0.05) with an ``STDP``
   trainer, ``trainer()`` + ``update()`` after the steps; the per-step cost is
   the call's time / T (``us/step`` in the note). A row without the trainer
-  shows what the monitors add.
+  shows what the monitors add. With numba installed (``plastic[fast]``) the
+  input-major rows take the fused single step
+  (:mod:`plastic.neural.fused_step`); a last row switches it off.
 * **Scaling**: the S1 trainer row against ``N_in`` (1k, 10k, 70k at T = 100,
   p = 0.02), ``T`` (100, 1,000, 10,000 at N_in = 10k) and the input rate
   (0.5 %, 2 %, 10 % at N_in = 70k): time and peak memory.
@@ -28,6 +30,7 @@ from benchmarks.common import DenseCase, Prepared
 from plastic.learn.stdp import STDP
 from plastic.neural.cell import Cell
 from plastic.neural.connections import LinearDense
+from plastic.neural.fused_step import fused_step_available, set_fused_step
 from plastic.neural.neurons import LIF
 
 
@@ -99,7 +102,9 @@ def stepping_case(batch: int, *, quick: bool = False) -> DenseCase:
     return DenseCase(name=f"S2 B={batch}", steps=100, batch=batch, n_in=784, n_out=400, p_pre=0.05)
 
 
-def _stepping(case: DenseCase, data: Data, *, with_trainer: bool, weight_layout: str = "output_major") -> Prepared:
+def _stepping(
+    case: DenseCase, data: Data, *, with_trainer: bool, weight_layout: str = "output_major", fused: bool = True
+) -> Prepared:
     device = data["pre"].device
     connection = LinearDense(
         case.n_in,
@@ -119,15 +124,21 @@ def _stepping(case: DenseCase, data: Data, *, with_trainer: bool, weight_layout:
     steps = list(pre.unbind(0))
 
     def run() -> None:
-        for step in steps:
-            cell(step)
-        if trainer is not None:
-            trainer()
-            trainer.update()
+        set_fused_step(fused)  # a process-wide switch: set by each row's call (rows are interleaved)
+        try:
+            for step in steps:
+                cell(step)
+            if trainer is not None:
+                trainer()
+                trainer.update()
+        finally:
+            set_fused_step(True)
 
     what = "monitors + STDP trainer() + update() per window" if with_trainer else "no trainer"
     if weight_layout == "input_major":
         what += "; weight_layout='input_major' (each step gathers the spiking inputs' rows)"
+        if fused_step_available():
+            what += "; fused step" if fused else "; fused step off (eager)"
     return Prepared(
         run, steps=case.steps,
         note=f"Cell(LinearDense, LIF) single-step mode, {case.steps} steps; {what}",
@@ -152,6 +163,11 @@ def stepping_with_trainer_input_major(case: DenseCase, data: Data) -> Prepared:
 def stepping_without_trainer_input_major(case: DenseCase, data: Data) -> Prepared:
     """S2 without trainer, input-major weight."""
     return _stepping(case, data, with_trainer=False, weight_layout="input_major")
+
+
+def stepping_with_trainer_eager(case: DenseCase, data: Data) -> Prepared:
+    """S2 with an input-major weight, the fused step switched off: the eager step it replaces."""
+    return _stepping(case, data, with_trainer=True, weight_layout="input_major", fused=False)
 
 
 def scaling_cases(quick: bool) -> list[tuple[str, DenseCase]]:
@@ -184,6 +200,7 @@ OURS_SPEED = {
         ("ours: steps only (no trainer)", stepping_without_trainer),
         ("ours: steps + STDP trainer + update, input-major weight", stepping_with_trainer_input_major),
         ("ours: steps only, input-major weight", stepping_without_trainer_input_major),
+        ("ours: steps + STDP trainer + update, input-major weight, fused step off", stepping_with_trainer_eager),
     ],
     "SCALING": [("ours: STDP trainer() + update()", trainer_update)],
 }

@@ -28,6 +28,7 @@ IMPORTS=(
   opencv-python-headless            # ... datasets (cv2) and
   gymnasium ale-py                  # ... environment
   hypothesis                        # plastic.testing (ScriptedNeuron drives the trainer rows)
+  numba                             # plastic[fast]: the fused single step (S2, B4)
 )
 
 if [ ! -x "$VENV/bin/python" ]; then

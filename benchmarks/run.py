@@ -66,6 +66,7 @@ from benchmarks.common import (  # noqa: E402
     time_callable,
     time_interleaved,
 )
+from plastic.neural.fused_step import fused_step_available  # noqa: E402
 
 ALL_CASES = ("B1", "B2", "B3", "B4", "S1", "S2", "SCALING")
 
@@ -354,6 +355,7 @@ def environment(args: argparse.Namespace, device: torch.device, peers: dict[str,
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
         "eager_op_us": round(eager_op_us(device, args.clock), 2),
+        "fused_step": fused_step_available(),
         "peers": peers,
         "repeats": args.repeats,
         "warmup": args.warmup,
@@ -467,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"\n{info['date']}  device {info['device']}  cpu {info['cpu']} x{info['cpu_count']}  "
         f"torch {info['torch']} ({info['torch_threads']} threads), {info['clock']} clock, "
-        f"one eager op {info['eager_op_us']} us"
+        f"one eager op {info['eager_op_us']} us, fused step {'on' if info['fused_step'] else 'unavailable'}"
     )
     print(table(rows))
     if args.json is not None:

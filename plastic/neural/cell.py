@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from plastic.functional.validation import all_finite
 from plastic.neural.connections import Connection
+from plastic.neural.fused_step import fused_cell_step
 from plastic.neural.neuron_base import SpikingNeuron
 from plastic.neural.observable import Observable, has_call_hooks
 from plastic.neural.synapse_base import Synapse
@@ -212,6 +213,22 @@ class Cell(Observable):
         self.connection.reset()
         cast(_NeuronModule, self.neuron).reset()
 
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        # a single step without a graph in one native call where it can be (plastic.neural.fused_step);
+        # its observers are called there
+        if args and not torch.is_grad_enabled() and len(args) + len(kwargs) <= 2:
+            if len(args) == 2:
+                current = args[1]
+            elif not kwargs:
+                current = None
+            else:
+                current = kwargs.get("current", _NOT_GIVEN)
+            if current is not _NOT_GIVEN:
+                out = fused_cell_step(self, args[0], current, args)
+                if out is not None:
+                    return out
+        return super().__call__(*args, **kwargs)
+
     def forward(self, spikes: Tensor, current: Tensor | None = None, **neuron_inputs: Tensor) -> Tensor:
         """Presynaptic spikes ``[(T,) B, *in_shape]`` -> postsynaptic spikes ``[(T,) B, *out_shape]``.
 
@@ -322,6 +339,7 @@ def plain_single_step(
     return cast(SpikingNeuron, neuron)._forward_step_unchecked(drive)
 
 
+_NOT_GIVEN = object()
 _CONNECTION_FORWARD = Connection.forward
 _CONNECTION_STEP_MODE = Connection.step_mode
 _SYNAPSE_STEP_MODE = Synapse.step_mode

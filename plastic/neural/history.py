@@ -133,8 +133,14 @@ class RingBuffer(nn.Module):
             view = self._slot(data, pointer)
         # ``data[pointer] = value`` through a kept view of the slot (the same copy, less dispatch)
         view.copy_(value)
+        self._advance()
+
+    def _advance(self) -> None:
+        """Count the sample written into slot ``_pointer`` (by :meth:`_push_checked`, or in place by a
+        fused step: :mod:`plastic.neural.fused_step`) and move to the next slot."""
+        state = self.__dict__
         # plain ints: what object.__setattr__ writes (nn.Module's table checks skipped, same result)
-        capacity = state["capacity"]
+        pointer, capacity = state["_pointer"], state["capacity"]
         state["_pointer"] = pointer + 1 if pointer + 1 < capacity else 0
         count = state["_count"]
         if count < capacity:

@@ -26,7 +26,7 @@ from torch import nn
 from torch.nn.modules import module as _module_implementation
 from torch.utils.hooks import RemovableHandle
 
-__all__ = ["Observable", "PostObserver", "PreObserver", "has_call_hooks"]
+__all__ = ["Observable", "PostObserver", "PreObserver", "any_call_hooks", "has_call_hooks"]
 
 PreObserver = Callable[[nn.Module, tuple[Any, ...]], None]
 PostObserver = Callable[[nn.Module, tuple[Any, ...], Any], None]
@@ -84,14 +84,33 @@ def has_call_hooks(module: nn.Module) -> bool:
     :meth:`torch.nn.Module._call_impl`), minus the dispatch; the per-step
     callers use it to skip that dispatch.
     """
-    state = module.__dict__  # the hook tables are plain attributes
+    return _own_call_hooks(module.__dict__) or _global_call_hooks()
+
+
+def any_call_hooks(*modules: nn.Module) -> bool:
+    """Whether :func:`has_call_hooks` holds for any of ``modules`` (torch's global tables read once)."""
+    if _global_call_hooks():
+        return True
+    for module in modules:  # noqa: SIM110  # a loop, not any(): no generator at every step
+        if _own_call_hooks(module.__dict__):
+            return True
+    return False
+
+
+def _own_call_hooks(state: dict[str, Any]) -> bool:
+    # the module's hook tables are plain attributes
     return bool(
         state["_forward_hooks"]
         or state["_forward_pre_hooks"]
         or state["_backward_hooks"]
         or state["_backward_pre_hooks"]
         or state.get("_compiled_call_impl") is not None
-        or _GLOBAL_FORWARD_HOOKS
+    )
+
+
+def _global_call_hooks() -> bool:
+    return bool(
+        _GLOBAL_FORWARD_HOOKS
         or _GLOBAL_FORWARD_PRE_HOOKS
         or _GLOBAL_BACKWARD_HOOKS
         or _GLOBAL_BACKWARD_PRE_HOOKS

@@ -46,7 +46,7 @@ from plastic.neural.buffers import attribute_reader, set_plain
 from plastic.neural.observable import Observable, has_call_hooks
 from plastic.observe.reducers import Reducer, WindowReducer
 
-__all__ = ["Monitor", "MonitorPool", "Target", "parse_target"]
+__all__ = ["AttributeRecorder", "Monitor", "MonitorPool", "Target", "parse_target"]
 
 HOOKS = ("post", "pre")
 GATES = (None, "train", "eval")
@@ -89,6 +89,82 @@ def parse_target(target: str | Target) -> Target:
     if not path or not all(part.isidentifier() for part in parts):
         raise ValueError(f"target: expected a dotted attribute path, got {target!r}")
     return Target("delta" if kind == "delta" else "attr", path=path)
+
+
+class AttributeRecorder:
+    """The post observer of a monitor with an attribute target: reads the attribute after each call of
+    the module and hands it to the monitor's reducer.
+
+    A plain single step (a plain tensor, a :class:`WindowReducer` whose
+    recording it fits) goes straight into the reducer's ring, whatever the
+    grad mode; anything else goes through the monitor's checks. A fused cell
+    step (:mod:`plastic.neural.fused_step`) asks :meth:`ring_for_step` for
+    the ring and writes the step into it itself, without calling this.
+    """
+
+    __slots__ = ("monitor", "path", "read")
+
+    def __init__(self, monitor: weakref.ReferenceType[Monitor], read: Callable[[nn.Module], Any], path: str) -> None:
+        self.monitor = monitor  # weakly: the hook must not keep the monitor alive
+        self.read = read  # the target is fixed at construction: so is its reader
+        self.path = path
+
+    def __call__(self, hooked: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+        # at every step: _on_post without the dispatch on the target's kind, _active and _read_attr inlined
+        monitor = self.monitor()
+        if monitor is None:
+            return
+        state = monitor.__dict__  # plain attributes
+        if not state["enabled"]:
+            return
+        gate = state["train_only"]
+        if gate is not None and hooked.training != (gate == "train"):
+            return
+        value = self.read(hooked)
+        if value is None:
+            return
+        reducer = state["_modules"]["reducer"]
+        if (
+            type(value) is Tensor
+            and type(reducer) is WindowReducer
+            and getattr(hooked, "step_mode", "single") == "single"
+            and not has_call_hooks(reducer)
+            and reducer.record_step(value)
+        ):
+            # a window recorder's plain single step, straight into its ring where the value fits it
+            # (what _observe's call of the reducer does then, whatever the grad mode)
+            return
+        if type(value) is not Tensor and not isinstance(value, Tensor):
+            monitor._read_attr(hooked)  # raises naming the target
+        if torch.is_grad_enabled() or has_call_hooks(reducer) or getattr(hooked, "step_mode", "single") != "single":
+            monitor._observe(hooked, value)
+            return
+        # a plain single step without a graph: the reducer's forward without nn.Module's call
+        # dispatch (it detaches a value that requires grad, as _observe would)
+        reducer.forward(value)
+
+    def ring_for_step(self, hooked: nn.Module, like: Tensor) -> WindowReducer | None:
+        """The window reducer a plain single step of ``hooked`` whose value is laid out as ``like`` would
+        go straight into (what :meth:`__call__` would do with it), or None (call this recorder then).
+
+        None where the monitor is gone, disabled or gated off for ``hooked``'s
+        mode (nothing to record: calling it does nothing), or where its
+        reducer is not a plain :class:`WindowReducer` already recording
+        values of ``like``'s shape, dtype and device.
+        """
+        monitor = self.monitor()
+        if monitor is None:
+            return None
+        state = monitor.__dict__
+        if not state["enabled"]:
+            return None
+        gate = state["train_only"]
+        if gate is not None and hooked.training != (gate == "train"):
+            return None
+        reducer = state["_modules"]["reducer"]
+        if type(reducer) is not WindowReducer or has_call_hooks(reducer) or not reducer.fits_step(like):
+            return None
+        return reducer
 
 
 class Monitor(nn.Module):
@@ -163,45 +239,9 @@ class Monitor(nn.Module):
             if monitor is not None:
                 monitor._on_post(hooked, args, output)
 
-        read = self._getter  # the target is fixed at construction: so is its reader
-        is_grad_enabled = torch.is_grad_enabled
-
-        def post_attribute_hook(hooked: nn.Module, args: tuple[Any, ...], output: Any) -> None:
-            # an attribute read after the call (the trainers' monitors, at every step): _on_post
-            # without the dispatch on the target's kind, _active and _read_attr inlined
-            monitor = reference()
-            if monitor is None:
-                return
-            state = monitor.__dict__  # plain attributes
-            if not state["enabled"]:
-                return
-            gate = state["train_only"]
-            if gate is not None and hooked.training != (gate == "train"):
-                return
-            value = read(hooked)  # type: ignore[misc]  # an attribute target's reader (set above)
-            if value is None:
-                return
-            reducer = state["_modules"]["reducer"]
-            if (
-                type(value) is Tensor
-                and type(reducer) is WindowReducer
-                and getattr(hooked, "step_mode", "single") == "single"
-                and not has_call_hooks(reducer)
-                and reducer.record_step(value)
-            ):
-                # a window recorder's plain single step, straight into its ring where the value fits it
-                # (what _observe's call of the reducer does then, whatever the grad mode)
-                return
-            if type(value) is not Tensor and not isinstance(value, Tensor):
-                monitor._read_attr(hooked)  # raises naming the target
-            if is_grad_enabled() or has_call_hooks(reducer) or getattr(hooked, "step_mode", "single") != "single":
-                monitor._observe(hooked, value)
-                return
-            # a plain single step without a graph: the reducer's forward without nn.Module's call
-            # dispatch (it detaches a value that requires grad, as _observe would)
-            reducer.forward(value)
-
-        post = post_attribute_hook if self.target.kind == "attr" else post_hook
+        post: Callable[[nn.Module, tuple[Any, ...], Any], None] = post_hook
+        if self.target.kind == "attr":
+            post = AttributeRecorder(reference, cast(Callable[[nn.Module], Any], self._getter), self.target.path)
         # plastic's observable modules (cells) call monitors around the call without torch's
         # forward hooks, which would send every step through nn.Module's general dispatch
         if self.hook == "pre" or self.target.kind == "delta":

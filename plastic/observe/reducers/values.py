@@ -173,21 +173,36 @@ class WindowReducer(Reducer):
         changes and :meth:`forward` takes it (checks, conversion, the first
         observation's allocation). A monitor calls this at every step.
         """
+        if not self.fits_step(value):
+            return False
+        history: RingBuffer = self.__dict__["_modules"]["history"]
+        history._push_checked(history._buffers["data"], value)  # type: ignore[arg-type]  # registered
+        self.__dict__["_total"] += 1  # a plain int (what set_plain writes)
+        return True
+
+    def fits_step(self, value: Tensor) -> bool:
+        """Whether one step of ``value`` fits the recording as it is (:meth:`record_step`'s test)."""
         state = self.__dict__  # plain attributes and the tables, without nn.Module.__getattr__
-        history: RingBuffer = state["_modules"]["history"]
-        data: Tensor = history._buffers["data"]  # type: ignore[assignment]  # registered in RingBuffer
-        if not (
+        data: Tensor = state["_modules"]["history"]._buffers["data"]
+        return bool(
             type(value) is Tensor
             and state["_shape_fixed"]
             and value.dtype == data.dtype
             and value.shape == state["_shape"]
             and not value.requires_grad
             and value.device == data.device
-        ):
-            return False
-        history._push_checked(data, value)
-        state["_total"] += 1  # a plain int (what set_plain writes)
-        return True
+        )
+
+    def step_slot(self) -> tuple[Tensor, int]:
+        """The ring's storage ``[steps, *shape]`` and the index of the slot the next step goes into: a
+        fused step (:mod:`plastic.neural.fused_step`) writes it there, then calls :meth:`count_step`."""
+        history: RingBuffer = self.__dict__["_modules"]["history"]
+        return history._buffers["data"], history.__dict__["_pointer"]  # type: ignore[return-value]  # registered
+
+    def count_step(self) -> None:
+        """Count the step written into :meth:`step_slot` (what :meth:`record_step` does after its copy)."""
+        self.__dict__["_modules"]["history"]._advance()
+        self.__dict__["_total"] += 1
 
     def _update_step(self, value: Tensor) -> None:
         cast(RingBuffer, self._modules["history"]).push(value)  # without nn.Module.__getattr__

@@ -1,0 +1,401 @@
+"""The fused single step of a dense cell: a step of a recurrent network in one native call.
+
+A cell stepping singly runs a dozen small tensor operations per step (the
+gather of the spiking inputs' weights, the finiteness check, the neuron's
+charge, fire and reset, the trainer monitors' copies), each costing a few
+microseconds of dispatch on a one-sample step: far more than the arithmetic.
+With numba installed (``pip install "plastic[fast]"``),
+:meth:`Cell.__call__ <plastic.neural.cell.Cell.__call__>` runs such a step
+as one compiled call (:func:`~plastic.functional.fused_step.linear_neuron_step`)
+that writes the same values, bit for bit, as the eager step would: the
+output spikes, the neuron's ``voltage`` and ``spike``, the connection's
+``synspike`` (its ``syncurrent`` is written when read, as after an eager
+step), and the step's slots in the window recorders of the trainers'
+monitors (``connection.synspike``, ``neuron.spike``).
+
+The fused step is taken when all of these hold, and the eager step (the
+same results) otherwise:
+
+* numba is importable and the fused step is on (:func:`set_fused_step`;
+  on by default);
+* no graph is recorded (``torch.no_grad()`` or ``torch.inference_mode()``)
+  and the tensors are float32 or float64 on the CPU;
+* the connection is dense (:class:`~plastic.neural.connections.LinearDense`,
+  or a lateral one without a mask) with ``weight_layout="input_major"``, no
+  delays, a :class:`~plastic.neural.synapses.DeltaCurrent` synapse, and the
+  step's spikes are bool ``[B, N_in]`` sparser than the gather's density
+  limit (:data:`~plastic.functional.event_forward.GATHER_DENSITY`);
+* the neuron is an :class:`~plastic.neural.neurons.IF` or
+  :class:`~plastic.neural.neurons.LIF` (any reset, threshold, ``tau``,
+  ``decay_input``) without a refractory period or an adaptive threshold,
+  not compiled (:meth:`~plastic.neural.neuron_base.SpikingNeuron.compile_step`);
+* no forward hook and no pre step observer is on the cell, the connection,
+  its synapse or the neuron. Monitors (post step observers) are fine: the
+  trainers' window recorders are written by the fused call, every other
+  observer is called after it as usual.
+
+A step that fails (NaN or inf in ``current`` or in the neurons' input)
+raises the eager step's ``ValueError`` and changes nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.nn.modules import module as _module_implementation
+
+from plastic.functional.fused_step import (
+    CURRENT_NOT_FINITE,
+    DONE,
+    INPUTS_NOT_FINITE,
+    compiled_linear_neuron_step,
+)
+from plastic.functional.neuron_params import NeuronParams, NeuronState
+from plastic.functional.neurons import neuron_step_unchecked
+from plastic.neural.buffers import rebind_buffer
+from plastic.neural.connection_base import Connection
+from plastic.neural.connections import LinearDense
+from plastic.neural.neuron_base import SpikingNeuron
+from plastic.neural.observable import any_call_hooks
+from plastic.neural.synapse_base import Synapse
+from plastic.neural.synapses import DeltaCurrent
+from plastic.observe.monitors import AttributeRecorder
+from plastic.observe.reducers import WindowReducer
+
+if TYPE_CHECKING:
+    from plastic.neural.cell import Cell
+
+__all__ = ["fused_cell_step", "fused_step_available", "fused_step_enabled", "set_fused_step"]
+
+_settings = {"enabled": True}
+
+
+def set_fused_step(enabled: bool) -> None:
+    """Switch the fused single step of cells on (the default) or off (every step eager)."""
+    if not isinstance(enabled, bool):
+        raise TypeError(f"enabled: expected a bool, got {type(enabled).__name__}")
+    _settings["enabled"] = enabled
+
+
+def fused_step_enabled() -> bool:
+    """Whether the fused single step is switched on (:func:`set_fused_step`)."""
+    return _settings["enabled"]
+
+
+def fused_step_available() -> bool:
+    """Whether cells can take the fused single step: switched on and numba importable."""
+    return _settings["enabled"] and compiled_linear_neuron_step() is not None
+
+
+def fused_cell_step(cell: Cell, spikes: Tensor, current: Tensor | None, args: tuple[Any, ...]) -> Tensor | None:
+    """``cell(spikes, current)`` as one fused call (the module docstring), its observers called; ``None``:
+    not taken, nothing changed (call the cell as usual). ``args``: the call's positional arguments, for
+    the observers."""
+    if not _settings["enabled"] or torch.is_grad_enabled() or _module_implementation._global_buffer_registration_hooks:
+        return None
+    cell_state = cell.__dict__
+    modules = cell._modules
+    connection: Connection = modules["connection"]  # type: ignore[assignment]  # registered by Cell
+    neuron: SpikingNeuron = modules["neuron"]  # type: ignore[assignment]
+    synapse: Synapse = connection._modules["synapse"]  # type: ignore[assignment]  # registered by Connection
+    key = _plan_key(connection, synapse, neuron)
+    plan: _Plan | None = cell_state.get("_fused_plan")
+    if plan is None or plan.key != key:
+        plan = cell_state["_fused_plan"] = _make_plan(key, connection, synapse, neuron)
+    kernel = plan.kernel
+    if kernel is None or cell_state.get("_pre_step_observers") or any_call_hooks(cell, connection, synapse, neuron):
+        return None
+    voltage: Tensor = neuron._buffers["voltage"]  # type: ignore[assignment]  # registered by SpikingNeuron
+    rows_array = plan.rows_array
+    batch = spikes.shape[0] if type(spikes) is Tensor and spikes.ndim == 2 else -1
+    if not (
+        batch > 0
+        and spikes.dtype == torch.bool
+        and spikes.shape[1] == rows_array.shape[0]
+        and spikes.is_cpu
+        and spikes.is_contiguous()
+        and spikes.shape == synapse._buffers["state"].shape  # type: ignore[union-attr]  # registered
+        and type(voltage) is Tensor
+        and voltage.dtype == plan.dtype
+        and voltage.shape == (batch, rows_array.shape[1])
+        and voltage.is_cpu
+        and voltage.is_contiguous()
+        and not voltage.requires_grad
+    ):
+        return None
+    if current is not None and not (
+        type(current) is Tensor
+        and current.shape == voltage.shape
+        and current.dtype == plan.dtype
+        and current.is_cpu
+        and current.is_contiguous()
+        and not current.requires_grad
+    ):
+        return None  # the eager step's checks, with their messages
+    shape = (batch, rows_array.shape[1])
+    spike_array = np.empty(shape, dtype=rows_array.dtype)
+    voltage_array = np.empty(shape, dtype=rows_array.dtype)
+    fired_array = np.empty(shape, dtype=np.bool_)
+    fired = torch.from_numpy(fired_array)
+    # the window recorders written by the call, the other observers called after it
+    observers = cell_state.get("_post_step_observers")
+    ring_pre = ring_post = None
+    pre_array = post_array = _NO_RING
+    pre_slot = post_slot = -1
+    others: list[Any] = []
+    if observers:
+        for hook in observers.values():
+            if type(hook) is AttributeRecorder:
+                if hook.path == "connection.synspike" and ring_pre is None:
+                    ring_pre, pre_array, pre_slot = _ring_slot(hook.ring_for_step(cell, spikes))
+                    if ring_pre is not None:
+                        continue
+                elif hook.path == "neuron.spike" and ring_post is None:
+                    ring_post, post_array, post_slot = _ring_slot(hook.ring_for_step(cell, fired))
+                    if ring_post is not None:
+                        continue
+            others.append(hook)
+    empty_bias, empty_current = _EMPTY[plan.dtype]
+    status = kernel(
+        spikes.numpy(),
+        rows_array,
+        empty_bias if plan.bias_array is None else plan.bias_array,
+        empty_current if current is None else current.numpy(),
+        kept_array(cell_state, "_fused_voltage", voltage),
+        plan.constants,
+        plan.flags if current is None else plan.flags_with_current,
+        plan.density * spikes.numel() if plan.density < 1.0 else math.inf,
+        spike_array,
+        fired_array,
+        voltage_array,
+        pre_array,
+        pre_slot,
+        post_array,
+        post_slot,
+    )
+    if status != DONE:
+        if status == CURRENT_NOT_FINITE:
+            raise ValueError("current: expected finite values, found NaN or inf")
+        if status == INPUTS_NOT_FINITE:
+            raise ValueError("inputs: expected finite values, found NaN or inf")
+        return None  # too dense: the dense product
+    new_voltage = torch.from_numpy(voltage_array)
+    cell_state["_fused_voltage"] = KeptArray(new_voltage, voltage_array)  # the next step's voltage
+    # what the eager step stores: the synapse's deferred step (Synapse.pass_through), the connection's
+    # record, the neuron's state laid out for its next step (SpikingNeuron._forward_step_unchecked)
+    synapse._buffers["spike"] = spikes
+    synapse.__dict__["_deferred"] = True
+    connection._buffers["synspike"] = spikes
+    connection.__dict__["_syncurrent_deferred"] = True
+    neuron._buffers["voltage"] = new_voltage
+    neuron._buffers["spike"] = fired
+    neuron.__dict__["_laid_out"] = NeuronState(new_voltage, None, None)
+    if neuron._store_voltage_sequence:
+        rebind_buffer(neuron, "_voltage_sequence", new_voltage)
+    if ring_pre is not None:
+        ring_pre.count_step()
+    if ring_post is not None:
+        ring_post.count_step()
+    result = torch.from_numpy(spike_array)
+    for hook in others:
+        hook(cell, args, result)
+    return result
+
+
+class _Plan:
+    """What a cell's fused step reads of its modules: made by :func:`_make_plan`, kept in the cell while
+    :func:`_plan_key` gives the same ``key``. ``kernel`` None: the modules do not take the fused step.
+
+    It holds the objects whose ids the key lists (no other object can take
+    those ids while it lives). Copies and pickles of the cell get a plan
+    that no key matches (made again at the next step).
+    """
+
+    __slots__ = (
+        "bias_array", "constants", "density", "dtype", "flags", "flags_with_current", "held", "kernel", "key",
+        "rows_array",
+    )  # fmt: skip
+
+    def __init__(
+        self, key: tuple[Any, ...] = (), held: tuple[Any, ...] = (), kernel: Callable[..., int] | None = None
+    ) -> None:
+        self.key = key
+        self.held = held
+        self.kernel = kernel
+        self.dtype: torch.dtype | None = None
+        self.rows_array: Any = None
+        self.bias_array: Any = None
+        self.density = 1.0
+        self.constants: Any = None
+        self.flags: Any = None
+        self.flags_with_current: Any = None
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _Plan:
+        return _Plan()
+
+    def __reduce__(self) -> tuple[type[_Plan], tuple[()]]:
+        return (_Plan, ())
+
+
+def _plan_key(connection: Connection, synapse: Any, neuron: Any) -> tuple[Any, ...]:
+    """What the plan of a cell follows: its modules, their tensors' memory, their parameters and modes
+    (objects by ``id``: the plan holds them, see :func:`_plan_objects`)."""
+    parameters = connection._parameters
+    weight: Tensor = parameters["weight"]  # type: ignore[assignment]  # registered by Connection
+    bias = parameters.get("bias")
+    neuron_state, synapse_state = neuron.__dict__, synapse.__dict__
+    return (
+        id(connection),
+        id(synapse),
+        id(neuron),
+        id(weight),
+        weight.data_ptr(),
+        weight.stride(),
+        id(bias),
+        None if bias is None else bias.data_ptr(),
+        connection.__dict__.get("delay", 0) is None,
+        connection._buffers.get("weight_mask") is None,
+        synapse_state.get("_step_mode"),
+        synapse_state.get("capacity"),
+        synapse_state.get("amplitude"),
+        neuron_state.get("_step_mode"),
+        id(neuron_state.get("_step_function")),
+        id(neuron_state.get("params")),
+        neuron_state.get("adaptive"),
+    )
+
+
+def _plan_objects(connection: Connection, synapse: Any, neuron: Any) -> tuple[Any, ...]:
+    """The objects :func:`_plan_key` lists by id."""
+    parameters = connection._parameters
+    neuron_state = neuron.__dict__
+    return (
+        connection,
+        synapse,
+        neuron,
+        parameters["weight"],
+        parameters.get("bias"),
+        neuron_state.get("_step_function"),
+        neuron_state.get("params"),
+    )
+
+
+def _make_plan(key: tuple[Any, ...], connection: Connection, synapse: Any, neuron: Any) -> _Plan:
+    """The plan of the modules (what :func:`_plan_key` follows), with ``kernel`` None where they do not
+    take the fused step (the module docstring's conditions, but for the hooks and the step's tensors,
+    which are checked at every step)."""
+    held = _plan_objects(connection, synapse, neuron)
+    not_fused = _Plan(key, held)
+    kernel = compiled_linear_neuron_step()
+    weight: Tensor = connection._parameters["weight"]  # type: ignore[assignment]  # registered
+    bias = connection._parameters.get("bias")
+    params = neuron.__dict__.get("params")
+    if not (
+        kernel is not None
+        and type(connection).forward is _CONNECTION_FORWARD
+        and type(connection)._pass_through_step is _PASS_THROUGH_STEP
+        and connection.__dict__.get("delay", 0) is None
+        and connection._buffers.get("weight_mask") is None
+        and type(synapse) is DeltaCurrent
+        and synapse.__dict__["_step_mode"] == "single"
+        and synapse.capacity == 1
+        and type(neuron).forward is _NEURON_FORWARD
+        and type(neuron)._forward_step_unchecked is _NEURON_STEP
+        and neuron.__dict__["_step_mode"] == "single"
+        and neuron.__dict__["_step_function"] is neuron_step_unchecked
+        and type(params) is NeuronParams
+        and params.kind in ("lif", "if")
+        and params.refractory_steps == 0
+        and not neuron.adaptive
+    ):
+        return not_fused
+    rows, density = connection._gather_rows(weight)  # a dense connection (checked above)
+    if not (
+        rows is not None
+        and rows.dtype in _EMPTY
+        and rows.is_cpu
+        and rows.is_contiguous()
+        and (bias is None or (bias.dtype == rows.dtype and bias.is_cpu and bias.is_contiguous()))
+    ):
+        return not_fused
+    amplitude = float(synapse.amplitude)
+    numbers = (amplitude, params.tau, params.v_reset, params.v_threshold)
+    # the numbers in the state's dtype, rounded as the eager step's operands are (step_operand)
+    constants = torch.tensor(numbers, dtype=torch.float64).to(rows.dtype).numpy()
+    flags = [
+        params.kind == "lif",
+        params.decay_input,
+        params.v_reset == 0 and math.copysign(1.0, params.v_reset) > 0,  # V - V_reset is V exactly
+        params.reset == "hard",
+        bias is not None,
+        False,  # no current: set in flags_with_current
+        amplitude != 1.0,
+    ]
+    with_current = list(flags)
+    with_current[5] = True
+    plan = _Plan(key, held, kernel)
+    plan.dtype = rows.dtype
+    plan.rows_array = rows.numpy()
+    plan.bias_array = None if bias is None else bias.detach().numpy()
+    plan.density = density
+    plan.constants = constants
+    plan.flags = np.array(flags, dtype=np.bool_)
+    plan.flags_with_current = np.array(with_current, dtype=np.bool_)
+    return plan
+
+
+def _ring_slot(reducer: WindowReducer | None) -> tuple[WindowReducer | None, Any, int]:
+    """``reducer``, its ring's storage as an array and the step's slot; ``(None, placeholder, -1)`` where
+    there is no reducer or its storage is not contiguous (nothing to write it through)."""
+    if reducer is None:
+        return None, _NO_RING, -1
+    data, slot = reducer.step_slot()
+    if not data.is_contiguous():
+        return None, _NO_RING, -1
+    return reducer, kept_array(reducer.__dict__, "_fused_ring", data), slot
+
+
+class KeptArray:
+    """A tensor's memory as a numpy array, kept between steps in a module's attributes.
+
+    Copies and pickles of the module get an empty one (the array would not
+    be the copy's memory), and :func:`kept_array` makes it again when the
+    module holds another tensor or the tensor another memory (``.data =``).
+    """
+
+    __slots__ = ("array", "pointer", "tensor")
+
+    def __init__(self, tensor: Tensor | None = None, array: Any = None) -> None:
+        self.tensor = tensor
+        self.pointer = -1 if tensor is None else tensor.data_ptr()
+        self.array = array if array is not None or tensor is None else tensor.detach().numpy()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> KeptArray:
+        return KeptArray()
+
+    def __reduce__(self) -> tuple[type[KeptArray], tuple[()]]:
+        return (KeptArray, ())
+
+
+def kept_array(state: dict[str, Any], name: str, tensor: Tensor) -> Any:
+    """``tensor``'s memory as an array, through the :class:`KeptArray` ``state[name]`` (made where missing
+    or stale). ``tensor`` must be a contiguous CPU tensor."""
+    kept = state.get(name)
+    if kept is None or kept.tensor is not tensor or kept.pointer != tensor.data_ptr():
+        kept = state[name] = KeptArray(tensor)
+    return kept.array
+
+
+_CONNECTION_FORWARD = Connection.forward
+_PASS_THROUGH_STEP = LinearDense._pass_through_step
+_NEURON_FORWARD = SpikingNeuron.forward
+_NEURON_STEP = SpikingNeuron._forward_step_unchecked
+# placeholders of the arrays a step does not use (of the used ones' types: one compilation per dtype)
+_EMPTY = {dtype: (np.zeros(0, dtype=numpy), np.zeros((0, 0), dtype=numpy)) for dtype, numpy in
+          ((torch.float32, np.float32), (torch.float64, np.float64))}  # fmt: skip
+_NO_RING = np.zeros((0, 0, 0), dtype=np.bool_)

@@ -1,0 +1,357 @@
+"""The fused single step of a dense cell (plastic.neural.fused_step) against the eager step.
+
+Every comparison runs the same cell twice from the same seed, once with the
+fused step switched off (the eager path: the connection's gather and the
+neuron's step, tested on their own elsewhere) and once with it, and asks for
+the same tensors bit for bit: output spikes, voltage, the recorded windows,
+the trainer's weight change. The fused kernel runs compiled by numba where
+numba is installed, and as plain Python otherwise (the same function, one
+Python operation per element), so the integration is tested either way.
+"""
+
+from __future__ import annotations
+
+import copy
+import pickle
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import plastic.neural.fused_step as fused_module
+from plastic import IF, LIF, STDP, AdaptiveLIF, Cell, LinearDense, Monitor
+from plastic.functional.fused_step import DONE, compiled_linear_neuron_step, linear_neuron_step
+from plastic.neural.fused_step import fused_step_available, fused_step_enabled, set_fused_step
+from plastic.observe.reducers import WindowReducer
+
+pytestmark = pytest.mark.usefixtures("no_grad")
+
+KERNELS = ["python", pytest.param("numba", marks=pytest.mark.skipif(
+    compiled_linear_neuron_step() is None, reason="numba is not installed"))]  # fmt: skip
+
+
+class CountingKernel:
+    """The step kernel, counting the steps it took (``DONE``) and the calls it refused with a reason."""
+
+    def __init__(self, kernel: Callable[..., int]) -> None:
+        self.kernel = kernel
+        self.calls = 0  # steps written
+        self.refused = 0
+
+    def __call__(self, *args: Any) -> int:
+        status = self.kernel(*args)
+        if status == DONE:
+            self.calls += 1
+        else:
+            self.refused += 1
+        return status
+
+
+@pytest.fixture(params=KERNELS)
+def kernel(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[CountingKernel]:
+    """Cells built in the test take the fused step through this kernel (compiled or plain Python)."""
+    chosen = compiled_linear_neuron_step() if request.param == "numba" else linear_neuron_step
+    assert chosen is not None
+    counting = CountingKernel(chosen)
+    monkeypatch.setattr(fused_module, "compiled_linear_neuron_step", lambda: counting)
+    set_fused_step(True)
+    yield counting
+    set_fused_step(True)
+
+
+def build(
+    seed: int,
+    *,
+    batch: int = 1,
+    inputs: int = 12,
+    outputs: int = 7,
+    dtype: torch.dtype = torch.float64,
+    neuron: str = "lif",
+    neuron_kwargs: dict[str, Any] | None = None,
+    bias: bool = False,
+    amplitude: float = 1.0,
+    layout: str = "input_major",
+    window: int = 20,
+    trainer: bool = True,
+) -> tuple[Cell, STDP | None]:
+    torch.manual_seed(seed)
+    connection = LinearDense(
+        inputs, outputs, batch_size=batch, bias=bias, weight_init=(0.0, 0.6), weight_layout=layout,
+        synapse_kwargs={"amplitude": amplitude}, dtype=dtype,
+    )  # fmt: skip
+    if bias:
+        connection.bias.data.uniform_(-0.2, 0.2)
+    kinds = {"lif": LIF, "if": IF, "adaptive": AdaptiveLIF}
+    cell = Cell(connection, kinds[neuron](outputs, batch_size=batch, dtype=dtype, **(neuron_kwargs or {})))
+    if not trainer:
+        return cell, None
+    cell.make_updater(params=["weight"])
+    stdp = STDP(tau_pre=3.0, tau_post=4.0, window=window, eta_post=0.01, eta_pre=0.012)
+    stdp.register_cell("cell", cell)
+    return cell, stdp
+
+
+def trains(seed: int, steps: int, batch: int, inputs: int, rate: float) -> list[torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    return list((torch.rand(steps, batch, inputs, generator=generator) < rate).unbind(0))
+
+
+def sparse_trains(seed: int, steps: int, batch: int, inputs: int, count: int = 2) -> list[torch.Tensor]:
+    """``count`` spikes per sample and step: under the gather's density limit where ``count < 0.3 inputs``."""
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.rand(steps, batch, inputs, generator=generator).argsort(-1)
+    return list((order < count).unbind(0))
+
+
+def run(
+    fused: bool, spikes: list[torch.Tensor], currents: list[torch.Tensor] | None = None, train_every: int = 0,
+    **build_kwargs: Any,
+) -> dict[str, Any]:  # fmt: skip
+    """Step a new cell over ``spikes`` (fused step on or off); what it gave and what it holds."""
+    set_fused_step(fused)
+    cell, stdp = build(0, **build_kwargs)
+    outputs = []
+    for index, step in enumerate(spikes):
+        outputs.append(cell(step) if currents is None else cell(step, currents[index]))
+        if stdp is not None and train_every and (index + 1) % train_every == 0:
+            stdp()
+            stdp.update()
+    result: dict[str, Any] = {
+        "outputs": torch.stack(outputs),
+        "voltage": cell.neuron.voltage.clone(),
+        "spike": cell.neuron.spike.clone(),
+        "synspike": cell.connection.synspike.clone(),
+        "syncurrent": cell.connection.syncurrent.clone(),
+        "weight": cell.connection.weight.detach().clone(),
+    }
+    if stdp is not None:
+        for name, monitor in stdp.get_unit("cell").monitors.items():
+            reducer = monitor.reducer
+            assert isinstance(reducer, WindowReducer)
+            result[f"ring {name}"] = (reducer.peek().clone(), reducer.count, reducer.total)
+    set_fused_step(True)
+    return result
+
+
+def assert_same(fused: dict[str, Any], eager: dict[str, Any]) -> None:
+    assert fused.keys() == eager.keys()
+    for name, value in eager.items():
+        if isinstance(value, tuple):
+            assert torch.equal(fused[name][0], value[0]), name
+            assert fused[name][1:] == value[1:], name
+        else:
+            assert fused[name].dtype == value.dtype, name
+            assert torch.equal(fused[name], value), name
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    batch=st.integers(1, 3),
+    inputs=st.integers(1, 24),
+    outputs=st.integers(1, 12),
+    rate=st.floats(0.0, 0.25),
+    steps=st.integers(1, 14),
+    dtype=st.sampled_from([torch.float32, torch.float64]),
+    neuron=st.sampled_from(["lif", "if"]),
+    tau=st.floats(1.2, 30.0),
+    v_threshold=st.floats(0.1, 1.5),
+    v_reset=st.sampled_from([0.0, -0.0, -0.3, 0.05]),  # below every drawn V_th (a hard reset needs it)
+    reset=st.sampled_from(["hard", "soft"]),
+    decay_input=st.booleans(),
+    bias=st.booleans(),
+    amplitude=st.sampled_from([1.0, 0.7, -1.3]),
+    with_current=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_fused_step_equals_the_eager_step(
+    kernel: CountingKernel, batch: int, inputs: int, outputs: int, rate: float, steps: int, dtype: torch.dtype,
+    neuron: str, tau: float, v_threshold: float, v_reset: float, reset: str, decay_input: bool, bias: bool,
+    amplitude: float, with_current: bool, seed: int,
+) -> None:  # fmt: skip
+    """Drawn shapes, rates, dtypes, neuron parameters, bias, amplitude and other currents, with an STDP
+    trainer recording and applying its change every 5 steps: the fused run equals the eager one."""
+    spikes = trains(seed, steps, batch, inputs, rate)
+    generator = torch.Generator().manual_seed(seed + 1)
+    currents = None
+    if with_current:
+        currents = list((torch.rand(steps, batch, outputs, generator=generator, dtype=dtype) - 0.3).unbind(0))
+    neuron_kwargs: dict[str, Any] = {"v_threshold": v_threshold, "v_reset": v_reset, "reset": reset}
+    if neuron == "lif":
+        neuron_kwargs |= {"tau": tau, "decay_input": decay_input}
+    kwargs = {"batch": batch, "inputs": inputs, "outputs": outputs, "dtype": dtype, "neuron": neuron,
+              "neuron_kwargs": neuron_kwargs, "bias": bias, "amplitude": amplitude}  # fmt: skip
+    eager = run(False, spikes, currents, train_every=5, **kwargs)
+    calls_before = kernel.calls
+    fused = run(True, spikes, currents, train_every=5, **kwargs)
+    assert_same(fused, eager)
+    # the eager gather's density limit (0.3 of the batch's inputs): below it every step is fused
+    if all(int(step.sum()) < 0.3 * step.numel() for step in spikes):
+        assert kernel.calls - calls_before == steps
+
+
+def test_fused_step_hand_computed(kernel: CountingKernel) -> None:
+    """One LIF neuron (tau = 2, V_th = 1, hard reset to 0) fed by inputs 0, 1, 2 of ten (weights 0.5,
+    0.25, 1.5; the others 0), ``H = V + (X - V) / 2`` by hand, and the trainer's window rings holding
+    the steps. At most two spikes of ten: under the gather's density limit (0.3), every step is fused."""
+    cell, stdp = build(0, inputs=10, outputs=1, window=4, neuron_kwargs={"tau": 2.0})
+    assert stdp is not None
+    weight = torch.zeros(1, 10, dtype=torch.float64)
+    weight[0, :3] = torch.tensor([0.5, 0.25, 1.5])
+    cell.connection.weight.data.copy_(weight)
+    spiking = [[0, 2], [1], [0]]
+    steps = [[index in inputs for index in range(10)] for inputs in spiking]
+    # X = 2: H = 1 >= 1 fires, V = 0; X = 0.25: H = V = 0.125; X = 0.5: H = 0.125 + 0.375 / 2 = 0.3125
+    expected_spikes, expected_voltages = [1.0, 0.0, 0.0], [0.0, 0.125, 0.3125]
+    for step, spike, voltage in zip(steps, expected_spikes, expected_voltages, strict=True):
+        assert cell(torch.tensor([step])).tolist() == [[spike]]
+        assert cell.neuron.voltage.tolist() == [[voltage]]
+    assert (kernel.calls, kernel.refused) == (3, 0)
+    monitors = stdp.get_unit("cell").monitors
+    assert monitors["pre"].reducer.peek()[1:, 0].tolist() == steps
+    assert monitors["post"].reducer.peek()[1:, 0, 0].tolist() == [True, False, False]
+    assert monitors["pre"].reducer.total == 3
+
+
+def test_a_step_that_fails_changes_nothing(kernel: CountingKernel) -> None:
+    """NaN in the weight (the neurons' input) or in ``current``: the eager step's ValueError, nothing written."""
+    cell, stdp = build(0)
+    assert stdp is not None
+    for step in trains(1, 5, 1, 12, 0.2):
+        cell(step)
+    before = {
+        "voltage": cell.neuron.voltage.clone(),
+        "spike": cell.neuron.spike,
+        "synspike": cell.connection.synspike,
+        "rings": [(m.reducer.peek().clone(), m.reducer.total) for m in stdp.get_unit("cell").monitors.values()],
+    }
+    calls = kernel.calls
+    one_spike = torch.arange(12).reshape(1, 12) == 3
+    with pytest.raises(ValueError, match="current: expected finite values"):
+        cell(one_spike, torch.full((1, 7), float("nan"), dtype=torch.float64))
+    cell.connection.weight.data[:, 3] = float("inf")
+    with pytest.raises(ValueError, match="inputs: expected finite values"):
+        cell(one_spike)
+    assert kernel.calls == calls and kernel.refused == 2
+    assert torch.equal(cell.neuron.voltage, before["voltage"])
+    assert cell.neuron.spike is before["spike"]
+    assert cell.connection.synspike is before["synspike"]
+    for monitor, (ring, total) in zip(stdp.get_unit("cell").monitors.values(), before["rings"], strict=True):
+        assert torch.equal(monitor.reducer.peek(), ring)
+        assert monitor.reducer.total == total
+
+
+def test_fallbacks_take_the_eager_step(kernel: CountingKernel) -> None:
+    """Cells outside the fused step's conditions step eagerly (the kernel writes nothing), with the same
+    results as with the fused step switched off."""
+    spikes = sparse_trains(3, 8, 2, 12)
+    cases: list[dict[str, Any]] = [
+        {"layout": "output_major"},
+        {"neuron": "adaptive"},
+        {"neuron_kwargs": {"refractory": 2.0}},
+        {"dtype": torch.float16},
+    ]
+    for kwargs in cases:
+        calls = kernel.calls
+        assert_same(run(True, spikes, batch=2, **kwargs), run(False, spikes, batch=2, **kwargs))
+        assert kernel.calls == calls, kwargs
+    # spikes at or above the gather's density limit (0.3): refused by the kernel, the dense product taken
+    dense = trains(4, 4, 1, 12, 0.9)
+    refused = kernel.refused
+    assert_same(run(True, dense), run(False, dense))
+    assert kernel.refused == refused + 4
+
+
+def test_grad_mode_hooks_and_the_switch_take_the_eager_step(kernel: CountingKernel) -> None:
+    cell, _ = build(0)
+    step = sparse_trains(5, 1, 1, 12)[0]
+    with torch.enable_grad():
+        cell(step)
+    seen: list[torch.Tensor] = []
+    handle = cell.neuron.register_forward_hook(lambda module, args, output: seen.append(output))
+    cell(step)
+    handle.remove()
+    pre = Monitor(WindowReducer(4), cell, "connection.synspike", hook="pre")
+    cell(step)
+    pre.remove()
+    set_fused_step(False)
+    assert not fused_step_enabled() and not fused_step_available()
+    cell(step)
+    set_fused_step(True)
+    assert kernel.calls == 0 and len(seen) == 1
+    cell(step)
+    assert kernel.calls == 1
+    with pytest.raises(TypeError, match="enabled: expected a bool"):
+        set_fused_step(1)  # type: ignore[arg-type]
+    assert fused_step_enabled()
+
+
+def test_other_observers_are_called_after_the_step(kernel: CountingKernel) -> None:
+    """Monitors the fused call does not write (an output target, another attribute, a second recorder
+    of the same attribute, one gated off in eval mode) record what they record after an eager step."""
+
+    def recorded(fused: bool) -> list[torch.Tensor]:
+        set_fused_step(fused)
+        cell, stdp = build(0, batch=2)
+        monitors = [
+            Monitor(WindowReducer(6), cell, "output"),
+            Monitor(WindowReducer(6), cell, "neuron.voltage"),
+            Monitor(WindowReducer(6), cell, "neuron.spike"),
+            Monitor(WindowReducer(6), cell, "connection.synspike", train_only="eval"),
+        ]
+        for index, step in enumerate(sparse_trains(6, 9, 2, 12)):
+            if index == 5:
+                cell.eval()  # the trainer's monitors (train_only="train") stop, the last one starts
+            cell(step)
+        assert stdp is not None
+        rings = [monitor.reducer.peek() for monitor in (*monitors, *stdp.get_unit("cell").monitors.values())]
+        totals = [monitor.reducer.total for monitor in monitors]
+        set_fused_step(True)
+        return [*rings, torch.tensor(totals)]
+
+    eager = recorded(False)
+    fused = recorded(True)
+    assert kernel.calls == 9
+    for index, (fused_ring, eager_ring) in enumerate(zip(fused, eager, strict=True)):
+        assert torch.equal(fused_ring, eager_ring), index
+
+
+def test_copies_and_pickles_step_on_their_own_memory(kernel: CountingKernel) -> None:
+    """A deep copy or an unpickled cell (after fused steps) steps from its own state: the original and
+    the copies go on alike, and the copies' steps leave the original's state alone."""
+    cell, _ = build(0, trainer=False)
+    spikes = sparse_trains(7, 12, 1, 12)
+    for step in spikes[:4]:
+        cell(step)
+    copies = [copy.deepcopy(cell), pickle.loads(pickle.dumps(cell))]
+    voltage = cell.neuron.voltage.clone()
+    for other in copies:
+        for step in spikes[4:8]:
+            other(step)
+    assert torch.equal(cell.neuron.voltage, voltage)
+    for step in spikes[4:8]:
+        cell(step)
+    for other in copies:
+        assert torch.equal(other.neuron.voltage, cell.neuron.voltage)
+        assert not np.shares_memory(other.neuron.voltage.numpy(), cell.neuron.voltage.numpy())
+
+
+def test_a_new_weight_memory_is_followed(kernel: CountingKernel) -> None:
+    """``weight.data = ...`` (new memory) between steps: the next fused step reads the new weight."""
+    spikes = sparse_trains(8, 6, 1, 12)
+
+    def stepped(fused: bool) -> torch.Tensor:
+        set_fused_step(fused)
+        cell, _ = build(0, trainer=False)
+        outputs = [cell(step) for step in spikes[:3]]
+        connection = cell.connection
+        connection.weight.data = (connection.weight.detach() * 3.0).T.contiguous().T  # input-major again
+        outputs += [cell(step) for step in spikes[3:]]
+        set_fused_step(True)
+        return torch.stack([*outputs, cell.neuron.voltage])
+
+    assert torch.equal(stepped(True), stepped(False))
+    assert kernel.calls == 6
