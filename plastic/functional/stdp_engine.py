@@ -30,12 +30,13 @@ import functools
 import math
 import warnings
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
 from plastic.functional.event_forward import bag_sum_rows
-from plastic.functional.events import event_indices, event_positions, event_positions_by_column
+from plastic.functional.events import event_indices, event_positions_by_column
 from plastic.functional.pair_products import Method, use_sparse
 from plastic.functional.traces import spike_values
 
@@ -43,6 +44,7 @@ __all__ = [
     "CONVERSION_CHUNK_ELEMENTS",
     "PRE_EVENT_MAX_STEPS",
     "PRE_EVENT_MAX_WEIGHT",
+    "PreEventTables",
     "block_event_matrices",
     "blocked_window_product",
     "decay_powers",
@@ -419,6 +421,16 @@ def uses_pre_event_product(out: Tensor, steps: int, batch: int) -> bool:
     return change.numel() <= PRE_EVENT_MAX_WEIGHT and change.T.is_contiguous() and not change.is_contiguous()
 
 
+class PreEventTables(NamedTuple):
+    """The constants of one window length of :func:`pre_event_window_product` (see :func:`pre_event_tables`)."""
+
+    filter_columns: Tensor
+    carry_columns: Tensor
+    carry_scale: float
+    post_powers: Tensor
+    column_starts: Tensor
+
+
 @functools.lru_cache(maxsize=64)
 def pre_event_tables(
     steps: int,
@@ -430,15 +442,19 @@ def pre_event_tables(
     eta_pre: float,
     dtype: torch.dtype,
     device: torch.device,
-) -> tuple[Tensor, Tensor, float]:
+    inputs: int,
+) -> PreEventTables:
     """The window filter of :func:`window_filter_matrix` laid out for :func:`pre_event_window_product`.
 
-    Returns ``(filter_columns [T+1, T], carry_columns [T, 2], a_pre^T)``:
-    ``filter_columns[u, t] = M[t, u]`` (the weight of the presynaptic spikes
-    of step ``u`` in the filtered row of step ``t``) and ``filter_columns[T,
-    t]`` the weight of the carried trace ``x_pre(-1)``; ``carry_columns[u]``
-    the weights of step ``u``'s spikes in ``x_pre(T-1)`` and in
-    ``seen_by_carried``. Cached (read-only tensors).
+    Returns ``(filter_columns [T+1, T], carry_columns [T, 2], a_pre^T,
+    post_powers [T], column_starts [N_in])``: ``filter_columns[u, t] = M[t,
+    u]`` (the weight of the presynaptic spikes of step ``u`` in the filtered
+    row of step ``t``) and ``filter_columns[T, t]`` the weight of the carried
+    trace ``x_pre(-1)``; ``carry_columns[u]`` the weights of step ``u``'s
+    spikes in ``x_pre(T-1)`` and in ``seen_by_carried``; ``post_powers[t] =
+    a_post^(T-1-t)`` (:func:`decay_powers`' values); ``column_starts[i] = i *
+    T``, the first column-wise event position of input ``i``. Cached
+    (read-only tensors).
     """
     stacked, entering, carry_scale = window_filter_matrix(
         steps, decay_pre, decay_post, amplitude_pre, amplitude_post, eta_post, eta_pre, dtype, device
@@ -446,7 +462,9 @@ def pre_event_tables(
     # [T + 1, T]: column t is the filter row of step t (M[t, u] over u, then M[t, T])
     filter_columns = torch.cat([stacked[:steps].T, entering.unsqueeze(0)], 0).contiguous()
     carry_columns = stacked[steps:].T.contiguous()
-    return filter_columns, carry_columns, carry_scale
+    post_powers = decay_powers(decay_post, steps, dtype, device)[:steps].flip(0)
+    column_starts = torch.arange(0, inputs * steps, steps, dtype=torch.int64, device=device)
+    return PreEventTables(filter_columns, carry_columns, carry_scale, post_powers, column_starts)
 
 
 def pre_event_window_product(
@@ -494,38 +512,37 @@ def pre_event_window_product(
     steps = spikes_pre.shape[0]
     inputs, outputs = out.shape
     dtype, device = trace_pre.dtype, trace_pre.device
-    filter_columns, carry_columns, carry_scale = pre_event_tables(
-        steps, decay_pre, decay_post, amplitude_pre, amplitude_post, eta_post, eta_pre, dtype, device
+    tables = pre_event_tables(
+        steps, decay_pre, decay_post, amplitude_pre, amplitude_post, eta_post, eta_pre, dtype, device, inputs
     )
-    # postsynaptic side: rows [T + 1, N_out], row u < T is Q[u], row T is r: each post event (t, o)
-    # adds the filter row of step t into column o
-    rows = torch.zeros(steps + 1, outputs, dtype=dtype, device=device)
+    # postsynaptic side: rows [T + 2, N_out], row u < T is Q[u], row T is r: each post event (t, o)
+    # adds the filter row of step t into column o; row T + 1 is the carried post trace's factor of
+    # the rank-2 term (rows T and T + 1 are its right side as they are: no concatenated copy)
+    rows = torch.zeros(steps + 2, outputs, dtype=dtype, device=device)
     post_decayed = torch.zeros(outputs, dtype=dtype, device=device)  # sum_t a_post^(T-1-t) s_post(t)
-    post_positions = event_positions(spikes_post)  # t * N_out + o
-    if post_positions.numel():
-        post_step = torch.div(post_positions, outputs, rounding_mode="floor")
-        post_index = post_positions - post_step * outputs
-        rows.index_add_(1, post_index, filter_columns.index_select(1, post_step))
+    post_step, post_index = event_indices(spikes_post.view(steps, outputs))  # (t, o) of each post event
+    if post_step.numel():
+        rows[: steps + 1].index_add_(1, post_index, tables.filter_columns.index_select(1, post_step))
         # the powers a_post^(T-1-t) at the events, added in time order at each neuron
-        post_decayed.index_add_(0, post_index, decay_powers(decay_post, steps, dtype, device)[steps - 1 - post_step])
+        post_decayed.index_add_(0, post_index, tables.post_powers.index_select(0, post_step))
     # presynaptic side: the events input by input (steps increasing: the order of each input's sum)
     by_input = event_positions_by_column(spikes_pre.view(steps, inputs))  # i * T + u
-    input_index = torch.div(by_input, steps, rounding_mode="floor")
-    step = by_input - input_index * steps
-    starts = torch.searchsorted(input_index, _arange(inputs, device))
+    step = by_input.remainder(steps)
+    starts = torch.searchsorted(by_input, tables.column_starts)  # input i's first event: at or after i * T
     # one bag per input (an input without spikes sums to zero)
     main = bag_sum_rows(rows, step, starts)
     # x_pre(T-1) and seen_by_carried: each input's sums of its spikes' carry weights
-    sums = bag_sum_rows(carry_columns, step, starts)
-    last_pre = sums[:, 0].add(trace_pre.reshape(-1), alpha=carry_scale)
+    sums = bag_sum_rows(tables.carry_columns, step, starts)
+    last_pre = sums[:, 0].add(trace_pre.reshape(-1), alpha=tables.carry_scale)
     seen_by_carried = sums[:, 1]
     # the carried terms, rank 2 (1 without a carried post trace), added as out is written (one pass;
     # measured faster than the bags written into out and the rank-2 term added in place)
     if trace_post is None:
-        torch.addmm(main, trace_pre.reshape(inputs, 1), rows[steps:], out=out)
+        torch.addmm(main, trace_pre.reshape(inputs, 1), rows[steps : steps + 1], out=out)
     else:
+        torch.mul(trace_post.reshape(outputs), -eta_pre, out=rows[steps + 1])
         left = torch.stack([trace_pre.reshape(-1), seen_by_carried], 1)
-        torch.addmm(main, left, torch.cat([rows[steps:], trace_post.reshape(1, outputs) * -eta_pre]), out=out)
+        torch.addmm(main, left, rows[steps:], out=out)
     return last_pre.view(trace_pre.shape), seen_by_carried.view(trace_pre.shape), post_decayed.view(1, outputs)
 
 
@@ -563,9 +580,3 @@ def pre_event_window_update(
     powers = decay_powers(decay_post, steps, trace_post.dtype, trace_post.device)
     last_post = trace_post * powers[steps] + amplitude_post * post_decayed.view(trace_post.shape)
     return last_pre, last_post
-
-
-@functools.lru_cache(maxsize=16)
-def _arange(count: int, device: torch.device) -> Tensor:
-    """``0..count-1`` (int64, cached, never written)."""
-    return torch.arange(count, dtype=torch.int64, device=device)
