@@ -32,7 +32,7 @@ def event_positions(events: Tensor) -> Tensor:
     return torch.from_numpy(_numpy_positions(events))
 
 
-def _numpy_positions(events: Tensor) -> _numpy.ndarray:  # type: ignore[name-defined]
+def _numpy_positions(events: Tensor) -> _numpy.ndarray:
     """:func:`event_positions` of a CPU bool tensor as a numpy int64 array (numpy installed)."""
     # np.flatnonzero's own steps (ravel: the row-major order, a copy only where the layout needs
     # one), without its wrappers: a single step's spikes cost ~1.5 us instead of ~3.4

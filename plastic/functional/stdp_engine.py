@@ -44,6 +44,7 @@ __all__ = [
     "CONVERSION_CHUNK_ELEMENTS",
     "PRE_EVENT_MAX_STEPS",
     "PRE_EVENT_MAX_WEIGHT",
+    "PreEventProduct",
     "PreEventTables",
     "block_event_matrices",
     "blocked_window_product",
@@ -421,6 +422,19 @@ def uses_pre_event_product(out: Tensor, steps: int, batch: int) -> bool:
     return change.numel() <= PRE_EVENT_MAX_WEIGHT and change.T.is_contiguous() and not change.is_contiguous()
 
 
+class PreEventProduct(NamedTuple):
+    """What :func:`pre_event_window_product` returns."""
+
+    #: ``[N_in, N_out]``: the change, transposed (``out`` where given)
+    change: Tensor
+    #: ``x_pre(T-1)``, shaped like ``trace_pre``
+    last_pre: Tensor
+    #: ``sum_t a_post^(t+1) s_pre(t)``, shaped like ``trace_pre``
+    seen_by_carried: Tensor
+    #: ``sum_t a_post^(T-1-t) s_post(t)`` ``[1, N_out]``
+    post_decayed: Tensor
+
+
 class PreEventTables(NamedTuple):
     """The constants of one window length of :func:`pre_event_window_product` (see :func:`pre_event_tables`)."""
 
@@ -478,8 +492,8 @@ def pre_event_window_product(
     amplitude_post: float,
     eta_post: float,
     eta_pre: float,
-    out: Tensor,
-) -> tuple[Tensor, Tensor, Tensor]:
+    out: Tensor | None,
+) -> PreEventProduct:
     """The one-product change of a dense one-sample window, written input by input into ``out`` ``[N_in, N_out]``.
 
     The same change as :func:`filtered_presynaptic` followed by the event
@@ -503,14 +517,17 @@ def pre_event_window_product(
     ``spikes_pre`` ``[T, 1, N_in]`` and ``spikes_post`` ``[T, 1, N_out]`` bool
     (features flattened), ``trace_pre`` ``[1, N_in]``, ``trace_post``
     ``[1, N_out]`` or ``None`` (no carried postsynaptic trace); ``out`` a
-    contiguous ``[N_in, N_out]`` tensor of the traces' dtype. Returns
-    ``(x_pre(T-1), seen_by_carried)`` shaped like ``trace_pre``, as
-    :func:`filtered_presynaptic` does, and ``sum_t a_post^(T-1-t) s_post(t)``
-    ``[1, N_out]`` (:func:`time_weighted_sum` of the postsynaptic window, from
-    its events: the window's part of ``x_post(T-1)``).
+    contiguous ``[N_in, N_out]`` tensor of the traces' dtype, or ``None``: the
+    change in a new one (the bags' own output, the rank-2 term added in
+    place: one pass over the change fewer than writing ``out``). Returns
+    :class:`PreEventProduct`: the change (``out``), ``x_pre(T-1)`` and
+    ``seen_by_carried`` shaped like ``trace_pre``, as
+    :func:`filtered_presynaptic` gives them, and ``sum_t a_post^(T-1-t)
+    s_post(t)`` ``[1, N_out]`` (:func:`time_weighted_sum` of the postsynaptic
+    window, from its events: the window's part of ``x_post(T-1)``).
     """
-    steps = spikes_pre.shape[0]
-    inputs, outputs = out.shape
+    steps, _, inputs = spikes_pre.shape
+    outputs = spikes_post.shape[2]
     dtype, device = trace_pre.dtype, trace_pre.device
     tables = pre_event_tables(
         steps, decay_pre, decay_post, amplitude_pre, amplitude_post, eta_post, eta_pre, dtype, device, inputs
@@ -536,14 +553,17 @@ def pre_event_window_product(
     last_pre = sums[:, 0].add(trace_pre.reshape(-1), alpha=tables.carry_scale)
     seen_by_carried = sums[:, 1]
     # the carried terms, rank 2 (1 without a carried post trace), added as out is written (one pass;
-    # measured faster than the bags written into out and the rank-2 term added in place)
+    # measured faster than the bags written into out and the rank-2 term added in place), or in place
+    # into the bags' output (the same product, beta = 1, without the copy into out)
     if trace_post is None:
-        torch.addmm(main, trace_pre.reshape(inputs, 1), rows[steps : steps + 1], out=out)
+        left, right = trace_pre.reshape(inputs, 1), rows[steps : steps + 1]
     else:
         torch.mul(trace_post.reshape(outputs), -eta_pre, out=rows[steps + 1])
-        left = torch.stack([trace_pre.reshape(-1), seen_by_carried], 1)
-        torch.addmm(main, left, rows[steps:], out=out)
-    return last_pre.view(trace_pre.shape), seen_by_carried.view(trace_pre.shape), post_decayed.view(1, outputs)
+        left, right = torch.stack([trace_pre.reshape(-1), seen_by_carried], 1), rows[steps:]
+    change = main.addmm_(left, right) if out is None else torch.addmm(main, left, right, out=out)
+    return PreEventProduct(
+        change, last_pre.view(trace_pre.shape), seen_by_carried.view(trace_pre.shape), post_decayed.view(1, outputs)
+    )
 
 
 def pre_event_window_update(
@@ -558,8 +578,8 @@ def pre_event_window_update(
     amplitude_post: float,
     eta_post: float,
     eta_pre: float,
-    out: Tensor,
-) -> tuple[Tensor, Tensor]:
+    out: Tensor | None,
+) -> tuple[Tensor, Tensor, Tensor]:
     """The one-product change of a one-sample dense window into ``out`` (:func:`pre_event_window_product`),
     and the traces after it.
 
@@ -567,16 +587,19 @@ def pre_event_window_update(
     ``trace_pre`` / ``trace_post`` the carried ``x_pre(-1)`` / ``x_post(-1)``
     ``[1, *in]`` / ``[1, *out]`` (``fresh_post``: ``trace_post`` holds zeros
     and its term is skipped), ``out`` ``[1, N_out, N_in]`` with ``out[0].T``
-    contiguous (:func:`uses_pre_event_product`). Arguments are not checked:
+    contiguous (:func:`uses_pre_event_product`), or ``None`` (a new change,
+    laid out so). Arguments are not checked:
     :func:`~plastic.functional.stdp.stdp_window_net` checks them (and the
-    window trainer holds them itself). Returns ``(x_pre(T-1), x_post(T-1))``.
+    window trainer holds them itself). Returns ``(change [1, N_out, N_in],
+    x_pre(T-1), x_post(T-1))``, the change ``out`` where given.
     """
     steps = spikes_pre.shape[0]
-    last_pre, _, post_decayed = pre_event_window_product(
+    product = pre_event_window_product(
         spikes_pre.reshape(steps, 1, -1), spikes_post.reshape(steps, 1, -1), trace_pre,
         None if fresh_post else trace_post, decay_pre, decay_post, amplitude_pre, amplitude_post, eta_post,
-        eta_pre, out[0].T,
+        eta_pre, None if out is None else out[0].T,
     )  # fmt: skip
     powers = decay_powers(decay_post, steps, trace_post.dtype, trace_post.device)
-    last_post = trace_post * powers[steps] + amplitude_post * post_decayed.view(trace_post.shape)
-    return last_pre, last_post
+    last_post = trace_post * powers[steps] + amplitude_post * product.post_decayed.view(trace_post.shape)
+    change = product.change.T.unsqueeze(0) if out is None else out
+    return change, product.last_pre, last_post

@@ -259,10 +259,12 @@ class STDP(WindowTrainer):
         fresh_post: bool,
         buffer: Tensor,
         traces_finite: bool,
-    ) -> tuple[Tensor, Tensor] | None:
-        """The one-product window into the updater's empty accumulator ``buffer`` where
+    ) -> tuple[Tensor, Tensor, Tensor] | None:
+        """The one-product window of a cell whose updater's empty accumulator is ``buffer`` where
         :func:`~plastic.functional.stdp.stdp_window_net` takes the pre-event product, without its
-        argument checks; returns the traces after the window, or None (not taken, nothing done).
+        argument checks; returns the change (the weight's shape, laid out like ``buffer``: a tensor of
+        its own, for the updater to take over) and the traces after the window, or None (not taken,
+        nothing done).
 
         Taken for one sample of bool spikes through a dense connection whose
         input-major weight's accumulator is ``buffer``
@@ -295,11 +297,12 @@ class STDP(WindowTrainer):
             return None
         params = unit.state.params
         decay_pre, decay_post = _trace_decays(unit.cell.dt, params.tau_pre, params.tau_post, params.exact)
-        return pre_event_window_update(
+        change, last_pre, last_post = pre_event_window_update(
             spikes_pre, spikes_post, trace_pre, trace_post, fresh_post, decay_pre, decay_post,
             float(params.amplitude_pre), float(params.amplitude_post), float(params.eta_post), float(params.eta_pre),
-            buffer,
+            None,
         )  # fmt: skip
+        return change.view(unit.cell.connection.weight.shape), last_pre, last_post
 
     @staticmethod
     def _bounded_change(
@@ -347,7 +350,7 @@ class STDP(WindowTrainer):
             "method": params.method,
         }
         change: Tensor | None = None
-        known_finite = False
+        known_finite = handed_over = False
         new_state: PairingState | None = None
         if self.uses_one_product(unit):
             # from the carried traces, before the window (one reduction each serves the bound and,
@@ -357,27 +360,30 @@ class STDP(WindowTrainer):
             traces_finite = math.isfinite(largest_pre) and math.isfinite(largest_post)
             buffer, accumulator = self._change_buffer(unit, dtype, *spikes_pre.shape[:2])
             owned_by_updater = accumulator is not None
-            try:
-                fast = (
-                    self._pre_event_window(
-                        unit, spikes_pre, spikes_post, trace_pre, trace_post, fresh_post, buffer, traces_finite
-                    )
-                    if owned_by_updater
-                    else None
+            fast = (
+                self._pre_event_window(
+                    unit, spikes_pre, spikes_post, trace_pre, trace_post, fresh_post, buffer, traces_finite
                 )
-                if fast is None:
+                if owned_by_updater
+                else None
+            )
+            if fast is not None:
+                # a change of its own, laid out like the empty accumulator: the updater takes it over
+                change, *traces = fast
+                handed_over = True
+            else:
+                try:
                     net = stdp_window_net(
                         spikes_pre, spikes_post, trace_pre, None if fresh_post else trace_post,
                         eta_post=params.eta_post, eta_pre=params.eta_pre, out=buffer, **common,
                     )  # fmt: skip
-                    fast = net.trace_pre, net.trace_post
-            except BaseException:
-                if owned_by_updater:
-                    buffer.zero_()  # the updater's empty accumulator stays empty
-                raise
-            # the updater's own accumulator is the change as it is (a view of it in the weight's shape)
-            change = accumulator if accumulator is not None else grouped_to_weight(buffer, weight.shape)
-            traces = fast
+                except BaseException:
+                    if owned_by_updater:
+                        buffer.zero_()  # the updater's empty accumulator stays empty
+                    raise
+                # the updater's own accumulator is the change as it is (a view of it in the weight's shape)
+                change = accumulator if accumulator is not None else grouped_to_weight(buffer, weight.shape)
+                traces = [net.trace_pre, net.trace_post]
         else:
             if params.pairing in STATEFUL_PAIRINGS:
                 trace_pre, trace_post, state = self._carried_pairing(unit, spikes_pre, spikes_post, dtype)
@@ -393,13 +399,13 @@ class STDP(WindowTrainer):
                 term_post = params.eta_post * factor_post * grouped_to_weight(result.potentiation, weight.shape)
                 term_pre = -params.eta_pre * factor_pre * grouped_to_weight(result.depression, weight.shape)
             potentiation, depression = signed_terms(term_post, term_pre)
-            traces = result.trace_pre, result.trace_post
+            traces = [result.trace_pre, result.trace_post]
             new_state = result.pairing_state
         # the updater first: it validates what it receives, and a refused change leaves the carried
         # traces as they were (the window is not consumed either)
         if change is not None:
             # one signed net change: the updater splits it into its accumulators in place
-            unit.updater.accumulate_signed("weight", change, known_finite=known_finite)
+            unit.updater.accumulate_signed("weight", change, known_finite=known_finite, owned=handed_over)
         else:
             unit.updater.accumulate("weight", potentiation=potentiation, depression=depression)
         if new_state is not None:
