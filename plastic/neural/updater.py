@@ -537,14 +537,17 @@ class Updater(nn.Module):
         if self.all_reduce is not None:
             self.sync()
         for name in self.params:
-            if not self._is_pending(name):
+            # an unsplit net change is pending by construction (its accumulate counted it): no count read
+            unsplit = name in self._unsplit
+            if not unsplit and not self._is_pending(name):
                 continue
             param = self.parameter(name)
             with torch.no_grad():
-                if self._additive_unmasked(name, param) and name in self._unsplit:
+                additive = self._additive_unmasked(name, param)
+                if additive and unsplit:
                     # an unsplit net change x: dw = max(x, 0) - (max(x, 0) - x) = x, added as it is
                     param.add_(self._accumulator(name, "potentiation"))
-                elif self._additive_unmasked(name, param):
+                elif additive:
                     # dw = pos - neg computed in the potentiation accumulator, which is cleared
                     # below anyway: the same values as delta(), without a parameter-sized temporary
                     positive = self._accumulator(name, "potentiation")
