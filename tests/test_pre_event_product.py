@@ -72,11 +72,18 @@ def test_pre_event_product_is_the_post_event_product(
     plain = stdp_window_net(pre, post, trace_pre, trace_post, tau_pre=tau_pre, tau_post=tau_post, **rates)
     out = torch.full((n_in, n_out), math.nan, dtype=torch.float64)  # every element is written
     decay_pre, decay_post = float(decay_factor(1.0, tau_pre)), float(decay_factor(1.0, tau_post))
-    last_pre, _, post_decayed = pre_event_window_product(
+    _, last_pre, _, post_decayed = pre_event_window_product(
         pre, post, trace_pre, trace_post, decay_pre, decay_post, 1.0, 1.0, rates["eta_post"], rates["eta_pre"], out
     )
     torch.testing.assert_close(out.T, plain.delta_weight[0], rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(last_pre, plain.trace_pre, rtol=1e-12, atol=1e-12)
+    # without out: the same values bit for bit, the change in a new tensor (the rank-2 term added in place)
+    fresh = pre_event_window_product(
+        pre, post, trace_pre, trace_post, decay_pre, decay_post, 1.0, 1.0, rates["eta_post"], rates["eta_pre"], None
+    )
+    assert fresh.change.shape == (n_in, n_out) and fresh.change.data_ptr() != out.data_ptr()
+    assert torch.equal(fresh.change, out) and torch.equal(fresh.last_pre, last_pre)
+    assert torch.equal(fresh.post_decayed, post_decayed)
     window_post = plain.trace_post - (0.0 if trace_post is None else trace_post * decay_post**steps)
     torch.testing.assert_close(post_decayed, window_post, rtol=1e-12, atol=1e-12)
     reference = _pair_reference(

@@ -362,6 +362,40 @@ def test_change_buffer_takes_a_change_computed_in_place() -> None:
         updater.change_buffer("bias")
 
 
+def test_an_owned_change_becomes_the_empty_accumulator() -> None:
+    """owned=True: a change laid out like the empty accumulator is kept as it is (no copy), with the
+    values a copied one has; a change in another layout, a view of a larger storage, or one given to
+    accumulators that hold something is copied or reduced as without owned."""
+    layer = make_linear([0.5, 0.5, 0.5])
+    updater = Updater(layer)
+    change = row([2.0, -3.0, 0.0])
+    updater.accumulate_signed("weight", change, owned=True)
+    assert updater._stored("weight", "potentiation").data_ptr() == change.data_ptr()
+    assert updater.count("weight") == (1, 1)
+    positive, negative = updater.pending("weight")
+    assert positive[0].tolist() == [2.0, 0.0, 0.0] and negative[0].tolist() == [0.0, 3.0, 0.0]
+    updater.apply()
+    assert layer.weight[0].tolist() == [2.5, -2.5, 0.5]
+    # not empty any more: a second owned change is reduced into the accumulators (sum)
+    updater.accumulate_signed("weight", row([1.0, 1.0, 1.0]))
+    second = row([-4.0, 0.5, 1.0])
+    updater.accumulate_signed("weight", second, owned=True)
+    assert updater._stored("weight", "potentiation").data_ptr() != second.data_ptr()
+    positive, negative = updater.pending("weight")
+    assert positive[0].tolist() == [1.0, 1.5, 2.0] and negative[0].tolist() == [4.0, 0.0, 0.0]
+    updater.clear()
+    # a view of a larger storage, and a transposed layout, are copied
+    larger = torch.tensor([[7.0, -1.0, 2.0, 9.0]])[:, :3]
+    updater.accumulate_signed("weight", larger, owned=True)
+    assert updater._stored("weight", "potentiation").data_ptr() != larger.data_ptr()
+    assert updater.pending("weight")[0][0].tolist() == [7.0, 0.0, 2.0]
+    updater.clear()
+    transposed = torch.tensor([[1.0], [-2.0], [3.0]]).T  # strides (1, 1): another layout than (3, 1)
+    updater.accumulate_signed("weight", transposed, owned=True)
+    assert updater._stored("weight", "potentiation").data_ptr() != transposed.data_ptr()
+    assert updater.pending("weight")[1][0].tolist() == [0.0, 2.0, 0.0]
+
+
 @given(
     st.lists(finite32, min_size=1, max_size=9),
     st.sampled_from(["apply", "clear"]),

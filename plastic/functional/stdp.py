@@ -460,7 +460,7 @@ def stdp_window_net(
         # an input-major change (out[0] the transpose of a contiguous [N_in, N_out]): written input
         # by input from the presynaptic events, in its own layout
         layout.check_shapes(checked.spikes_pre[0], checked.spikes_post[0])
-        last_pre, last_post = pre_event_window_update(
+        _, last_pre, last_post = pre_event_window_update(
             checked.spikes_pre, checked.spikes_post, checked.trace_pre, checked.trace_post, trace_post is None,
             float(checked.decay_pre), decay_post_value, amplitude_pre, amplitude_post, eta_post, eta_pre, out,
         )  # fmt: skip

@@ -27,6 +27,7 @@ __all__ = [
     "check_carried_together",
     "check_real",
     "check_stdp_inputs",
+    "largest_magnitude",
     "pair_change_bound",
     "resolve_decay",
 ]
@@ -192,8 +193,8 @@ def pair_change_bound(
     amplitude_post: float,
     decay_pre: float,
     decay_post: float,
-    trace_pre: Tensor,
-    trace_post: Tensor,
+    trace_pre: Tensor | float,
+    trace_post: Tensor | float,
 ) -> float:
     """An upper bound on ``|dw|`` of one window of all-to-all pair STDP without weight dependence.
 
@@ -207,14 +208,21 @@ def pair_change_bound(
 
     Every partial sum of the change is within it as well (up to rounding), so
     a bound far below the dtype's largest value proves the change finite: the
-    one-product window skips a pass over it (issue 15). ``inf`` where a decay
-    exceeds 1 in magnitude (Euler decays with ``dt > 2 tau``) or a trace is
-    not finite.
+    one-product window skips a pass over it (issue 15). ``inf`` (or NaN) where
+    a decay exceeds 1 in magnitude (Euler decays with ``dt > 2 tau``) or a
+    trace is not finite. A trace may be given as its ``M`` already
+    (:func:`largest_magnitude`, a caller that also needs it).
     """
     if abs(decay_pre) > 1.0 or abs(decay_post) > 1.0:
         return math.inf
-    largest_pre = float(trace_pre.abs().max()) if trace_pre.numel() else 0.0
-    largest_post = float(trace_post.abs().max()) if trace_post.numel() else 0.0
+    largest_pre = largest_magnitude(trace_pre) if isinstance(trace_pre, Tensor) else trace_pre
+    largest_post = largest_magnitude(trace_post) if isinstance(trace_post, Tensor) else trace_post
     reach_pre = largest_pre + abs(amplitude_pre) * steps
     reach_post = largest_post + abs(amplitude_post) * steps
     return batch * steps * (abs(eta_post) * reach_pre + abs(eta_pre) * reach_post)
+
+
+def largest_magnitude(values: Tensor) -> float:
+    """``max |values|`` as a float: 0 for an empty tensor, NaN or inf where an element is (NaN
+    propagates through the maximum), so it is finite exactly where every element is."""
+    return float(values.abs().max()) if values.numel() else 0.0

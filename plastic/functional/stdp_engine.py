@@ -30,12 +30,13 @@ import functools
 import math
 import warnings
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
 from plastic.functional.event_forward import bag_sum_rows
-from plastic.functional.events import event_indices, event_positions, event_positions_by_column
+from plastic.functional.events import event_indices, event_positions_by_column
 from plastic.functional.pair_products import Method, use_sparse
 from plastic.functional.traces import spike_values
 
@@ -43,6 +44,8 @@ __all__ = [
     "CONVERSION_CHUNK_ELEMENTS",
     "PRE_EVENT_MAX_STEPS",
     "PRE_EVENT_MAX_WEIGHT",
+    "PreEventProduct",
+    "PreEventTables",
     "block_event_matrices",
     "blocked_window_product",
     "decay_powers",
@@ -419,6 +422,29 @@ def uses_pre_event_product(out: Tensor, steps: int, batch: int) -> bool:
     return change.numel() <= PRE_EVENT_MAX_WEIGHT and change.T.is_contiguous() and not change.is_contiguous()
 
 
+class PreEventProduct(NamedTuple):
+    """What :func:`pre_event_window_product` returns."""
+
+    #: ``[N_in, N_out]``: the change, transposed (``out`` where given)
+    change: Tensor
+    #: ``x_pre(T-1)``, shaped like ``trace_pre``
+    last_pre: Tensor
+    #: ``sum_t a_post^(t+1) s_pre(t)``, shaped like ``trace_pre``
+    seen_by_carried: Tensor
+    #: ``sum_t a_post^(T-1-t) s_post(t)`` ``[1, N_out]``
+    post_decayed: Tensor
+
+
+class PreEventTables(NamedTuple):
+    """The constants of one window length of :func:`pre_event_window_product` (see :func:`pre_event_tables`)."""
+
+    filter_columns: Tensor
+    carry_columns: Tensor
+    carry_scale: float
+    post_powers: Tensor
+    column_starts: Tensor
+
+
 @functools.lru_cache(maxsize=64)
 def pre_event_tables(
     steps: int,
@@ -430,15 +456,19 @@ def pre_event_tables(
     eta_pre: float,
     dtype: torch.dtype,
     device: torch.device,
-) -> tuple[Tensor, Tensor, float]:
+    inputs: int,
+) -> PreEventTables:
     """The window filter of :func:`window_filter_matrix` laid out for :func:`pre_event_window_product`.
 
-    Returns ``(filter_columns [T+1, T], carry_columns [T, 2], a_pre^T)``:
-    ``filter_columns[u, t] = M[t, u]`` (the weight of the presynaptic spikes
-    of step ``u`` in the filtered row of step ``t``) and ``filter_columns[T,
-    t]`` the weight of the carried trace ``x_pre(-1)``; ``carry_columns[u]``
-    the weights of step ``u``'s spikes in ``x_pre(T-1)`` and in
-    ``seen_by_carried``. Cached (read-only tensors).
+    Returns ``(filter_columns [T+1, T], carry_columns [T, 2], a_pre^T,
+    post_powers [T], column_starts [N_in])``: ``filter_columns[u, t] = M[t,
+    u]`` (the weight of the presynaptic spikes of step ``u`` in the filtered
+    row of step ``t``) and ``filter_columns[T, t]`` the weight of the carried
+    trace ``x_pre(-1)``; ``carry_columns[u]`` the weights of step ``u``'s
+    spikes in ``x_pre(T-1)`` and in ``seen_by_carried``; ``post_powers[t] =
+    a_post^(T-1-t)`` (:func:`decay_powers`' values); ``column_starts[i] = i *
+    T``, the first column-wise event position of input ``i``. Cached
+    (read-only tensors).
     """
     stacked, entering, carry_scale = window_filter_matrix(
         steps, decay_pre, decay_post, amplitude_pre, amplitude_post, eta_post, eta_pre, dtype, device
@@ -446,7 +476,9 @@ def pre_event_tables(
     # [T + 1, T]: column t is the filter row of step t (M[t, u] over u, then M[t, T])
     filter_columns = torch.cat([stacked[:steps].T, entering.unsqueeze(0)], 0).contiguous()
     carry_columns = stacked[steps:].T.contiguous()
-    return filter_columns, carry_columns, carry_scale
+    post_powers = decay_powers(decay_post, steps, dtype, device)[:steps].flip(0)
+    column_starts = torch.arange(0, inputs * steps, steps, dtype=torch.int64, device=device)
+    return PreEventTables(filter_columns, carry_columns, carry_scale, post_powers, column_starts)
 
 
 def pre_event_window_product(
@@ -460,8 +492,8 @@ def pre_event_window_product(
     amplitude_post: float,
     eta_post: float,
     eta_pre: float,
-    out: Tensor,
-) -> tuple[Tensor, Tensor, Tensor]:
+    out: Tensor | None,
+) -> PreEventProduct:
     """The one-product change of a dense one-sample window, written input by input into ``out`` ``[N_in, N_out]``.
 
     The same change as :func:`filtered_presynaptic` followed by the event
@@ -485,48 +517,53 @@ def pre_event_window_product(
     ``spikes_pre`` ``[T, 1, N_in]`` and ``spikes_post`` ``[T, 1, N_out]`` bool
     (features flattened), ``trace_pre`` ``[1, N_in]``, ``trace_post``
     ``[1, N_out]`` or ``None`` (no carried postsynaptic trace); ``out`` a
-    contiguous ``[N_in, N_out]`` tensor of the traces' dtype. Returns
-    ``(x_pre(T-1), seen_by_carried)`` shaped like ``trace_pre``, as
-    :func:`filtered_presynaptic` does, and ``sum_t a_post^(T-1-t) s_post(t)``
-    ``[1, N_out]`` (:func:`time_weighted_sum` of the postsynaptic window, from
-    its events: the window's part of ``x_post(T-1)``).
+    contiguous ``[N_in, N_out]`` tensor of the traces' dtype, or ``None``: the
+    change in a new one (the bags' own output, the rank-2 term added in
+    place: one pass over the change fewer than writing ``out``). Returns
+    :class:`PreEventProduct`: the change (``out``), ``x_pre(T-1)`` and
+    ``seen_by_carried`` shaped like ``trace_pre``, as
+    :func:`filtered_presynaptic` gives them, and ``sum_t a_post^(T-1-t)
+    s_post(t)`` ``[1, N_out]`` (:func:`time_weighted_sum` of the postsynaptic
+    window, from its events: the window's part of ``x_post(T-1)``).
     """
-    steps = spikes_pre.shape[0]
-    inputs, outputs = out.shape
+    steps, _, inputs = spikes_pre.shape
+    outputs = spikes_post.shape[2]
     dtype, device = trace_pre.dtype, trace_pre.device
-    filter_columns, carry_columns, carry_scale = pre_event_tables(
-        steps, decay_pre, decay_post, amplitude_pre, amplitude_post, eta_post, eta_pre, dtype, device
+    tables = pre_event_tables(
+        steps, decay_pre, decay_post, amplitude_pre, amplitude_post, eta_post, eta_pre, dtype, device, inputs
     )
-    # postsynaptic side: rows [T + 1, N_out], row u < T is Q[u], row T is r: each post event (t, o)
-    # adds the filter row of step t into column o
-    rows = torch.zeros(steps + 1, outputs, dtype=dtype, device=device)
+    # postsynaptic side: rows [T + 2, N_out], row u < T is Q[u], row T is r: each post event (t, o)
+    # adds the filter row of step t into column o; row T + 1 is the carried post trace's factor of
+    # the rank-2 term (rows T and T + 1 are its right side as they are: no concatenated copy)
+    rows = torch.zeros(steps + 2, outputs, dtype=dtype, device=device)
     post_decayed = torch.zeros(outputs, dtype=dtype, device=device)  # sum_t a_post^(T-1-t) s_post(t)
-    post_positions = event_positions(spikes_post)  # t * N_out + o
-    if post_positions.numel():
-        post_step = torch.div(post_positions, outputs, rounding_mode="floor")
-        post_index = post_positions - post_step * outputs
-        rows.index_add_(1, post_index, filter_columns.index_select(1, post_step))
+    post_step, post_index = event_indices(spikes_post.view(steps, outputs))  # (t, o) of each post event
+    if post_step.numel():
+        rows[: steps + 1].index_add_(1, post_index, tables.filter_columns.index_select(1, post_step))
         # the powers a_post^(T-1-t) at the events, added in time order at each neuron
-        post_decayed.index_add_(0, post_index, decay_powers(decay_post, steps, dtype, device)[steps - 1 - post_step])
+        post_decayed.index_add_(0, post_index, tables.post_powers.index_select(0, post_step))
     # presynaptic side: the events input by input (steps increasing: the order of each input's sum)
     by_input = event_positions_by_column(spikes_pre.view(steps, inputs))  # i * T + u
-    input_index = torch.div(by_input, steps, rounding_mode="floor")
-    step = by_input - input_index * steps
-    starts = torch.searchsorted(input_index, _arange(inputs, device))
+    step = by_input.remainder(steps)
+    starts = torch.searchsorted(by_input, tables.column_starts)  # input i's first event: at or after i * T
     # one bag per input (an input without spikes sums to zero)
     main = bag_sum_rows(rows, step, starts)
     # x_pre(T-1) and seen_by_carried: each input's sums of its spikes' carry weights
-    sums = bag_sum_rows(carry_columns, step, starts)
-    last_pre = sums[:, 0].add(trace_pre.reshape(-1), alpha=carry_scale)
+    sums = bag_sum_rows(tables.carry_columns, step, starts)
+    last_pre = sums[:, 0].add(trace_pre.reshape(-1), alpha=tables.carry_scale)
     seen_by_carried = sums[:, 1]
     # the carried terms, rank 2 (1 without a carried post trace), added as out is written (one pass;
-    # measured faster than the bags written into out and the rank-2 term added in place)
+    # measured faster than the bags written into out and the rank-2 term added in place), or in place
+    # into the bags' output (the same product, beta = 1, without the copy into out)
     if trace_post is None:
-        torch.addmm(main, trace_pre.reshape(inputs, 1), rows[steps:], out=out)
+        left, right = trace_pre.reshape(inputs, 1), rows[steps : steps + 1]
     else:
-        left = torch.stack([trace_pre.reshape(-1), seen_by_carried], 1)
-        torch.addmm(main, left, torch.cat([rows[steps:], trace_post.reshape(1, outputs) * -eta_pre]), out=out)
-    return last_pre.view(trace_pre.shape), seen_by_carried.view(trace_pre.shape), post_decayed.view(1, outputs)
+        torch.mul(trace_post.reshape(outputs), -eta_pre, out=rows[steps + 1])
+        left, right = torch.stack([trace_pre.reshape(-1), seen_by_carried], 1), rows[steps:]
+    change = main.addmm_(left, right) if out is None else torch.addmm(main, left, right, out=out)
+    return PreEventProduct(
+        change, last_pre.view(trace_pre.shape), seen_by_carried.view(trace_pre.shape), post_decayed.view(1, outputs)
+    )
 
 
 def pre_event_window_update(
@@ -541,8 +578,8 @@ def pre_event_window_update(
     amplitude_post: float,
     eta_post: float,
     eta_pre: float,
-    out: Tensor,
-) -> tuple[Tensor, Tensor]:
+    out: Tensor | None,
+) -> tuple[Tensor, Tensor, Tensor]:
     """The one-product change of a one-sample dense window into ``out`` (:func:`pre_event_window_product`),
     and the traces after it.
 
@@ -550,22 +587,19 @@ def pre_event_window_update(
     ``trace_pre`` / ``trace_post`` the carried ``x_pre(-1)`` / ``x_post(-1)``
     ``[1, *in]`` / ``[1, *out]`` (``fresh_post``: ``trace_post`` holds zeros
     and its term is skipped), ``out`` ``[1, N_out, N_in]`` with ``out[0].T``
-    contiguous (:func:`uses_pre_event_product`). Arguments are not checked:
+    contiguous (:func:`uses_pre_event_product`), or ``None`` (a new change,
+    laid out so). Arguments are not checked:
     :func:`~plastic.functional.stdp.stdp_window_net` checks them (and the
-    window trainer holds them itself). Returns ``(x_pre(T-1), x_post(T-1))``.
+    window trainer holds them itself). Returns ``(change [1, N_out, N_in],
+    x_pre(T-1), x_post(T-1))``, the change ``out`` where given.
     """
     steps = spikes_pre.shape[0]
-    last_pre, _, post_decayed = pre_event_window_product(
+    product = pre_event_window_product(
         spikes_pre.reshape(steps, 1, -1), spikes_post.reshape(steps, 1, -1), trace_pre,
         None if fresh_post else trace_post, decay_pre, decay_post, amplitude_pre, amplitude_post, eta_post,
-        eta_pre, out[0].T,
+        eta_pre, None if out is None else out[0].T,
     )  # fmt: skip
     powers = decay_powers(decay_post, steps, trace_post.dtype, trace_post.device)
-    last_post = trace_post * powers[steps] + amplitude_post * post_decayed.view(trace_post.shape)
-    return last_pre, last_post
-
-
-@functools.lru_cache(maxsize=16)
-def _arange(count: int, device: torch.device) -> Tensor:
-    """``0..count-1`` (int64, cached, never written)."""
-    return torch.arange(count, dtype=torch.int64, device=device)
+    last_post = trace_post * powers[steps] + amplitude_post * product.post_decayed.view(trace_post.shape)
+    change = product.change.T.unsqueeze(0) if out is None else out
+    return change, product.last_pre, last_post

@@ -34,6 +34,8 @@ Cybern. 98:459.
 
 from __future__ import annotations
 
+import functools
+import math
 from typing import TypedDict, cast
 
 import attrs
@@ -53,12 +55,13 @@ from plastic.functional.pairing_schemes import (
 )
 from plastic.functional.receptive import grouped_to_weight
 from plastic.functional.stdp import METHODS, stdp_window, stdp_window_net
-from plastic.functional.stdp_checks import pair_change_bound
+from plastic.functional.stdp_checks import largest_magnitude, pair_change_bound
 from plastic.functional.stdp_engine import pre_event_window_update, uses_pre_event_product
 from plastic.functional.traces import decay_factor
-from plastic.functional.validation import all_finite
-from plastic.learn.base import Unit
+from plastic.learn.base import CellState, Unit
 from plastic.learn.window import WindowRuleParams, WindowTrainer
+from plastic.neural.buffers import set_plain
+from plastic.neural.connection_base import Connection
 
 __all__ = ["STDP", "STDPParams", "signed_terms"]
 
@@ -120,6 +123,25 @@ def signed_terms(*terms: Tensor) -> tuple[Tensor, Tensor]:
         cast(Tensor, sum(term.clamp(min=0) for term in terms)),
         cast(Tensor, sum((-term).clamp(min=0) for term in terms)),
     )
+
+
+@functools.lru_cache(maxsize=64)
+def _trace_decays(dt: float, tau_pre: float, tau_post: float, exact: bool) -> tuple[float, float]:
+    """The per-step decays of the two traces (:func:`~plastic.functional.traces.decay_factor`), cached:
+    every window of a cell asks for the same ones."""
+    return decay_factor(dt, tau_pre, exact=exact), decay_factor(dt, tau_post, exact=exact)
+
+
+def _grouped_shape(state: CellState, connection: Connection) -> torch.Size:
+    """The shape of ``connection.weight_grouped()`` (``[G, O, K]``), kept in ``state`` for the
+    connection and weight shape it was read for: its rearranged view costs more than the rest of a
+    one-sample window's bookkeeping."""
+    shape = connection.weight.shape
+    cached = state.__dict__.get("grouped_shape")
+    if cached is None or cached[0] is not connection or cached[1] != shape:
+        cached = (connection, shape, connection.weight_grouped().shape)
+        set_plain(state, "grouped_shape", cached)
+    return cast(torch.Size, cached[2])
 
 
 class STDP(WindowTrainer):
@@ -192,9 +214,9 @@ class STDP(WindowTrainer):
         )
 
     @staticmethod
-    def _change_buffer(unit: Unit, dtype: torch.dtype, steps: int, batch: int) -> tuple[Tensor, bool]:
-        """A ``[G, O, K]`` buffer for the one-product change of a ``[steps, batch, ...]`` window, and whether
-        it is the updater's own.
+    def _change_buffer(unit: Unit, dtype: torch.dtype, steps: int, batch: int) -> tuple[Tensor, Tensor | None]:
+        """A ``[G, O, K]`` buffer for the one-product change of a ``[steps, batch, ...]`` window, and the
+        updater's accumulator it views (``None``: not the updater's own).
 
         While the updater's accumulators are empty, its potentiation buffer
         (:meth:`~plastic.neural.updater.Updater.change_buffer`, laid out like
@@ -207,15 +229,15 @@ class STDP(WindowTrainer):
         the state dict.
         """
         connection = unit.cell.connection
-        shape = connection.weight_grouped().shape
+        shape = _grouped_shape(unit.state, connection)
         updater = unit.updater
         if "weight" in updater.params:
             own = updater.change_buffer("weight")
             if own is not None and own.dtype == dtype:
                 if own.is_contiguous():
-                    return own.view(shape), True
+                    return own.view(shape), own
                 if is_input_major(own) and uses_pre_event_product(own.view(shape), steps, batch):
-                    return own.view(shape), True
+                    return own.view(shape), own
         buffer = unit.state._buffers.get("window_change")
         if (
             buffer is None
@@ -225,7 +247,7 @@ class STDP(WindowTrainer):
         ):
             buffer = torch.empty(shape, dtype=dtype, device=connection.weight.device)
             unit.state.register_buffer("window_change", buffer, persistent=False)
-        return buffer, False
+        return buffer, None
 
     @staticmethod
     def _pre_event_window(
@@ -236,57 +258,60 @@ class STDP(WindowTrainer):
         trace_post: Tensor,
         fresh_post: bool,
         buffer: Tensor,
-    ) -> tuple[Tensor, Tensor] | None:
-        """The one-product window into the updater's empty accumulator ``buffer`` where
+        traces_finite: bool,
+    ) -> tuple[Tensor, Tensor, Tensor] | None:
+        """The one-product window of a cell whose updater's empty accumulator is ``buffer`` where
         :func:`~plastic.functional.stdp.stdp_window_net` takes the pre-event product, without its
-        argument checks; returns the traces after the window, or None (not taken, nothing done).
+        argument checks; returns the change (the weight's shape, laid out like ``buffer``: a tensor of
+        its own, for the updater to take over) and the traces after the window, or None (not taken,
+        nothing done).
 
         Taken for one sample of bool spikes through a dense connection whose
         input-major weight's accumulator is ``buffer``
         (:func:`~plastic.functional.stdp_engine.uses_pre_event_product`), with
-        finite traces that record no graph: the spikes are this trainer's own
-        recordings (time and batch sizes checked by :meth:`new_steps`), the
-        traces its carried buffers (:meth:`carried`: shape and dtype; their
-        values are checked here, a state dict may have set them), the rates,
-        amplitudes and time constants its checked params. The same call of
+        finite traces (``traces_finite``: the caller's
+        :func:`~plastic.functional.stdp_checks.largest_magnitude` of each, a
+        state dict may have set them) that record no graph: the spikes are this
+        trainer's own recordings (time and batch sizes checked by
+        :meth:`new_steps`), the traces its carried buffers (:meth:`carried`:
+        shape and dtype), the rates, amplitudes and time constants its checked
+        params. The same call of
         :func:`~plastic.functional.stdp_engine.pre_event_window_update` as the
         functional form makes, so the same values; everything else (and every
         refusal, with its message) goes through the functional form.
         """
         steps, batch = spikes_pre.shape[:2]
-        connection = unit.cell.connection
         if not (
             batch == 1
+            and traces_finite
             and spikes_pre.dtype == torch.bool
             and spikes_post.dtype == torch.bool
             and spikes_post.shape[:2] == (steps, 1)
-            and getattr(connection, "all_to_all", False) is True
+            and getattr(unit.cell.connection, "all_to_all", False) is True
             and uses_pre_event_product(buffer, steps, batch)
             and spikes_pre[0].numel() == buffer.shape[2]
             and spikes_post[0].numel() == buffer.shape[1]
             and spikes_pre.device == spikes_post.device == trace_pre.device
             and not (trace_pre.requires_grad or trace_post.requires_grad)
-            and all_finite(trace_pre)
-            and all_finite(trace_post)
         ):
             return None
         params = unit.state.params
-        dt = unit.cell.dt
-        return pre_event_window_update(
-            spikes_pre, spikes_post, trace_pre, trace_post, fresh_post,
-            decay_factor(dt, params.tau_pre, exact=params.exact), decay_factor(dt, params.tau_post, exact=params.exact),
+        decay_pre, decay_post = _trace_decays(unit.cell.dt, params.tau_pre, params.tau_post, params.exact)
+        change, last_pre, last_post = pre_event_window_update(
+            spikes_pre, spikes_post, trace_pre, trace_post, fresh_post, decay_pre, decay_post,
             float(params.amplitude_pre), float(params.amplitude_post), float(params.eta_post), float(params.eta_pre),
-            buffer,
+            None,
         )  # fmt: skip
+        return change.view(unit.cell.connection.weight.shape), last_pre, last_post
 
     @staticmethod
     def _bounded_change(
-        unit: Unit, spikes_pre: Tensor, spikes_post: Tensor, trace_pre: Tensor, trace_post: Tensor, dtype: torch.dtype
+        unit: Unit, spikes_pre: Tensor, spikes_post: Tensor, largest_pre: float, largest_post: float, dtype: torch.dtype
     ) -> bool:
         """Whether the one-product change of this window is finite by construction: bool spikes through a
         dense connection (each synapse pairs one input with one output), and
-        :func:`~plastic.functional.stdp_checks.pair_change_bound` (from the carried traces, before the
-        window) a thousandth of the dtype's largest value or less."""
+        :func:`~plastic.functional.stdp_checks.pair_change_bound` (from the largest magnitudes of the
+        carried traces, before the window) a thousandth of the dtype's largest value or less."""
         if not (
             spikes_pre.dtype == torch.bool
             and spikes_post.dtype == torch.bool
@@ -295,12 +320,10 @@ class STDP(WindowTrainer):
         ):
             return False
         params = unit.state.params
-        dt = unit.cell.dt
         steps, batch = spikes_pre.shape[:2]
         bound = pair_change_bound(
             steps, batch, params.eta_post, params.eta_pre, params.amplitude_pre, params.amplitude_post,
-            decay_factor(dt, params.tau_pre, exact=params.exact), decay_factor(dt, params.tau_post, exact=params.exact),
-            trace_pre, trace_post,
+            *_trace_decays(unit.cell.dt, params.tau_pre, params.tau_post, params.exact), largest_pre, largest_post,
         )  # fmt: skip
         return bound <= torch.finfo(dtype).max / 1000
 
@@ -327,30 +350,40 @@ class STDP(WindowTrainer):
             "method": params.method,
         }
         change: Tensor | None = None
-        known_finite = False
+        known_finite = handed_over = False
         new_state: PairingState | None = None
         if self.uses_one_product(unit):
-            # from the carried traces, before the window
-            known_finite = self._bounded_change(unit, spikes_pre, spikes_post, trace_pre, trace_post, dtype)
-            buffer, owned_by_updater = self._change_buffer(unit, dtype, *spikes_pre.shape[:2])
-            try:
-                fast = (
-                    self._pre_event_window(unit, spikes_pre, spikes_post, trace_pre, trace_post, fresh_post, buffer)
-                    if owned_by_updater
-                    else None
+            # from the carried traces, before the window (one reduction each serves the bound and,
+            # in the pre-event window, the finiteness of the traces)
+            largest_pre, largest_post = largest_magnitude(trace_pre), largest_magnitude(trace_post)
+            known_finite = self._bounded_change(unit, spikes_pre, spikes_post, largest_pre, largest_post, dtype)
+            traces_finite = math.isfinite(largest_pre) and math.isfinite(largest_post)
+            buffer, accumulator = self._change_buffer(unit, dtype, *spikes_pre.shape[:2])
+            owned_by_updater = accumulator is not None
+            fast = (
+                self._pre_event_window(
+                    unit, spikes_pre, spikes_post, trace_pre, trace_post, fresh_post, buffer, traces_finite
                 )
-                if fast is None:
+                if owned_by_updater
+                else None
+            )
+            if fast is not None:
+                # a change of its own, laid out like the empty accumulator: the updater takes it over
+                change, *traces = fast
+                handed_over = True
+            else:
+                try:
                     net = stdp_window_net(
                         spikes_pre, spikes_post, trace_pre, None if fresh_post else trace_post,
                         eta_post=params.eta_post, eta_pre=params.eta_pre, out=buffer, **common,
                     )  # fmt: skip
-                    fast = net.trace_pre, net.trace_post
-            except BaseException:
-                if owned_by_updater:
-                    buffer.zero_()  # the updater's empty accumulator stays empty
-                raise
-            change = grouped_to_weight(buffer, weight.shape)
-            traces = fast
+                except BaseException:
+                    if owned_by_updater:
+                        buffer.zero_()  # the updater's empty accumulator stays empty
+                    raise
+                # the updater's own accumulator is the change as it is (a view of it in the weight's shape)
+                change = accumulator if accumulator is not None else grouped_to_weight(buffer, weight.shape)
+                traces = [net.trace_pre, net.trace_post]
         else:
             if params.pairing in STATEFUL_PAIRINGS:
                 trace_pre, trace_post, state = self._carried_pairing(unit, spikes_pre, spikes_post, dtype)
@@ -366,13 +399,13 @@ class STDP(WindowTrainer):
                 term_post = params.eta_post * factor_post * grouped_to_weight(result.potentiation, weight.shape)
                 term_pre = -params.eta_pre * factor_pre * grouped_to_weight(result.depression, weight.shape)
             potentiation, depression = signed_terms(term_post, term_pre)
-            traces = result.trace_pre, result.trace_post
+            traces = [result.trace_pre, result.trace_post]
             new_state = result.pairing_state
         # the updater first: it validates what it receives, and a refused change leaves the carried
         # traces as they were (the window is not consumed either)
         if change is not None:
             # one signed net change: the updater splits it into its accumulators in place
-            unit.updater.accumulate_signed("weight", change, known_finite=known_finite)
+            unit.updater.accumulate_signed("weight", change, known_finite=known_finite, owned=handed_over)
         else:
             unit.updater.accumulate("weight", potentiation=potentiation, depression=depression)
         if new_state is not None:

@@ -261,7 +261,7 @@ class Updater(nn.Module):
             return None
         return positive
 
-    def accumulate_signed(self, name: str, change: Tensor, *, known_finite: bool = False) -> None:
+    def accumulate_signed(self, name: str, change: Tensor, *, known_finite: bool = False, owned: bool = False) -> None:
         """Reduce one call's signed ``change`` into ``name``'s accumulators as its two parts.
 
         The same as ``accumulate(name, potentiation=p, depression=p - change)``
@@ -281,6 +281,10 @@ class Updater(nn.Module):
             known_finite: the caller proved ``change`` finite (a trainer from a
                 bound on its inputs, :func:`~plastic.functional.stdp_checks.pair_change_bound`):
                 its finiteness pass is skipped.
+            owned: the caller hands ``change`` over (it neither reads nor writes it
+                afterwards): into empty accumulators, a change laid out like them
+                (:meth:`_adoptable`) becomes the potentiation buffer itself instead
+                of being copied there (one parameter-sized pass fewer).
         """
         self._check_name(name)
         param = self.parameter(name)
@@ -319,7 +323,10 @@ class Updater(nn.Module):
             # empty accumulators hold zeros and every reduction's first call sets the value
             # (0 + x, 0 + (x - 0) / 1, copy, first extreme): the change is kept whole in the
             # potentiation buffer and split into the two parts when they are read (_split)
-            positive.copy_(tensor)
+            if owned and self._adoptable(tensor, positive):
+                self._buffers[f"{buffer_key(name)}_potentiation"] = tensor
+            else:
+                positive.copy_(tensor)
             self._stale.discard(name)
             self._unsplit.add(name)
             count_positive.add_(1)
@@ -332,6 +339,18 @@ class Updater(nn.Module):
         depression = potentiation - tensor
         self._reduce_into(positive, count_positive, potentiation)
         self._reduce_into(negative, count_negative, depression)
+
+    @staticmethod
+    def _adoptable(change: Tensor, accumulator: Tensor) -> bool:
+        """Whether ``change`` may replace ``accumulator`` as it is: the same dtype, device and strides
+        (so the same layout), and a storage of its own that it fills exactly (no view of a larger one)."""
+        return (
+            change.dtype == accumulator.dtype
+            and change.device == accumulator.device
+            and change.stride() == accumulator.stride()
+            and change.storage_offset() == 0
+            and change.untyped_storage().nbytes() == change.numel() * change.element_size()
+        )
 
     def _split(self, name: str) -> None:
         """Split a pending net change ``x`` (held in the potentiation buffer) into its parts.
@@ -518,14 +537,17 @@ class Updater(nn.Module):
         if self.all_reduce is not None:
             self.sync()
         for name in self.params:
-            if not self._is_pending(name):
+            # an unsplit net change is pending by construction (its accumulate counted it): no count read
+            unsplit = name in self._unsplit
+            if not unsplit and not self._is_pending(name):
                 continue
             param = self.parameter(name)
             with torch.no_grad():
-                if self._additive_unmasked(name, param) and name in self._unsplit:
+                additive = self._additive_unmasked(name, param)
+                if additive and unsplit:
                     # an unsplit net change x: dw = max(x, 0) - (max(x, 0) - x) = x, added as it is
                     param.add_(self._accumulator(name, "potentiation"))
-                elif self._additive_unmasked(name, param):
+                elif additive:
                     # dw = pos - neg computed in the potentiation accumulator, which is cleared
                     # below anyway: the same values as delta(), without a parameter-sized temporary
                     positive = self._accumulator(name, "potentiation")
