@@ -355,3 +355,14 @@ def test_a_new_weight_memory_is_followed(kernel: CountingKernel) -> None:
 
     assert torch.equal(stepped(True), stepped(False))
     assert kernel.calls == 6
+
+
+def test_without_numba_every_step_is_eager(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No compiler (numba not installed): nothing fused, the same results."""
+    monkeypatch.setattr(fused_module, "compiled_linear_neuron_step", lambda: None)
+    assert not fused_step_available()
+    spikes = sparse_trains(9, 6, 1, 12)
+    assert_same(run(True, spikes), run(False, spikes))
+    cell, _ = build(0)
+    cell(spikes[0])
+    assert cell.__dict__["_fused_plan"].kernel is None

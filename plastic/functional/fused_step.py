@@ -34,7 +34,10 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
+try:
+    import numpy as np
+except ImportError:  # pragma: no cover - numpy comes with the usual torch installs; numba needs it
+    np = None  # type: ignore[assignment]  # None: no numba either (compiled_linear_neuron_step gives None)
 
 __all__ = [
     "CURRENT_NOT_FINITE",

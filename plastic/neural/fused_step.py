@@ -44,7 +44,10 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
+try:
+    import numpy as np
+except ImportError:  # pragma: no cover - numpy comes with the usual torch installs; numba needs it
+    np = None  # type: ignore[assignment]  # None: numba cannot be there either, no plan is fused
 import torch
 from torch import Tensor
 from torch.nn.modules import module as _module_implementation
@@ -396,6 +399,8 @@ _PASS_THROUGH_STEP = LinearDense._pass_through_step
 _NEURON_FORWARD = SpikingNeuron.forward
 _NEURON_STEP = SpikingNeuron._forward_step_unchecked
 # placeholders of the arrays a step does not use (of the used ones' types: one compilation per dtype)
-_EMPTY = {dtype: (np.zeros(0, dtype=numpy), np.zeros((0, 0), dtype=numpy)) for dtype, numpy in
-          ((torch.float32, np.float32), (torch.float64, np.float64))}  # fmt: skip
-_NO_RING = np.zeros((0, 0, 0), dtype=np.bool_)
+_EMPTY = {} if np is None else {
+    dtype: (np.zeros(0, dtype=numpy), np.zeros((0, 0), dtype=numpy))
+    for dtype, numpy in ((torch.float32, np.float32), (torch.float64, np.float64))
+}  # fmt: skip
+_NO_RING = None if np is None else np.zeros((0, 0, 0), dtype=np.bool_)
