@@ -115,17 +115,18 @@ def fused_cell_step(cell: Cell, spikes: Tensor, current: Tensor | None, args: tu
         return None
     voltage: Tensor = neuron._buffers["voltage"]  # type: ignore[assignment]  # registered by SpikingNeuron
     rows_array = plan.rows_array
-    batch = spikes.shape[0] if type(spikes) is Tensor and spikes.ndim == 2 else -1
+    if type(spikes) is not Tensor or type(voltage) is not Tensor:
+        return None
+    spikes_shape, shape = spikes.shape, voltage.shape
     if not (
-        batch > 0
+        len(spikes_shape) == 2
         and spikes.dtype == torch.bool
-        and spikes.shape[1] == rows_array.shape[0]
+        and spikes_shape[1] == rows_array.shape[0]
         and spikes.is_cpu
         and spikes.is_contiguous()
-        and spikes.shape == synapse._buffers["state"].shape  # type: ignore[union-attr]  # registered
-        and type(voltage) is Tensor
+        and spikes_shape == synapse._buffers["state"].shape  # type: ignore[union-attr]  # registered
         and voltage.dtype == plan.dtype
-        and voltage.shape == (batch, rows_array.shape[1])
+        and shape == (spikes_shape[0], rows_array.shape[1])
         and voltage.is_cpu
         and voltage.is_contiguous()
         and not voltage.requires_grad
@@ -133,14 +134,13 @@ def fused_cell_step(cell: Cell, spikes: Tensor, current: Tensor | None, args: tu
         return None
     if current is not None and not (
         type(current) is Tensor
-        and current.shape == voltage.shape
+        and current.shape == shape
         and current.dtype == plan.dtype
         and current.is_cpu
         and current.is_contiguous()
         and not current.requires_grad
     ):
         return None  # the eager step's checks, with their messages
-    shape = (batch, rows_array.shape[1])
     spike_array = np.empty(shape, dtype=rows_array.dtype)
     voltage_array = np.empty(shape, dtype=rows_array.dtype)
     fired_array = np.empty(shape, dtype=np.bool_)
@@ -172,7 +172,7 @@ def fused_cell_step(cell: Cell, spikes: Tensor, current: Tensor | None, args: tu
         kept_array(cell_state, "_fused_voltage", voltage),
         plan.constants,
         plan.flags if current is None else plan.flags_with_current,
-        plan.density * spikes.numel() if plan.density < 1.0 else math.inf,
+        plan.density * spikes_shape[0] * spikes_shape[1] if plan.density < 1.0 else math.inf,
         spike_array,
         fired_array,
         voltage_array,
@@ -188,7 +188,10 @@ def fused_cell_step(cell: Cell, spikes: Tensor, current: Tensor | None, args: tu
             raise ValueError("inputs: expected finite values, found NaN or inf")
         return None  # too dense: the dense product
     new_voltage = torch.from_numpy(voltage_array)
-    cell_state["_fused_voltage"] = KeptArray(new_voltage, voltage_array)  # the next step's voltage
+    kept = cell_state.get("_fused_voltage")  # the next step's voltage: kept with its array
+    if kept is None:
+        kept = cell_state["_fused_voltage"] = KeptArray()
+    kept.tensor, kept.pointer, kept.array = new_voltage, new_voltage.data_ptr(), voltage_array
     # what the eager step stores: the synapse's deferred step (Synapse.pass_through), the connection's
     # record, the neuron's state laid out for its next step (SpikingNeuron._forward_step_unchecked)
     synapse._buffers["spike"] = spikes
