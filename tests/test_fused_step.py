@@ -366,3 +366,19 @@ def test_without_numba_every_step_is_eager(monkeypatch: pytest.MonkeyPatch) -> N
     cell, _ = build(0)
     cell(spikes[0])
     assert cell.__dict__["_fused_plan"].kernel is None
+
+
+def test_inference_mode_takes_the_fused_step(kernel: CountingKernel) -> None:
+    """Under ``torch.inference_mode()`` (no graph either) the fused step runs, with the eager values."""
+    spikes = sparse_trains(10, 5, 1, 12)
+
+    def stepped(fused: bool) -> torch.Tensor:
+        set_fused_step(fused)
+        cell, _ = build(0)
+        with torch.inference_mode():
+            outputs = [cell(step) for step in spikes]
+        set_fused_step(True)
+        return torch.stack([*outputs, cell.neuron.voltage])
+
+    assert torch.equal(stepped(True), stepped(False))
+    assert kernel.calls == 5

@@ -31,6 +31,7 @@ its sums are ordered differently).
 from __future__ import annotations
 
 import functools
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -173,13 +174,11 @@ def linear_neuron_step(
 
 
 def _all_finite(values: Any) -> bool:
-    """No NaN or inf in the 2-d ``values`` (``x - x`` is 0 for finite ``x`` only): one pass without an
-    early exit, which vectorises."""
+    """No NaN or inf in the 2-d ``values``: one pass without an early exit, which vectorises."""
     bad = False
     for b in range(values.shape[0]):
         for o in range(values.shape[1]):
-            x = values[b, o]
-            bad |= (x - x) != 0
+            bad |= not np.isfinite(values[b, o])
     return not bad
 
 
@@ -194,8 +193,9 @@ def compiled_linear_neuron_step() -> Callable[..., int] | None:
         import numba
     except ImportError:
         return None
-    # the step calls its helper compiled (numba resolves the module's globals when it compiles the step)
-    global _all_finite
-    _all_finite = numba.njit(cache=True)(_all_finite)
-    compiled: Callable[..., int] = numba.njit(cache=True)(linear_neuron_step)
+    # numba resolves a function's globals when it compiles it: the step is compiled as a copy whose
+    # globals hold the compiled helper (the module's own functions stay plain Python)
+    step_globals = {**linear_neuron_step.__globals__, "_all_finite": numba.njit(cache=True)(_all_finite)}
+    step = types.FunctionType(linear_neuron_step.__code__, step_globals, linear_neuron_step.__name__)
+    compiled: Callable[..., int] = numba.njit(cache=True)(step)
     return compiled
