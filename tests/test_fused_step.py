@@ -12,10 +12,12 @@ Python operation per element), so the integration is tested either way.
 from __future__ import annotations
 
 import copy
+import math
 import pickle
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import attrs
 import numpy as np
 import pytest
 import torch
@@ -109,13 +111,17 @@ def sparse_trains(seed: int, steps: int, batch: int, inputs: int, count: int = 2
 
 def run(
     fused: bool, spikes: list[torch.Tensor], currents: list[torch.Tensor] | None = None, train_every: int = 0,
-    **build_kwargs: Any,
+    prepare: Callable[[Cell], None] | None = None, eager_steps: range = range(0), **build_kwargs: Any,
 ) -> dict[str, Any]:  # fmt: skip
-    """Step a new cell over ``spikes`` (fused step on or off); what it gave and what it holds."""
+    """Step a new cell over ``spikes`` (fused step on or off, off for the ``eager_steps``); what it gave and
+    what it holds. ``prepare``: called on the new cell before its first step."""
     set_fused_step(fused)
     cell, stdp = build(0, **build_kwargs)
+    if prepare is not None:
+        prepare(cell)
     outputs = []
     for index, step in enumerate(spikes):
+        set_fused_step(fused and index not in eager_steps)
         outputs.append(cell(step) if currents is None else cell(step, currents[index]))
         if stdp is not None and train_every and (index + 1) % train_every == 0:
             stdp()
@@ -128,6 +134,10 @@ def run(
         "syncurrent": cell.connection.syncurrent.clone(),
         "weight": cell.connection.weight.detach().clone(),
     }
+    buffers = cell.neuron._buffers
+    for name in ("refractory_remaining", "theta"):
+        if name in buffers:
+            result[name] = buffers[name].clone()
     if stdp is not None:
         for name, monitor in stdp.get_unit("cell").monitors.items():
             reducer = monitor.reducer
@@ -156,7 +166,11 @@ def assert_same(fused: dict[str, Any], eager: dict[str, Any]) -> None:
     rate=st.floats(0.0, 0.25),
     steps=st.integers(1, 14),
     dtype=st.sampled_from([torch.float32, torch.float64]),
-    neuron=st.sampled_from(["lif", "if"]),
+    neuron=st.sampled_from(["lif", "if", "adaptive"]),
+    refractory=st.integers(0, 4),
+    theta_plus=st.sampled_from([0.0, 0.05]) | st.floats(0.0, 0.7),
+    tau_theta=st.sampled_from([math.inf]) | st.floats(1.5, 200.0),
+    theta_start=st.booleans(),
     tau=st.floats(1.2, 30.0),
     v_threshold=st.floats(0.1, 1.5),
     v_reset=st.sampled_from([0.0, -0.0, -0.3, 0.05]),  # below every drawn V_th (a hard reset needs it)
@@ -169,21 +183,35 @@ def assert_same(fused: dict[str, Any], eager: dict[str, Any]) -> None:
 )
 def test_fused_step_equals_the_eager_step(
     kernel: CountingKernel, batch: int, inputs: int, outputs: int, rate: float, steps: int, dtype: torch.dtype,
-    neuron: str, tau: float, v_threshold: float, v_reset: float, reset: str, decay_input: bool, bias: bool,
-    amplitude: float, with_current: bool, seed: int,
+    neuron: str, refractory: int, theta_plus: float, tau_theta: float, theta_start: bool, tau: float,
+    v_threshold: float, v_reset: float, reset: str, decay_input: bool, bias: bool, amplitude: float,
+    with_current: bool, seed: int,
 ) -> None:  # fmt: skip
-    """Drawn shapes, rates, dtypes, neuron parameters, bias, amplitude and other currents, with an STDP
-    trainer recording and applying its change every 5 steps: the fused run equals the eager one."""
+    """Drawn shapes, rates, dtypes, neuron parameters (refractory periods of 0-4 steps, adaptive thresholds
+    with ``theta_plus`` 0 or not, ``tau_theta`` inf (a decay of 1) or not, ``theta`` starting at 0 or
+    drawn), bias, amplitude and other currents, with an STDP trainer recording and applying its change
+    every 5 steps: the fused run equals the eager one (spikes, voltage, counter, theta, windows, weight)."""
     spikes = trains(seed, steps, batch, inputs, rate)
     generator = torch.Generator().manual_seed(seed + 1)
     currents = None
     if with_current:
         currents = list((torch.rand(steps, batch, outputs, generator=generator, dtype=dtype) - 0.3).unbind(0))
-    neuron_kwargs: dict[str, Any] = {"v_threshold": v_threshold, "v_reset": v_reset, "reset": reset}
-    if neuron == "lif":
+    neuron_kwargs: dict[str, Any] = {
+        "v_threshold": v_threshold, "v_reset": v_reset, "reset": reset, "refractory": float(refractory)
+    }  # fmt: skip
+    if neuron != "if":
         neuron_kwargs |= {"tau": tau, "decay_input": decay_input}
+    prepare = None
+    if neuron == "adaptive":
+        neuron_kwargs |= {"theta_plus": theta_plus, "tau_theta": tau_theta}
+        if theta_start:
+            theta = torch.rand(outputs, generator=generator, dtype=dtype) * 0.6 - 0.1
+
+            def prepare(cell: Cell) -> None:
+                cell.neuron.theta = theta.clone()
+
     kwargs = {"batch": batch, "inputs": inputs, "outputs": outputs, "dtype": dtype, "neuron": neuron,
-              "neuron_kwargs": neuron_kwargs, "bias": bias, "amplitude": amplitude}  # fmt: skip
+              "neuron_kwargs": neuron_kwargs, "bias": bias, "amplitude": amplitude, "prepare": prepare}  # fmt: skip
     eager = run(False, spikes, currents, train_every=5, **kwargs)
     calls_before = kernel.calls
     fused = run(True, spikes, currents, train_every=5, **kwargs)
@@ -216,14 +244,81 @@ def test_fused_step_hand_computed(kernel: CountingKernel) -> None:
     assert monitors["pre"].reducer.total == 3
 
 
-def test_a_step_that_fails_changes_nothing(kernel: CountingKernel) -> None:
-    """NaN in the weight (the neurons' input) or in ``current``: the eager step's ValueError, nothing written."""
-    cell, stdp = build(0)
+def test_fused_step_hand_computed_refractory_and_adaptive(kernel: CountingKernel) -> None:
+    """Two samples of one AdaptiveLIF neuron (tau = 2, V_th = 1, hard reset to 0, refractory 2 steps,
+    theta_plus = 0.5, tau_theta = inf: no decay) fed by inputs 0, 1, 2 of ten (weights 2, 1, 0.5), by
+    hand: ``H = V + (X - V) / 2`` unless refractory (``H = V``), a spike where ``H >= 1 + theta``, the
+    counter 2 after a spike and one less per step, theta + 0.5 per spike of either sample."""
+    neuron_kwargs = {"tau": 2.0, "refractory": 2.0, "theta_plus": 0.5, "tau_theta": math.inf}
+    cell, _ = build(0, batch=2, inputs=10, outputs=1, neuron="adaptive", neuron_kwargs=neuron_kwargs)
+    weight = torch.zeros(1, 10, dtype=torch.float64)
+    weight[0, :3] = torch.tensor([2.0, 1.0, 0.5])
+    cell.connection.weight.data.copy_(weight)
+    spiking = [([0], [2]), ([0], [0]), ([0], [0]), ([0, 1], [0]), ([0, 1], [0])]
+    # step 1: X = 2, 0.5: H = 1 >= 1 fires (r = 2), H = 0.25; theta 0.5
+    # step 2: sample 0 refractory (V = 0, r = 1); X = 2: H = 0.25 + 1.75 / 2 = 1.125 < 1.5
+    # step 3: sample 0 refractory (r = 0); H = 1.125 + 0.875 / 2 = 1.5625 >= 1.5 fires (r = 2); theta 1
+    # step 4: X = 3: H = 1.5 < 2; sample 1 refractory (V = 0, r = 1)
+    # step 5: H = 1.5 + 1.5 / 2 = 2.25 >= 2 fires (r = 2); sample 1 refractory (r = 0); theta 1.5
+    expected = [
+        ([1.0, 0.0], [0.0, 0.25], [2, 0], 0.5),
+        ([0.0, 0.0], [0.0, 1.125], [1, 0], 0.5),
+        ([0.0, 1.0], [0.0, 0.0], [0, 2], 1.0),
+        ([0.0, 0.0], [1.5, 0.0], [0, 1], 1.0),
+        ([1.0, 0.0], [0.0, 0.0], [2, 0], 1.5),
+    ]
+    for inputs, (spikes, voltages, remaining, theta) in zip(spiking, expected, strict=True):
+        step = torch.tensor([[index in sample for index in range(10)] for sample in inputs])
+        assert cell(step)[:, 0].tolist() == spikes
+        assert cell.neuron.voltage[:, 0].tolist() == voltages
+        assert cell.neuron.refractory_remaining[:, 0].tolist() == remaining
+        assert cell.neuron.refractory_remaining.dtype == torch.int32
+        assert cell.neuron.theta.tolist() == [theta]
+    assert (kernel.calls, kernel.refused) == (5, 0)
+    # a decay of exp(-1 / 4), no spike (sample 0 refractory, sample 1: H = 3 / 2 < 1 + 1.5): theta 1.5 exp(-1 / 4)
+    cell.neuron.params = attrs.evolve(cell.neuron.params, theta_decay=math.exp(-1 / 4))
+    cell(torch.tensor([[index in (0, 1) for index in range(10)]] * 2))
+    assert cell.neuron.theta.tolist() == [1.5 * math.exp(-1 / 4)]
+    # theta_plus = 0 without decay: theta stays the same tensor (as the eager step leaves it)
+    cell.neuron.params = attrs.evolve(cell.neuron.params, theta_plus=0.0, theta_decay=1.0)
+    theta = cell.neuron.theta
+    cell(torch.tensor([[index == 0 for index in range(10)]] * 2))
+    assert cell.neuron.theta is theta
+    assert kernel.calls == 7
+
+
+def test_switching_between_fused_and_eager_steps(kernel: CountingKernel) -> None:
+    """Steps 4-6 and 11 eager, the others fused (each continuing from the state the other stored): the run
+    equals the all-eager one, for Diehl & Cook style cells (refractory, adaptive, with a current)."""
+    spikes = sparse_trains(11, 14, 2, 12)
+    generator = torch.Generator().manual_seed(12)
+    currents = list((torch.rand(14, 2, 7, generator=generator, dtype=torch.float64) - 0.4).unbind(0))
+    kwargs: dict[str, Any] = {"batch": 2, "neuron": "adaptive", "train_every": 5,
+                              "neuron_kwargs": {"refractory": 3.0, "theta_plus": 0.2, "tau_theta": 20.0}}  # fmt: skip
+    eager = run(False, spikes, currents, **kwargs)
+    switched = run(True, spikes, currents, eager_steps=range(4, 7), **kwargs)
+    assert_same(switched, eager)
+    assert kernel.calls == 11
+    twice = run(True, spikes, currents, eager_steps=range(11, 12), **kwargs)
+    assert_same(twice, eager)
+    assert kernel.calls == 11 + 13
+
+
+@pytest.mark.parametrize("neuron", ["lif", "adaptive"])
+def test_a_step_that_fails_changes_nothing(kernel: CountingKernel, neuron: str) -> None:
+    """NaN in the weight (the neurons' input) or in ``current``: the eager step's ValueError, nothing written
+    (the refractory counter and theta of an adaptive neuron included)."""
+    neuron_kwargs = {"refractory": 2.0, "theta_plus": 0.1, "tau_theta": 10.0} if neuron == "adaptive" else None
+    cell, stdp = build(0, neuron=neuron, neuron_kwargs=neuron_kwargs)
     assert stdp is not None
     for step in trains(1, 5, 1, 12, 0.2):
         cell(step)
+    buffers = cell.neuron._buffers
+    names = [name for name in ("refractory_remaining", "theta") if name in buffers]
+    assert names == (["refractory_remaining", "theta"] if neuron == "adaptive" else [])
     before = {
         "voltage": cell.neuron.voltage.clone(),
+        "state": [(buffers[name], buffers[name].clone()) for name in names],
         "spike": cell.neuron.spike,
         "synspike": cell.connection.synspike,
         "rings": [(m.reducer.peek().clone(), m.reducer.total) for m in stdp.get_unit("cell").monitors.values()],
@@ -237,6 +332,8 @@ def test_a_step_that_fails_changes_nothing(kernel: CountingKernel) -> None:
         cell(one_spike)
     assert kernel.calls == calls and kernel.refused == 2
     assert torch.equal(cell.neuron.voltage, before["voltage"])
+    for (tensor, values), name in zip(before["state"], names, strict=True):
+        assert buffers[name] is tensor and torch.equal(tensor, values)
     assert cell.neuron.spike is before["spike"]
     assert cell.connection.synspike is before["synspike"]
     for monitor, (ring, total) in zip(stdp.get_unit("cell").monitors.values(), before["rings"], strict=True):
@@ -248,10 +345,13 @@ def test_fallbacks_take_the_eager_step(kernel: CountingKernel) -> None:
     """Cells outside the fused step's conditions step eagerly (the kernel writes nothing), with the same
     results as with the fused step switched off."""
     spikes = sparse_trains(3, 8, 2, 12)
+
+    def int64_counter(cell: Cell) -> None:  # the eager step's arithmetic in int64
+        cell.neuron.refractory_remaining = torch.zeros(2, 7, dtype=torch.int64)
+
     cases: list[dict[str, Any]] = [
         {"layout": "output_major"},
-        {"neuron": "adaptive"},
-        {"neuron_kwargs": {"refractory": 2.0}},
+        {"neuron_kwargs": {"refractory": 2.0}, "prepare": int64_counter},
         {"dtype": torch.float16},
     ]
     for kwargs in cases:

@@ -2,18 +2,25 @@
 neuron step and the window recorders' writes (the fused step of :mod:`plastic.neural.fused_step`).
 
 A cell with a delta synapse, an input-major weight and an IF or LIF neuron
-computes, at each single step of bool spikes ``s[b, i]``::
+(optionally with a refractory period of ``n`` steps, counter ``r``, and an
+adaptive threshold ``theta[o]`` shared by the batch) computes, at each single
+step of bool spikes ``s[b, i]``::
 
     X[b, o] = A * sum_{i: s[b, i]} W^T[i, o]  (+ bias[o])  (+ current[b, o])    (i increasing)
     H[b, o] = V[b, o] + X[b, o]                                 (IF)
             = V + (X - (V - V_reset)) / tau                     (LIF, decay_input)
             = (V - (V - V_reset) / tau) + X                     (LIF, not decay_input)
-    S[b, o] = [H >= V_th]
+    H[b, o] = V[b, o] where r[b, o] > 0                         (refractory)
+    T[o] = theta[o] + V_th                                       (adaptive; else T = V_th)
+    S[b, o] = [H >= T] and not r[b, o] > 0
     V'[b, o] = V_reset where S, else H       (hard reset)
-             = H - S * V_th                  (soft reset)
+             = H - S * T                     (soft reset)
+    r'[b, o] = n where S, else max(r - 1, 0)
+    theta'[o] = theta * theta_decay + theta_plus * sum_b S[b, o]
 
-:func:`linear_neuron_step` writes ``S`` (as numbers and as bool), ``V'`` and
-the step's slots of two recording rings in one pass, with the operations of
+:func:`linear_neuron_step` writes ``S`` (as numbers and as bool), ``V'``,
+``r'``, ``theta'`` and the step's slots of two recording rings in one pass,
+with the operations of
 the eager step (:func:`~plastic.functional.event_forward.gather_linear`, then
 :func:`~plastic.functional.neurons.neuron_step_unchecked`) in the same order
 and the same precision, so its results are those of the eager step, bit for
@@ -59,7 +66,10 @@ CURRENT_NOT_FINITE = 2
 INPUTS_NOT_FINITE = 3
 
 # the indices of the numbers in ``constants`` (each in the state's dtype, as the eager step's operands)
-AMPLITUDE, TAU, V_RESET, V_THRESHOLD = 0, 1, 2, 3
+AMPLITUDE, TAU, V_RESET, V_THRESHOLD, THETA_DECAY, THETA_PLUS = 0, 1, 2, 3, 4, 5
+# the indices of ``flags``
+(IS_LIF, DECAY_INPUT, V_RESET_IS_PLUS_ZERO, HARD_RESET, HAS_BIAS, HAS_CURRENT, SCALED, REFRACTORY, ADAPTIVE,
+ THETA_CHANGES, THETA_DECAYS) = range(11)  # fmt: skip
 
 
 def linear_neuron_step(
@@ -68,12 +78,17 @@ def linear_neuron_step(
     bias: Any,
     current: Any,
     voltage: Any,
+    remaining: Any,
+    theta: Any,
     constants: Any,
     flags: Any,
+    refractory_steps: int,
     limit: float,
     spike_out: Any,
     fired_out: Any,
     voltage_out: Any,
+    remaining_out: Any,
+    theta_out: Any,
     ring_pre: Any,
     slot_pre: int,
     ring_post: Any,
@@ -84,16 +99,26 @@ def linear_neuron_step(
     Args:
         spikes: bool ``[B, N_in]``, the presynaptic spikes.
         rows: ``[N_in, N_out]``, the transpose of the input-major weight ``W``.
-        bias: ``[N_out]``, read when ``flags[4]``.
-        current: ``[B, N_out]``, the cell's other input, read when ``flags[5]``.
+        bias: ``[N_out]``, read when ``flags[HAS_BIAS]``.
+        current: ``[B, N_out]``, the cell's other input, read when ``flags[HAS_CURRENT]``.
         voltage: ``[B, N_out]``, ``V`` before the step (not written).
-        constants: ``A, tau, V_reset, V_th`` in the state's dtype.
-        flags: bool ``[7]``: LIF (else IF), ``decay_input``, ``V_reset`` is +0
-            (``V - V_reset`` is ``V``), hard reset (else soft), bias, current,
-            ``A != 1`` (the sums are scaled only then).
+        remaining: int32 ``[B, N_out]``, the refractory counter ``r`` (not
+            written), read when ``flags[REFRACTORY]``.
+        theta: ``[N_out]``, the adaptive threshold (not written), read when ``flags[ADAPTIVE]``.
+        constants: ``A, tau, V_reset, V_th, theta_decay, theta_plus`` in the state's dtype.
+        flags: bool ``[11]`` (the indices named in this module): LIF (else
+            IF), ``decay_input``, ``V_reset`` is +0 (``V - V_reset`` is
+            ``V``), hard reset (else soft), bias, current, ``A != 1`` (the
+            sums are scaled only then), refractory period, adaptive
+            threshold, ``theta`` changes (else ``theta_out`` is not
+            written: ``theta_plus = 0`` and ``theta_decay = 1``),
+            ``theta_decay != 1`` (the product is taken only then).
+        refractory_steps: ``n``, the counter's value after a spike.
         limit: the spike count from which the gather is not taken.
-        spike_out, fired_out, voltage_out: ``[B, N_out]`` outputs: ``S`` in
-            the state's dtype, ``S`` as bool, ``V'``.
+        spike_out, fired_out, voltage_out, remaining_out: ``[B, N_out]``
+            outputs: ``S`` in the state's dtype, ``S`` as bool, ``V'``, ``r'``
+            (written when refractory).
+        theta_out: ``[N_out]``, ``theta'`` (written when ``theta`` changes).
         ring_pre, slot_pre: ``spikes`` is written into ``ring_pre[slot_pre]``
             (``slot_pre < 0``: no ring); likewise ``S`` into ``ring_post``.
     """
@@ -106,7 +131,7 @@ def linear_neuron_step(
                 count += 1
     if count >= limit:
         return TOO_DENSE
-    has_current = flags[5]
+    has_current = flags[HAS_CURRENT]
     if has_current and not _all_finite(current):
         return CURRENT_NOT_FINITE
     amplitude = constants[AMPLITUDE]
@@ -117,10 +142,10 @@ def linear_neuron_step(
                 for o in range(outputs):
                     drive[b, o] += rows[i, o]
         # the eager gather scales its sums only when something spiked (otherwise its zeros are new)
-        if count > 0 and flags[6]:
+        if count > 0 and flags[SCALED]:
             for o in range(outputs):
                 drive[b, o] *= amplitude
-        if flags[4]:
+        if flags[HAS_BIAS]:
             for o in range(outputs):
                 drive[b, o] = drive[b, o] + bias[o]
         if has_current:
@@ -129,43 +154,77 @@ def linear_neuron_step(
     if not _all_finite(drive):
         return INPUTS_NOT_FINITE
     # the charge H into voltage_out, one loop per form (loops without branches: vectorised)
-    tau, v_reset, threshold = constants[TAU], constants[V_RESET], constants[V_THRESHOLD]
-    if not flags[0]:  # IF
+    tau, v_reset = constants[TAU], constants[V_RESET]
+    if not flags[IS_LIF]:
         for b in range(batch):
             for o in range(outputs):
                 voltage_out[b, o] = voltage[b, o] + drive[b, o]
-    elif flags[1] and flags[2]:  # LIF, decay_input, V_reset = +0
+    elif flags[DECAY_INPUT] and flags[V_RESET_IS_PLUS_ZERO]:
         for b in range(batch):
             for o in range(outputs):
                 voltage_out[b, o] = voltage[b, o] + (drive[b, o] - voltage[b, o]) / tau
-    elif flags[1]:  # LIF, decay_input
+    elif flags[DECAY_INPUT]:
         for b in range(batch):
             for o in range(outputs):
                 voltage_out[b, o] = voltage[b, o] + (drive[b, o] - (voltage[b, o] - v_reset)) / tau
-    elif flags[2]:  # LIF, V_reset = +0
+    elif flags[V_RESET_IS_PLUS_ZERO]:
         for b in range(batch):
             for o in range(outputs):
                 voltage_out[b, o] = (voltage[b, o] - voltage[b, o] / tau) + drive[b, o]
-    else:  # LIF
+    else:
         for b in range(batch):
             for o in range(outputs):
                 voltage_out[b, o] = (voltage[b, o] - (voltage[b, o] - v_reset) / tau) + drive[b, o]
-    # fire, then reset H in place
+    refractory = flags[REFRACTORY]
+    if refractory:  # a refractory neuron keeps its voltage: H = V where r > 0
+        for b in range(batch):
+            for o in range(outputs):
+                voltage_out[b, o] = voltage[b, o] if remaining[b, o] > 0 else voltage_out[b, o]
+    # the threshold T of each neuron: theta + V_th rounded in the state's dtype, as the eager torch.add
+    thresholds = np.full(outputs, constants[V_THRESHOLD], dtype=rows.dtype)
+    if flags[ADAPTIVE]:
+        for o in range(outputs):
+            thresholds[o] = theta[o] + thresholds[o]
+    # fire (never while refractory), then reset H in place
     one, zero = spike_out.dtype.type(1), spike_out.dtype.type(0)
     for b in range(batch):
         for o in range(outputs):
-            h = voltage_out[b, o]
-            fired = h >= threshold
+            fired = voltage_out[b, o] >= thresholds[o]
+            if refractory:
+                fired = fired and not remaining[b, o] > 0
             fired_out[b, o] = fired
             spike_out[b, o] = one if fired else zero
-    if flags[3]:  # hard reset
+    if flags[HARD_RESET]:
         for b in range(batch):
             for o in range(outputs):
                 voltage_out[b, o] = v_reset if fired_out[b, o] else voltage_out[b, o]
-    else:  # soft reset: H - S * V_th
+    else:  # soft reset: H - S * T
         for b in range(batch):
             for o in range(outputs):
-                voltage_out[b, o] = voltage_out[b, o] - spike_out[b, o] * threshold
+                voltage_out[b, o] = voltage_out[b, o] - spike_out[b, o] * thresholds[o]
+    if refractory:
+        # (r - 1) in the counter's int32, wrapping as torch.sub does, then clamped at 0; n where fired
+        for b in range(batch):
+            for o in range(outputs):
+                remaining_out[b, o] = remaining[b, o] - 1
+        for b in range(batch):
+            for o in range(outputs):
+                left = remaining_out[b, o]
+                remaining_out[b, o] = refractory_steps if fired_out[b, o] else (left if left > 0 else 0)
+    if flags[THETA_CHANGES]:
+        # theta * theta_decay (skipped at a decay of 1, where it is exact) + theta_plus * count, the
+        # count of the batch's spikes exact in the state's dtype, each product and sum rounded there
+        counts = np.zeros(outputs, dtype=rows.dtype)
+        for b in range(batch):
+            for o in range(outputs):
+                counts[o] += spike_out[b, o]
+        theta_decay, theta_plus = constants[THETA_DECAY], constants[THETA_PLUS]
+        if flags[THETA_DECAYS]:
+            for o in range(outputs):
+                theta_out[o] = theta[o] * theta_decay + theta_plus * counts[o]
+        else:
+            for o in range(outputs):
+                theta_out[o] = theta[o] + theta_plus * counts[o]
     if slot_pre >= 0:
         ring_pre[slot_pre] = spikes
     if slot_post >= 0:

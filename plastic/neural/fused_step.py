@@ -10,7 +10,8 @@ as one compiled call (:func:`~plastic.functional.fused_step.linear_neuron_step`)
 that writes the same values, bit for bit, as the eager step would: the
 output spikes, the neuron's ``voltage`` and ``spike``, the connection's
 ``synspike`` (its ``syncurrent`` is written when read, as after an eager
-step), and the step's slots in the window recorders of the trainers'
+step), the neuron's ``refractory_remaining`` and ``theta`` where it has
+them, and the step's slots in the window recorders of the trainers'
 monitors (``connection.synspike``, ``neuron.spike``).
 
 The fused step is taken when all of these hold, and the eager step (the
@@ -25,10 +26,14 @@ same results) otherwise:
   delays, a :class:`~plastic.neural.synapses.DeltaCurrent` synapse, and the
   step's spikes are bool ``[B, N_in]`` sparser than the gather's density
   limit (:data:`~plastic.functional.event_forward.GATHER_DENSITY`);
-* the neuron is an :class:`~plastic.neural.neurons.IF` or
-  :class:`~plastic.neural.neurons.LIF` (any reset, threshold, ``tau``,
-  ``decay_input``) without a refractory period or an adaptive threshold,
-  not compiled (:meth:`~plastic.neural.neuron_base.SpikingNeuron.compile_step`);
+* the neuron is an :class:`~plastic.neural.neurons.IF`,
+  :class:`~plastic.neural.neurons.LIF` or
+  :class:`~plastic.neural.neurons.AdaptiveLIF` (any reset, threshold,
+  ``tau``, ``decay_input``, refractory period, ``theta_plus``,
+  ``tau_theta``), not compiled
+  (:meth:`~plastic.neural.neuron_base.SpikingNeuron.compile_step`), its
+  refractory counter int32 (as the module makes it) and its ``theta`` of
+  the voltage's dtype;
 * no forward hook and no pre step observer is on the cell, the connection,
   its synapse or the neuron. Monitors (post step observers) are fine: the
   trainers' window recorders are written by the fused call, every other
@@ -141,6 +146,37 @@ def fused_cell_step(cell: Cell, spikes: Tensor, current: Tensor | None, args: tu
         and not current.requires_grad
     ):
         return None  # the eager step's checks, with their messages
+    empty_bias, empty_current = _EMPTY[plan.dtype]
+    buffers = neuron._buffers
+    remaining = theta = None
+    remaining_array = remaining_out = _NO_COUNTER
+    theta_array = theta_out = empty_bias
+    if plan.refractory:
+        remaining = buffers.get("refractory_remaining")
+        if not (
+            type(remaining) is Tensor
+            and remaining.dtype == torch.int32
+            and remaining.shape == shape
+            and remaining.is_cpu
+            and remaining.is_contiguous()
+        ):
+            return None  # another counter (the eager step's checks, or its arithmetic in another dtype)
+        remaining_array = kept_array(cell_state, "_fused_remaining", remaining)
+        remaining_out = np.empty(shape, dtype=np.int32)
+    if plan.adaptive:
+        theta = buffers.get("theta")
+        if not (
+            type(theta) is Tensor
+            and theta.dtype == plan.dtype
+            and theta.shape == shape[1:]
+            and theta.is_cpu
+            and theta.is_contiguous()
+            and not theta.requires_grad
+        ):
+            return None
+        theta_array = kept_array(cell_state, "_fused_theta", theta)
+        if plan.theta_changes:
+            theta_out = np.empty(shape[1], dtype=rows_array.dtype)
     spike_array = np.empty(shape, dtype=rows_array.dtype)
     voltage_array = np.empty(shape, dtype=rows_array.dtype)
     fired_array = np.empty(shape, dtype=np.bool_)
@@ -163,19 +199,23 @@ def fused_cell_step(cell: Cell, spikes: Tensor, current: Tensor | None, args: tu
                     if ring_post is not None:
                         continue
             others.append(hook)
-    empty_bias, empty_current = _EMPTY[plan.dtype]
     status = kernel(
         spikes.numpy(),
         rows_array,
         empty_bias if plan.bias_array is None else plan.bias_array,
         empty_current if current is None else current.numpy(),
         kept_array(cell_state, "_fused_voltage", voltage),
+        remaining_array,
+        theta_array,
         plan.constants,
         plan.flags if current is None else plan.flags_with_current,
+        plan.refractory_steps,
         plan.density * spikes_shape[0] * spikes_shape[1] if plan.density < 1.0 else math.inf,
         spike_array,
         fired_array,
         voltage_array,
+        remaining_out,
+        theta_out,
         pre_array,
         pre_slot,
         post_array,
@@ -187,20 +227,25 @@ def fused_cell_step(cell: Cell, spikes: Tensor, current: Tensor | None, args: tu
         if status == INPUTS_NOT_FINITE:
             raise ValueError("inputs: expected finite values, found NaN or inf")
         return None  # too dense: the dense product
-    new_voltage = torch.from_numpy(voltage_array)
-    kept = cell_state.get("_fused_voltage")  # the next step's voltage: kept with its array
-    if kept is None:
-        kept = cell_state["_fused_voltage"] = KeptArray()
-    kept.tensor, kept.pointer, kept.array = new_voltage, new_voltage.data_ptr(), voltage_array
+    # the next step's state, kept with its arrays; theta is the same tensor where it does not change
+    new_voltage = _keep(cell_state, "_fused_voltage", voltage_array)
+    new_remaining = None if remaining is None else _keep(cell_state, "_fused_remaining", remaining_out)
+    new_theta = theta
+    if theta is not None and plan.theta_changes:
+        new_theta = _keep(cell_state, "_fused_theta", theta_out)
     # what the eager step stores: the synapse's deferred step (Synapse.pass_through), the connection's
     # record, the neuron's state laid out for its next step (SpikingNeuron._forward_step_unchecked)
     synapse._buffers["spike"] = spikes
     synapse.__dict__["_deferred"] = True
     connection._buffers["synspike"] = spikes
     connection.__dict__["_syncurrent_deferred"] = True
-    neuron._buffers["voltage"] = new_voltage
-    neuron._buffers["spike"] = fired
-    neuron.__dict__["_laid_out"] = NeuronState(new_voltage, None, None)
+    buffers["voltage"] = new_voltage
+    if new_remaining is not None:
+        buffers["refractory_remaining"] = new_remaining
+    if new_theta is not None:
+        buffers["theta"] = new_theta
+    buffers["spike"] = fired
+    neuron.__dict__["_laid_out"] = NeuronState(new_voltage, new_remaining, new_theta)
     if neuron._store_voltage_sequence:
         rebind_buffer(neuron, "_voltage_sequence", new_voltage)
     if ring_pre is not None:
@@ -223,8 +268,8 @@ class _Plan:
     """
 
     __slots__ = (
-        "bias_array", "constants", "density", "dtype", "flags", "flags_with_current", "held", "kernel", "key",
-        "rows_array",
+        "adaptive", "bias_array", "constants", "density", "dtype", "flags", "flags_with_current", "held", "kernel",
+        "key", "refractory", "refractory_steps", "rows_array", "theta_changes",
     )  # fmt: skip
 
     def __init__(
@@ -240,6 +285,10 @@ class _Plan:
         self.constants: Any = None
         self.flags: Any = None
         self.flags_with_current: Any = None
+        self.refractory = False  # the neuron has a refractory counter (refractory_steps > 0)
+        self.refractory_steps = 0
+        self.adaptive = False  # the neuron has a theta
+        self.theta_changes = False  # theta_plus != 0 or theta_decay != 1 (else theta is kept as it is)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> _Plan:
         return _Plan()
@@ -316,8 +365,7 @@ def _make_plan(key: tuple[Any, ...], connection: Connection, synapse: Any, neuro
         and neuron.__dict__["_step_function"] is neuron_step_unchecked
         and type(params) is NeuronParams
         and params.kind in ("lif", "if")
-        and params.refractory_steps == 0
-        and not neuron.adaptive
+        and params.refractory_steps <= _INT32_MAX  # (the eager step's int32 operand of the counter)
     ):
         return not_fused
     rows, density = connection._gather_rows(weight)  # a dense connection (checked above)
@@ -330,7 +378,10 @@ def _make_plan(key: tuple[Any, ...], connection: Connection, synapse: Any, neuro
     ):
         return not_fused
     amplitude = float(synapse.amplitude)
-    numbers = (amplitude, params.tau, params.v_reset, params.v_threshold)
+    adaptive = bool(neuron.adaptive)
+    # as in _theta_after_step: theta_plus = 0 with a decay of 1 leaves theta itself
+    theta_changes = adaptive and not (params.theta_plus == 0 and params.theta_decay == 1.0)
+    numbers = (amplitude, params.tau, params.v_reset, params.v_threshold, params.theta_decay, params.theta_plus)
     # the numbers in the state's dtype, rounded as the eager step's operands are (step_operand)
     constants = torch.tensor(numbers, dtype=torch.float64).to(rows.dtype).numpy()
     flags = [
@@ -341,6 +392,10 @@ def _make_plan(key: tuple[Any, ...], connection: Connection, synapse: Any, neuro
         bias is not None,
         False,  # no current: set in flags_with_current
         amplitude != 1.0,
+        params.refractory_steps > 0,
+        adaptive,
+        theta_changes,
+        params.theta_decay != 1.0,
     ]
     with_current = list(flags)
     with_current[5] = True
@@ -352,6 +407,13 @@ def _make_plan(key: tuple[Any, ...], connection: Connection, synapse: Any, neuro
     plan.constants = constants
     plan.flags = np.array(flags, dtype=np.bool_)
     plan.flags_with_current = np.array(with_current, dtype=np.bool_)
+    plan.refractory = params.refractory_steps > 0
+    plan.refractory_steps = params.refractory_steps
+    plan.adaptive = adaptive
+    plan.theta_changes = theta_changes
+    # the eager step keeps its operands while the state it stored is the one it finds; the fused steps
+    # store that state too, in the layout of this plan: the operands are made again for it
+    neuron.__dict__.pop("_step_operands", None)
     return plan
 
 
@@ -388,6 +450,16 @@ class KeptArray:
         return (KeptArray, ())
 
 
+def _keep(state: dict[str, Any], name: str, array: Any) -> Tensor:
+    """A new tensor on ``array`` (memory a step wrote), kept with its array as ``state[name]``."""
+    tensor = torch.from_numpy(array)
+    kept = state.get(name)
+    if kept is None:
+        kept = state[name] = KeptArray()
+    kept.tensor, kept.pointer, kept.array = tensor, tensor.data_ptr(), array
+    return tensor
+
+
 def kept_array(state: dict[str, Any], name: str, tensor: Tensor) -> Any:
     """``tensor``'s memory as an array, through the :class:`KeptArray` ``state[name]`` (made where missing
     or stale). ``tensor`` must be a contiguous CPU tensor."""
@@ -407,3 +479,5 @@ _EMPTY = {} if np is None else {
     for dtype, numpy in ((torch.float32, np.float32), (torch.float64, np.float64))
 }  # fmt: skip
 _NO_RING = None if np is None else np.zeros((0, 0, 0), dtype=np.bool_)
+_NO_COUNTER = None if np is None else np.zeros((0, 0), dtype=np.int32)
+_INT32_MAX = 2**31 - 1
