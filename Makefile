@@ -20,7 +20,7 @@ $(VENV)/.dev: $(VENV)/.base pyproject.toml
 	touch $@
 
 $(VENV)/.demo: $(VENV)/.base pyproject.toml
-	$(PIP) install -q $(TORCH) -e '.[demo,plot]'
+	$(PIP) install -q $(TORCH) -e '.[demo,plot,fast]'
 	touch $@
 
 venv: $(VENV)/.dev
