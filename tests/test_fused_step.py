@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import plastic.neural.fused_step as fused_module
-from plastic import IF, LIF, STDP, AdaptiveLIF, Cell, LinearDense, Monitor
+from plastic import IF, LIF, STDP, AdaptiveLIF, Cell, LinearDense, Monitor, Serial
 from plastic.functional.fused_step import DONE, compiled_linear_neuron_step, linear_neuron_step
 from plastic.neural.fused_step import fused_step_available, fused_step_enabled, set_fused_step
 from plastic.observe.reducers import WindowReducer
@@ -482,3 +482,36 @@ def test_inference_mode_takes_the_fused_step(kernel: CountingKernel) -> None:
 
     assert torch.equal(stepped(True), stepped(False))
     assert kernel.calls == 5
+
+
+def test_serial_cells_reset_and_a_new_batch_size(kernel: CountingKernel) -> None:
+    """Two cells in a ``Serial`` with a trainer each, reset and resized mid-run: the fused run equals
+    the eager one (every state rebuilt by ``reset`` or a new batch size is followed)."""
+
+    def stepped(fused: bool) -> list[torch.Tensor]:
+        set_fused_step(fused)
+        first, first_trainer = build(0, inputs=24, outputs=12, batch=2)
+        second, second_trainer = build(1, inputs=12, outputs=5, batch=2)
+        network = Serial(first, second)
+        outputs = [network(step) for step in sparse_trains(11, 6, 2, 24, count=3)]
+        network.reset()
+        outputs += [network(step) for step in sparse_trains(12, 4, 2, 24, count=3)]
+        trainers = [first_trainer, second_trainer]
+        for trainer in trainers:
+            assert trainer is not None
+            trainer()
+            trainer.update()
+            trainer.clear()  # the recorded shape changes with the batch size
+        network.batch_size = 3
+        outputs += [network(step) for step in sparse_trains(13, 5, 3, 24, count=3)]
+        for trainer in trainers:
+            assert trainer is not None
+            trainer()
+            trainer.update()
+        set_fused_step(True)
+        return [*outputs, first.connection.weight.detach(), second.connection.weight.detach(), second.neuron.voltage]
+
+    eager, fused = stepped(False), stepped(True)
+    assert kernel.calls >= 15  # the first cell's 15 steps at least (the second's inputs may be dense)
+    for index, (fused_value, eager_value) in enumerate(zip(fused, eager, strict=True)):
+        assert torch.equal(fused_value, eager_value), index
