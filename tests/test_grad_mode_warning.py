@@ -159,3 +159,30 @@ def test_the_learnt_change_is_the_same_with_and_without_grad(make_trainer):
     assert pending[0][1].abs().sum() > 0 and pending[0][2].abs().sum() > 0
     for with_grad, without in zip(pending[0], pending[1], strict=True):
         assert torch.equal(with_grad, without)
+
+
+def test_a_refused_call_does_not_warn():
+    """A trainer call refused by its checks (more steps than the window) changes nothing and warns
+    nothing; the next accepted call warns once."""
+    cell = make_lif_cell(6, 4, batch=2)
+    trainer = STDP(window=3)
+    trainer.register_cell("exc", cell)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        with pytest.raises(RuntimeError, match="the window keeps 3"):
+            run(cell, trainer, spike_steps(5))
+        assert grad_warnings(record) == []
+        trainer.clear()
+        run(cell, trainer, spike_steps(2))
+    assert len(grad_warnings(record)) == 1
+
+
+def test_a_refused_reward_call_does_not_warn():
+    cell = make_lif_cell(6, 4, batch=2)
+    trainer = MSTDP()
+    trainer.register_cell("exc", cell)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        with pytest.raises(ValueError, match="reward"):
+            run(cell, trainer, spike_steps(4), torch.ones(7))  # a reward of 7 steps for 4
+        assert grad_warnings(record) == []

@@ -386,13 +386,14 @@ class IndependentCellTrainer(nn.Module):
         return all(monitor.reducer.shape is not None for monitor in unit.monitors.values())
 
     def recorded_units(self) -> list[Unit]:
-        """The active units whose cell ran a step since its monitors were attached or cleared.
+        """The active units whose cell ran a step since its monitors were attached or cleared."""
+        return [unit for unit in self.active_units() if self.has_recorded(unit)]
 
-        Warns (:class:`GradModeWarning`, once per cell) when a cell's neuron voltage carries an
-        autograd graph: the cell was stepped with grad enabled, which a plasticity-only run
-        does not need (one attribute check per unit and call).
-        """
-        units = [unit for unit in self.active_units() if self.has_recorded(unit)]
+    def warn_stepped_with_grad(self, units: list[Unit]) -> None:
+        """Warn (:class:`GradModeWarning`, once per trainer and cell) for each of ``units`` whose neuron
+        voltage carries an autograd graph: the cell was stepped with grad enabled, which a
+        plasticity-only run does not need (one attribute check per unit). :meth:`forward` calls it
+        once its checks passed (a refused call does not warn)."""
         for unit in units:
             # the buffer without nn.Module.__getattr__ (a SpikingNeuron's), else any attribute (a wrapper's property)
             neuron = unit.cell._modules["neuron"]
@@ -402,7 +403,6 @@ class IndependentCellTrainer(nn.Module):
             if isinstance(voltage, Tensor) and voltage.requires_grad and unit.name not in self._grad_warned:
                 self._grad_warned.add(unit.name)
                 self._warn_grad_mode(unit)
-        return units
 
     def _warn_grad_mode(self, unit: Unit) -> None:
         warnings.warn(
@@ -423,12 +423,14 @@ class IndependentCellTrainer(nn.Module):
         or cleared are skipped (nothing to learn from: no accumulation, the
         updater is untouched). Extra arguments (e.g. a reward) are passed to
         :meth:`learn`. A cell stepped with grad enabled draws one
-        :class:`GradModeWarning` (see :meth:`recorded_units`).
+        :class:`GradModeWarning` (see :meth:`warn_stepped_with_grad`) once
+        the checks passed.
         """
         units = self.recorded_units()
         # every check first: a refused call leaves every updater untouched
         for unit in units:
             self.check_unit(unit)
+        self.warn_stepped_with_grad(units)
         for unit in units:
             self.learn(unit, *args, **kwargs)
 

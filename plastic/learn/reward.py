@@ -128,6 +128,7 @@ class RewardWindowTrainer(WindowTrainer):
                 broadcast_reward(
                     reward, steps, batch, dtype=unit.cell.connection.weight.dtype, device=windows["post"].device
                 )
+        self.warn_stepped_with_grad(units)
         for unit in units:
             self.learn(unit, reward)
 
