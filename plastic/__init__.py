@@ -36,7 +36,7 @@ from plastic.neural.conductance_lif import ConductanceLIF
 from plastic.neural.connections import Conv1d, Conv2d, LinearDense, LinearDirect, LinearLateral
 from plastic.neural.encoders import BernoulliEncoder, LatencyEncoder, PoissonEncoder
 from plastic.neural.escape_noise import EscapeNoiseNeuron
-from plastic.neural.fused_step import fused_step_available, set_fused_step
+from plastic.neural.fused_step import fused_step_available, fused_step_refusal, set_fused_step
 from plastic.neural.layers import Delay, SynapseFilter, VotingLayer
 from plastic.neural.neurons import IF, LIF, AdaptiveLIF
 from plastic.neural.short_term import TsodyksMarkramCurrent
@@ -120,5 +120,6 @@ __all__ = [
     "WindowTrainer",
     "WinnerTakeAll",
     "fused_step_available",
+    "fused_step_refusal",
     "set_fused_step",
 ]  # fmt: skip

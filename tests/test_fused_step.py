@@ -25,9 +25,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import plastic.neural.fused_step as fused_module
-from plastic import IF, LIF, STDP, AdaptiveLIF, Cell, LinearDense, Monitor, Serial
+from plastic import IF, LIF, STDP, AdaptiveLIF, Cell, ExponentialCurrent, LinearDense, LinearLateral, Monitor, Serial
 from plastic.functional.fused_step import DONE, compiled_linear_neuron_step, linear_neuron_step
-from plastic.neural.fused_step import fused_step_available, fused_step_enabled, set_fused_step
+from plastic.neural.fused_step import (
+    fused_step_available,
+    fused_step_enabled,
+    fused_step_refusal,
+    set_fused_step,
+)
 from plastic.observe.reducers import WindowReducer
 
 pytestmark = pytest.mark.usefixtures("no_grad")
@@ -515,3 +520,42 @@ def test_serial_cells_reset_and_a_new_batch_size(kernel: CountingKernel) -> None
     assert kernel.calls >= 15  # the first cell's 15 steps at least (the second's inputs may be dense)
     for index, (fused_value, eager_value) in enumerate(zip(fused, eager, strict=True)):
         assert torch.equal(fused_value, eager_value), index
+
+
+def test_fused_step_refusal_names_why(kernel: CountingKernel, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``fused_step_refusal(cell)`` names the first unmet condition, and None for a cell that is fused."""
+    cell, _ = build(0)
+    assert fused_step_refusal(cell) is None
+    step = sparse_trains(14, 1, 1, 12)[0]
+    cell(step)
+    assert kernel.calls == 1  # None: the step is indeed fused
+    cases: list[tuple[Cell, str]] = [
+        (build(0, layout="output_major")[0], "not input-major"),
+        (build(0, dtype=torch.float16)[0], "float16"),
+        (Cell(LinearDense(12, 7, weight_layout="input_major", synapse=ExponentialCurrent(12, tau=2.0)), LIF(7)),
+         "ExponentialCurrent"),
+        (Cell(LinearDense(12, 7, weight_layout="input_major", delay=3.0), LIF(7)), "delays"),
+        (Cell(LinearLateral(7, weight_layout="input_major"), LIF(7)), "weight mask"),
+    ]  # fmt: skip
+    window_cell, _ = build(0)
+    window_cell.step_mode = "window"
+    cases.append((window_cell, "window mode"))
+    compiled_cell, _ = build(0)
+    compiled_cell.neuron.compile_step()
+    cases.append((compiled_cell, "compiled"))
+    for other, reason in cases:
+        refusal = fused_step_refusal(other)
+        assert refusal is not None and reason in refusal, (reason, refusal)
+    handle = cell.neuron.register_forward_hook(lambda module, args, output: None)
+    assert "forward hook" in (fused_step_refusal(cell) or "")
+    handle.remove()
+    pre = Monitor(WindowReducer(4), cell, "connection.synspike", hook="pre")
+    assert "pre-step observer" in (fused_step_refusal(cell) or "")
+    pre.remove()
+    with torch.enable_grad():
+        assert "grad is enabled" in (fused_step_refusal(cell) or "")
+    set_fused_step(False)
+    assert "switched off" in (fused_step_refusal(cell) or "")
+    set_fused_step(True)
+    monkeypatch.setattr(fused_module, "compiled_linear_neuron_step", lambda: None)
+    assert "numba is not installed" in (fused_step_refusal(cell) or "")

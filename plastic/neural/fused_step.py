@@ -78,7 +78,7 @@ from plastic.observe.reducers import WindowReducer
 if TYPE_CHECKING:
     from plastic.neural.cell import Cell
 
-__all__ = ["fused_cell_step", "fused_step_available", "fused_step_enabled", "set_fused_step"]
+__all__ = ["fused_cell_step", "fused_step_available", "fused_step_enabled", "fused_step_refusal", "set_fused_step"]
 
 _settings = {"enabled": True}
 
@@ -340,43 +340,92 @@ def _plan_objects(connection: Connection, synapse: Any, neuron: Any) -> tuple[An
     )
 
 
+def _plan_refusal(connection: Connection, synapse: Any, neuron: Any) -> str | None:
+    """Why the cell's modules do not take the fused step (the module docstring's conditions on them),
+    or None where they do."""
+    connection_type, neuron_type = type(connection), type(neuron)
+    if (
+        connection_type.forward is not _CONNECTION_FORWARD
+        or connection_type._pass_through_step is not _PASS_THROUGH_STEP
+    ):
+        return f"the connection is a {connection_type.__name__}, not a dense one (LinearDense)"
+    if connection.__dict__.get("delay", 0) is not None:
+        return "the connection has per-synapse delays"
+    if connection._buffers.get("weight_mask") is not None:
+        return "the connection has a weight mask (a lateral connection)"
+    if type(synapse) is not DeltaCurrent:
+        return f"the synapse is a {type(synapse).__name__}, not a DeltaCurrent"
+    if synapse.capacity != 1:
+        return "the synapse keeps a history of more than one step"
+    if synapse.__dict__["_step_mode"] != "single" or neuron.__dict__.get("_step_mode") != "single":
+        return "the cell steps in window mode (step_mode='window')"
+    params = neuron.__dict__.get("params")
+    if (
+        neuron_type.forward is not _NEURON_FORWARD
+        or neuron_type._forward_step_unchecked is not _NEURON_STEP
+        or type(params) is not NeuronParams
+        or params.kind not in ("lif", "if")
+    ):
+        return f"the neuron is a {neuron_type.__name__}, not an IF, LIF or AdaptiveLIF"
+    if neuron.__dict__["_step_function"] is not neuron_step_unchecked:
+        return "the neuron's step is compiled (compile_step)"
+    if params.refractory_steps > _INT32_MAX:
+        return "the refractory period is longer than an int32 counter holds"
+    weight: Tensor = connection._parameters["weight"]  # type: ignore[assignment]  # registered
+    rows, _ = connection._gather_rows(weight)
+    if rows is None:
+        return "the weight is not input-major (weight_layout='input_major')"
+    if not (rows.dtype in _EMPTY and rows.is_cpu):
+        return f"the weight is {rows.dtype} on {rows.device}, not float32 or float64 on the CPU"
+    bias = connection._parameters.get("bias")
+    if not rows.is_contiguous() or (
+        bias is not None and not (bias.dtype == rows.dtype and bias.is_cpu and bias.is_contiguous())
+    ):
+        return "the weight or the bias is not laid out for the fused step (contiguous, one dtype)"
+    return None
+
+
+def fused_step_refusal(cell: Cell) -> str | None:
+    """Why the single steps of ``cell`` would not take the fused step now, or None where they would.
+
+    Reads the switch, numba, the grad mode, hooks and pre observers, the
+    cell's modules (its connection, synapse and neuron) and their
+    parameters. A step can still step eagerly for what only it shows: spikes
+    that are not a contiguous CPU bool tensor ``[B, N_in]`` of the cell's
+    batch, or as dense as the gather's density limit or denser, another
+    input ``current`` that does not match the state, a neuron state set from
+    outside in another layout.
+    """
+    if not _settings["enabled"]:
+        return "the fused step is switched off (set_fused_step(False))"
+    if compiled_linear_neuron_step() is None:
+        return _NO_NUMBA
+    if torch.is_grad_enabled():
+        return "grad is enabled: step under torch.no_grad() (a plasticity run records no graph)"
+    modules = cell._modules
+    connection: Connection = modules["connection"]  # type: ignore[assignment]  # registered by Cell
+    neuron: SpikingNeuron = modules["neuron"]  # type: ignore[assignment]
+    synapse: Synapse = connection._modules["synapse"]  # type: ignore[assignment]  # registered by Connection
+    if cell.__dict__.get("_pre_step_observers"):
+        return "a pre-step observer is attached (a monitor with hook='pre')"
+    if _module_implementation._global_buffer_registration_hooks or any_call_hooks(cell, connection, synapse, neuron):
+        return "a forward hook (or a compiled call, or a JIT trace) is on the cell or one of its modules"
+    return _plan_refusal(connection, synapse, neuron)
+
+
 def _make_plan(key: tuple[Any, ...], connection: Connection, synapse: Any, neuron: Any) -> _Plan:
     """The plan of the modules (what :func:`_plan_key` follows), with ``kernel`` None where they do not
     take the fused step (the module docstring's conditions, but for the hooks and the step's tensors,
     which are checked at every step)."""
     held = _plan_objects(connection, synapse, neuron)
-    not_fused = _Plan(key, held)
+    refusal = _plan_refusal(connection, synapse, neuron)
     kernel = compiled_linear_neuron_step()
+    if refusal is not None or kernel is None:
+        return _Plan(key, held)
     weight: Tensor = connection._parameters["weight"]  # type: ignore[assignment]  # registered
     bias = connection._parameters.get("bias")
-    params = neuron.__dict__.get("params")
-    if not (
-        kernel is not None
-        and type(connection).forward is _CONNECTION_FORWARD
-        and type(connection)._pass_through_step is _PASS_THROUGH_STEP
-        and connection.__dict__.get("delay", 0) is None
-        and connection._buffers.get("weight_mask") is None
-        and type(synapse) is DeltaCurrent
-        and synapse.__dict__["_step_mode"] == "single"
-        and synapse.capacity == 1
-        and type(neuron).forward is _NEURON_FORWARD
-        and type(neuron)._forward_step_unchecked is _NEURON_STEP
-        and neuron.__dict__["_step_mode"] == "single"
-        and neuron.__dict__["_step_function"] is neuron_step_unchecked
-        and type(params) is NeuronParams
-        and params.kind in ("lif", "if")
-        and params.refractory_steps <= _INT32_MAX  # (the eager step's int32 operand of the counter)
-    ):
-        return not_fused
-    rows, density = connection._gather_rows(weight)  # a dense connection (checked above)
-    if not (
-        rows is not None
-        and rows.dtype in _EMPTY
-        and rows.is_cpu
-        and rows.is_contiguous()
-        and (bias is None or (bias.dtype == rows.dtype and bias.is_cpu and bias.is_contiguous()))
-    ):
-        return not_fused
+    params: NeuronParams = neuron.__dict__["params"]  # checked by _plan_refusal
+    rows, density = connection._gather_rows(weight)  # a dense connection (checked by _plan_refusal)
     amplitude = float(synapse.amplitude)
     adaptive = bool(neuron.adaptive)
     # as in _theta_after_step: theta_plus = 0 with a decay of 1 leaves theta itself
@@ -481,3 +530,4 @@ _EMPTY = {} if np is None else {
 _NO_RING = None if np is None else np.zeros((0, 0, 0), dtype=np.bool_)
 _NO_COUNTER = None if np is None else np.zeros((0, 0), dtype=np.int32)
 _INT32_MAX = 2**31 - 1
+_NO_NUMBA = 'numba is not installed (pip install "plastic[fast]")'
