@@ -559,3 +559,24 @@ def test_fused_step_refusal_names_why(kernel: CountingKernel, monkeypatch: pytes
     set_fused_step(True)
     monkeypatch.setattr(fused_module, "compiled_linear_neuron_step", lambda: None)
     assert "numba is not installed" in (fused_step_refusal(cell) or "")
+
+
+def test_compiles_without_a_cache_directory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where numba finds nowhere to cache (it raises RuntimeError at decoration), the step compiles
+    uncached and still equals the eager step."""
+    numba = pytest.importorskip("numba")
+    real_njit = numba.njit
+
+    def njit_without_locator(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("cache"):
+            raise RuntimeError("cannot cache function: no locator available")
+        return real_njit(*args, **kwargs)
+
+    monkeypatch.setattr(numba, "njit", njit_without_locator)
+    compiled = compiled_linear_neuron_step.__wrapped__()  # past functools.cache: compiled anew
+    assert compiled is not None
+    counting = CountingKernel(compiled)
+    monkeypatch.setattr(fused_module, "compiled_linear_neuron_step", lambda: counting)
+    spikes = sparse_trains(15, 4, 1, 12)
+    assert_same(run(True, spikes), run(False, spikes))
+    assert counting.calls == 4

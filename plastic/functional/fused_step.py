@@ -245,16 +245,25 @@ def _all_finite(values: Any) -> bool:
 def compiled_linear_neuron_step() -> Callable[..., int] | None:
     """:func:`linear_neuron_step` compiled by numba (``plastic[fast]``), or None where numba is not installed.
 
-    Compiled once per process and argument types (cached on disk by numba
-    where the package directory is writable).
+    Compiled once per process and argument types, and cached on disk by
+    numba (beside this file, or in numba's cache directory where that is
+    not writable; without a usable cache directory it compiles in every
+    process).
     """
     try:
         import numba
     except ImportError:
         return None
+    try:
+        return _compile(numba, cache=True)
+    except RuntimeError:  # numba finds no directory to cache in ("no locator available")
+        return _compile(numba, cache=False)
+
+
+def _compile(numba: Any, cache: bool) -> Callable[..., int]:
     # numba resolves a function's globals when it compiles it: the step is compiled as a copy whose
     # globals hold the compiled helper (the module's own functions stay plain Python)
-    step_globals = {**linear_neuron_step.__globals__, "_all_finite": numba.njit(cache=True)(_all_finite)}
+    step_globals = {**linear_neuron_step.__globals__, "_all_finite": numba.njit(cache=cache)(_all_finite)}
     step = types.FunctionType(linear_neuron_step.__code__, step_globals, linear_neuron_step.__name__)
-    compiled: Callable[..., int] = numba.njit(cache=True)(step)
+    compiled: Callable[..., int] = numba.njit(cache=cache)(step)
     return compiled
