@@ -580,3 +580,21 @@ def test_compiles_without_a_cache_directory(monkeypatch: pytest.MonkeyPatch) -> 
     spikes = sparse_trains(15, 4, 1, 12)
     assert_same(run(True, spikes), run(False, spikes))
     assert counting.calls == 4
+
+
+def test_a_kernel_that_cannot_run_leaves_the_cell_eager(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A compiler error at the call (argument types numba refuses) writes nothing: one RuntimeWarning,
+    then the cell steps eagerly, with the eager values."""
+    calls = []
+
+    def refusing(*args: Any) -> int:
+        calls.append(1)
+        raise TypeError("no matching definition for these argument types")
+
+    monkeypatch.setattr(fused_module, "compiled_linear_neuron_step", lambda: refusing)
+    spikes = sparse_trains(16, 5, 1, 12)
+    eager = run(False, spikes)
+    with pytest.warns(RuntimeWarning, match="fused step could not run for this cell"):
+        fused = run(True, spikes)
+    assert_same(fused, eager)
+    assert len(calls) == 1

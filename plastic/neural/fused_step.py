@@ -46,6 +46,7 @@ raises the eager step's ``ValueError`` and changes nothing.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -199,28 +200,40 @@ def fused_cell_step(cell: Cell, spikes: Tensor, current: Tensor | None, args: tu
                     if ring_post is not None:
                         continue
             others.append(hook)
-    status = kernel(
-        spikes.numpy(),
-        rows_array,
-        empty_bias if plan.bias_array is None else plan.bias_array,
-        empty_current if current is None else current.numpy(),
-        kept_array(cell_state, "_fused_voltage", voltage),
-        remaining_array,
-        theta_array,
-        plan.constants,
-        plan.flags if current is None else plan.flags_with_current,
-        plan.refractory_steps,
-        plan.density * spikes_shape[0] * spikes_shape[1] if plan.density < 1.0 else math.inf,
-        spike_array,
-        fired_array,
-        voltage_array,
-        remaining_out,
-        theta_out,
-        pre_array,
-        pre_slot,
-        post_array,
-        post_slot,
-    )
+    try:
+        status = kernel(
+            spikes.numpy(),
+            rows_array,
+            empty_bias if plan.bias_array is None else plan.bias_array,
+            empty_current if current is None else current.numpy(),
+            kept_array(cell_state, "_fused_voltage", voltage),
+            remaining_array,
+            theta_array,
+            plan.constants,
+            plan.flags if current is None else plan.flags_with_current,
+            plan.refractory_steps,
+            plan.density * spikes_shape[0] * spikes_shape[1] if plan.density < 1.0 else math.inf,
+            spike_array,
+            fired_array,
+            voltage_array,
+            remaining_out,
+            theta_out,
+            pre_array,
+            pre_slot,
+            post_array,
+            post_slot,
+        )
+    except Exception as error:  # numba refusing argument types that no check above foresaw
+        # the compiler's error (numba's TypingError) comes before the call writes anything: this cell steps
+        # eagerly from now on, and says so once
+        plan.kernel = None
+        warnings.warn(
+            f"plastic's fused step could not run for this cell and is off for it ({type(error).__name__}: "
+            f"{error}); it steps eagerly, with the same values",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return None
     if status != DONE:
         if status == CURRENT_NOT_FINITE:
             raise ValueError("current: expected finite values, found NaN or inf")
