@@ -20,8 +20,8 @@ step of bool spikes ``s[b, i]``::
 
 :func:`linear_neuron_step` writes ``S`` (as numbers and as bool), ``V'``,
 ``r'``, ``theta'`` and the step's slots of two recording rings in one pass,
-with the operations of
-the eager step (:func:`~plastic.functional.event_forward.gather_linear`, then
+with the operations of the eager step
+(:func:`~plastic.functional.event_forward.gather_linear`, then
 :func:`~plastic.functional.neurons.neuron_step_unchecked`) in the same order
 and the same precision, so its results are those of the eager step, bit for
 bit. It is plain Python over numpy arrays, written so that numba compiles it
