@@ -598,3 +598,24 @@ def test_a_kernel_that_cannot_run_leaves_the_cell_eager(monkeypatch: pytest.Monk
         fused = run(True, spikes)
     assert_same(fused, eager)
     assert len(calls) == 1
+
+
+def test_voltage_sequence_is_stored_as_after_an_eager_step(kernel: CountingKernel) -> None:
+    """A neuron built with ``store_voltage_sequence=True``: its ``voltage_sequence`` (what a monitor of
+    ``neuron.voltage_sequence`` records) after each fused step is the eager one."""
+    spikes = sparse_trains(17, 6, 2, 12)
+
+    def recorded(fused: bool) -> list[torch.Tensor]:
+        set_fused_step(fused)
+        torch.manual_seed(0)
+        connection = LinearDense(12, 7, batch_size=2, weight_init=(0.0, 0.6), weight_layout="input_major")
+        cell = Cell(connection, LIF(7, batch_size=2, store_voltage_sequence=True))
+        monitor = Monitor(WindowReducer(6), cell, "neuron.voltage_sequence")
+        for step in spikes:
+            cell(step)
+        set_fused_step(True)
+        return [cell.neuron.voltage_sequence.clone(), monitor.reducer.peek()]
+
+    eager, fused = recorded(False), recorded(True)
+    assert kernel.calls == 6
+    assert all(torch.equal(a, b) for a, b in zip(fused, eager, strict=True))
