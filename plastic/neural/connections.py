@@ -145,7 +145,7 @@ class _LinearBase(Connection):
             rebind_buffer(self, "syncurrent", currents)
             self.__dict__["_syncurrent_deferred"] = False
             return self._propagate(currents)
-        self.__dict__["_syncurrent_deferred"] = True  # _defer_syncurrent
+        self._defer_syncurrent()
         return out
 
     def _event_output(self, spikes: Tensor, amplitude: float, min_work: int | None = None) -> Tensor | None:

@@ -247,20 +247,11 @@ def fused_cell_step(cell: Cell, spikes: Tensor, current: Tensor | None, args: tu
     if theta is not None and plan.theta_changes:
         new_theta = _keep(cell_state, "_fused_theta", theta_out)
     # what the eager step stores: the synapse's deferred step (Synapse.pass_through), the connection's
-    # record, the neuron's state laid out for its next step (SpikingNeuron._forward_step_unchecked)
-    synapse._buffers["spike"] = spikes
-    synapse.__dict__["_deferred"] = True
-    connection._buffers["synspike"] = spikes
-    connection.__dict__["_syncurrent_deferred"] = True
-    buffers["voltage"] = new_voltage
-    if new_remaining is not None:
-        buffers["refractory_remaining"] = new_remaining
-    if new_theta is not None:
-        buffers["theta"] = new_theta
-    buffers["spike"] = fired
-    neuron.__dict__["_laid_out"] = NeuronState(new_voltage, new_remaining, new_theta)
-    if neuron._store_voltage_sequence:
-        rebind_buffer(neuron, "_voltage_sequence", new_voltage)
+    # record (_pass_through_step), the neuron's state laid out for its next step
+    synapse._defer(spikes)
+    rebind_buffer(connection, "synspike", spikes)
+    connection._defer_syncurrent()
+    neuron._store_single_step(NeuronState(new_voltage, new_remaining, new_theta), fired)
     if ring_pre is not None:
         ring_pre.count_step()
     if ring_post is not None:

@@ -481,10 +481,18 @@ class SpikingNeuron(NeuronModule):
                 spikes, fired, new_state = self._step_function(inputs, state, params, operands[1])
         else:
             spikes, fired, new_state = self._step_function(inputs, state, params, operands[1])
+        self._store_single_step(new_state, fired)
+        return spikes
+
+    def _store_single_step(self, new_state: NeuronState, fired: Tensor) -> None:
+        """Store what a single step without a graph computed (this module's step, or the fused cell step
+        of :mod:`plastic.neural.fused_step`): the state, the bool spikes ``fired``, the state's layout
+        for the next step and, where kept, the voltage sequence."""
         if _module_implementation._global_buffer_registration_hooks:
             self._store(new_state)  # the hooks see every assignment (rebind_buffer's fallback)
             rebind_buffer(self, "spike", fired)
         else:  # what rebind_buffer does for registered buffers and plain tensors
+            buffers = self._buffers
             buffers["voltage"] = new_state.voltage
             if new_state.refractory_remaining is not None:
                 buffers["refractory_remaining"] = new_state.refractory_remaining
@@ -495,7 +503,6 @@ class SpikingNeuron(NeuronModule):
         self.__dict__["_laid_out"] = new_state
         if self._store_voltage_sequence:
             rebind_buffer(self, "_voltage_sequence", new_state.voltage)
-        return spikes
 
     def forward(self, inputs: Tensor) -> Tensor:
         """Advance the neurons by one step (``[B, *shape]``) or a window

@@ -195,6 +195,12 @@ class Synapse(StepModeMixin, nn.Module):
         """
         return None
 
+    def _defer(self, spikes: Tensor) -> None:
+        """Keep the checked bool ``spikes`` as this single step's record, its state, current and histories
+        written when first read (:meth:`_settle`): :meth:`pass_through`'s step, or a fused cell step's."""
+        rebind_buffer(self, "spike", spikes)
+        self.__dict__["_deferred"] = True
+
     def _settle(self) -> None:
         """Write the state, current and histories of a deferred step (nothing if none is pending)."""
         state = self.__dict__

@@ -106,8 +106,7 @@ class DeltaCurrent(Synapse):
         ):
             return None
         # the checks of check_spikes for a bool step (shape (batch_size, *shape): the state's)
-        rebind_buffer(self, "spike", spikes)
-        self.__dict__["_deferred"] = True
+        self._defer(spikes)
         return spikes
 
     def _deferred_currents(self, values: Tensor) -> Tensor:
