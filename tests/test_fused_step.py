@@ -116,16 +116,20 @@ def sparse_trains(seed: int, steps: int, batch: int, inputs: int, count: int = 2
 
 def run(
     fused: bool, spikes: list[torch.Tensor], currents: list[torch.Tensor] | None = None, train_every: int = 0,
-    prepare: Callable[[Cell], None] | None = None, eager_steps: range = range(0), **build_kwargs: Any,
+    prepare: Callable[[Cell], None] | None = None, eager_steps: range = range(0),
+    actions: dict[int, Callable[[Cell, STDP | None], None]] | None = None, **build_kwargs: Any,
 ) -> dict[str, Any]:  # fmt: skip
     """Step a new cell over ``spikes`` (fused step on or off, off for the ``eager_steps``); what it gave and
-    what it holds. ``prepare``: called on the new cell before its first step."""
+    what it holds. ``prepare``: called on the new cell before its first step; ``actions[index]``: on the
+    cell and its trainer before step ``index``."""
     set_fused_step(fused)
     cell, stdp = build(0, **build_kwargs)
     if prepare is not None:
         prepare(cell)
     outputs = []
     for index, step in enumerate(spikes):
+        if actions is not None and index in actions:
+            actions[index](cell, stdp)
         set_fused_step(fused and index not in eager_steps)
         outputs.append(cell(step) if currents is None else cell(step, currents[index]))
         if stdp is not None and train_every and (index + 1) % train_every == 0:
@@ -147,7 +151,8 @@ def run(
         for name, monitor in stdp.get_unit("cell").monitors.items():
             reducer = monitor.reducer
             assert isinstance(reducer, WindowReducer)
-            result[f"ring {name}"] = (reducer.peek().clone(), reducer.count, reducer.total)
+            # with whether the recording's shape is fixed (a step of another shape refused until cleared)
+            result[f"ring {name}"] = (reducer.peek().clone(), reducer.count, reducer.total, reducer._shape_fixed)
     set_fused_step(True)
     return result
 
@@ -618,4 +623,154 @@ def test_voltage_sequence_is_stored_as_after_an_eager_step(kernel: CountingKerne
 
     eager, fused = recorded(False), recorded(True)
     assert kernel.calls == 6
+    assert all(torch.equal(a, b) for a, b in zip(fused, eager, strict=True))
+
+
+def monitor_of(stdp: STDP | None, name: str) -> Monitor:
+    """The trainer's monitor ``name`` (``"pre"``: ``connection.synspike``, ``"post"``: ``neuron.spike``)."""
+    assert stdp is not None
+    monitor = stdp.get_unit("cell").monitors[name]
+    assert isinstance(monitor, Monitor)
+    return monitor
+
+
+def ring_of(stdp: STDP | None, name: str) -> Any:
+    """The ring buffer of the trainer's monitor ``name``."""
+    reducer = monitor_of(stdp, name).reducer
+    assert isinstance(reducer, WindowReducer)
+    return reducer.history
+
+
+def replaced_by_copy(copier: Callable[[Any], Any]) -> Callable[[Cell, STDP | None], None]:
+    def replace(cell: Cell, stdp: STDP | None) -> None:
+        monitor = monitor_of(stdp, "pre")
+        monitor.reducer = copier(monitor.reducer)
+
+    return replace
+
+
+def storage_copied(cell: Cell, stdp: STDP | None) -> None:
+    """The post ring's storage rebound to a copy of it (a new tensor and memory, the same values)."""
+    ring = ring_of(stdp, "post")
+    ring.data = ring.data.clone()
+
+
+def non_contiguous_storage(cell: Cell, stdp: STDP | None) -> None:
+    """The pre ring's storage as a strided view (every other column of a wider tensor), values kept."""
+    ring = ring_of(stdp, "pre")
+    steps, batch, inputs = ring.data.shape
+    wide = torch.zeros(steps, batch, 2 * inputs, dtype=torch.bool)
+    wide[:, :, ::2] = ring.data
+    ring.data = wide[:, :, ::2]
+
+
+def storage_of_another_dtype(cell: Cell, stdp: STDP | None) -> None:
+    """The pre ring's storage as bfloat16 (the reducer converts the steps to it; numpy has no such dtype)."""
+    ring = ring_of(stdp, "pre")
+    ring.data = ring.data.to(torch.bfloat16)
+
+
+# what the fused step reads anew at every step of the window recorders: changed between steps, each is
+# followed as the eager step follows it (the recorders written by the call, or called, or not recording)
+RECORDER_CHANGES: dict[str, dict[int, Callable[[Cell, STDP | None], None]]] = {
+    "disabled and enabled": {3: lambda cell, stdp: monitor_of(stdp, "pre").disable(),
+                             7: lambda cell, stdp: monitor_of(stdp, "pre").enable()},
+    "eval and train (train_only gate)": {3: lambda cell, stdp: cell.eval(), 6: lambda cell, stdp: cell.train()},
+    "gate changed": {2: lambda cell, stdp: setattr(monitor_of(stdp, "post"), "train_only", "eval"),
+                     6: lambda cell, stdp: setattr(monitor_of(stdp, "post"), "train_only", None)},
+    "ring cleared": {4: lambda cell, stdp: monitor_of(stdp, "post").clear(), 8: lambda cell, stdp: stdp.clear()},
+    "storage replaced": {3: storage_copied},
+    "storage not contiguous": {3: non_contiguous_storage},
+    "storage of another dtype": {3: storage_of_another_dtype},
+    "reducer deep-copied": {3: replaced_by_copy(copy.deepcopy)},
+    "reducer pickled": {3: replaced_by_copy(lambda reducer: pickle.loads(pickle.dumps(reducer)))},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("change", RECORDER_CHANGES)
+def test_window_recorders_follow_changes_between_steps(kernel: CountingKernel, change: str) -> None:
+    """The trainer's monitors disabled, gated off, cleared, their ring's storage replaced (by a copy, a
+    strided view, another dtype) or their reducer by a copy between fused steps: the rings and their
+    counts equal the eager run's, and every step is still fused."""
+    spikes = sparse_trains(18, 12, 1, 12)
+    actions = RECORDER_CHANGES[change]
+    # no training: the trainer refuses recordings that disagree on their steps (one monitor disabled)
+    eager = run(False, spikes, actions=actions)
+    fused = run(True, spikes, actions=actions)
+    assert_same(fused, eager)
+    assert kernel.calls == 12
+
+
+def test_replaced_ring_storage_is_written_not_the_old_one(kernel: CountingKernel) -> None:
+    """After ``data`` of a recorder's ring is rebound to a copy, the fused steps write the copy and leave
+    the old storage as it was."""
+    cell, stdp = build(0, trainer=True)
+    spikes = sparse_trains(19, 6, 1, 12)
+    for step in spikes[:3]:
+        cell(step)
+    ring = ring_of(stdp, "pre")
+    old = ring.data
+    ring.data = old.clone()
+    kept = old.clone()
+    for step in spikes[3:]:
+        cell(step)
+    assert torch.equal(old, kept)
+    assert kernel.calls == 6
+    # slots 0-5 hold the six steps' spikes in order (a window of 20 steps)
+    assert torch.equal(ring.data[:6], torch.stack(spikes))
+
+
+def test_hooks_on_a_recorders_reducer_see_its_steps(kernel: CountingKernel) -> None:
+    """A forward hook on a recorder's reducer: that recorder is called for the steps it is on (the hook sees
+    each of them, as after eager steps) while the call still writes the other recorder; a global forward
+    hook makes the steps eager."""
+
+    def stepped(fused: bool) -> tuple[dict[str, Any], list[int]]:
+        seen: list[int] = []
+
+        def add_hook(cell: Cell, stdp: STDP | None) -> None:
+            reducer = monitor_of(stdp, "pre").reducer
+            handle = reducer.register_forward_hook(lambda module, args, output: seen.append(len(seen)))
+            reducer.__dict__["test handle"] = handle
+
+        def remove_hook(cell: Cell, stdp: STDP | None) -> None:
+            monitor_of(stdp, "pre").reducer.__dict__.pop("test handle").remove()
+
+        result = run(fused, sparse_trains(20, 10, 1, 12), train_every=5, actions={3: add_hook, 6: remove_hook})
+        return result, seen
+
+    eager, eager_seen = stepped(False)
+    fused, fused_seen = stepped(True)
+    assert_same(fused, eager)
+    assert len(eager_seen) == len(fused_seen) == 3
+    assert kernel.calls == 10
+    handle = torch.nn.modules.module.register_module_forward_hook(lambda module, args, output: None)
+    try:
+        cell, _ = build(0)
+        cell(sparse_trains(21, 1, 1, 12)[0])
+    finally:
+        handle.remove()
+    assert kernel.calls == 10
+
+
+def test_a_recording_of_another_shape_is_refused_as_after_an_eager_step(kernel: CountingKernel) -> None:
+    """A new batch size with the trainer's recordings not cleared: the step is taken, then the recorder
+    refuses the value of another shape (the monitor's ValueError), as after an eager step, and the rings
+    keep the old steps."""
+
+    def stepped(fused: bool) -> list[torch.Tensor]:
+        set_fused_step(fused)
+        cell, stdp = build(0, batch=1)
+        for step in sparse_trains(22, 3, 1, 12):
+            cell(step)
+        cell.batch_size = 2
+        with pytest.raises(ValueError, match=r"value: expected shape \(1, 12\)"):
+            cell(sparse_trains(23, 1, 2, 12)[0])
+        set_fused_step(True)
+        rings = [monitor_of(stdp, name).reducer.peek() for name in ("pre", "post")]
+        return [cell.neuron.voltage, cell.connection.synspike, *rings]
+
+    eager = stepped(False)
+    fused = stepped(True)
+    assert kernel.calls == 4
     assert all(torch.equal(a, b) for a, b in zip(fused, eager, strict=True))

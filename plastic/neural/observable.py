@@ -26,7 +26,7 @@ from torch import nn
 from torch.nn.modules import module as _module_implementation
 from torch.utils.hooks import RemovableHandle
 
-__all__ = ["Observable", "PostObserver", "PreObserver", "any_call_hooks", "has_call_hooks"]
+__all__ = ["Observable", "PostObserver", "PreObserver", "any_call_hooks", "has_call_hooks", "has_own_call_hooks"]
 
 PreObserver = Callable[[nn.Module, tuple[Any, ...]], None]
 PostObserver = Callable[[nn.Module, tuple[Any, ...], Any], None]
@@ -85,6 +85,11 @@ def has_call_hooks(module: nn.Module) -> bool:
     callers use it to skip that dispatch.
     """
     return _own_call_hooks(module.__dict__) or _global_call_hooks()
+
+
+def has_own_call_hooks(module: nn.Module) -> bool:
+    """:func:`has_call_hooks` without torch's global tables: for a caller that read them for this call."""
+    return _own_call_hooks(module.__dict__)
 
 
 def any_call_hooks(*modules: nn.Module) -> bool:

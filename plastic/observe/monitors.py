@@ -98,8 +98,9 @@ class AttributeRecorder:
     A plain single step (a plain tensor, a :class:`WindowReducer` whose
     recording it fits) goes straight into the reducer's ring, whatever the
     grad mode; anything else goes through the monitor's checks. A fused cell
-    step (:mod:`plastic.neural.fused_step`) asks :meth:`ring_for_step` for
-    the ring and writes the step into it itself, without calling this.
+    step (:mod:`plastic.neural.fused_step`) asks :meth:`recording_reducer`
+    for the reducer and writes the step into its ring itself, without
+    calling this.
     """
 
     __slots__ = ("monitor", "path", "read")
@@ -143,14 +144,13 @@ class AttributeRecorder:
         # dispatch (it detaches a value that requires grad, as _observe would)
         reducer.forward(value)
 
-    def ring_for_step(self, hooked: nn.Module, like: Tensor) -> WindowReducer | None:
-        """The window reducer a plain single step of ``hooked`` whose value is laid out as ``like`` would
-        go straight into (what :meth:`__call__` would do with it), or None (call this recorder then).
+    def recording_reducer(self, hooked: nn.Module) -> Reducer | None:
+        """The reducer a call of this recorder after a call of ``hooked`` would hand the value to, or None
+        where the monitor is gone, disabled or gated off for ``hooked``'s mode (calling it does nothing).
 
-        None where the monitor is gone, disabled or gated off for ``hooked``'s
-        mode (nothing to record: calling it does nothing), or where its
-        reducer is not a plain :class:`WindowReducer` already recording
-        values of ``like``'s shape, dtype and device.
+        A fused cell step (:mod:`plastic.neural.fused_step`) asks this at
+        every step, and writes the step's value into the reducer's ring
+        itself where the call would copy it straight there.
         """
         monitor = self.monitor()
         if monitor is None:
@@ -161,9 +161,7 @@ class AttributeRecorder:
         gate = state["train_only"]
         if gate is not None and hooked.training != (gate == "train"):
             return None
-        reducer = state["_modules"]["reducer"]
-        if type(reducer) is not WindowReducer or has_call_hooks(reducer) or not reducer.fits_step(like):
-            return None
+        reducer: Reducer = state["_modules"]["reducer"]
         return reducer
 
 
