@@ -521,8 +521,9 @@ def pre_event_window_product(
     (features flattened), ``trace_pre`` ``[1, N_in]``, ``trace_post``
     ``[1, N_out]`` or ``None`` (no carried postsynaptic trace); ``out`` a
     contiguous ``[N_in, N_out]`` tensor of the traces' dtype, or ``None``: the
-    change in a new one (the bags' own output, the rank-2 term added in
-    place: one pass over the change fewer than writing ``out``). Returns
+    change in a new one. The sums over the spikes are those of
+    :func:`~plastic.functional.window_bags.pre_event_bags` (compiled where
+    numba is installed, then written straight into ``out``). Returns
     :class:`PreEventProduct`: the change (``out``), ``x_pre(T-1)`` and
     ``seen_by_carried`` shaped like ``trace_pre``, as
     :func:`filtered_presynaptic` gives them, and ``sum_t a_post^(T-1-t)
@@ -544,9 +545,9 @@ def pre_event_window_product(
     # x_pre(T-1) and seen_by_carried: each input's sums of its spikes' carry weights
     last_pre = sums[:, 0].add(trace_pre.reshape(-1), alpha=tables.carry_scale)
     seen_by_carried = sums[:, 1]
-    # the carried terms, rank 2 (1 without a carried post trace), added as out is written (one pass;
-    # measured faster than the bags written into out and the rank-2 term added in place), or in place
-    # into the bags' output (the same product, beta = 1, without the copy into out)
+    # the carried terms, rank 2 (1 without a carried post trace), added in place where main is out or
+    # new (the compiled sums, or out None), else as the torch bags' main is written into out (one pass;
+    # measured faster than copying it there and adding in place)
     if trace_post is None:
         left, right = trace_pre.reshape(inputs, 1), rows[steps : steps + 1]
     else:

@@ -263,9 +263,9 @@ class STDP(WindowTrainer):
     ) -> tuple[Tensor, Tensor, Tensor] | None:
         """The one-product window of a cell whose updater's empty accumulator is ``buffer`` where
         :func:`~plastic.functional.stdp.stdp_window_net` takes the pre-event product, without its
-        argument checks; returns the change (the weight's shape, laid out like ``buffer``: a tensor of
-        its own, for the updater to take over) and the traces after the window, or None (not taken,
-        nothing done).
+        argument checks; returns the change (the weight's shape, laid out like ``buffer``: ``buffer``
+        itself where the compiled sums wrote it there, else a tensor of its own for the updater to take
+        over) and the traces after the window, or None (not taken, nothing done).
 
         Taken for one sample of bool spikes through a dense connection whose
         input-major weight's accumulator is ``buffer``
