@@ -35,10 +35,10 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from plastic.functional.event_forward import bag_sum_rows
-from plastic.functional.events import event_indices, event_positions_by_column
+from plastic.functional.events import event_indices
 from plastic.functional.pair_products import Method, use_sparse
 from plastic.functional.traces import spike_values
+from plastic.functional.window_bags import pre_event_bags
 
 __all__ = [
     "CONVERSION_CHUNK_ELEMENTS",
@@ -439,6 +439,7 @@ class PreEventTables(NamedTuple):
     """The constants of one window length of :func:`pre_event_window_product` (see :func:`pre_event_tables`)."""
 
     filter_columns: Tensor
+    filter_rows: Tensor
     carry_columns: Tensor
     carry_scale: float
     post_powers: Tensor
@@ -460,11 +461,12 @@ def pre_event_tables(
 ) -> PreEventTables:
     """The window filter of :func:`window_filter_matrix` laid out for :func:`pre_event_window_product`.
 
-    Returns ``(filter_columns [T+1, T], carry_columns [T, 2], a_pre^T,
-    post_powers [T], column_starts [N_in])``: ``filter_columns[u, t] = M[t,
-    u]`` (the weight of the presynaptic spikes of step ``u`` in the filtered
-    row of step ``t``) and ``filter_columns[T, t]`` the weight of the carried
-    trace ``x_pre(-1)``; ``carry_columns[u]`` the weights of step ``u``'s
+    Returns ``(filter_columns [T+1, T], filter_rows [T, T+1], carry_columns
+    [T, 2], a_pre^T, post_powers [T], column_starts [N_in])``:
+    ``filter_columns[u, t] = M[t, u]`` (the weight of the presynaptic spikes
+    of step ``u`` in the filtered row of step ``t``) and ``filter_columns[T,
+    t]`` the weight of the carried trace ``x_pre(-1)``; ``filter_rows`` its
+    transpose, contiguous; ``carry_columns[u]`` the weights of step ``u``'s
     spikes in ``x_pre(T-1)`` and in ``seen_by_carried``; ``post_powers[t] =
     a_post^(T-1-t)`` (:func:`decay_powers`' values); ``column_starts[i] = i *
     T``, the first column-wise event position of input ``i``. Cached
@@ -478,7 +480,8 @@ def pre_event_tables(
     carry_columns = stacked[steps:].T.contiguous()
     post_powers = decay_powers(decay_post, steps, dtype, device)[:steps].flip(0)
     column_starts = torch.arange(0, inputs * steps, steps, dtype=torch.int64, device=device)
-    return PreEventTables(filter_columns, carry_columns, carry_scale, post_powers, column_starts)
+    filter_rows = filter_columns.T.contiguous()
+    return PreEventTables(filter_columns, filter_rows, carry_columns, carry_scale, post_powers, column_starts)
 
 
 def pre_event_window_product(
@@ -518,8 +521,9 @@ def pre_event_window_product(
     (features flattened), ``trace_pre`` ``[1, N_in]``, ``trace_post``
     ``[1, N_out]`` or ``None`` (no carried postsynaptic trace); ``out`` a
     contiguous ``[N_in, N_out]`` tensor of the traces' dtype, or ``None``: the
-    change in a new one (the bags' own output, the rank-2 term added in
-    place: one pass over the change fewer than writing ``out``). Returns
+    change in a new one. The sums over the spikes are those of
+    :func:`~plastic.functional.window_bags.pre_event_bags` (compiled where
+    numba is installed, then written straight into ``out``). Returns
     :class:`PreEventProduct`: the change (``out``), ``x_pre(T-1)`` and
     ``seen_by_carried`` shaped like ``trace_pre``, as
     :func:`filtered_presynaptic` gives them, and ``sum_t a_post^(T-1-t)
@@ -532,35 +536,25 @@ def pre_event_window_product(
     tables = pre_event_tables(
         steps, decay_pre, decay_post, amplitude_pre, amplitude_post, eta_post, eta_pre, dtype, device, inputs
     )
-    # postsynaptic side: rows [T + 2, N_out], row u < T is Q[u], row T is r: each post event (t, o)
-    # adds the filter row of step t into column o; row T + 1 is the carried post trace's factor of
-    # the rank-2 term (rows T and T + 1 are its right side as they are: no concatenated copy)
-    rows = torch.zeros(steps + 2, outputs, dtype=dtype, device=device)
-    post_decayed = torch.zeros(outputs, dtype=dtype, device=device)  # sum_t a_post^(T-1-t) s_post(t)
-    post_step, post_index = event_indices(spikes_post.view(steps, outputs))  # (t, o) of each post event
-    if post_step.numel():
-        rows[: steps + 1].index_add_(1, post_index, tables.filter_columns.index_select(1, post_step))
-        # the powers a_post^(T-1-t) at the events, added in time order at each neuron
-        post_decayed.index_add_(0, post_index, tables.post_powers.index_select(0, post_step))
-    # presynaptic side: the events input by input (steps increasing: the order of each input's sum)
-    by_input = event_positions_by_column(spikes_pre.view(steps, inputs))  # i * T + u
-    step = by_input.remainder(steps)
-    starts = torch.searchsorted(by_input, tables.column_starts)  # input i's first event: at or after i * T
-    # one bag per input (an input without spikes sums to zero)
-    main = bag_sum_rows(rows, step, starts)
+    # rows [T + 2, N_out]: row u < T is Q[u], row T is r, row T + 1 the carried post trace's factor of
+    # the rank-2 term (rows T and T + 1 are its right side as they are: no concatenated copy); main the
+    # bags of Q's rows at each input's spikes, in out where the compiled sums wrote it
+    rows, post_decayed, main, sums = pre_event_bags(
+        spikes_pre.view(steps, inputs), spikes_post.view(steps, outputs), tables, out
+    )
     # x_pre(T-1) and seen_by_carried: each input's sums of its spikes' carry weights
-    sums = bag_sum_rows(tables.carry_columns, step, starts)
     last_pre = sums[:, 0].add(trace_pre.reshape(-1), alpha=tables.carry_scale)
     seen_by_carried = sums[:, 1]
-    # the carried terms, rank 2 (1 without a carried post trace), added as out is written (one pass;
-    # measured faster than the bags written into out and the rank-2 term added in place), or in place
-    # into the bags' output (the same product, beta = 1, without the copy into out)
+    # the carried terms, rank 2 (1 without a carried post trace), added in place where main is out or
+    # new (the compiled sums, or out None), else as the torch bags' main is written into out (one pass;
+    # measured faster than copying it there and adding in place)
     if trace_post is None:
         left, right = trace_pre.reshape(inputs, 1), rows[steps : steps + 1]
     else:
         torch.mul(trace_post.reshape(outputs), -eta_pre, out=rows[steps + 1])
         left, right = torch.stack([trace_pre.reshape(-1), seen_by_carried], 1), rows[steps:]
-    change = main.addmm_(left, right) if out is None else torch.addmm(main, left, right, out=out)
+    in_place = out is None or main.data_ptr() == out.data_ptr()
+    change = main.addmm_(left, right) if in_place else torch.addmm(main, left, right, out=out)
     return PreEventProduct(
         change, last_pre.view(trace_pre.shape), seen_by_carried.view(trace_pre.shape), post_decayed.view(1, outputs)
     )

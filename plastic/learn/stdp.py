@@ -58,6 +58,7 @@ from plastic.functional.stdp import METHODS, stdp_window, stdp_window_net
 from plastic.functional.stdp_checks import largest_magnitude, pair_change_bound
 from plastic.functional.stdp_engine import pre_event_window_update, uses_pre_event_product
 from plastic.functional.traces import decay_factor
+from plastic.functional.window_bags import sums_write_into
 from plastic.learn.base import CellState, Unit
 from plastic.learn.window import WindowRuleParams, WindowTrainer
 from plastic.neural.buffers import set_plain
@@ -262,9 +263,9 @@ class STDP(WindowTrainer):
     ) -> tuple[Tensor, Tensor, Tensor] | None:
         """The one-product window of a cell whose updater's empty accumulator is ``buffer`` where
         :func:`~plastic.functional.stdp.stdp_window_net` takes the pre-event product, without its
-        argument checks; returns the change (the weight's shape, laid out like ``buffer``: a tensor of
-        its own, for the updater to take over) and the traces after the window, or None (not taken,
-        nothing done).
+        argument checks; returns the change (the weight's shape, laid out like ``buffer``: ``buffer``
+        itself where the compiled sums wrote it there, else a tensor of its own for the updater to take
+        over) and the traces after the window, or None (not taken, nothing done).
 
         Taken for one sample of bool spikes through a dense connection whose
         input-major weight's accumulator is ``buffer``
@@ -297,10 +298,13 @@ class STDP(WindowTrainer):
             return None
         params = unit.state.params
         decay_pre, decay_post = _trace_decays(unit.cell.dt, params.tau_pre, params.tau_post, params.exact)
+        # the compiled sums write the change into the updater's empty accumulator itself; the torch bags
+        # make a new tensor (written into the accumulator, it would cost one more pass), which it adopts
+        out = buffer if sums_write_into(buffer[0].T) else None
         change, last_pre, last_post = pre_event_window_update(
             spikes_pre, spikes_post, trace_pre, trace_post, fresh_post, decay_pre, decay_post,
             float(params.amplitude_pre), float(params.amplitude_post), float(params.eta_post), float(params.eta_pre),
-            None,
+            out,
         )  # fmt: skip
         return change.view(unit.cell.connection.weight.shape), last_pre, last_post
 
@@ -360,13 +364,15 @@ class STDP(WindowTrainer):
             traces_finite = math.isfinite(largest_pre) and math.isfinite(largest_post)
             buffer, accumulator = self._change_buffer(unit, dtype, *spikes_pre.shape[:2])
             owned_by_updater = accumulator is not None
-            fast = (
-                self._pre_event_window(
-                    unit, spikes_pre, spikes_post, trace_pre, trace_post, fresh_post, buffer, traces_finite
-                )
-                if owned_by_updater
-                else None
-            )
+            fast = None
+            if owned_by_updater:
+                try:
+                    fast = self._pre_event_window(
+                        unit, spikes_pre, spikes_post, trace_pre, trace_post, fresh_post, buffer, traces_finite
+                    )
+                except BaseException:
+                    buffer.zero_()  # possibly written into: the updater's empty accumulator stays empty
+                    raise
             if fast is not None:
                 # a change of its own, laid out like the empty accumulator: the updater takes it over
                 change, *traces = fast
