@@ -1,7 +1,9 @@
 """The compiled sums of a one-sample STDP window (plastic.functional.window_bags, issue 15, S2).
 
-References: the torch operations they replace (index_add_ and embedding_bag, the plain path),
-bit for bit; a hand-computed window; the trainer's weights with the plain path.
+References: the torch operations they replace (index_add_, embedding_bag and addmm: the plain
+path), the sums bit for bit and the change to rounding; a hand-computed window; the trainer's
+weights with the plain path. (The pair-by-pair brute force of tests/test_pre_event_product.py runs
+through the compiled path where numba is installed.)
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from hypothesis import strategies as st
 import plastic.functional.window_bags as window_bags
 import plastic.learn.stdp as stdp_module
 from plastic.functional.stdp_engine import pre_event_tables
-from plastic.functional.window_bags import pre_event_bags, pre_event_sums, sums_write_into
+from plastic.functional.window_bags import pre_event_change, pre_event_sums, sums_write_into
 from plastic.learn.stdp import STDP
 from plastic.neural.cell import Cell
 from plastic.neural.connections import LinearDense
@@ -28,7 +30,7 @@ KERNELS = ["plain", "compiled"] if COMPILED is not None else ["plain"]
 
 
 def _use(monkeypatch: pytest.MonkeyPatch, kernel: str) -> None:
-    """Make pre_event_bags take the torch operations, the plain-Python sums or the compiled ones."""
+    """Make pre_event_change take the torch operations, the plain-Python sums or the compiled ones."""
     chosen = {"torch": None, "plain": pre_event_sums, "compiled": COMPILED}[kernel]
     monkeypatch.setattr(window_bags, "compiled_pre_event_sums", lambda: chosen)
 
@@ -41,6 +43,14 @@ def _window(steps, n_in, n_out, density_pre, density_post, dtype, seed):
     return pre, post, tables
 
 
+def _carried(n_in, n_out, float64, carried_post, seed):
+    dtype = torch.float64 if float64 else torch.float32
+    generator = torch.Generator().manual_seed(seed + 1)
+    trace_pre = torch.rand(n_in, generator=generator, dtype=torch.float64).to(dtype)
+    carried = -0.012 * torch.rand(n_out, generator=generator, dtype=torch.float64).to(dtype) if carried_post else None
+    return trace_pre, carried
+
+
 @pytest.mark.parametrize("kernel", KERNELS)
 @settings(max_examples=25, deadline=None)
 @given(
@@ -50,40 +60,64 @@ def _window(steps, n_in, n_out, density_pre, density_post, dtype, seed):
     density_pre=st.floats(0.0, 1.0),
     density_post=st.floats(0.0, 1.0),
     float64=st.booleans(),
+    carried_post=st.booleans(),
     with_out=st.booleans(),
     seed=st.integers(0, 2**16),
 )
-def test_sums_are_the_torch_operations_bit_for_bit(
-    kernel, steps, n_in, n_out, density_pre, density_post, float64, with_out, seed
+def test_compiled_change_is_the_torch_operations(
+    kernel, steps, n_in, n_out, density_pre, density_post, float64, carried_post, with_out, seed
 ):
+    """The sums bit for bit; the change to the rounding of its carried terms (BLAS's addmm against
+    one rounded product and sum each)."""
     dtype = torch.float64 if float64 else torch.float32
     pre, post, tables = _window(steps, n_in, n_out, density_pre, density_post, dtype, seed)
+    trace_pre, carried = _carried(n_in, n_out, float64, carried_post, seed)
     with pytest.MonkeyPatch.context() as patch:
         _use(patch, "torch")
-        expected = pre_event_bags(pre, post, tables, None)
+        expected, expected_decayed, expected_sums = pre_event_change(pre, post, tables, trace_pre, carried, None)
+        main = pre_event_change(pre, post, tables, torch.zeros_like(trace_pre), None, None)[0]  # the sums alone
         _use(patch, kernel)
         out = torch.full((n_in, n_out), float("nan"), dtype=dtype) if with_out else None  # every element written
-        result = pre_event_bags(pre, post, tables, out)
-    if out is not None:
-        assert result[2] is out
-    for value, reference in zip(result, expected, strict=True):
-        assert value.dtype == reference.dtype and torch.equal(value, reference)
+        change, post_decayed, sums = pre_event_change(pre, post, tables, trace_pre, carried, out)
+    assert out is None or change is out
+    assert torch.equal(post_decayed, expected_decayed) and torch.equal(sums, expected_sums)
+    assert change.dtype == dtype and change.shape == (n_in, n_out)
+    # a few roundings of the largest term that enters
+    scale = float(torch.cat([main.abs().flatten(), expected.abs().flatten(), torch.ones(1, dtype=dtype)]).max())
+    eps = torch.finfo(dtype).eps
+    torch.testing.assert_close(change, expected, rtol=0.0, atol=8 * eps * scale)
+    # without carried terms the change is the sums themselves, bit for bit (x_pre r with x_pre = 0 adds +0)
+    with pytest.MonkeyPatch.context() as patch:
+        _use(patch, kernel)
+        alone = pre_event_change(pre, post, tables, torch.zeros_like(trace_pre), None, None)[0]
+    assert torch.equal(alone, main)
 
 
-@pytest.mark.parametrize("kernel", KERNELS)
-def test_sums_of_a_hand_computed_window(kernel, monkeypatch):
-    """T = 3, two inputs, two neurons: every sum written out by hand from the filter's entries."""
+@pytest.mark.parametrize("kernel", ["torch", *KERNELS])
+def test_change_of_a_hand_computed_window(kernel, monkeypatch):
+    """T = 3, two inputs, two neurons: every sum and the carried terms written out by hand."""
     pre = torch.tensor([[True, False], [True, False], [False, False]])  # input 0 at steps 0, 1; input 1 silent
     post = torch.tensor([[False, True], [False, False], [True, True]])  # neuron 0 at 2; neuron 1 at 0 and 2
     _, _, tables = _window(3, 2, 2, 0.0, 0.0, torch.float64, 0)
     f, c, p = tables.filter_columns.tolist(), tables.carry_columns.tolist(), tables.post_powers.tolist()
+    trace_pre, carried = (
+        torch.tensor([0.5, 0.25], dtype=torch.float64),
+        torch.tensor([-0.125, -0.0625], dtype=torch.float64),
+    )
     _use(monkeypatch, kernel)
-    rows, post_decayed, main, sums = pre_event_bags(pre, post, tables, torch.empty(2, 2, dtype=torch.float64))
-    expected_rows = [[f[u][2], f[u][0] + f[u][2]] for u in range(4)] + [[0.0, 0.0]]
-    assert rows.tolist() == expected_rows
+    change, post_decayed, sums = pre_event_change(pre, post, tables, trace_pre, carried, None)
+    rows = [[f[u][2], f[u][0] + f[u][2]] for u in range(4)]  # Q[u, o] for u < 3, r[o] at u = 3
+    z = [c[0][1] + c[1][1], 0.0]
+    main = [[rows[0][0] + rows[1][0], rows[0][1] + rows[1][1]], [0.0, 0.0]]
+    expected = [
+        [(main[i][o] + [0.5, 0.25][i] * rows[3][o]) + z[i] * [-0.125, -0.0625][o] for o in range(2)] for i in range(2)
+    ]
     assert post_decayed.tolist() == [p[2], p[0] + p[2]]
-    assert main.tolist() == [[f[0][2] + f[1][2], (f[0][0] + f[0][2]) + (f[1][0] + f[1][2])], [0.0, 0.0]]
-    assert sums.tolist() == [[c[0][0] + c[1][0], c[0][1] + c[1][1]], [0.0, 0.0]]
+    assert sums.tolist() == [[c[0][0] + c[1][0], z[0]], [0.0, 0.0]]
+    if kernel == "torch":  # BLAS's order for the carried terms
+        torch.testing.assert_close(change, torch.tensor(expected, dtype=torch.float64), rtol=1e-15, atol=1e-15)
+    else:
+        assert change.tolist() == expected
 
 
 def test_sums_write_into_needs_a_contiguous_cpu_float_tensor_and_numba(monkeypatch):
@@ -109,7 +143,8 @@ def _train(windows: int = 4):
 
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_trainer_writes_the_change_into_the_updaters_accumulator(kernel, monkeypatch):
-    """The same weights as with the torch operations, the change written where the updater keeps it."""
+    """The weights of the torch operations (to the rounding of the carried terms), the change written
+    where the updater keeps it."""
     weights = []
     for chosen in ("torch", kernel):
         _use(monkeypatch, chosen)
@@ -126,7 +161,8 @@ def test_trainer_writes_the_change_into_the_updaters_accumulator(kernel, monkeyp
         # the torch bags make a new change per window, which the updater adopts; the sums write in place
         assert (len(buffers) == 1) == (chosen != "torch")
         weights.append(connection.weight.detach().clone())
-    assert torch.equal(weights[1], weights[0])
+    torch.testing.assert_close(weights[1], weights[0], rtol=0.0, atol=1e-6)
+    assert not torch.equal(weights[1], _train()[0].weight)  # (it learnt)
 
 
 @pytest.mark.parametrize("kernel", KERNELS)

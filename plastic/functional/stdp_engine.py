@@ -38,7 +38,7 @@ from torch import Tensor
 from plastic.functional.events import event_indices
 from plastic.functional.pair_products import Method, use_sparse
 from plastic.functional.traces import spike_values
-from plastic.functional.window_bags import pre_event_bags
+from plastic.functional.window_bags import pre_event_change
 
 __all__ = [
     "CONVERSION_CHUNK_ELEMENTS",
@@ -521,9 +521,9 @@ def pre_event_window_product(
     (features flattened), ``trace_pre`` ``[1, N_in]``, ``trace_post``
     ``[1, N_out]`` or ``None`` (no carried postsynaptic trace); ``out`` a
     contiguous ``[N_in, N_out]`` tensor of the traces' dtype, or ``None``: the
-    change in a new one. The sums over the spikes are those of
-    :func:`~plastic.functional.window_bags.pre_event_bags` (compiled where
-    numba is installed, then written straight into ``out``). Returns
+    change in a new one. :func:`~plastic.functional.window_bags.pre_event_change`
+    computes it (where numba is installed, all of it in one compiled pass
+    that writes ``out``). Returns
     :class:`PreEventProduct`: the change (``out``), ``x_pre(T-1)`` and
     ``seen_by_carried`` shaped like ``trace_pre``, as
     :func:`filtered_presynaptic` gives them, and ``sum_t a_post^(T-1-t)
@@ -536,25 +536,16 @@ def pre_event_window_product(
     tables = pre_event_tables(
         steps, decay_pre, decay_post, amplitude_pre, amplitude_post, eta_post, eta_pre, dtype, device, inputs
     )
-    # rows [T + 2, N_out]: row u < T is Q[u], row T is r, row T + 1 the carried post trace's factor of
-    # the rank-2 term (rows T and T + 1 are its right side as they are: no concatenated copy); main the
-    # bags of Q's rows at each input's spikes, in out where the compiled sums wrote it
-    rows, post_decayed, main, sums = pre_event_bags(
-        spikes_pre.view(steps, inputs), spikes_post.view(steps, outputs), tables, out
-    )
+    # the sums over the spikes of both sides and the carried terms (the rank-2 term's factors: x_pre(-1),
+    # and seen_by_carried with -eta_pre x_post(-1)), written into out where given
+    carried_post = None if trace_post is None else torch.mul(trace_post.reshape(outputs), -eta_pre)
+    change, post_decayed, sums = pre_event_change(
+        spikes_pre.view(steps, inputs), spikes_post.view(steps, outputs), tables, trace_pre.reshape(inputs),
+        carried_post, out,
+    )  # fmt: skip
     # x_pre(T-1) and seen_by_carried: each input's sums of its spikes' carry weights
     last_pre = sums[:, 0].add(trace_pre.reshape(-1), alpha=tables.carry_scale)
     seen_by_carried = sums[:, 1]
-    # the carried terms, rank 2 (1 without a carried post trace), added in place where main is out or
-    # new (the compiled sums, or out None), else as the torch bags' main is written into out (one pass;
-    # measured faster than copying it there and adding in place)
-    if trace_post is None:
-        left, right = trace_pre.reshape(inputs, 1), rows[steps : steps + 1]
-    else:
-        torch.mul(trace_post.reshape(outputs), -eta_pre, out=rows[steps + 1])
-        left, right = torch.stack([trace_pre.reshape(-1), seen_by_carried], 1), rows[steps:]
-    in_place = out is None or main.data_ptr() == out.data_ptr()
-    change = main.addmm_(left, right) if in_place else torch.addmm(main, left, right, out=out)
     return PreEventProduct(
         change, last_pre.view(trace_pre.shape), seen_by_carried.view(trace_pre.shape), post_decayed.view(1, outputs)
     )
