@@ -226,10 +226,16 @@ def linear_neuron_step(
         else:
             for o in range(outputs):
                 theta_out[o] = theta[o] + theta_plus * counts[o]
+    # element by element: numba's slice assignment (ring[slot] = values) takes its general broadcasting
+    # path, measured 0.5 us for these two copies at 784 and 400 values, against about none for the loops
     if slot_pre >= 0:
-        ring_pre[slot_pre] = spikes
+        for b in range(batch):
+            for i in range(inputs):
+                ring_pre[slot_pre, b, i] = spikes[b, i]
     if slot_post >= 0:
-        ring_post[slot_post] = fired_out
+        for b in range(batch):
+            for o in range(outputs):
+                ring_post[slot_post, b, o] = fired_out[b, o]
     return DONE
 
 
