@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 import plastic.neural.fused_step as fused_module
 from plastic import IF, LIF, STDP, AdaptiveLIF, Cell, ExponentialCurrent, LinearDense, LinearLateral, Monitor, Serial
-from plastic.functional.fused_step import DONE, compiled_linear_neuron_step, linear_neuron_step
+from plastic.functional.fused_step import DONE, compiled_linear_neuron_step, entry_point, linear_neuron_step
 from plastic.neural.fused_step import (
     fused_step_available,
     fused_step_enabled,
@@ -42,20 +42,39 @@ KERNELS = ["python", pytest.param("numba", marks=pytest.mark.skipif(
 
 
 class CountingKernel:
-    """The step kernel, counting the steps it took (``DONE``) and the calls it refused with a reason."""
+    """The step kernel, counting the steps it took (``DONE``) and the calls it refused with a reason;
+    ``direct_calls`` of them went to the compiled code without numba's dispatcher (:meth:`entry_point`)."""
 
     def __init__(self, kernel: Callable[..., int]) -> None:
         self.kernel = kernel
         self.calls = 0  # steps written
         self.refused = 0
+        self.direct_calls = 0
 
     def __call__(self, *args: Any) -> int:
-        status = self.kernel(*args)
+        return self._count(self.kernel(*args))
+
+    def _count(self, status: int) -> int:
         if status == DONE:
             self.calls += 1
         else:
             self.refused += 1
         return status
+
+    def entry_point(self, kernel: Callable[..., int], arguments: tuple[Any, ...]) -> Callable[..., int] | None:
+        """What the fused step gets for ``plastic.functional.fused_step.entry_point``: the counted entry
+        point of the counted kernel (None for the plain Python one)."""
+        assert kernel is self
+        entry = entry_point(self.kernel, arguments)
+        if entry is None:
+            return None
+        direct = entry
+
+        def counted(*args: Any) -> int:
+            self.direct_calls += 1
+            return self._count(direct(*args))
+
+        return counted
 
 
 @pytest.fixture(params=KERNELS)
@@ -65,6 +84,7 @@ def kernel(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> I
     assert chosen is not None
     counting = CountingKernel(chosen)
     monkeypatch.setattr(fused_module, "compiled_linear_neuron_step", lambda: counting)
+    monkeypatch.setattr(fused_module, "entry_point", counting.entry_point)
     set_fused_step(True)
     yield counting
     set_fused_step(True)
@@ -223,12 +243,17 @@ def test_fused_step_equals_the_eager_step(
     kwargs = {"batch": batch, "inputs": inputs, "outputs": outputs, "dtype": dtype, "neuron": neuron,
               "neuron_kwargs": neuron_kwargs, "bias": bias, "amplitude": amplitude, "prepare": prepare}  # fmt: skip
     eager = run(False, spikes, currents, train_every=5, **kwargs)
-    calls_before = kernel.calls
+    calls_before, refused_before, direct_before = kernel.calls, kernel.refused, kernel.direct_calls
     fused = run(True, spikes, currents, train_every=5, **kwargs)
     assert_same(fused, eager)
     # the eager gather's density limit (0.3 of the batch's inputs): below it every step is fused
     if all(int(step.sum()) < 0.3 * step.numel() for step in spikes):
         assert kernel.calls - calls_before == steps
+    # numba's machine code is called directly at every step without a current, through its dispatcher
+    # at every step with one; the plain Python kernel as it is
+    kernel_calls = kernel.calls - calls_before + kernel.refused - refused_before
+    direct = 0 if with_current or kernel.kernel is linear_neuron_step else kernel_calls
+    assert kernel.direct_calls - direct_before == direct
 
 
 def test_fused_step_hand_computed(kernel: CountingKernel) -> None:
@@ -465,6 +490,31 @@ def test_a_new_weight_memory_is_followed(kernel: CountingKernel) -> None:
 
     assert torch.equal(stepped(True), stepped(False))
     assert kernel.calls == 6
+
+
+def test_a_state_in_unaligned_memory_goes_through_the_dispatcher(kernel: CountingKernel) -> None:
+    """A voltage set from outside in memory that numba's machine code for the step's types does not take
+    (unaligned float64): that step goes through numba's dispatcher, which types its arguments, and equals
+    the eager step; the next ones, from the state it stored, call the machine code directly again."""
+    spikes = sparse_trains(17, 6, 1, 12)
+    memory = bytearray(8 * 7 + 8)
+
+    def unaligned_voltage(cell: Cell, stdp: STDP | None) -> None:
+        voltage = torch.frombuffer(memory, dtype=torch.float64, count=7, offset=1).view(1, 7)
+        assert voltage.data_ptr() % 8 != 0
+        voltage.copy_(cell.neuron.voltage)
+        cell.neuron.voltage = voltage
+
+    eager = run(False, spikes, actions={3: unaligned_voltage})
+    calls, direct = kernel.calls, kernel.direct_calls
+    fused = run(True, spikes, actions={3: unaligned_voltage})
+    assert_same(fused, eager)
+    assert kernel.calls - calls == 6
+    assert kernel.direct_calls - direct == (0 if kernel.kernel is linear_neuron_step else 5)
+
+
+def test_entry_point_is_none_for_a_python_function() -> None:
+    assert entry_point(linear_neuron_step, (np.zeros(3),)) is None
 
 
 def test_without_numba_every_step_is_eager(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -63,6 +63,7 @@ from plastic.functional.fused_step import (
     DONE,
     INPUTS_NOT_FINITE,
     compiled_linear_neuron_step,
+    entry_point,
 )
 from plastic.functional.neuron_params import NeuronParams, NeuronState
 from plastic.functional.neurons import neuron_step_unchecked
@@ -152,6 +153,13 @@ def fused_cell_step(cell: Cell, spikes: Tensor, current: Tensor | None, args: tu
     ):
         return None  # the eager step's checks, with their messages
     empty_bias, empty_current = _EMPTY[plan.dtype]
+    kept_voltage = _kept(cell_state, "_fused_voltage", voltage)
+    # the compiled code is called without numba's dispatcher (plan.entry) where every argument has the type
+    # it was compiled for (see _make_plan); a step with a current, or with state arrays of another layout
+    # than those a step stores (a state set from outside, e.g. in unaligned memory), goes through the
+    # dispatcher, which types them
+    entry = plan.entry
+    call = kernel if entry is None or current is not None or kept_voltage.layout != plan.voltage_layout else entry
     buffers = neuron._buffers
     remaining = theta = None
     remaining_array = remaining_out = _NO_COUNTER
@@ -166,7 +174,10 @@ def fused_cell_step(cell: Cell, spikes: Tensor, current: Tensor | None, args: tu
             and remaining.is_contiguous()
         ):
             return None  # another counter (the eager step's checks, or its arithmetic in another dtype)
-        remaining_array = kept_array(cell_state, "_fused_remaining", remaining)
+        kept_remaining = _kept(cell_state, "_fused_remaining", remaining)
+        remaining_array = kept_remaining.array
+        if kept_remaining.layout != _COUNTER_LAYOUT:
+            call = kernel
         remaining_out = np.empty(dims, dtype=_INT32)
     if plan.adaptive:
         theta = buffers.get("theta")
@@ -179,7 +190,10 @@ def fused_cell_step(cell: Cell, spikes: Tensor, current: Tensor | None, args: tu
             and not theta.requires_grad
         ):
             return None
-        theta_array = kept_array(cell_state, "_fused_theta", theta)
+        kept_theta = _kept(cell_state, "_fused_theta", theta)
+        theta_array = kept_theta.array
+        if kept_theta.layout != plan.theta_layout:
+            call = kernel
         if plan.theta_changes:
             theta_out = np.empty(plan.outputs, dtype=rows_array.dtype)
     state_dtype = rows_array.dtype
@@ -207,12 +221,12 @@ def fused_cell_step(cell: Cell, spikes: Tensor, current: Tensor | None, args: tu
                         continue
             others.append(hook)
     try:
-        status = kernel(
+        status = call(
             spikes.numpy(),
             rows_array,
             empty_bias if plan.bias_array is None else plan.bias_array,
             empty_current if current is None else current.numpy(),
-            kept_array(cell_state, "_fused_voltage", voltage),
+            kept_voltage.array,
             remaining_array,
             theta_array,
             plan.constants,
@@ -247,11 +261,11 @@ def fused_cell_step(cell: Cell, spikes: Tensor, current: Tensor | None, args: tu
             raise ValueError("inputs: expected finite values, found NaN or inf")
         return None  # too dense: the dense product
     # the next step's state, kept with its arrays; theta is the same tensor where it does not change
-    new_voltage = _keep(cell_state, "_fused_voltage", voltage_array)
-    new_remaining = None if remaining is None else _keep(cell_state, "_fused_remaining", remaining_out)
+    new_voltage = _keep(cell_state, "_fused_voltage", voltage_array, plan.voltage_layout)
+    new_remaining = None if remaining is None else _keep(cell_state, "_fused_remaining", remaining_out, _COUNTER_LAYOUT)
     new_theta = theta
     if theta is not None and plan.theta_changes:
-        new_theta = _keep(cell_state, "_fused_theta", theta_out)
+        new_theta = _keep(cell_state, "_fused_theta", theta_out, plan.theta_layout)
     # what the eager step stores: the synapse's deferred step (Synapse.pass_through), the connection's
     # record (_pass_through_step), the neuron's state laid out for its next step
     synapse._defer(spikes)
@@ -279,8 +293,9 @@ class _Plan:
     """
 
     __slots__ = (
-        "adaptive", "bias_array", "constants", "density", "dtype", "flags", "flags_with_current", "held", "inputs",
-        "kernel", "key", "outputs", "refractory", "refractory_steps", "rows_array", "theta_changes",
+        "adaptive", "bias_array", "constants", "density", "dtype", "entry", "flags", "flags_with_current", "held",
+        "inputs", "kernel", "key", "outputs", "refractory", "refractory_steps", "rows_array", "theta_changes",
+        "theta_layout", "voltage_layout",
     )  # fmt: skip
 
     def __init__(
@@ -289,6 +304,9 @@ class _Plan:
         self.key = key
         self.held = held
         self.kernel = kernel
+        # the kernel's machine code for the argument types of a step without a current whose state arrays
+        # have the layouts below (else the kernel: numba's dispatcher types each call's arguments)
+        self.entry: Callable[..., int] | None = kernel
         self.dtype: torch.dtype | None = None
         self.rows_array: Any = None
         self.inputs = 0  # the weight's rows (rows_array.shape[0])
@@ -302,6 +320,8 @@ class _Plan:
         self.refractory_steps = 0
         self.adaptive = False  # the neuron has a theta
         self.theta_changes = False  # theta_plus != 0 or theta_decay != 1 (else theta is kept as it is)
+        self.voltage_layout: tuple[Any, int] = (None, 0)  # KeptArray.layout of the voltage [B, N_out]
+        self.theta_layout: tuple[Any, int] = (None, 0)  # and of theta [N_out]
 
     def __deepcopy__(self, memo: dict[int, Any]) -> _Plan:
         return _Plan()
@@ -474,6 +494,22 @@ def _make_plan(key: tuple[Any, ...], connection: Connection, synapse: Any, neuro
     plan.refractory_steps = params.refractory_steps
     plan.adaptive = adaptive
     plan.theta_changes = theta_changes
+    state_dtype = plan.rows_array.dtype
+    plan.voltage_layout, plan.theta_layout = (state_dtype, 2), (state_dtype, 1)
+    # the arguments of a step without a current whose state arrays have these layouts, for their types:
+    # its spikes are a contiguous bool tensor's array (C-contiguous, writeable as torch makes it, aligned
+    # as bool), its outputs new arrays (C-contiguous, aligned and writeable as numpy allocates them), its
+    # numbers of these Python types
+    state, fired, counter = np.empty((1, plan.outputs), state_dtype), np.empty((1, plan.outputs), _BOOL), _NO_COUNTER
+    empty_bias, empty_current = _EMPTY[rows.dtype]
+    spikes = np.zeros((1, plan.inputs), dtype=_BOOL)
+    bias_array = empty_bias if plan.bias_array is None else plan.bias_array
+    limit = density * 1 * plan.inputs if density < 1.0 else math.inf  # the step's expression, at B = 1
+    sample = (
+        spikes, plan.rows_array, bias_array, empty_current, state, counter, empty_bias, constants, plan.flags,
+        plan.refractory_steps, limit, state, fired, state, counter, empty_bias, _NO_RING, -1, _NO_RING, -1,
+    )  # fmt: skip
+    plan.entry = entry_point(kernel, sample) or kernel
     # the eager step keeps its operands while the state it stored is the one it finds; the fused steps
     # store that state too, in the layout of this plan: the operands are made again for it
     neuron.__dict__.pop("_step_operands", None)
@@ -485,7 +521,8 @@ def _window_ring(reducer: Reducer | None, shape: torch.Size) -> tuple[WindowRedu
     a plain bool CPU tensor of ``shape`` that records no graph would copy it straight into that ring
     (:meth:`WindowReducer.record_step <plastic.observe.reducers.WindowReducer.record_step>`: a plain
     window reducer without hooks, recording that shape, on a bool CPU storage) and that storage can be
-    written through an array (contiguous); ``(None, placeholder, -1)`` otherwise (call the recorder).
+    written through an array (contiguous, ``[steps, *shape]``); ``(None, placeholder, -1)`` otherwise (call the
+    recorder).
 
     ``reducer``: the one the recorder would record into now
     (:meth:`~plastic.observe.monitors.AttributeRecorder.recording_reducer`).
@@ -500,23 +537,34 @@ def _window_ring(reducer: Reducer | None, shape: torch.Size) -> tuple[WindowRedu
     data, slot = reducer.step_slot()
     if not (data.dtype == torch.bool and data.is_cpu and data.is_contiguous()):
         return None, _NO_RING, -1
-    return reducer, kept_array(state, "_fused_ring", data), slot
+    kept = _kept(state, "_fused_ring", data)
+    if kept.layout != _RING_LAYOUT:
+        return None, _NO_RING, -1
+    return reducer, kept.array, slot
 
 
 class KeptArray:
     """A tensor's memory as a numpy array, kept between steps in a module's attributes.
 
     Copies and pickles of the module get an empty one (the array would not
-    be the copy's memory), and :func:`kept_array` makes it again when the
+    be the copy's memory), and :func:`_kept` makes it again when the
     module holds another tensor or the tensor another memory (``.data =``).
+
+    ``layout``: ``(dtype, dimensions)`` of the array where it is a
+    C-contiguous, aligned and writeable ndarray (the arrays the compiled
+    code is called with without its dispatcher), else None.
     """
 
-    __slots__ = ("array", "pointer", "tensor")
+    __slots__ = ("array", "layout", "pointer", "tensor")
 
-    def __init__(self, tensor: Tensor | None = None, array: Any = None) -> None:
+    def __init__(self, tensor: Tensor | None = None) -> None:
         self.tensor = tensor
         self.pointer = -1 if tensor is None else tensor.data_ptr()
-        self.array = array if array is not None or tensor is None else tensor.detach().numpy()
+        array = None if tensor is None else tensor.detach().numpy()
+        self.array: Any = array
+        self.layout: tuple[Any, int] | None = None
+        if array is not None and array.flags.carray:  # C-contiguous, aligned and writeable
+            self.layout = (array.dtype, array.ndim)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> KeptArray:
         return KeptArray()
@@ -525,23 +573,24 @@ class KeptArray:
         return (KeptArray, ())
 
 
-def _keep(state: dict[str, Any], name: str, array: Any) -> Tensor:
-    """A new tensor on ``array`` (memory a step wrote), kept with its array as ``state[name]``."""
+def _keep(state: dict[str, Any], name: str, array: Any, layout: tuple[Any, int]) -> Tensor:
+    """A new tensor on ``array`` (memory a step wrote: a new ndarray of ``layout``), kept with its array as
+    ``state[name]``."""
     tensor = torch.from_numpy(array)
     kept = state.get(name)
     if kept is None:
         kept = state[name] = KeptArray()
-    kept.tensor, kept.pointer, kept.array = tensor, tensor.data_ptr(), array
+    kept.tensor, kept.pointer, kept.array, kept.layout = tensor, tensor.data_ptr(), array, layout
     return tensor
 
 
-def kept_array(state: dict[str, Any], name: str, tensor: Tensor) -> Any:
-    """``tensor``'s memory as an array, through the :class:`KeptArray` ``state[name]`` (made where missing
-    or stale). ``tensor`` must be a contiguous CPU tensor."""
-    kept = state.get(name)
+def _kept(state: dict[str, Any], name: str, tensor: Tensor) -> KeptArray:
+    """The :class:`KeptArray` ``state[name]`` of ``tensor``'s memory (made where missing or stale).
+    ``tensor`` must be a contiguous CPU tensor."""
+    kept: KeptArray | None = state.get(name)
     if kept is None or kept.tensor is not tensor or kept.pointer != tensor.data_ptr():
         kept = state[name] = KeptArray(tensor)
-    return kept.array
+    return kept
 
 
 _CONNECTION_FORWARD = Connection.forward
@@ -557,5 +606,7 @@ _NO_RING = None if np is None else np.zeros((0, 0, 0), dtype=np.bool_)
 _NO_COUNTER = None if np is None else np.zeros((0, 0), dtype=np.int32)
 _BOOL = None if np is None else np.dtype(np.bool_)  # dtype objects: numpy reads them faster than types
 _INT32 = None if np is None else np.dtype(np.int32)
+_COUNTER_LAYOUT = (_INT32, 2)  # KeptArray.layout of a refractory counter [B, N_out]
+_RING_LAYOUT = (_BOOL, 3)  # and of a recording ring [steps, B, N]
 _INT32_MAX = 2**31 - 1
 _NO_NUMBA = 'numba is not installed (pip install "plastic[fast]")'
