@@ -86,7 +86,10 @@ def trainer_update(case: DenseCase, data: Data, *, weight_layout: str = "output_
 
     note = "trainer() + update() only (the recording forward untimed); one product per window"
     if weight_layout == "input_major":
-        note += "; weight_layout='input_major' (the change is copied into the transposed accumulator)"
+        note += (
+            "; weight_layout='input_major' (with numba the change is written input by input into the "
+            "accumulator by one compiled pass; without, computed and copied transposing into it)"
+        )
     return Prepared(run, reference="exact", setup=setup, note=note)
 
 

@@ -13,9 +13,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import plastic.functional.stdp_engine as stdp_engine
 import plastic.functional.window_bags as window_bags
 import plastic.learn.stdp as stdp_module
-from plastic.functional.stdp_engine import pre_event_tables
+from plastic.functional.stdp_engine import pre_event_tables, uses_pre_event_product
 from plastic.functional.window_bags import pre_event_change, pre_event_sums, sums_write_into
 from plastic.learn.stdp import STDP
 from plastic.neural.cell import Cell
@@ -128,6 +129,18 @@ def test_sums_write_into_needs_a_contiguous_cpu_float_tensor_and_numba(monkeypat
     assert not sums_write_into(plain.requires_grad_())
     _use(monkeypatch, "torch")  # numba not installed
     assert not sums_write_into(torch.zeros(4, 3))
+
+
+@pytest.mark.parametrize("kernel", ["torch", *KERNELS])
+def test_compiled_pass_takes_changes_above_the_torch_forms_size_limit(kernel, monkeypatch):
+    """The pre-event product is taken for any size where the compiled pass writes the change."""
+    out = torch.zeros(30, 9).T.unsqueeze(0)  # an input-major accumulator [1, N_out, N_in]
+    _use(monkeypatch, kernel)
+    assert uses_pre_event_product(out, 10, 1)
+    monkeypatch.setattr(stdp_engine, "PRE_EVENT_MAX_WEIGHT", 100)  # below 30 x 9
+    assert uses_pre_event_product(out, 10, 1) == (kernel != "torch")
+    assert not uses_pre_event_product(out, 10, 2)  # one sample only
+    assert not uses_pre_event_product(torch.zeros(1, 9, 30), 10, 1)  # output-major
 
 
 def _train(windows: int = 4):

@@ -38,7 +38,7 @@ from torch import Tensor
 from plastic.functional.events import event_indices
 from plastic.functional.pair_products import Method, use_sparse
 from plastic.functional.traces import spike_values
-from plastic.functional.window_bags import pre_event_change
+from plastic.functional.window_bags import pre_event_change, sums_write_into
 
 __all__ = [
     "CONVERSION_CHUNK_ELEMENTS",
@@ -403,6 +403,8 @@ def filtered_presynaptic(
 #: one sample): 64 -> 1000 0.34 -> 0.17 ms, 784 -> 400 0.70 -> 0.23 ms, 1000 -> 1000 1.6 -> 0.64 ms,
 #: 4000 -> 1000 7.1 -> 4.2 ms, 10000 -> 700 13.0 -> 7.8 ms; 70000 -> 700 (S1) 71 -> 110 ms, where the
 #: bags' writes and the rank-2 pass over a weight far larger than the caches cost more than they save.
+#: The torch form's limit: the compiled pass (:func:`~plastic.functional.window_bags.sums_write_into`)
+#: writes the change once, in place, at any size (S1 input-major trainer() + update() 113 -> 40 ms).
 PRE_EVENT_MAX_WEIGHT = 1 << 24
 #: Longest window of :func:`pre_event_window_product` (its filter table is ``[T + 1, T]``).
 PRE_EVENT_MAX_STEPS = 2048
@@ -413,13 +415,16 @@ def uses_pre_event_product(out: Tensor, steps: int, batch: int) -> bool:
 
     One sample, an input-major ``out`` (``out[0].T`` contiguous: an
     input-major weight's accumulator), a window of at most
-    :data:`PRE_EVENT_MAX_STEPS` and a change of at most
-    :data:`PRE_EVENT_MAX_WEIGHT` elements.
+    :data:`PRE_EVENT_MAX_STEPS`, and a change of at most
+    :data:`PRE_EVENT_MAX_WEIGHT` elements unless the compiled pass writes it
+    (:func:`~plastic.functional.window_bags.sums_write_into`).
     """
     if batch != 1 or out.ndim != 3 or out.shape[0] != 1 or steps > PRE_EVENT_MAX_STEPS:
         return False
     change = out[0]
-    return change.numel() <= PRE_EVENT_MAX_WEIGHT and change.T.is_contiguous() and not change.is_contiguous()
+    if not change.T.is_contiguous() or change.is_contiguous():
+        return False
+    return change.numel() <= PRE_EVENT_MAX_WEIGHT or sums_write_into(change.T)
 
 
 class PreEventProduct(NamedTuple):
