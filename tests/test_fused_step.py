@@ -824,3 +824,23 @@ def test_a_recording_of_another_shape_is_refused_as_after_an_eager_step(kernel: 
     fused = stepped(True)
     assert kernel.calls == 4
     assert all(torch.equal(a, b) for a, b in zip(fused, eager, strict=True))
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in scalar subtract:RuntimeWarning")  # the plain kernel's wrap
+def test_refractory_counters_at_the_int32_limits_wrap_as_the_eager_step(kernel: CountingKernel) -> None:
+    """Counters set from outside at INT32_MIN (r - 1 wraps to INT32_MAX in int32, as torch.sub does, then
+    stays: refractory), -1, 0, 1 and INT32_MAX: the fused steps give the eager steps' counters and spikes."""
+    limits = torch.tensor([[-(2**31), -1, 0, 1, 2**31 - 1, 0, 2]], dtype=torch.int32)
+
+    def prepare(cell: Cell) -> None:
+        cell.neuron.refractory_remaining = limits.clone()
+
+    spikes = sparse_trains(5, 4, 1, 12, count=3)
+    kwargs: dict[str, Any] = {"batch": 1, "neuron": "lif", "neuron_kwargs": {"refractory": 2.0}}
+    eager = run(False, spikes, prepare=prepare, **kwargs)
+    fused = run(True, spikes, prepare=prepare, **kwargs)
+    assert_same(fused, eager)
+    assert kernel.calls == 4
+    # by hand: INT32_MIN - 1 wraps to INT32_MAX (then one less per step); negative counters clamp to 0
+    remaining = fused["refractory_remaining"][0].tolist()
+    assert remaining[0] == 2**31 - 1 - 3 and remaining[4] == 2**31 - 1 - 4
