@@ -143,6 +143,32 @@ def test_compiled_pass_takes_changes_above_the_torch_forms_size_limit(kernel, mo
     assert not uses_pre_event_product(torch.zeros(1, 9, 30), 10, 1)  # output-major
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_windows_take_the_torch_operations(dtype, monkeypatch):
+    """No compiled sums in float16 or bfloat16 (numba has no such arithmetic): the torch form, whose
+    values a float32 run of the same window gives to the dtype's rounding."""
+    changes = []
+    generator = torch.Generator().manual_seed(6)
+    traces = torch.rand(20, generator=generator), -0.01 * torch.rand(6, generator=generator)
+    for chosen in (dtype, torch.float32):
+        pre, post, tables = _window(12, 20, 6, 0.3, 0.3, chosen, 4)
+        trace_pre, carried = (trace.to(chosen) for trace in traces)
+        changes.append(pre_event_change(pre, post, tables, trace_pre, carried, None)[0].float())
+    torch.testing.assert_close(changes[0], changes[1], rtol=2e-2, atol=2e-2)
+    connection = LinearDense(20, 6, weight_layout="input_major", dtype=dtype, weight_init=(0.0, 0.5))
+    cell = Cell(connection, LIF(6, dtype=dtype, v_threshold=0.3))
+    cell.make_updater()
+    trainer = STDP(window=10)
+    trainer.register_cell("c", cell)
+    before = connection.weight.detach().clone()
+    with torch.no_grad():
+        for step in torch.rand(10, 1, 20, generator=torch.Generator().manual_seed(2)) < 0.3:
+            cell(step)
+        trainer()
+        trainer.update()
+    assert not torch.equal(connection.weight, before)
+
+
 def _train(windows: int = 4):
     torch.manual_seed(3)
     connection = LinearDense(30, 9, weight_init=(0.0, 0.4), weight_layout="input_major")

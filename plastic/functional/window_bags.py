@@ -93,7 +93,9 @@ def pre_event_change(
     outputs = spikes_post.shape[1]
     filter_columns, post_powers, carry_columns = tables.filter_columns, tables.post_powers, tables.carry_columns
     dtype, device = filter_columns.dtype, filter_columns.device
-    kernel = compiled_pre_event_sums() if device.type == "cpu" else None
+    # the compiled sums for float32 and float64 on the CPU (numba has no float16 or bfloat16 arithmetic)
+    compiled = device.type == "cpu" and dtype in (torch.float32, torch.float64)
+    kernel = compiled_pre_event_sums() if compiled else None
     if kernel is not None and (out is None or (out.dtype == dtype and sums_write_into(out))):
         post_decayed = torch.empty(outputs, dtype=dtype)
         change = torch.empty(inputs, outputs, dtype=dtype) if out is None else out
