@@ -364,29 +364,27 @@ class STDP(WindowTrainer):
             traces_finite = math.isfinite(largest_pre) and math.isfinite(largest_post)
             buffer, accumulator = self._change_buffer(unit, dtype, *spikes_pre.shape[:2])
             owned_by_updater = accumulator is not None
-            fast = None
-            if owned_by_updater:
-                try:
+            fast = net = None
+            try:
+                if owned_by_updater:
                     fast = self._pre_event_window(
                         unit, spikes_pre, spikes_post, trace_pre, trace_post, fresh_post, buffer, traces_finite
                     )
-                except BaseException:
+                if fast is None:
+                    net = stdp_window_net(
+                        spikes_pre, spikes_post, trace_pre, None if fresh_post else trace_post,
+                        eta_post=params.eta_post, eta_pre=params.eta_pre, out=buffer, **common,
+                    )  # fmt: skip
+            except BaseException:
+                if owned_by_updater:
                     buffer.zero_()  # possibly written into: the updater's empty accumulator stays empty
-                    raise
+                raise
             if fast is not None:
                 # a change of its own, laid out like the empty accumulator: the updater takes it over
                 change, *traces = fast
                 handed_over = True
             else:
-                try:
-                    net = stdp_window_net(
-                        spikes_pre, spikes_post, trace_pre, None if fresh_post else trace_post,
-                        eta_post=params.eta_post, eta_pre=params.eta_pre, out=buffer, **common,
-                    )  # fmt: skip
-                except BaseException:
-                    if owned_by_updater:
-                        buffer.zero_()  # the updater's empty accumulator stays empty
-                    raise
+                assert net is not None  # the functional form ran (no pre-event window)
                 # the updater's own accumulator is the change as it is (a view of it in the weight's shape)
                 change = accumulator if accumulator is not None else grouped_to_weight(buffer, weight.shape)
                 traces = [net.trace_pre, net.trace_post]
