@@ -47,6 +47,8 @@ try:
 except ImportError:  # pragma: no cover - numpy comes with the usual torch installs; numba needs it
     np = None  # type: ignore[assignment]  # None: no numba either (compiled_linear_neuron_step gives None)
 
+from plastic.functional.numba_kernels import numba_compiled
+
 __all__ = [
     "CURRENT_NOT_FINITE",
     "DONE",
@@ -253,18 +255,9 @@ def compiled_linear_neuron_step() -> Callable[..., int] | None:
     """:func:`linear_neuron_step` compiled by numba (``plastic[fast]``), or None where numba is not installed.
 
     Compiled once per process and argument types, and cached on disk by
-    numba (beside this file, or in numba's cache directory where that is
-    not writable; without a usable cache directory it compiles in every
-    process).
+    numba where it can (:func:`~plastic.functional.numba_kernels.numba_compiled`).
     """
-    try:
-        import numba
-    except ImportError:
-        return None
-    try:
-        return _compile(numba, cache=True)
-    except RuntimeError:  # numba finds no directory to cache in ("no locator available")
-        return _compile(numba, cache=False)
+    return numba_compiled(_compile)
 
 
 def entry_point(kernel: Callable[..., int], arguments: tuple[Any, ...]) -> Callable[..., int] | None:

@@ -44,6 +44,7 @@ from torch import Tensor
 
 from plastic.functional.event_forward import bag_sum_rows
 from plastic.functional.events import event_indices, event_positions_by_column
+from plastic.functional.numba_kernels import numba_compiled
 
 if TYPE_CHECKING:
     from plastic.functional.stdp_engine import PreEventTables
@@ -224,17 +225,10 @@ def pre_event_sums(
 def compiled_pre_event_sums() -> Callable[..., None] | None:
     """:func:`pre_event_sums` compiled by numba (``plastic[fast]``), or None where numba is not installed.
 
-    Compiled once per process and argument types and cached on disk as
-    :func:`~plastic.functional.fused_step.compiled_linear_neuron_step` is.
+    Compiled once per process and argument types, and cached on disk by
+    numba where it can (:func:`~plastic.functional.numba_kernels.numba_compiled`).
     """
-    try:
-        import numba
-    except ImportError:
-        return None
-    try:
-        return _compile(numba, cache=True)
-    except RuntimeError:  # numba finds no directory to cache in ("no locator available")
-        return _compile(numba, cache=False)
+    return numba_compiled(_compile)
 
 
 def _compile(numba: Any, cache: bool) -> Callable[..., None]:
