@@ -54,14 +54,16 @@ __all__ = ["compiled_pre_event_sums", "pre_event_change", "pre_event_sums", "sum
 
 def sums_write_into(out: Tensor) -> bool:
     """Whether :func:`pre_event_change` takes the compiled sums for ``out`` (the compiled sums run: numba
-    installed, a contiguous CPU tensor without a graph); elsewhere it makes a new tensor."""
-    return (
-        out.is_cpu
-        and out.is_contiguous()
-        and out.dtype in (torch.float32, torch.float64)
-        and not out.requires_grad
-        and compiled_pre_event_sums() is not None
-    )
+    installed, a contiguous float32 or float64 CPU tensor without a graph); elsewhere it makes a new tensor."""
+    return out.is_contiguous() and not out.requires_grad and _compiled_sums(out.dtype, out.device) is not None
+
+
+def _compiled_sums(dtype: torch.dtype, device: torch.device) -> Callable[..., None] | None:
+    """:func:`compiled_pre_event_sums` for tables of ``dtype`` on ``device``: float32 and float64 on the CPU
+    (numba has no float16 or bfloat16 arithmetic), else None."""
+    if device.type != "cpu" or dtype not in (torch.float32, torch.float64):
+        return None
+    return compiled_pre_event_sums()
 
 
 def pre_event_change(
@@ -94,9 +96,7 @@ def pre_event_change(
     outputs = spikes_post.shape[1]
     filter_columns, post_powers, carry_columns = tables.filter_columns, tables.post_powers, tables.carry_columns
     dtype, device = filter_columns.dtype, filter_columns.device
-    # the compiled sums for float32 and float64 on the CPU (numba has no float16 or bfloat16 arithmetic)
-    compiled = device.type == "cpu" and dtype in (torch.float32, torch.float64)
-    kernel = compiled_pre_event_sums() if compiled else None
+    kernel = _compiled_sums(dtype, device)
     if kernel is not None and (out is None or (out.dtype == dtype and sums_write_into(out))):
         post_decayed = torch.empty(outputs, dtype=dtype)
         change = torch.empty(inputs, outputs, dtype=dtype) if out is None else out
