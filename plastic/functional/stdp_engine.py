@@ -543,13 +543,13 @@ def pre_event_window_product(
     )
     # the sums over the spikes of both sides and the carried terms (the rank-2 term's factors: x_pre(-1),
     # and seen_by_carried with -eta_pre x_post(-1)), written into out where given
+    entering_pre = trace_pre.reshape(inputs)
     carried_post = None if trace_post is None else torch.mul(trace_post.reshape(outputs), -eta_pre)
     change, post_decayed, sums = pre_event_change(
-        spikes_pre.view(steps, inputs), spikes_post.view(steps, outputs), tables, trace_pre.reshape(inputs),
-        carried_post, out,
-    )  # fmt: skip
+        spikes_pre.view(steps, inputs), spikes_post.view(steps, outputs), tables, entering_pre, carried_post, out
+    )
     # x_pre(T-1) and seen_by_carried: each input's sums of its spikes' carry weights
-    last_pre = sums[:, 0].add(trace_pre.reshape(-1), alpha=tables.carry_scale)
+    last_pre = sums[:, 0].add(entering_pre, alpha=tables.carry_scale)
     seen_by_carried = sums[:, 1]
     return PreEventProduct(
         change, last_pre.view(trace_pre.shape), seen_by_carried.view(trace_pre.shape), post_decayed.view(1, outputs)
