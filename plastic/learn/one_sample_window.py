@@ -67,7 +67,7 @@ class OneSampleWindowPlan:
         self.kernel = kernel
         import numpy  # present where the compiled sums are (numba needs it); optional elsewhere
 
-        self.multiply = numpy.multiply
+        self.multiply, self.add = numpy.multiply, numpy.add
         self.decay_pre = decay_factor(dt, params.tau_pre, exact=params.exact)
         self.decay_post = decay_factor(dt, params.tau_post, exact=params.exact)
         self.amplitude_post = float(params.amplitude_post)
@@ -82,8 +82,9 @@ class OneSampleWindowPlan:
         self.post_powers = tables.post_powers.numpy()
         self.carry_columns = tables.carry_columns.numpy()
         self.carry_scale = tables.carry_scale
-        # a 0-dim tensor, as pre_event_window_update multiplies by it (not its value as a Python float)
-        self.power_post = decay_powers(self.decay_post, steps, dtype, cpu)[steps]
+        # a_post^T as pre_event_window_update multiplies by it: the dtype's value of decay_powers, not the
+        # Python float a_post ** T
+        self.power_post = decay_powers(self.decay_post, steps, dtype, cpu)[steps].numpy()
         # the bound under which the change is finite by construction (STDP._bounded_change)
         self.finite_limit = torch.finfo(dtype).max / 1000
         self.post_decayed = torch.empty(outputs, dtype=dtype)
@@ -222,9 +223,10 @@ def learn_one_sample_window(unit: Unit, spikes_pre: Tensor, spikes_post: Tensor,
     if change is None:
         return False
     trace_pre_array = plan.array("trace_pre", trace_pre)
+    trace_post_array = plan.array("trace_post", trace_post)
     try:
         # -eta_pre x_post(-1), as torch.mul(trace_post, -eta_pre) rounds it (one product in the dtype)
-        plan.multiply(plan.array("trace_post", trace_post), plan.negative_eta_pre, out=plan.carried_post_array)
+        plan.multiply(trace_post_array, plan.negative_eta_pre, out=plan.carried_post_array)
         plan.kernel(
             spikes_pre.reshape(steps, inputs).numpy(), spikes_post.reshape(steps, outputs).numpy(),
             plan.filter_rows, plan.post_powers, plan.carry_columns, trace_pre_array, plan.carried_post_array,
@@ -236,9 +238,12 @@ def learn_one_sample_window(unit: Unit, spikes_pre: Tensor, spikes_post: Tensor,
     # the updater first: a refused change leaves the carried traces as they were
     updater.accumulate_signed("weight", accumulator, known_finite=known_finite, owned=True)
     # x_pre(T-1) = sums + a_pre^T x_pre(-1) and x_post(T-1) = a_post^T x_post(-1) + A_post post_decayed,
-    # the operations of pre_event_window_product / pre_event_window_update, written into the traces
+    # the operations of pre_event_window_product / pre_event_window_update, written into the traces: the
+    # first as torch's add with alpha computes it (a fused multiply-add), the second's three roundings
+    # in the dtype by numpy's (the same IEEE products and sum, for fewer dispatches)
     flat_pre = trace_pre.view(inputs)
     torch.add(plan.last_pre_sums, flat_pre, alpha=plan.carry_scale, out=flat_pre)
-    plan.post_decayed.mul_(plan.amplitude_post)
-    trace_post.mul_(plan.power_post).add_(plan.post_decayed.view(trace_post.shape))
+    plan.multiply(trace_post_array, plan.power_post, out=trace_post_array)
+    plan.multiply(plan.post_decayed_array, plan.amplitude_post, out=plan.post_decayed_array)
+    plan.add(trace_post_array, plan.post_decayed_array, out=trace_post_array)
     return True
