@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from plastic.functional.event_forward import is_input_major
-from plastic.functional.stdp_checks import largest_magnitude, pair_change_bound
+from plastic.functional.stdp_checks import pair_change_bound
 from plastic.functional.stdp_engine import decay_powers, pre_event_tables, uses_pre_event_product
 from plastic.functional.traces import decay_factor
 from plastic.functional.window_bags import compiled_pre_event_sums, sums_write_into
@@ -68,6 +68,7 @@ class OneSampleWindowPlan:
         import numpy  # present where the compiled sums are (numba needs it); optional elsewhere
 
         self.multiply, self.add = numpy.multiply, numpy.add
+        self.minimum, self.maximum = numpy.minimum.reduce, numpy.maximum.reduce
         self.decay_pre = decay_factor(dt, params.tau_pre, exact=params.exact)
         self.decay_post = decay_factor(dt, params.tau_post, exact=params.exact)
         self.amplitude_post = float(params.amplitude_post)
@@ -98,6 +99,12 @@ class OneSampleWindowPlan:
 
     def __reduce__(self) -> tuple[Any, tuple[()]]:
         return _no_plan, ()
+
+    def largest_magnitude(self, values: Any) -> float:
+        """``max |values|`` of a non-empty array, as :func:`~plastic.functional.stdp_checks.largest_magnitude`
+        gives it (NaN where an element is: both extremes propagate it), from its two extremes (no
+        temporary)."""
+        return max(-float(self.minimum(values)), float(self.maximum(values)))
 
     def matches(self, params: Any, dt: float, steps: int, inputs: int, outputs: int, dtype: torch.dtype) -> bool:
         return (
@@ -197,14 +204,16 @@ def learn_one_sample_window(unit: Unit, spikes_pre: Tensor, spikes_post: Tensor,
     ):
         return False
     inputs, outputs = trace_pre.numel(), trace_post.numel()
-    if grouped_shape[0] != 1 or grouped_shape[1] != outputs or grouped_shape[2] != inputs:
+    if not (inputs and outputs) or grouped_shape[0] != 1 or grouped_shape[1] != outputs or grouped_shape[2] != inputs:
         return False
     plan = _plan(unit, steps, inputs, outputs, dtype)
     if plan is None:
         return False
     # from the carried traces, before the window: their finiteness (the plain path refuses others,
     # with its message) and the bound that proves the change finite (STDP._bounded_change)
-    largest_pre, largest_post = largest_magnitude(trace_pre), largest_magnitude(trace_post)
+    trace_pre_array = plan.array("trace_pre", trace_pre)
+    trace_post_array = plan.array("trace_post", trace_post)
+    largest_pre, largest_post = plan.largest_magnitude(trace_pre_array), plan.largest_magnitude(trace_post_array)
     if not (math.isfinite(largest_pre) and math.isfinite(largest_post)):
         return False
     params = plan.params
@@ -222,8 +231,6 @@ def learn_one_sample_window(unit: Unit, spikes_pre: Tensor, spikes_post: Tensor,
     change = plan.change_array(accumulator, grouped_shape)
     if change is None:
         return False
-    trace_pre_array = plan.array("trace_pre", trace_pre)
-    trace_post_array = plan.array("trace_post", trace_post)
     try:
         # -eta_pre x_post(-1), as torch.mul(trace_post, -eta_pre) rounds it (one product in the dtype)
         plan.multiply(trace_post_array, plan.negative_eta_pre, out=plan.carried_post_array)
