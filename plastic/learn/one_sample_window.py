@@ -31,6 +31,7 @@ from plastic.functional.stdp_checks import pair_change_bound
 from plastic.functional.stdp_engine import decay_powers, pre_event_tables, uses_pre_event_product
 from plastic.functional.traces import decay_factor
 from plastic.functional.window_bags import compiled_pre_event_sums, sums_write_into
+from plastic.functional.window_traces import WindowTraceKernels, compiled_window_traces
 from plastic.learn.base import Unit
 from plastic.neural.buffers import set_plain
 
@@ -54,7 +55,15 @@ class OneSampleWindowPlan:
     and strides it was made for. Not copied or pickled with the state (a copy starts without one)."""
 
     def __init__(
-        self, params: Any, dt: float, steps: int, inputs: int, outputs: int, dtype: torch.dtype, kernel: Any
+        self,
+        params: Any,
+        dt: float,
+        steps: int,
+        inputs: int,
+        outputs: int,
+        dtype: torch.dtype,
+        kernel: Any,
+        trace_kernels: WindowTraceKernels,
     ) -> None:
         self.params, self.dt, self.steps, self.inputs, self.outputs, self.dtype = (
             params,
@@ -65,17 +74,16 @@ class OneSampleWindowPlan:
             dtype,
         )
         self.kernel = kernel
-        import numpy  # present where the compiled sums are (numba needs it); optional elsewhere
-
-        self.multiply, self.add = numpy.multiply, numpy.add
-        self.minimum, self.maximum = numpy.minimum.reduce, numpy.maximum.reduce
+        self.trace_kernels = trace_kernels
         self.decay_pre = decay_factor(dt, params.tau_pre, exact=params.exact)
         self.decay_post = decay_factor(dt, params.tau_post, exact=params.exact)
-        self.amplitude_post = float(params.amplitude_post)
-        self.negative_eta_pre = -float(params.eta_pre)
+        # the scalars of the trace loops in the dtype, as torch converts a Python scalar for its tensors
+        scalar = torch.empty((), dtype=dtype).numpy().dtype.type
+        self.amplitude_post = scalar(float(params.amplitude_post))
+        self.negative_eta_pre = scalar(-float(params.eta_pre))
         cpu = torch.device("cpu")
         tables = pre_event_tables(
-            steps, self.decay_pre, self.decay_post, float(params.amplitude_pre), self.amplitude_post,
+            steps, self.decay_pre, self.decay_post, float(params.amplitude_pre), float(params.amplitude_post),
             float(params.eta_post), float(params.eta_pre), dtype, cpu, inputs,
         )  # fmt: skip
         self.tables = tables  # kept: the arrays below are views of its tensors
@@ -85,7 +93,7 @@ class OneSampleWindowPlan:
         self.carry_scale = tables.carry_scale
         # a_post^T as pre_event_window_update multiplies by it: the dtype's value of decay_powers, not the
         # Python float a_post ** T
-        self.power_post = decay_powers(self.decay_post, steps, dtype, cpu)[steps].numpy()
+        self.power_post = decay_powers(self.decay_post, steps, dtype, cpu)[steps].numpy()[()]
         # the bound under which the change is finite by construction (STDP._bounded_change)
         self.finite_limit = torch.finfo(dtype).max / 1000
         self.post_decayed = torch.empty(outputs, dtype=dtype)
@@ -99,12 +107,6 @@ class OneSampleWindowPlan:
 
     def __reduce__(self) -> tuple[Any, tuple[()]]:
         return _no_plan, ()
-
-    def largest_magnitude(self, values: Any) -> float:
-        """``max |values|`` of a non-empty array, as :func:`~plastic.functional.stdp_checks.largest_magnitude`
-        gives it (NaN where an element is: both extremes propagate it), from its two extremes (no
-        temporary)."""
-        return max(-float(self.minimum(values)), float(self.maximum(values)))
 
     def matches(self, params: Any, dt: float, steps: int, inputs: int, outputs: int, dtype: torch.dtype) -> bool:
         return (
@@ -156,9 +158,10 @@ def _plan(unit: Unit, steps: int, inputs: int, outputs: int, dtype: torch.dtype)
     if isinstance(plan, OneSampleWindowPlan) and plan.matches(params, dt, steps, inputs, outputs, dtype):
         return plan
     kernel = compiled_pre_event_sums() if dtype in (torch.float32, torch.float64) else None
-    if kernel is None:
+    trace_kernels = compiled_window_traces()
+    if kernel is None or trace_kernels is None:
         return None
-    plan = OneSampleWindowPlan(params, dt, steps, inputs, outputs, dtype, kernel)
+    plan = OneSampleWindowPlan(params, dt, steps, inputs, outputs, dtype, kernel, trace_kernels)
     set_plain(unit.state, "one_sample_window_plan", plan)
     return plan
 
@@ -211,9 +214,13 @@ def learn_one_sample_window(unit: Unit, spikes_pre: Tensor, spikes_post: Tensor,
         return False
     # from the carried traces, before the window: their finiteness (the plain path refuses others,
     # with its message) and the bound that proves the change finite (STDP._bounded_change)
+    # (as stdp_checks.largest_magnitude gives them, NaN where an element is), and -eta_pre x_post(-1) as
+    # torch.mul(trace_post, -eta_pre) rounds it (one product in the dtype)
     trace_pre_array = plan.array("trace_pre", trace_pre)
     trace_post_array = plan.array("trace_post", trace_post)
-    largest_pre, largest_post = plan.largest_magnitude(trace_pre_array), plan.largest_magnitude(trace_post_array)
+    largest_pre, largest_post = plan.trace_kernels.magnitudes_before(
+        trace_pre_array, trace_post_array, plan.negative_eta_pre, plan.carried_post_array
+    )
     if not (math.isfinite(largest_pre) and math.isfinite(largest_post)):
         return False
     params = plan.params
@@ -232,8 +239,6 @@ def learn_one_sample_window(unit: Unit, spikes_pre: Tensor, spikes_post: Tensor,
     if change is None:
         return False
     try:
-        # -eta_pre x_post(-1), as torch.mul(trace_post, -eta_pre) rounds it (one product in the dtype)
-        plan.multiply(trace_post_array, plan.negative_eta_pre, out=plan.carried_post_array)
         plan.kernel(
             spikes_pre.reshape(steps, inputs).numpy(), spikes_post.reshape(steps, outputs).numpy(),
             plan.filter_rows, plan.post_powers, plan.carry_columns, trace_pre_array, plan.carried_post_array,
@@ -247,10 +252,8 @@ def learn_one_sample_window(unit: Unit, spikes_pre: Tensor, spikes_post: Tensor,
     # x_pre(T-1) = sums + a_pre^T x_pre(-1) and x_post(T-1) = a_post^T x_post(-1) + A_post post_decayed,
     # the operations of pre_event_window_product / pre_event_window_update, written into the traces: the
     # first as torch's add with alpha computes it (a fused multiply-add), the second's three roundings
-    # in the dtype by numpy's (the same IEEE products and sum, for fewer dispatches)
+    # in the dtype by a compiled loop (the same products and sum)
     flat_pre = trace_pre.view(inputs)
     torch.add(plan.last_pre_sums, flat_pre, alpha=plan.carry_scale, out=flat_pre)
-    plan.multiply(trace_post_array, plan.power_post, out=trace_post_array)
-    plan.multiply(plan.post_decayed_array, plan.amplitude_post, out=plan.post_decayed_array)
-    plan.add(trace_post_array, plan.post_decayed_array, out=trace_post_array)
+    plan.trace_kernels.post_trace_after(trace_post_array, plan.power_post, plan.amplitude_post, plan.post_decayed_array)
     return True
