@@ -4,16 +4,18 @@ A cell stepped one sample at a time and trained every ``T`` steps (issue 15,
 S2: 784 -> 400, ``T = 100``) spends as long on the bookkeeping around the
 compiled window sums (:func:`~plastic.functional.window_bags.pre_event_sums`)
 as on the sums: the filter tables looked up, a dozen tensors converted for
-numba, fresh small outputs, the new traces in temporaries then copied. Every
-window of a unit with the same hyperparameters, ``dt``, window length and
-shapes needs the same tables and the same scratch arrays, so
-:class:`OneSampleWindowPlan` keeps them (and the arrays of the updater's
-accumulator and of the carried traces, for as long as those are the same
-tensors), and :func:`learn_one_sample_window` runs the window with them: the
-same calls of the same compiled sums on the same values as
-:meth:`~plastic.learn.stdp.STDP._pre_event_window`, the same updater call, and
-the new traces by the same operations written in place, so the same
-accumulator and traces bit for bit. Anything it does not take (another
+numba, fresh small outputs, a dozen small tensor operations around them, the
+new traces in temporaries then copied. Every window of a unit with the same
+hyperparameters, ``dt``, window length and shapes needs the same tables and
+the same scratch arrays, so :class:`OneSampleWindowPlan` keeps them (and the
+arrays of the updater's accumulator and of the carried traces, for as long
+as those are the same tensors), and :func:`learn_one_sample_window` runs the
+window with them: the same calls of the same compiled sums on the same values
+as :meth:`~plastic.learn.stdp.STDP._pre_event_window`, the same updater call,
+and the traces' small operations by two compiled loops
+(:mod:`plastic.functional.window_traces`) and one torch call that round as
+the plain path's operations do, written in place: the same accumulator and
+traces bit for bit. Anything it does not take (another
 layout, batch, dtype, device, non-finite traces, a first window) is left to
 the plain path, which checks and refuses as before.
 """
@@ -212,10 +214,10 @@ def learn_one_sample_window(unit: Unit, spikes_pre: Tensor, spikes_post: Tensor,
     plan = _plan(unit, steps, inputs, outputs, dtype)
     if plan is None:
         return False
-    # from the carried traces, before the window: their finiteness (the plain path refuses others,
-    # with its message) and the bound that proves the change finite (STDP._bounded_change)
-    # (as stdp_checks.largest_magnitude gives them, NaN where an element is), and -eta_pre x_post(-1) as
-    # torch.mul(trace_post, -eta_pre) rounds it (one product in the dtype)
+    # the carried traces' largest magnitudes, before the window (as stdp_checks.largest_magnitude gives
+    # them, NaN where an element is): their finiteness (the plain path refuses others, with its message)
+    # and the bound that proves the change finite (STDP._bounded_change); and -eta_pre x_post(-1) as
+    # torch.mul(trace_post, -eta_pre) rounds it
     trace_pre_array = plan.array("trace_pre", trace_pre)
     trace_post_array = plan.array("trace_post", trace_post)
     largest_pre, largest_post = plan.trace_kernels.magnitudes_before(
