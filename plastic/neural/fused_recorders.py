@@ -36,7 +36,7 @@ def window_ring(recorder: AttributeRecorder, hooked: Cell, shape: torch.Size) ->
 
     Torch's global hooks are not read: the fused step checked them for this step.
     """
-    # AttributeRecorder.recording_reducer inlined (a call less for each recorder at every step)
+    # what AttributeRecorder.__call__ reads first: the monitor, its gate for the call, its reducer
     monitor = recorder.monitor()
     if monitor is None:
         return None

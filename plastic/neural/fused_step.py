@@ -67,7 +67,6 @@ from plastic.functional.fused_step import (
 )
 from plastic.functional.neuron_params import NeuronParams, NeuronState
 from plastic.functional.neurons import neuron_step_unchecked
-from plastic.neural.buffers import rebind_buffer
 from plastic.neural.connection_base import Connection
 from plastic.neural.connections import LinearDense
 from plastic.neural.fused_recorders import KeptRing, window_ring
@@ -276,11 +275,11 @@ def fused_cell_step(cell: Cell, spikes: Tensor, current: Tensor | None, args: tu
     # what the eager step stores: the synapse's deferred step (Synapse.pass_through), the connection's
     # record (_pass_through_step), the neuron's state laid out for its next step
     synapse._defer(spikes)
-    rebind_buffer(connection, "synspike", spikes)
+    connection._buffers["synspike"] = spikes  # as _pass_through_step: no buffer registration hooks (checked)
     connection._defer_syncurrent()
     fired = torch.from_numpy(fired_array)
     neuron._store_single_step(NeuronState(new_voltage, new_remaining, new_theta), fired)
-    # the rings' steps counted (WindowReducer.count_step, without its lookups)
+    # the rings' steps counted, as WindowReducer.record_step counts its copy
     if ring_pre is not None:
         ring_pre.history._advance()
         pre_state["_total"] += 1
