@@ -60,6 +60,7 @@ from plastic.functional.stdp_engine import pre_event_window_update, uses_pre_eve
 from plastic.functional.traces import decay_factor
 from plastic.functional.window_bags import sums_write_into
 from plastic.learn.base import CellState, Unit
+from plastic.learn.one_sample_window import learn_one_sample_window
 from plastic.learn.window import WindowRuleParams, WindowTrainer
 from plastic.neural.buffers import set_plain
 from plastic.neural.connection_base import Connection
@@ -331,11 +332,22 @@ class STDP(WindowTrainer):
         )  # fmt: skip
         return bound <= torch.finfo(dtype).max / 1000
 
+    @staticmethod
+    def _one_sample_window(unit: Unit, spikes_pre: Tensor, spikes_post: Tensor) -> bool:
+        """Whether the window was learnt by :func:`~plastic.learn.one_sample_window.learn_one_sample_window`
+        (a one-product unit's one-sample input-major window with the compiled sums and carried traces,
+        the same values as the plain path with what its windows share kept); False: nothing done."""
+        shape = _grouped_shape(unit.state, unit.cell.connection)
+        return learn_one_sample_window(unit, spikes_pre, spikes_post, shape)
+
     def learn_window(self, unit: Unit, windows: dict[str, Tensor]) -> None:
         params = unit.state.params
         connection = unit.cell.connection
         weight = connection.weight
         spikes_pre, spikes_post = windows["pre"], windows["post"]
+        one_product = self.uses_one_product(unit)
+        if one_product and self._one_sample_window(unit, spikes_pre, spikes_post):
+            return
         dtype = weight.dtype
         # no carried postsynaptic trace yet (first window since a reset): zeros, and the
         # one-product form can skip its carried-trace term
@@ -356,7 +368,7 @@ class STDP(WindowTrainer):
         change: Tensor | None = None
         known_finite = handed_over = False
         new_state: PairingState | None = None
-        if self.uses_one_product(unit):
+        if one_product:
             # from the carried traces, before the window (one reduction each serves the bound and,
             # in the pre-event window, the finiteness of the traces)
             largest_pre, largest_post = largest_magnitude(trace_pre), largest_magnitude(trace_post)
