@@ -751,17 +751,23 @@ def test_window_recorders_follow_changes_between_steps(kernel: CountingKernel, c
     assert kernel.calls == 12
 
 
-def test_replaced_ring_storage_is_written_not_the_old_one(kernel: CountingKernel) -> None:
-    """After ``data`` of a recorder's ring is rebound to a copy, the fused steps write the copy and leave
-    the old storage as it was."""
+@pytest.mark.parametrize("in_place", [False, True])
+def test_replaced_ring_storage_is_written_not_the_old_one(kernel: CountingKernel, in_place: bool) -> None:
+    """After ``data`` of a recorder's ring is rebound to a copy, or given the copy's memory in place (the
+    same tensor, ``data.data = copy``), the fused steps write the copy and leave the old memory as it was."""
     cell, stdp = build(0, trainer=True)
     spikes = sparse_trains(19, 6, 1, 12)
     for step in spikes[:3]:
         cell(step)
     ring = ring_of(stdp, "pre")
-    old = ring.data
-    ring.data = old.clone()
+    storage = ring.data
+    old = storage.detach()  # the old memory, whatever the storage tensor holds next
     kept = old.clone()
+    if in_place:
+        storage.data = old.clone()
+        assert ring.data is storage and storage.data_ptr() != old.data_ptr()
+    else:
+        ring.data = old.clone()
     for step in spikes[3:]:
         cell(step)
     assert torch.equal(old, kept)

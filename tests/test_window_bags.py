@@ -121,6 +121,94 @@ def test_change_of_a_hand_computed_window(kernel, monkeypatch):
         assert change.tolist() == expected
 
 
+def _documented_sums(pre, post, filter_rows, post_powers, carry_columns, trace_pre, carried_post):
+    """The module docstring's sums written out in plain Python over numpy scalars of the tables' dtype
+    (each sum from zero, in the documented order; each product and sum rounded in the dtype)."""
+    steps, n_in = pre.shape
+    n_out = post.shape[1]
+    zero = filter_rows.dtype.type(0)
+    rows = [[zero] * n_out for _ in range(steps + 1)]
+    post_decayed = [zero] * n_out
+    for o in range(n_out):
+        for t in range(steps):
+            if post[t, o]:
+                for u in range(steps + 1):
+                    rows[u][o] = rows[u][o] + filter_rows[t, u]
+                post_decayed[o] = post_decayed[o] + post_powers[t]
+    change, sums = [], []
+    for i in range(n_in):
+        main, entering, seen = [zero] * n_out, zero, zero
+        for u in range(steps):
+            if pre[u, i]:
+                main = [main[o] + rows[u][o] for o in range(n_out)]
+                entering, seen = entering + carry_columns[u, 0], seen + carry_columns[u, 1]
+        row = [main[o] + trace_pre[i] * rows[steps][o] for o in range(n_out)]
+        if carried_post is not None:
+            row = [row[o] + seen * carried_post[o] for o in range(n_out)]
+        change.append(row)
+        sums.append([entering, seen])
+    return [numpy.array(values, dtype=filter_rows.dtype) for values in (change, post_decayed, sums)]
+
+
+def _run_sums(kernel, pre, post, tables, trace_pre, carried_post):
+    """The kernel's (change, post_decayed, sums) on numpy arrays, its outputs filled with NaN first."""
+    dtype = tables.filter_rows.numpy().dtype
+    n_in, n_out = pre.shape[1], post.shape[1]
+    outputs = [numpy.full(shape, numpy.nan, dtype=dtype) for shape in ((n_out,), (n_in, n_out), (n_in, 2))]
+    post_decayed, change, sums = outputs
+    kernel(
+        pre, post, tables.filter_rows.numpy(), tables.post_powers.numpy(), tables.carry_columns.numpy(),
+        trace_pre, tables.post_powers.numpy() if carried_post is None else carried_post, carried_post is not None,
+        post_decayed, change, sums,
+    )  # fmt: skip
+    return change, post_decayed, sums
+
+
+def _same_bits(actual, expected):
+    integer = {4: numpy.uint32, 8: numpy.uint64}[expected.dtype.itemsize]
+    return actual.shape == expected.shape and numpy.array_equal(actual.view(integer), expected.view(integer))
+
+
+# neurons that fire, of n_out: a few (the rows of those alone), none, exactly half, more than half, all;
+# n_out a multiple of 8 or not (the neurons are read eight at a time, then the rest one by one)
+FIRING = [(13, [1, 7, 12]), (9, []), (10, [0, 3, 4, 8, 9]), (10, [0, 1, 2, 3, 4, 9]), (16, list(range(16))), (3, [2])]
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize(("n_out", "firing"), FIRING)
+@pytest.mark.parametrize("float64", [False, True])
+@pytest.mark.parametrize("carried_post", [False, True])
+def test_sums_are_the_documented_sums_bit_for_bit(kernel, n_out, firing, float64, carried_post):
+    """Every output, signed zeros included, against the documented order written out in plain Python:
+    few and many neurons firing, rows of any length, inputs without spikes, spikes in every row."""
+    dtype = torch.float64 if float64 else torch.float32
+    generator = torch.Generator().manual_seed(n_out + len(firing))
+    steps, n_in = 11, 19
+    pre = torch.rand(steps, n_in, generator=generator) < 0.3
+    pre[:, 4] = False  # an input without spikes
+    pre[:, 5] = True  # one spiking at every step
+    post = torch.zeros(steps, n_out, dtype=torch.bool)
+    post[:, firing] = torch.rand(steps, len(firing), generator=generator) < 0.5
+    post[steps - 1, firing] = True  # each listed neuron fires
+    tables = pre_event_tables(steps, 0.9, 0.8, 1.0, 1.5, 0.01, 0.012, dtype, torch.device("cpu"), n_in)
+    trace_pre, carried = _carried(n_in, n_out, float64, carried_post, n_out)
+    trace_pre[3] = -trace_pre[3]  # x_pre r is then -0 where r is zero: the carried sum keeps it +0
+    arrays = [tensor.numpy() for tensor in (pre, post, trace_pre)] + [None if carried is None else carried.numpy()]
+    expected = _documented_sums(
+        arrays[0], arrays[1], tables.filter_rows.numpy(), tables.post_powers.numpy(),
+        tables.carry_columns.numpy(), arrays[2], arrays[3],
+    )  # fmt: skip
+    chosen = {"plain": pre_event_sums, "compiled": COMPILED}[kernel]
+    actual = _run_sums(chosen, arrays[0], arrays[1], tables, arrays[2], arrays[3])
+    assert all(_same_bits(a, e) for a, e in zip(actual, expected, strict=True))
+    # spikes in other layouts (transposed storage, a strided view) give the same bits
+    pre_strided = torch.zeros(steps, 2 * n_in, dtype=torch.bool)[:, ::2]
+    pre_strided.copy_(pre)
+    post_transposed = post.T.contiguous().T
+    strided = _run_sums(chosen, pre_strided.numpy(), post_transposed.numpy(), tables, arrays[2], arrays[3])
+    assert all(_same_bits(a, e) for a, e in zip(strided, expected, strict=True))
+
+
 def test_sums_write_into_needs_a_contiguous_cpu_float_tensor_and_numba(monkeypatch):
     plain = torch.zeros(4, 3)
     _use(monkeypatch, "plain")

@@ -67,15 +67,14 @@ from plastic.functional.fused_step import (
 )
 from plastic.functional.neuron_params import NeuronParams, NeuronState
 from plastic.functional.neurons import neuron_step_unchecked
-from plastic.neural.buffers import rebind_buffer
 from plastic.neural.connection_base import Connection
 from plastic.neural.connections import LinearDense
+from plastic.neural.fused_recorders import KeptRing, window_ring
 from plastic.neural.neuron_base import SpikingNeuron
-from plastic.neural.observable import any_call_hooks, has_own_call_hooks
+from plastic.neural.observable import any_call_hooks
 from plastic.neural.synapse_base import Synapse
 from plastic.neural.synapses import DeltaCurrent
 from plastic.observe.monitors import AttributeRecorder
-from plastic.observe.reducers import Reducer, WindowReducer
 
 if TYPE_CHECKING:
     from plastic.neural.cell import Cell
@@ -203,7 +202,10 @@ def fused_cell_step(cell: Cell, spikes: Tensor, current: Tensor | None, args: tu
     # the window recorders written by the call (the steps' values are plain bool CPU tensors of these
     # shapes that record no graph), the other observers called after it
     observers = cell_state.get("_post_step_observers")
-    ring_pre = ring_post = None
+    ring_pre: KeptRing | None = None
+    ring_post: KeptRing | None = None
+    pre_state: dict[str, Any] = {}  # the reducers' attributes
+    post_state: dict[str, Any] = {}
     pre_array = post_array = _NO_RING
     pre_slot = post_slot = -1
     others: list[Any] = []
@@ -212,12 +214,16 @@ def fused_cell_step(cell: Cell, spikes: Tensor, current: Tensor | None, args: tu
             if type(hook) is AttributeRecorder:
                 path = hook.path
                 if path == "connection.synspike" and ring_pre is None:
-                    ring_pre, pre_array, pre_slot = _window_ring(hook.recording_reducer(cell), spikes_shape)
-                    if ring_pre is not None:
+                    found = window_ring(hook, cell, spikes_shape)
+                    if found is not None:
+                        pre_state, ring_pre = found
+                        pre_array, pre_slot = ring_pre.array, ring_pre.history_state["_pointer"]
                         continue
                 elif path == "neuron.spike" and ring_post is None:
-                    ring_post, post_array, post_slot = _window_ring(hook.recording_reducer(cell), shape)
-                    if ring_post is not None:
+                    found = window_ring(hook, cell, shape)
+                    if found is not None:
+                        post_state, ring_post = found
+                        post_array, post_slot = ring_post.array, ring_post.history_state["_pointer"]
                         continue
             others.append(hook)
     try:
@@ -269,14 +275,17 @@ def fused_cell_step(cell: Cell, spikes: Tensor, current: Tensor | None, args: tu
     # what the eager step stores: the synapse's deferred step (Synapse.pass_through), the connection's
     # record (_pass_through_step), the neuron's state laid out for its next step
     synapse._defer(spikes)
-    rebind_buffer(connection, "synspike", spikes)
+    connection._buffers["synspike"] = spikes  # as _pass_through_step: no buffer registration hooks (checked)
     connection._defer_syncurrent()
     fired = torch.from_numpy(fired_array)
     neuron._store_single_step(NeuronState(new_voltage, new_remaining, new_theta), fired)
+    # the rings' steps counted, as WindowReducer.record_step counts its copy
     if ring_pre is not None:
-        ring_pre.count_step()
+        ring_pre.history._advance()
+        pre_state["_total"] += 1
     if ring_post is not None:
-        ring_post.count_step()
+        ring_post.history._advance()
+        post_state["_total"] += 1
     result = torch.from_numpy(spike_array)
     for hook in others:
         hook(cell, args, result)
@@ -516,33 +525,6 @@ def _make_plan(key: tuple[Any, ...], connection: Connection, synapse: Any, neuro
     return plan
 
 
-def _window_ring(reducer: Reducer | None, shape: torch.Size) -> tuple[WindowReducer | None, Any, int]:
-    """``reducer``, its ring's storage as an array and the step's slot where a window recorder's call with
-    a plain bool CPU tensor of ``shape`` that records no graph would copy it straight into that ring
-    (:meth:`WindowReducer.record_step <plastic.observe.reducers.WindowReducer.record_step>`: a plain
-    window reducer without hooks, recording that shape, on a bool CPU storage) and that storage can be
-    written through an array (contiguous, ``[steps, *shape]``); ``(None, placeholder, -1)`` otherwise (call the
-    recorder).
-
-    ``reducer``: the one the recorder would record into now
-    (:meth:`~plastic.observe.monitors.AttributeRecorder.recording_reducer`).
-    Torch's global hooks are not read: the fused step checked them for this step.
-    """
-    if type(reducer) is not WindowReducer:
-        return None, _NO_RING, -1
-    state = reducer.__dict__
-    # WindowReducer.fits_step for such a value: its dtype, device and grad are known, its shape is given
-    if not state["_shape_fixed"] or state["_shape"] != shape or has_own_call_hooks(reducer):
-        return None, _NO_RING, -1
-    data, slot = reducer.step_slot()
-    if not (data.dtype == torch.bool and data.is_cpu and data.is_contiguous()):
-        return None, _NO_RING, -1
-    kept = _kept(state, "_fused_ring", data)
-    if kept.layout != _RING_LAYOUT:
-        return None, _NO_RING, -1
-    return reducer, kept.array, slot
-
-
 class KeptArray:
     """A tensor's memory as a numpy array, kept between steps in a module's attributes.
 
@@ -607,6 +589,5 @@ _NO_COUNTER = None if np is None else np.zeros((0, 0), dtype=np.int32)
 _BOOL = None if np is None else np.dtype(np.bool_)  # dtype objects: numpy reads them faster than types
 _INT32 = None if np is None else np.dtype(np.int32)
 _COUNTER_LAYOUT = (_INT32, 2)  # KeptArray.layout of a refractory counter [B, N_out]
-_RING_LAYOUT = (_BOOL, 3)  # and of a recording ring [steps, B, N]
 _INT32_MAX = 2**31 - 1
 _NO_NUMBA = 'numba is not installed (pip install "plastic[fast]")'
