@@ -210,17 +210,18 @@ def fused_cell_step(cell: Cell, spikes: Tensor, current: Tensor | None, args: tu
     pre_slot = post_slot = -1
     others: list[Any] = []
     if observers:
+        training = cell_state["training"]  # the recorders' gates (nn.Module's plain attribute)
         for hook in observers.values():
             if type(hook) is AttributeRecorder:
                 path = hook.path
                 if path == "connection.synspike" and ring_pre is None:
-                    found = window_ring(hook, cell, spikes_shape)
+                    found = window_ring(hook, training, spikes_shape)
                     if found is not None:
                         pre_state, ring_pre = found
                         pre_array, pre_slot = ring_pre.array, ring_pre.history_state["_pointer"]
                         continue
                 elif path == "neuron.spike" and ring_post is None:
-                    found = window_ring(hook, cell, shape)
+                    found = window_ring(hook, training, shape)
                     if found is not None:
                         post_state, ring_post = found
                         post_array, post_slot = ring_post.array, ring_post.history_state["_pointer"]
@@ -341,15 +342,16 @@ class _Plan:
 
 def _plan_key(connection: Connection, synapse: Any, neuron: Any) -> tuple[Any, ...]:
     """What the plan of a cell follows: its modules, their tensors' memory, their parameters and modes
-    (objects by ``id``: the plan holds them, see :func:`_plan_objects`)."""
+    (tensors and the neuron's parameters by ``id``: the plan holds them, see :func:`_plan_objects`; the
+    modules and the step function as themselves, which compare by identity: no call of ``id``)."""
     parameters = connection._parameters
     weight: Tensor = parameters["weight"]  # type: ignore[assignment]  # registered by Connection
     bias = parameters.get("bias")
     neuron_state, synapse_state = neuron.__dict__, synapse.__dict__
     return (
-        id(connection),
-        id(synapse),
-        id(neuron),
+        connection,
+        synapse,
+        neuron,
         id(weight),
         weight.data_ptr(),
         weight.stride(),
@@ -361,7 +363,7 @@ def _plan_key(connection: Connection, synapse: Any, neuron: Any) -> tuple[Any, .
         synapse_state.get("capacity"),
         synapse_state.get("amplitude"),
         neuron_state.get("_step_mode"),
-        id(neuron_state.get("_step_function")),
+        neuron_state.get("_step_function"),
         id(neuron_state.get("params")),
         neuron_state.get("adaptive"),
     )
