@@ -362,6 +362,27 @@ def test_change_buffer_takes_a_change_computed_in_place() -> None:
         updater.change_buffer("bias")
 
 
+def test_a_lent_buffer_is_checked_against_the_parameter_as_it_is_now() -> None:
+    """The buffer change_buffer lent, passed back after the parameter changed dtype or shape: refused as
+    any change of another dtype or shape is, nothing accumulated."""
+    layer = make_linear([0.5, 0.5])
+    updater = Updater(layer)
+    buffer = updater.change_buffer("weight")
+    assert buffer is not None
+    buffer.copy_(row([1.0, -1.0]))
+    layer.to(torch.float64)
+    with pytest.raises(TypeError, match=r"^change: expected dtype torch.float64"):
+        updater.accumulate_signed("weight", buffer)
+    assert updater.count("weight") == (0, 0)
+    layer.to(torch.float32)
+    buffer = updater.change_buffer("weight")
+    assert buffer is not None
+    layer.weight = torch.nn.Parameter(torch.zeros(1, 3))
+    with pytest.raises(ValueError, match=r"^change"):
+        updater.accumulate_signed("weight", buffer)
+    assert updater.count("weight") == (0, 0)
+
+
 def test_an_owned_change_becomes_the_empty_accumulator() -> None:
     """owned=True: a change laid out like the empty accumulator is kept as it is (no copy), with the
     values a copied one has; a change in another layout, a view of a larger storage, or one given to

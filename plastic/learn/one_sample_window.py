@@ -4,16 +4,18 @@ A cell stepped one sample at a time and trained every ``T`` steps (issue 15,
 S2: 784 -> 400, ``T = 100``) spends as long on the bookkeeping around the
 compiled window sums (:func:`~plastic.functional.window_bags.pre_event_sums`)
 as on the sums: the filter tables looked up, a dozen tensors converted for
-numba, fresh small outputs, the new traces in temporaries then copied. Every
-window of a unit with the same hyperparameters, ``dt``, window length and
-shapes needs the same tables and the same scratch arrays, so
-:class:`OneSampleWindowPlan` keeps them (and the arrays of the updater's
-accumulator and of the carried traces, for as long as those are the same
-tensors), and :func:`learn_one_sample_window` runs the window with them: the
-same calls of the same compiled sums on the same values as
-:meth:`~plastic.learn.stdp.STDP._pre_event_window`, the same updater call, and
-the new traces by the same operations written in place, so the same
-accumulator and traces bit for bit. Anything it does not take (another
+numba, fresh small outputs, a dozen small tensor operations around them, the
+new traces in temporaries then copied. Every window of a unit with the same
+hyperparameters, ``dt``, window length and shapes needs the same tables and
+the same scratch arrays, so :class:`OneSampleWindowPlan` keeps them (and the
+arrays of the updater's accumulator and of the carried traces, for as long
+as those are the same tensors), and :func:`learn_one_sample_window` runs the
+window with them: the same calls of the same compiled sums on the same values
+as :meth:`~plastic.learn.stdp.STDP._pre_event_window`, the same updater call,
+and the traces' small operations by two compiled loops
+(:mod:`plastic.functional.window_traces`) and one torch call that round as
+the plain path's operations do, written in place: the same accumulator and
+traces bit for bit. Anything it does not take (another
 layout, batch, dtype, device, non-finite traces, a first window) is left to
 the plain path, which checks and refuses as before.
 """
@@ -27,10 +29,11 @@ import torch
 from torch import Tensor
 
 from plastic.functional.event_forward import is_input_major
-from plastic.functional.stdp_checks import largest_magnitude, pair_change_bound
+from plastic.functional.stdp_checks import pair_change_bound
 from plastic.functional.stdp_engine import decay_powers, pre_event_tables, uses_pre_event_product
 from plastic.functional.traces import decay_factor
 from plastic.functional.window_bags import compiled_pre_event_sums, sums_write_into
+from plastic.functional.window_traces import WindowTraceKernels, compiled_window_traces
 from plastic.learn.base import Unit
 from plastic.neural.buffers import set_plain
 
@@ -54,7 +57,15 @@ class OneSampleWindowPlan:
     and strides it was made for. Not copied or pickled with the state (a copy starts without one)."""
 
     def __init__(
-        self, params: Any, dt: float, steps: int, inputs: int, outputs: int, dtype: torch.dtype, kernel: Any
+        self,
+        params: Any,
+        dt: float,
+        steps: int,
+        inputs: int,
+        outputs: int,
+        dtype: torch.dtype,
+        kernel: Any,
+        trace_kernels: WindowTraceKernels,
     ) -> None:
         self.params, self.dt, self.steps, self.inputs, self.outputs, self.dtype = (
             params,
@@ -65,16 +76,16 @@ class OneSampleWindowPlan:
             dtype,
         )
         self.kernel = kernel
-        import numpy  # present where the compiled sums are (numba needs it); optional elsewhere
-
-        self.multiply = numpy.multiply
+        self.trace_kernels = trace_kernels
         self.decay_pre = decay_factor(dt, params.tau_pre, exact=params.exact)
         self.decay_post = decay_factor(dt, params.tau_post, exact=params.exact)
-        self.amplitude_post = float(params.amplitude_post)
-        self.negative_eta_pre = -float(params.eta_pre)
+        # the scalars of the trace loops in the dtype, as torch converts a Python scalar for its tensors
+        scalar = torch.empty((), dtype=dtype).numpy().dtype.type
+        self.amplitude_post = scalar(float(params.amplitude_post))
+        self.negative_eta_pre = scalar(-float(params.eta_pre))
         cpu = torch.device("cpu")
         tables = pre_event_tables(
-            steps, self.decay_pre, self.decay_post, float(params.amplitude_pre), self.amplitude_post,
+            steps, self.decay_pre, self.decay_post, float(params.amplitude_pre), float(params.amplitude_post),
             float(params.eta_post), float(params.eta_pre), dtype, cpu, inputs,
         )  # fmt: skip
         self.tables = tables  # kept: the arrays below are views of its tensors
@@ -82,8 +93,9 @@ class OneSampleWindowPlan:
         self.post_powers = tables.post_powers.numpy()
         self.carry_columns = tables.carry_columns.numpy()
         self.carry_scale = tables.carry_scale
-        # a 0-dim tensor, as pre_event_window_update multiplies by it (not its value as a Python float)
-        self.power_post = decay_powers(self.decay_post, steps, dtype, cpu)[steps]
+        # a_post^T as pre_event_window_update multiplies by it: the dtype's value of decay_powers, not the
+        # Python float a_post ** T
+        self.power_post = decay_powers(self.decay_post, steps, dtype, cpu)[steps].numpy()[()]
         # the bound under which the change is finite by construction (STDP._bounded_change)
         self.finite_limit = torch.finfo(dtype).max / 1000
         self.post_decayed = torch.empty(outputs, dtype=dtype)
@@ -148,9 +160,10 @@ def _plan(unit: Unit, steps: int, inputs: int, outputs: int, dtype: torch.dtype)
     if isinstance(plan, OneSampleWindowPlan) and plan.matches(params, dt, steps, inputs, outputs, dtype):
         return plan
     kernel = compiled_pre_event_sums() if dtype in (torch.float32, torch.float64) else None
-    if kernel is None:
+    trace_kernels = compiled_window_traces()
+    if kernel is None or trace_kernels is None:
         return None
-    plan = OneSampleWindowPlan(params, dt, steps, inputs, outputs, dtype, kernel)
+    plan = OneSampleWindowPlan(params, dt, steps, inputs, outputs, dtype, kernel, trace_kernels)
     set_plain(unit.state, "one_sample_window_plan", plan)
     return plan
 
@@ -196,14 +209,20 @@ def learn_one_sample_window(unit: Unit, spikes_pre: Tensor, spikes_post: Tensor,
     ):
         return False
     inputs, outputs = trace_pre.numel(), trace_post.numel()
-    if grouped_shape[0] != 1 or grouped_shape[1] != outputs or grouped_shape[2] != inputs:
+    if not (inputs and outputs) or grouped_shape[0] != 1 or grouped_shape[1] != outputs or grouped_shape[2] != inputs:
         return False
     plan = _plan(unit, steps, inputs, outputs, dtype)
     if plan is None:
         return False
-    # from the carried traces, before the window: their finiteness (the plain path refuses others,
-    # with its message) and the bound that proves the change finite (STDP._bounded_change)
-    largest_pre, largest_post = largest_magnitude(trace_pre), largest_magnitude(trace_post)
+    # the carried traces' largest magnitudes, before the window (as stdp_checks.largest_magnitude gives
+    # them, NaN where an element is): their finiteness (the plain path refuses others, with its message)
+    # and the bound that proves the change finite (STDP._bounded_change); and -eta_pre x_post(-1) as
+    # torch.mul(trace_post, -eta_pre) rounds it
+    trace_pre_array = plan.array("trace_pre", trace_pre)
+    trace_post_array = plan.array("trace_post", trace_post)
+    largest_pre, largest_post = plan.trace_kernels.magnitudes_before(
+        trace_pre_array, trace_post_array, plan.negative_eta_pre, plan.carried_post_array
+    )
     if not (math.isfinite(largest_pre) and math.isfinite(largest_post)):
         return False
     params = plan.params
@@ -221,10 +240,7 @@ def learn_one_sample_window(unit: Unit, spikes_pre: Tensor, spikes_post: Tensor,
     change = plan.change_array(accumulator, grouped_shape)
     if change is None:
         return False
-    trace_pre_array = plan.array("trace_pre", trace_pre)
     try:
-        # -eta_pre x_post(-1), as torch.mul(trace_post, -eta_pre) rounds it (one product in the dtype)
-        plan.multiply(plan.array("trace_post", trace_post), plan.negative_eta_pre, out=plan.carried_post_array)
         plan.kernel(
             spikes_pre.reshape(steps, inputs).numpy(), spikes_post.reshape(steps, outputs).numpy(),
             plan.filter_rows, plan.post_powers, plan.carry_columns, trace_pre_array, plan.carried_post_array,
@@ -236,9 +252,10 @@ def learn_one_sample_window(unit: Unit, spikes_pre: Tensor, spikes_post: Tensor,
     # the updater first: a refused change leaves the carried traces as they were
     updater.accumulate_signed("weight", accumulator, known_finite=known_finite, owned=True)
     # x_pre(T-1) = sums + a_pre^T x_pre(-1) and x_post(T-1) = a_post^T x_post(-1) + A_post post_decayed,
-    # the operations of pre_event_window_product / pre_event_window_update, written into the traces
+    # the operations of pre_event_window_product / pre_event_window_update, written into the traces: the
+    # first as torch's add with alpha computes it (a fused multiply-add), the second's three roundings
+    # in the dtype by a compiled loop (the same products and sum)
     flat_pre = trace_pre.view(inputs)
     torch.add(plan.last_pre_sums, flat_pre, alpha=plan.carry_scale, out=flat_pre)
-    plan.post_decayed.mul_(plan.amplitude_post)
-    trace_post.mul_(plan.power_post).add_(plan.post_decayed.view(trace_post.shape))
+    plan.trace_kernels.post_trace_after(trace_post_array, plan.power_post, plan.amplitude_post, plan.post_decayed_array)
     return True

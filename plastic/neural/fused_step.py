@@ -67,15 +67,14 @@ from plastic.functional.fused_step import (
 )
 from plastic.functional.neuron_params import NeuronParams, NeuronState
 from plastic.functional.neurons import neuron_step_unchecked
-from plastic.neural.buffers import rebind_buffer
 from plastic.neural.connection_base import Connection
 from plastic.neural.connections import LinearDense
+from plastic.neural.fused_recorders import KeptRing, window_ring
 from plastic.neural.neuron_base import SpikingNeuron
-from plastic.neural.observable import any_call_hooks, has_own_call_hooks
+from plastic.neural.observable import any_call_hooks
 from plastic.neural.synapse_base import Synapse
 from plastic.neural.synapses import DeltaCurrent
 from plastic.observe.monitors import AttributeRecorder
-from plastic.observe.reducers import Reducer, WindowReducer
 
 if TYPE_CHECKING:
     from plastic.neural.cell import Cell
@@ -152,7 +151,7 @@ def fused_cell_step(cell: Cell, spikes: Tensor, current: Tensor | None, args: tu
         and not current.requires_grad
     ):
         return None  # the eager step's checks, with their messages
-    empty_bias, empty_current = _EMPTY[plan.dtype]
+    empty_bias = plan.empty_bias
     kept_voltage = _kept(cell_state, "_fused_voltage", voltage)
     # the compiled code is called without numba's dispatcher (plan.entry) where every argument has the type
     # it was compiled for (see _make_plan); a step with a current, or with state arrays of another layout
@@ -203,29 +202,37 @@ def fused_cell_step(cell: Cell, spikes: Tensor, current: Tensor | None, args: tu
     # the window recorders written by the call (the steps' values are plain bool CPU tensors of these
     # shapes that record no graph), the other observers called after it
     observers = cell_state.get("_post_step_observers")
-    ring_pre = ring_post = None
+    ring_pre: KeptRing | None = None
+    ring_post: KeptRing | None = None
+    pre_state: dict[str, Any] = {}  # the reducers' attributes
+    post_state: dict[str, Any] = {}
     pre_array = post_array = _NO_RING
     pre_slot = post_slot = -1
     others: list[Any] = []
     if observers:
+        training = cell_state["training"]  # the recorders' gates (nn.Module's plain attribute)
         for hook in observers.values():
             if type(hook) is AttributeRecorder:
                 path = hook.path
                 if path == "connection.synspike" and ring_pre is None:
-                    ring_pre, pre_array, pre_slot = _window_ring(hook.recording_reducer(cell), spikes_shape)
-                    if ring_pre is not None:
+                    found = window_ring(hook, training, spikes_shape)
+                    if found is not None:
+                        pre_state, ring_pre = found
+                        pre_array, pre_slot = ring_pre.array, ring_pre.history_state["_pointer"]
                         continue
                 elif path == "neuron.spike" and ring_post is None:
-                    ring_post, post_array, post_slot = _window_ring(hook.recording_reducer(cell), shape)
-                    if ring_post is not None:
+                    found = window_ring(hook, training, shape)
+                    if found is not None:
+                        post_state, ring_post = found
+                        post_array, post_slot = ring_post.array, ring_post.history_state["_pointer"]
                         continue
             others.append(hook)
     try:
         status = call(
             spikes.numpy(),
             rows_array,
-            empty_bias if plan.bias_array is None else plan.bias_array,
-            empty_current if current is None else current.numpy(),
+            plan.bias_array,
+            plan.empty_current if current is None else current.numpy(),
             kept_voltage.array,
             remaining_array,
             theta_array,
@@ -269,14 +276,17 @@ def fused_cell_step(cell: Cell, spikes: Tensor, current: Tensor | None, args: tu
     # what the eager step stores: the synapse's deferred step (Synapse.pass_through), the connection's
     # record (_pass_through_step), the neuron's state laid out for its next step
     synapse._defer(spikes)
-    rebind_buffer(connection, "synspike", spikes)
+    connection._buffers["synspike"] = spikes  # as _pass_through_step: no buffer registration hooks (checked)
     connection._defer_syncurrent()
     fired = torch.from_numpy(fired_array)
     neuron._store_single_step(NeuronState(new_voltage, new_remaining, new_theta), fired)
+    # the rings' steps counted, as WindowReducer.record_step counts its copy
     if ring_pre is not None:
-        ring_pre.count_step()
+        ring_pre.history._advance()
+        pre_state["_total"] += 1
     if ring_post is not None:
-        ring_post.count_step()
+        ring_post.history._advance()
+        post_state["_total"] += 1
     result = torch.from_numpy(spike_array)
     for hook in others:
         hook(cell, args, result)
@@ -293,9 +303,9 @@ class _Plan:
     """
 
     __slots__ = (
-        "adaptive", "bias_array", "constants", "density", "dtype", "entry", "flags", "flags_with_current", "held",
-        "inputs", "kernel", "key", "outputs", "refractory", "refractory_steps", "rows_array", "theta_changes",
-        "theta_layout", "voltage_layout",
+        "adaptive", "bias_array", "constants", "density", "dtype", "empty_bias", "empty_current", "entry", "flags",
+        "flags_with_current", "held", "inputs", "kernel", "key", "outputs", "refractory", "refractory_steps",
+        "rows_array", "theta_changes", "theta_layout", "voltage_layout",
     )  # fmt: skip
 
     def __init__(
@@ -311,7 +321,9 @@ class _Plan:
         self.rows_array: Any = None
         self.inputs = 0  # the weight's rows (rows_array.shape[0])
         self.outputs = 0  # its columns: the neurons
-        self.bias_array: Any = None
+        self.bias_array: Any = None  # the bias's array, or empty_bias where there is none
+        self.empty_bias: Any = None  # the placeholders of arrays a step does not use (_EMPTY)
+        self.empty_current: Any = None
         self.density = 1.0
         self.constants: Any = None
         self.flags: Any = None
@@ -332,15 +344,16 @@ class _Plan:
 
 def _plan_key(connection: Connection, synapse: Any, neuron: Any) -> tuple[Any, ...]:
     """What the plan of a cell follows: its modules, their tensors' memory, their parameters and modes
-    (objects by ``id``: the plan holds them, see :func:`_plan_objects`)."""
+    (tensors and the neuron's parameters by ``id``: the plan holds them, see :func:`_plan_objects`; the
+    modules and the step function as themselves, which compare by identity: no call of ``id``)."""
     parameters = connection._parameters
     weight: Tensor = parameters["weight"]  # type: ignore[assignment]  # registered by Connection
     bias = parameters.get("bias")
     neuron_state, synapse_state = neuron.__dict__, synapse.__dict__
     return (
-        id(connection),
-        id(synapse),
-        id(neuron),
+        connection,
+        synapse,
+        neuron,
         id(weight),
         weight.data_ptr(),
         weight.stride(),
@@ -352,7 +365,7 @@ def _plan_key(connection: Connection, synapse: Any, neuron: Any) -> tuple[Any, .
         synapse_state.get("capacity"),
         synapse_state.get("amplitude"),
         neuron_state.get("_step_mode"),
-        id(neuron_state.get("_step_function")),
+        neuron_state.get("_step_function"),
         id(neuron_state.get("params")),
         neuron_state.get("adaptive"),
     )
@@ -485,7 +498,6 @@ def _make_plan(key: tuple[Any, ...], connection: Connection, synapse: Any, neuro
     plan.dtype = rows.dtype
     plan.rows_array = rows.numpy()
     plan.inputs, plan.outputs = plan.rows_array.shape
-    plan.bias_array = None if bias is None else bias.detach().numpy()
     plan.density = density
     plan.constants = constants
     plan.flags = np.array(flags, dtype=np.bool_)
@@ -501,12 +513,12 @@ def _make_plan(key: tuple[Any, ...], connection: Connection, synapse: Any, neuro
     # as bool), its outputs new arrays (C-contiguous, aligned and writeable as numpy allocates them), its
     # numbers of these Python types
     state, fired, counter = np.empty((1, plan.outputs), state_dtype), np.empty((1, plan.outputs), _BOOL), _NO_COUNTER
-    empty_bias, empty_current = _EMPTY[rows.dtype]
+    empty_bias, empty_current = plan.empty_bias, plan.empty_current = _EMPTY[rows.dtype]
+    plan.bias_array = empty_bias if bias is None else bias.detach().numpy()
     spikes = np.zeros((1, plan.inputs), dtype=_BOOL)
-    bias_array = empty_bias if plan.bias_array is None else plan.bias_array
     limit = density * 1 * plan.inputs if density < 1.0 else math.inf  # the step's expression, at B = 1
     sample = (
-        spikes, plan.rows_array, bias_array, empty_current, state, counter, empty_bias, constants, plan.flags,
+        spikes, plan.rows_array, plan.bias_array, empty_current, state, counter, empty_bias, constants, plan.flags,
         plan.refractory_steps, limit, state, fired, state, counter, empty_bias, _NO_RING, -1, _NO_RING, -1,
     )  # fmt: skip
     plan.entry = entry_point(kernel, sample) or kernel
@@ -514,33 +526,6 @@ def _make_plan(key: tuple[Any, ...], connection: Connection, synapse: Any, neuro
     # store that state too, in the layout of this plan: the operands are made again for it
     neuron.__dict__.pop("_step_operands", None)
     return plan
-
-
-def _window_ring(reducer: Reducer | None, shape: torch.Size) -> tuple[WindowReducer | None, Any, int]:
-    """``reducer``, its ring's storage as an array and the step's slot where a window recorder's call with
-    a plain bool CPU tensor of ``shape`` that records no graph would copy it straight into that ring
-    (:meth:`WindowReducer.record_step <plastic.observe.reducers.WindowReducer.record_step>`: a plain
-    window reducer without hooks, recording that shape, on a bool CPU storage) and that storage can be
-    written through an array (contiguous, ``[steps, *shape]``); ``(None, placeholder, -1)`` otherwise (call the
-    recorder).
-
-    ``reducer``: the one the recorder would record into now
-    (:meth:`~plastic.observe.monitors.AttributeRecorder.recording_reducer`).
-    Torch's global hooks are not read: the fused step checked them for this step.
-    """
-    if type(reducer) is not WindowReducer:
-        return None, _NO_RING, -1
-    state = reducer.__dict__
-    # WindowReducer.fits_step for such a value: its dtype, device and grad are known, its shape is given
-    if not state["_shape_fixed"] or state["_shape"] != shape or has_own_call_hooks(reducer):
-        return None, _NO_RING, -1
-    data, slot = reducer.step_slot()
-    if not (data.dtype == torch.bool and data.is_cpu and data.is_contiguous()):
-        return None, _NO_RING, -1
-    kept = _kept(state, "_fused_ring", data)
-    if kept.layout != _RING_LAYOUT:
-        return None, _NO_RING, -1
-    return reducer, kept.array, slot
 
 
 class KeptArray:
@@ -607,6 +592,5 @@ _NO_COUNTER = None if np is None else np.zeros((0, 0), dtype=np.int32)
 _BOOL = None if np is None else np.dtype(np.bool_)  # dtype objects: numpy reads them faster than types
 _INT32 = None if np is None else np.dtype(np.int32)
 _COUNTER_LAYOUT = (_INT32, 2)  # KeptArray.layout of a refractory counter [B, N_out]
-_RING_LAYOUT = (_BOOL, 3)  # and of a recording ring [steps, B, N]
 _INT32_MAX = 2**31 - 1
 _NO_NUMBA = 'numba is not installed (pip install "plastic[fast]")'

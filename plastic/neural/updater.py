@@ -288,16 +288,32 @@ class Updater(nn.Module):
         """
         self._check_name(name)
         param = self.parameter(name)
-        tensor = check_real_like(change, "change", param).detach()
+        lent = self._stored(name, "potentiation")
+        if (
+            change is lent
+            and change.shape == param.shape
+            and change.dtype == param.dtype
+            and change.device == param.device
+        ):
+            # the potentiation buffer itself (change_buffer's, written in place), of the parameter's
+            # shape, dtype and device: a real tensor without a graph, as check_real_like would find
+            tensor = change
+        else:
+            tensor = check_real_like(change, "change", param).detach()
         self._home(name)
         positive = self._stored(name, "potentiation")  # stale: overwritten whole below, or zeroed first
         negative = self._stored(name, "depression")
         count_positive = self._count(name, "potentiation")
         count_negative = self._count(name, "depression")
         in_buffer = (
-            tensor.data_ptr() == positive.data_ptr()
-            and tensor.dtype == positive.dtype
-            and tensor.stride() == positive.stride()
+            (
+                tensor is positive
+                or (
+                    tensor.data_ptr() == positive.data_ptr()
+                    and tensor.dtype == positive.dtype
+                    and tensor.stride() == positive.stride()
+                )
+            )
             and name not in self._unsplit
             and int(count_positive) == 0
             and int(count_negative) == 0
@@ -307,11 +323,11 @@ class Updater(nn.Module):
                 self._stale.add(name)  # computed in the empty accumulator (change_buffer): empty again
             raise ValueError("change: expected finite values, found NaN or inf")
         if in_buffer:
-            # computed in place by the caller (change_buffer): nothing to copy
+            # computed in place by the caller (change_buffer): nothing to copy; the counts were 0
             self._stale.discard(name)
             self._unsplit.add(name)
-            count_positive.add_(1)
-            count_negative.add_(1)
+            count_positive.fill_(1)
+            count_negative.fill_(1)
             return
         if (
             tensor.dtype == positive.dtype
@@ -329,8 +345,8 @@ class Updater(nn.Module):
                 positive.copy_(tensor)
             self._stale.discard(name)
             self._unsplit.add(name)
-            count_positive.add_(1)
-            count_negative.add_(1)
+            count_positive.fill_(1)  # they were 0
+            count_negative.fill_(1)
             return
         self._split(name)
         positive = self._accumulator(name, "potentiation")  # zeroed first where stale

@@ -98,9 +98,9 @@ class AttributeRecorder:
     A plain single step (a plain tensor, a :class:`WindowReducer` whose
     recording it fits) goes straight into the reducer's ring, whatever the
     grad mode; anything else goes through the monitor's checks. A fused cell
-    step (:mod:`plastic.neural.fused_step`) asks :meth:`recording_reducer`
-    for the reducer and writes the step into its ring itself, without
-    calling this.
+    step (:mod:`plastic.neural.fused_step`) reads the same monitor, gate and
+    reducer (:func:`~plastic.neural.fused_recorders.window_ring`) and writes
+    the step into the ring itself, without calling this.
     """
 
     __slots__ = ("monitor", "path", "read")
@@ -143,26 +143,6 @@ class AttributeRecorder:
         # a plain single step without a graph: the reducer's forward without nn.Module's call
         # dispatch (it detaches a value that requires grad, as _observe would)
         reducer.forward(value)
-
-    def recording_reducer(self, hooked: nn.Module) -> Reducer | None:
-        """The reducer a call of this recorder after a call of ``hooked`` would hand the value to, or None
-        where the monitor is gone, disabled or gated off for ``hooked``'s mode (calling it does nothing).
-
-        A fused cell step (:mod:`plastic.neural.fused_step`) asks this at
-        every step, and writes the step's value into the reducer's ring
-        itself where the call would copy it straight there.
-        """
-        monitor = self.monitor()
-        if monitor is None:
-            return None
-        state = monitor.__dict__
-        if not state["enabled"]:
-            return None
-        gate = state["train_only"]
-        if gate is not None and hooked.training != (gate == "train"):
-            return None
-        reducer: Reducer = state["_modules"]["reducer"]
-        return reducer
 
 
 class Monitor(nn.Module):

@@ -193,17 +193,6 @@ class WindowReducer(Reducer):
             and value.device == data.device
         )
 
-    def step_slot(self) -> tuple[Tensor, int]:
-        """The ring's storage ``[steps, *shape]`` and the index of the slot the next step goes into: a
-        fused step (:mod:`plastic.neural.fused_step`) writes it there, then calls :meth:`count_step`."""
-        history: RingBuffer = self.__dict__["_modules"]["history"]
-        return history._buffers["data"], history.__dict__["_pointer"]  # type: ignore[return-value]  # registered
-
-    def count_step(self) -> None:
-        """Count the step written into :meth:`step_slot` (what :meth:`record_step` does after its copy)."""
-        self.__dict__["_modules"]["history"]._advance()
-        self.__dict__["_total"] += 1
-
     def _update_step(self, value: Tensor) -> None:
         cast(RingBuffer, self._modules["history"]).push(value)  # without nn.Module.__getattr__
         set_plain(self, "_total", self._total + 1)  # a plain int: skips nn.Module.__setattr__
