@@ -25,7 +25,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import plastic.neural.fused_step as fused_module
-from plastic import IF, LIF, STDP, AdaptiveLIF, Cell, ExponentialCurrent, LinearDense, LinearLateral, Monitor, Serial
+from plastic import (
+    IF,
+    LIF,
+    STDP,
+    AdaptiveLIF,
+    Cell,
+    DeltaCurrent,
+    ExponentialCurrent,
+    LinearDense,
+    LinearLateral,
+    Monitor,
+    Serial,
+)
 from plastic.functional.fused_step import DONE, compiled_linear_neuron_step, entry_point, linear_neuron_step
 from plastic.neural.fused_step import (
     fused_step_available,
@@ -850,3 +862,28 @@ def test_refractory_counters_at_the_int32_limits_wrap_as_the_eager_step(kernel: 
     # by hand: INT32_MIN - 1 wraps to INT32_MAX (then one less per step); negative counters clamp to 0
     remaining = fused["refractory_remaining"][0].tolist()
     assert remaining[0] == 2**31 - 1 - 3 and remaining[4] == 2**31 - 1 - 4
+
+
+def test_modules_replaced_between_steps_are_followed(kernel: CountingKernel) -> None:
+    """The cell's neuron, its connection's synapse and the connection itself replaced between fused steps
+    (each by a new module of the same kind with other numbers): the next steps read the new module, as
+    the eager steps do."""
+
+    def new_neuron(cell: Cell, stdp: STDP | None) -> None:
+        cell.neuron = LIF(7, batch_size=1, tau=3.0, v_threshold=0.4, dtype=torch.float64)
+
+    def new_synapse(cell: Cell, stdp: STDP | None) -> None:
+        cell.connection.synapse = DeltaCurrent(12, amplitude=-0.8, dtype=torch.float64)
+
+    def new_connection(cell: Cell, stdp: STDP | None) -> None:
+        torch.manual_seed(5)
+        cell.connection = LinearDense(
+            12, 7, batch_size=1, weight_init=(0.2, 0.6), weight_layout="input_major", dtype=torch.float64
+        )
+
+    spikes = sparse_trains(24, 10, 1, 12, count=3)
+    actions = {3: new_neuron, 5: new_synapse, 7: new_connection}
+    eager = run(False, spikes, actions=actions, trainer=False)
+    fused = run(True, spikes, actions=actions, trainer=False)
+    assert_same(fused, eager)
+    assert kernel.calls == 10

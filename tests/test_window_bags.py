@@ -178,12 +178,14 @@ FIRING = [(13, [1, 7, 12]), (9, []), (10, [0, 3, 4, 8, 9]), (10, [0, 1, 2, 3, 4,
 @pytest.mark.parametrize(("n_out", "firing"), FIRING)
 @pytest.mark.parametrize("float64", [False, True])
 @pytest.mark.parametrize("carried_post", [False, True])
-def test_sums_are_the_documented_sums_bit_for_bit(kernel, n_out, firing, float64, carried_post):
+@pytest.mark.parametrize("steps", [11, 70])
+def test_sums_are_the_documented_sums_bit_for_bit(kernel, n_out, firing, float64, carried_post, steps):
     """Every output, signed zeros included, against the documented order written out in plain Python:
-    few and many neurons firing, rows of any length, inputs without spikes, spikes in every row."""
+    few and many neurons firing, rows of any length, inputs without spikes, spikes in every row; windows
+    of one and of several 32-step words of packed spikes."""
     dtype = torch.float64 if float64 else torch.float32
     generator = torch.Generator().manual_seed(n_out + len(firing))
-    steps, n_in = 11, 19
+    n_in = 19
     pre = torch.rand(steps, n_in, generator=generator) < 0.3
     pre[:, 4] = False  # an input without spikes
     pre[:, 5] = True  # one spiking at every step

@@ -21,8 +21,8 @@ it. :func:`pre_event_sums` computes all of it in one pass over the spikes
 that writes each input's row of the change once, into memory the caller
 keeps (the updater's accumulator: no fresh weight-sized allocation, whose
 page faults cost as much as the sums on a cold cache). Where at most half the
-neurons fire it sums over their columns alone; it finds each input's spikes
-without a branch. Its sums start from
+neurons fire it sums over their columns alone; it reads each input's spikes
+from packed bits, without a branch per step. Its sums start from
 zero and add in the order above, the same values as the torch form's bit for
 bit; the carried terms are added as ``(main + x_pre r) + z q``, each
 product and sum rounded in the dtype, where ``addmm`` has BLAS's own order:
@@ -52,6 +52,15 @@ if TYPE_CHECKING:
     from plastic.functional.stdp_engine import PreEventTables
 
 __all__ = ["compiled_pre_event_sums", "pre_event_change", "pre_event_sums", "sums_write_into"]
+
+# the lowest set bit b of a 32-bit word is at _BIT_OF_DE_BRUIJN_INDEX[((2^b * _DE_BRUIJN) mod 2^32) >> 27]
+# (a de Bruijn sequence: each b gives another top five bits); products below 2^59, so no int64 overflow
+_DE_BRUIJN = 0x077CB531
+_BIT_OF_DE_BRUIJN_INDEX: Any = (
+    None
+    if np is None
+    else np.array(sorted(range(32), key=lambda bit: ((1 << bit) * _DE_BRUIJN & 0xFFFFFFFF) >> 27), dtype=np.int64)
+)
 
 
 def sums_write_into(out: Tensor) -> bool:
@@ -169,7 +178,8 @@ def pre_event_sums(
         for o in range(outputs):
             fired[o] |= spikes_post[t, o]
     column = np.empty(outputs, dtype=np.int64)  # a fired neuron's column of the rows
-    active = np.empty(outputs, dtype=np.int64)  # the neuron of each column, increasing
+    # the neuron of each column, increasing; unsigned, as an index needs no fix-up for negative values
+    active = np.empty(outputs, dtype=np.uint64)
     columns = 0
     for o in range(outputs):
         post_decayed[o] = zero
@@ -177,8 +187,8 @@ def pre_event_sums(
             column[o] = columns
             active[columns] = o
             columns += 1
-    # the rows of the fired neurons alone where at most half fire (their sums then run over fewer
-    # columns, in the cache, and each input's row is scattered once into a full row); else all columns
+    # the rows of the fired neurons alone where at most half fire (the sums then run over fewer
+    # columns, in the cache, and are written into each input's row once); else all columns
     compact = 2 * columns <= outputs
     if not compact:
         columns = outputs
@@ -186,19 +196,19 @@ def pre_event_sums(
             column[o] = o
             active[o] = o
     # postsynaptic side, in the transposed layout (each event adds a contiguous filter row), t
-    # increasing at each neuron. Each step's events are found eight neurons at a time (most groups
+    # increasing at each neuron. Each step's events are found sixteen neurons at a time (most groups
     # have none) and written without a branch where a group has one (a spike's place is unpredictable)
     rows_transposed = np.zeros((columns, steps + 1), dtype=change.dtype)
     step_events = np.empty(outputs, dtype=np.int64)
-    whole_groups = outputs - outputs % 8
+    whole_groups = outputs - outputs % 16
     for t in range(steps):
         found = 0
-        for group in range(0, whole_groups, 8):
+        for group in range(0, whole_groups, 16):
             hit = False
-            for o in range(group, group + 8):
+            for o in range(group, group + 16):
                 hit |= spikes_post[t, o]
             if hit:
-                for o in range(group, group + 8):
+                for o in range(group, group + 16):
                     step_events[found] = o  # kept only where o spiked
                     found += spikes_post[t, o]
         for o in range(whole_groups, outputs):
@@ -210,58 +220,74 @@ def pre_event_sums(
             for u in range(steps + 1):
                 rows_transposed[k, u] += filter_rows[t, u]
             post_decayed[o] += post_powers[t]
-    rows = np.empty((steps + 1, columns), dtype=change.dtype)
+    # compact rows padded with zero columns to a multiple of 16 (the vectorised sums then have no
+    # scalar remainder; the padding is never written out)
+    width = (columns + 15) // 16 * 16 if compact else columns
+    rows = np.zeros((steps + 1, width), dtype=change.dtype)
     for u in range(steps + 1):
         for k in range(columns):
             rows[u, k] = rows_transposed[k, u]
-    # r over all outputs (zero where a neuron did not fire)
+    # r over all outputs (zero where a neuron did not fire) and the carried factor over the columns
     entering_row = np.zeros(outputs, dtype=change.dtype)
+    carried_compact = np.zeros(width, dtype=change.dtype)
     for k in range(columns):
         entering_row[active[k]] = rows[steps, k]
-    # input by input: its spikes' steps (found without a branch: at 5 % a branch mispredicts at most
-    # of them), the sums of their rows, u increasing, then one pass that writes the input's row of the
-    # change with the carried terms. The first row is copied (0 + x is x: a sum from +0 is never -0, so
-    # rows holds no -0); the sums run over the compact columns and are scattered into a full row whose
-    # other columns stay zero, as the plain rows are where a neuron did not fire
-    main_row = np.zeros(outputs, dtype=change.dtype)
-    main = np.empty(columns, dtype=change.dtype) if compact else main_row
-    event_steps = np.empty(steps, dtype=np.int64)
+        if has_carried_post:
+            carried_compact[k] = carried_post[active[k]]
+    # each input's spikes as the bits of 32-step words (packed by a pass vectorised over the inputs),
+    # read back lowest bit first (u increasing) by a de Bruijn multiply: no branch per step, where at
+    # 5 % a branch mispredicts at most of the spikes
+    words_per_input = (steps + 31) // 32
+    spike_bits = np.zeros((words_per_input, inputs), dtype=np.int64)
+    for u in range(steps):
+        word = u >> 5
+        bit = u & 31
+        for i in range(inputs):
+            spike_bits[word, i] |= np.int64(spikes_pre[u, i]) << bit
+    # input by input: the sums of its spikes' rows from zero, u increasing (0 + x is x: a sum from +0
+    # is never -0, so rows holds no -0), then the input's row of the change written with the carried
+    # terms, x_pre(-1)[i] r[o] (row T) then z[i] (-eta_pre x_post(-1)[o]), each product and sum rounded
+    # in the dtype (no fused multiply-add: numba does not contract)
+    main = np.empty(width, dtype=change.dtype)
     for i in range(inputs):
-        found = 0
-        for u in range(steps):
-            event_steps[found] = u  # kept only where input i spiked at u
-            found += spikes_pre[u, i]
+        for k in range(width):
+            main[k] = zero
         sum_entering = zero
         sum_seen = zero
-        for event in range(found):
-            u = event_steps[event]
-            sum_entering += carry_columns[u, 0]
-            sum_seen += carry_columns[u, 1]
+        for word in range(words_per_input):
+            remaining = spike_bits[word, i]
+            while remaining != 0:
+                lowest = remaining & -remaining
+                u = 32 * word + _BIT_OF_DE_BRUIJN_INDEX[((lowest * _DE_BRUIJN) & 0xFFFFFFFF) >> 27]
+                remaining ^= lowest
+                sum_entering += carry_columns[u, 0]
+                sum_seen += carry_columns[u, 1]
+                for k in range(width):
+                    main[k] += rows[u, k]
         sums[i, 0] = sum_entering
         sums[i, 1] = sum_seen
-        if found == 0:
-            for k in range(columns):
-                main[k] = zero
-        else:
-            u = event_steps[0]
-            for k in range(columns):
-                main[k] = rows[u, k]
-            for event in range(1, found):
-                u = event_steps[event]
-                for k in range(columns):
-                    main[k] += rows[u, k]
-        if compact:
-            for k in range(columns):
-                main_row[active[k]] = main[k]
-        # the carried terms: x_pre(-1)[i] r[o] (row T), then z[i] (-eta_pre x_post(-1)[o]), each
-        # product and sum rounded in the dtype (no fused multiply-add: numba does not contract)
         entering = trace_pre[i]
-        if has_carried_post:
+        if compact:
+            # the fired neurons' values over the compact columns, written over the row after the
+            # others' values fill it (main and r zero there, as in the plain rows)
+            if has_carried_post:
+                for k in range(width):
+                    main[k] = (main[k] + entering * rows[steps, k]) + sum_seen * carried_compact[k]
+                for o in range(outputs):
+                    change[i, o] = (zero + entering * entering_row[o]) + sum_seen * carried_post[o]
+            else:
+                for k in range(width):
+                    main[k] = main[k] + entering * rows[steps, k]
+                for o in range(outputs):
+                    change[i, o] = zero + entering * entering_row[o]
+            for k in range(columns):
+                change[i, active[k]] = main[k]
+        elif has_carried_post:
             for o in range(outputs):
-                change[i, o] = (main_row[o] + entering * entering_row[o]) + sum_seen * carried_post[o]
+                change[i, o] = (main[o] + entering * entering_row[o]) + sum_seen * carried_post[o]
         else:
             for o in range(outputs):
-                change[i, o] = main_row[o] + entering * entering_row[o]
+                change[i, o] = main[o] + entering * entering_row[o]
 
 
 @functools.cache

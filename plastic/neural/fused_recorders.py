@@ -16,20 +16,21 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
-from plastic.neural.observable import has_own_call_hooks
+from plastic.neural.observable import own_call_hooks
 from plastic.observe.reducers import WindowReducer
 
 if TYPE_CHECKING:
-    from plastic.neural.cell import Cell
     from plastic.observe.monitors import AttributeRecorder
 
 __all__ = ["KeptRing", "window_ring"]
 
 
-def window_ring(recorder: AttributeRecorder, hooked: Cell, shape: torch.Size) -> tuple[dict[str, Any], KeptRing] | None:
+def window_ring(
+    recorder: AttributeRecorder, training: bool, shape: torch.Size
+) -> tuple[dict[str, Any], KeptRing] | None:
     """The attributes and :class:`KeptRing` of the reducer that ``recorder`` would record into now after a
-    call of ``hooked`` where its call with a plain bool CPU tensor of ``shape`` that records no graph would
-    copy it straight into its ring
+    call of a module whose ``training`` is ``training``, where the recorder's call with a plain bool CPU
+    tensor of ``shape`` that records no graph would copy it straight into its ring
     (:meth:`WindowReducer.record_step <plastic.observe.reducers.WindowReducer.record_step>`: a plain window
     reducer without hooks, recording that shape, on a bool CPU storage) and that storage can be written
     through an array (contiguous, ``[steps, *shape]``); None otherwise (call the recorder).
@@ -42,14 +43,14 @@ def window_ring(recorder: AttributeRecorder, hooked: Cell, shape: torch.Size) ->
         return None
     monitor_state = monitor.__dict__
     gate = monitor_state["train_only"]
-    if not monitor_state["enabled"] or (gate is not None and hooked.training != (gate == "train")):
+    if not monitor_state["enabled"] or (gate is not None and training != (gate == "train")):
         return None
     reducer = monitor_state["_modules"]["reducer"]
     if type(reducer) is not WindowReducer:
         return None
     state = reducer.__dict__
     # WindowReducer.fits_step for such a value: its dtype, device and grad are known, its shape is given
-    if not state["_shape_fixed"] or state["_shape"] != shape or has_own_call_hooks(reducer):
+    if not state["_shape_fixed"] or state["_shape"] != shape or own_call_hooks(state):
         return None
     history = state["_modules"]["history"]
     data: Tensor = history._buffers["data"]  # registered by RingBuffer

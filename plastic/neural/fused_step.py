@@ -151,7 +151,7 @@ def fused_cell_step(cell: Cell, spikes: Tensor, current: Tensor | None, args: tu
         and not current.requires_grad
     ):
         return None  # the eager step's checks, with their messages
-    empty_bias, empty_current = _EMPTY[plan.dtype]
+    empty_bias = plan.empty_bias
     kept_voltage = _kept(cell_state, "_fused_voltage", voltage)
     # the compiled code is called without numba's dispatcher (plan.entry) where every argument has the type
     # it was compiled for (see _make_plan); a step with a current, or with state arrays of another layout
@@ -210,17 +210,18 @@ def fused_cell_step(cell: Cell, spikes: Tensor, current: Tensor | None, args: tu
     pre_slot = post_slot = -1
     others: list[Any] = []
     if observers:
+        training = cell_state["training"]  # the recorders' gates (nn.Module's plain attribute)
         for hook in observers.values():
             if type(hook) is AttributeRecorder:
                 path = hook.path
                 if path == "connection.synspike" and ring_pre is None:
-                    found = window_ring(hook, cell, spikes_shape)
+                    found = window_ring(hook, training, spikes_shape)
                     if found is not None:
                         pre_state, ring_pre = found
                         pre_array, pre_slot = ring_pre.array, ring_pre.history_state["_pointer"]
                         continue
                 elif path == "neuron.spike" and ring_post is None:
-                    found = window_ring(hook, cell, shape)
+                    found = window_ring(hook, training, shape)
                     if found is not None:
                         post_state, ring_post = found
                         post_array, post_slot = ring_post.array, ring_post.history_state["_pointer"]
@@ -230,8 +231,8 @@ def fused_cell_step(cell: Cell, spikes: Tensor, current: Tensor | None, args: tu
         status = call(
             spikes.numpy(),
             rows_array,
-            empty_bias if plan.bias_array is None else plan.bias_array,
-            empty_current if current is None else current.numpy(),
+            plan.bias_array,
+            plan.empty_current if current is None else current.numpy(),
             kept_voltage.array,
             remaining_array,
             theta_array,
@@ -302,9 +303,9 @@ class _Plan:
     """
 
     __slots__ = (
-        "adaptive", "bias_array", "constants", "density", "dtype", "entry", "flags", "flags_with_current", "held",
-        "inputs", "kernel", "key", "outputs", "refractory", "refractory_steps", "rows_array", "theta_changes",
-        "theta_layout", "voltage_layout",
+        "adaptive", "bias_array", "constants", "density", "dtype", "empty_bias", "empty_current", "entry", "flags",
+        "flags_with_current", "held", "inputs", "kernel", "key", "outputs", "refractory", "refractory_steps",
+        "rows_array", "theta_changes", "theta_layout", "voltage_layout",
     )  # fmt: skip
 
     def __init__(
@@ -320,7 +321,9 @@ class _Plan:
         self.rows_array: Any = None
         self.inputs = 0  # the weight's rows (rows_array.shape[0])
         self.outputs = 0  # its columns: the neurons
-        self.bias_array: Any = None
+        self.bias_array: Any = None  # the bias's array, or empty_bias where there is none
+        self.empty_bias: Any = None  # the placeholders of arrays a step does not use (_EMPTY)
+        self.empty_current: Any = None
         self.density = 1.0
         self.constants: Any = None
         self.flags: Any = None
@@ -341,15 +344,16 @@ class _Plan:
 
 def _plan_key(connection: Connection, synapse: Any, neuron: Any) -> tuple[Any, ...]:
     """What the plan of a cell follows: its modules, their tensors' memory, their parameters and modes
-    (objects by ``id``: the plan holds them, see :func:`_plan_objects`)."""
+    (tensors and the neuron's parameters by ``id``: the plan holds them, see :func:`_plan_objects`; the
+    modules and the step function as themselves, which compare by identity: no call of ``id``)."""
     parameters = connection._parameters
     weight: Tensor = parameters["weight"]  # type: ignore[assignment]  # registered by Connection
     bias = parameters.get("bias")
     neuron_state, synapse_state = neuron.__dict__, synapse.__dict__
     return (
-        id(connection),
-        id(synapse),
-        id(neuron),
+        connection,
+        synapse,
+        neuron,
         id(weight),
         weight.data_ptr(),
         weight.stride(),
@@ -361,7 +365,7 @@ def _plan_key(connection: Connection, synapse: Any, neuron: Any) -> tuple[Any, .
         synapse_state.get("capacity"),
         synapse_state.get("amplitude"),
         neuron_state.get("_step_mode"),
-        id(neuron_state.get("_step_function")),
+        neuron_state.get("_step_function"),
         id(neuron_state.get("params")),
         neuron_state.get("adaptive"),
     )
@@ -494,7 +498,6 @@ def _make_plan(key: tuple[Any, ...], connection: Connection, synapse: Any, neuro
     plan.dtype = rows.dtype
     plan.rows_array = rows.numpy()
     plan.inputs, plan.outputs = plan.rows_array.shape
-    plan.bias_array = None if bias is None else bias.detach().numpy()
     plan.density = density
     plan.constants = constants
     plan.flags = np.array(flags, dtype=np.bool_)
@@ -510,12 +513,12 @@ def _make_plan(key: tuple[Any, ...], connection: Connection, synapse: Any, neuro
     # as bool), its outputs new arrays (C-contiguous, aligned and writeable as numpy allocates them), its
     # numbers of these Python types
     state, fired, counter = np.empty((1, plan.outputs), state_dtype), np.empty((1, plan.outputs), _BOOL), _NO_COUNTER
-    empty_bias, empty_current = _EMPTY[rows.dtype]
+    empty_bias, empty_current = plan.empty_bias, plan.empty_current = _EMPTY[rows.dtype]
+    plan.bias_array = empty_bias if bias is None else bias.detach().numpy()
     spikes = np.zeros((1, plan.inputs), dtype=_BOOL)
-    bias_array = empty_bias if plan.bias_array is None else plan.bias_array
     limit = density * 1 * plan.inputs if density < 1.0 else math.inf  # the step's expression, at B = 1
     sample = (
-        spikes, plan.rows_array, bias_array, empty_current, state, counter, empty_bias, constants, plan.flags,
+        spikes, plan.rows_array, plan.bias_array, empty_current, state, counter, empty_bias, constants, plan.flags,
         plan.refractory_steps, limit, state, fired, state, counter, empty_bias, _NO_RING, -1, _NO_RING, -1,
     )  # fmt: skip
     plan.entry = entry_point(kernel, sample) or kernel

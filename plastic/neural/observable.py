@@ -26,7 +26,15 @@ from torch import nn
 from torch.nn.modules import module as _module_implementation
 from torch.utils.hooks import RemovableHandle
 
-__all__ = ["Observable", "PostObserver", "PreObserver", "any_call_hooks", "has_call_hooks", "has_own_call_hooks"]
+__all__ = [
+    "Observable",
+    "PostObserver",
+    "PreObserver",
+    "any_call_hooks",
+    "has_call_hooks",
+    "has_own_call_hooks",
+    "own_call_hooks",
+]
 
 PreObserver = Callable[[nn.Module, tuple[Any, ...]], None]
 PostObserver = Callable[[nn.Module, tuple[Any, ...], Any], None]
@@ -84,12 +92,12 @@ def has_call_hooks(module: nn.Module) -> bool:
     :meth:`torch.nn.Module._call_impl`), minus the dispatch; the per-step
     callers use it to skip that dispatch.
     """
-    return _own_call_hooks(module.__dict__) or _global_call_hooks()
+    return own_call_hooks(module.__dict__) or _global_call_hooks()
 
 
 def has_own_call_hooks(module: nn.Module) -> bool:
     """:func:`has_call_hooks` without torch's global tables: for a caller that read them for this call."""
-    return _own_call_hooks(module.__dict__)
+    return own_call_hooks(module.__dict__)
 
 
 def any_call_hooks(*modules: nn.Module) -> bool:
@@ -97,7 +105,7 @@ def any_call_hooks(*modules: nn.Module) -> bool:
     if _global_call_hooks():
         return True
     for module in modules:
-        # _own_call_hooks inlined: this runs for several modules at every fused cell step
+        # own_call_hooks inlined: this runs for several modules at every fused cell step
         state = module.__dict__
         if (
             state["_forward_hooks"]
@@ -110,7 +118,8 @@ def any_call_hooks(*modules: nn.Module) -> bool:
     return False
 
 
-def _own_call_hooks(state: dict[str, Any]) -> bool:
+def own_call_hooks(state: dict[str, Any]) -> bool:
+    """:func:`has_own_call_hooks` of the module whose attributes (``module.__dict__``) are ``state``."""
     # the module's hook tables are plain attributes
     return bool(
         state["_forward_hooks"]
