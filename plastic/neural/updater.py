@@ -22,9 +22,8 @@ normalisation after Diehl & Cook (2015), Front. Comput. Neurosci. 9:99.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 import torch
 import torch.distributed as dist
@@ -34,13 +33,16 @@ from plastic.functional.bounding import Bounding, clamp_, normalize_rows_
 from plastic.functional.validation import all_finite, check_choice, check_positive
 from plastic.neural.updater_checks import (
     ClampBounds,
+    accumulator_key,
     buffer_key,
+    buffer_names,
     check_bounding,
     check_clamp_pair,
     check_magnitude,
     check_masks,
     check_param_names,
     check_real_like,
+    count_key,
     per_name,
     resolve_path,
 )
@@ -49,39 +51,6 @@ __all__ = ["REDUCTIONS", "Updater"]
 
 REDUCTIONS = ("sum", "mean", "max", "min", "last")
 ALL_REDUCE_OPS = (None, "sum", "mean")
-
-
-class _BufferNames(NamedTuple):
-    """The buffer names of one parameter's accumulators, counts and mask."""
-
-    potentiation: str
-    depression: str
-    potentiation_count: str
-    depression_count: str
-    mask: str
-
-
-@functools.cache
-def _buffer_names(name: str) -> _BufferNames:
-    # read several times per call: formatted once per parameter name
-    key = buffer_key(name)
-    return _BufferNames(
-        f"{key}_potentiation",
-        f"{key}_depression",
-        f"{key}_potentiation_count",
-        f"{key}_depression_count",
-        f"{key}_mask",
-    )
-
-
-@functools.cache
-def _accumulator_key(name: str, kind: str) -> str:
-    return f"{buffer_key(name)}_{kind}"
-
-
-@functools.cache
-def _count_key(name: str, kind: str) -> str:
-    return f"{buffer_key(name)}_{kind}_count"
 
 
 class Updater(nn.Module):
@@ -210,7 +179,7 @@ class Updater(nn.Module):
         the parameter, where the caller has it already)."""
         if param is None:
             param = self.parameter(name)
-        keys = _buffer_names(name)
+        keys = buffer_names(name)
         buffers = self._buffers
         device = param.device
         floating = param.is_floating_point()
@@ -237,13 +206,13 @@ class Updater(nn.Module):
 
     def _stored(self, name: str, kind: str) -> Tensor:
         """The accumulator's buffer as it is: for writers that overwrite all of it, and layout reads."""
-        return self._buffers[_accumulator_key(name, kind)]  # type: ignore[return-value]
+        return self._buffers[accumulator_key(name, kind)]  # type: ignore[return-value]
 
     def _count(self, name: str, kind: str) -> Tensor:
-        return self._buffers[_count_key(name, kind)]  # type: ignore[return-value]
+        return self._buffers[count_key(name, kind)]  # type: ignore[return-value]
 
     def _mask(self, name: str, param: Tensor) -> Tensor | None:
-        key = _buffer_names(name).mask
+        key = buffer_names(name).mask
         if key in self._buffers:
             return self._buffers[key]
         implicit = resolve_path(self.module, f"{name}_mask")
