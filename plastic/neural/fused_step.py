@@ -204,8 +204,7 @@ def fused_cell_step(cell: Cell, spikes: Tensor, current: Tensor | None, args: tu
     observers = cell_state.get("_post_step_observers")
     ring_pre: KeptRing | None = None
     ring_post: KeptRing | None = None
-    pre_state: dict[str, Any] = {}  # the reducers' attributes
-    post_state: dict[str, Any] = {}
+    pre_state = post_state = _NO_REDUCER  # the reducers' attributes, where their rings are written
     pre_array = post_array = _NO_RING
     pre_slot = post_slot = -1
     others: list[Any] = []
@@ -588,6 +587,7 @@ _EMPTY = {} if np is None else {
     for dtype, numpy in ((torch.float32, np.float32), (torch.float64, np.float64))
 }  # fmt: skip
 _NO_RING = None if np is None else np.zeros((0, 0, 0), dtype=np.bool_)
+_NO_REDUCER: dict[str, Any] = {}  # never written: a ring's reducer attributes replace it where it is
 _NO_COUNTER = None if np is None else np.zeros((0, 0), dtype=np.int32)
 _BOOL = None if np is None else np.dtype(np.bool_)  # dtype objects: numpy reads them faster than types
 _INT32 = None if np is None else np.dtype(np.int32)
