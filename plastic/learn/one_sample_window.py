@@ -23,6 +23,7 @@ the plain path, which checks and refuses as before.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -44,6 +45,10 @@ __all__ = ["OneSampleWindowPlan", "learn_one_sample_window"]
 def _flat_array(tensor: Tensor) -> Any:
     """The tensor's elements as a one-dimensional numpy array of the same memory."""
     return tensor.view(tensor.numel()).numpy()
+
+
+def _flat_view(tensor: Tensor) -> Tensor:
+    return tensor.view(tensor.numel())
 
 
 def _no_plan() -> None:
@@ -121,15 +126,29 @@ class OneSampleWindowPlan:
             and dtype == self.dtype
         )
 
-    def array(self, role: str, tensor: Tensor) -> Any:
-        """The kept numpy array of ``tensor`` under ``role`` (flattened), made anew when ``tensor`` is
-        another tensor, or the same one moved to other memory or strides."""
+    def kept(self, role: str, tensor: Tensor, make: Callable[[Tensor], Any]) -> Any:
+        """``make(tensor)`` as kept under ``role``, made anew when ``tensor`` is another tensor, or the
+        same one moved to other memory or strides."""
         kept = self.arrays.get(role)
         if kept is not None and kept[0] is tensor and kept[1] == tensor.data_ptr() and kept[2] == tensor.stride():
             return kept[3]
-        array = _flat_array(tensor)
-        self.arrays[role] = (tensor, tensor.data_ptr(), tensor.stride(), array)
-        return array
+        value = make(tensor)
+        self.arrays[role] = (tensor, tensor.data_ptr(), tensor.stride(), value)
+        return value
+
+    def array(self, role: str, tensor: Tensor) -> Any:
+        """The kept numpy array of ``tensor`` under ``role`` (flattened)."""
+        return self.kept(role, tensor, _flat_array)
+
+    def spike_array(self, role: str, spikes: Tensor, steps: int, width: int) -> Any:
+        """``spikes`` ``[T, 1, ...]`` as a numpy array ``[T, width]``: a slice of the kept array of the
+        recording they are a view of (a monitor's ring: no tensor call), else converted."""
+        base = spikes._base
+        if base is not None and base.is_contiguous() and spikes.is_contiguous() and base.dtype == spikes.dtype:
+            start = spikes.storage_offset() - base.storage_offset()
+            if start >= 0 and start + steps * width <= base.numel():
+                return self.kept(role, base, _flat_array)[start : start + steps * width].reshape(steps, width)
+        return spikes.reshape(steps, width).numpy()
 
     def change_array(self, accumulator: Tensor, shape: torch.Size) -> Any:
         """The numpy array ``[N_in, N_out]`` the compiled sums write the change into, of the updater's
@@ -248,7 +267,8 @@ def learn_one_sample_window(
         return False
     try:
         plan.kernel(
-            spikes_pre.reshape(steps, inputs).numpy(), spikes_post.reshape(steps, outputs).numpy(),
+            plan.spike_array("spikes_pre", spikes_pre, steps, inputs),
+            plan.spike_array("spikes_post", spikes_post, steps, outputs),
             plan.filter_rows, plan.post_powers, plan.carry_columns, trace_pre_array, plan.carried_post_array,
             True, plan.post_decayed_array, change, plan.sums_array,
         )  # fmt: skip
@@ -261,7 +281,7 @@ def learn_one_sample_window(
     # the operations of pre_event_window_product / pre_event_window_update, written into the traces: the
     # first as torch's add with alpha computes it (a fused multiply-add), the second's three roundings
     # in the dtype by a compiled loop (the same products and sum)
-    flat_pre = trace_pre.view(inputs)
+    flat_pre = plan.kept("flat_trace_pre", trace_pre, _flat_view)
     torch.add(plan.last_pre_sums, flat_pre, alpha=plan.carry_scale, out=flat_pre)
     plan.trace_kernels.post_trace_after(trace_post_array, plan.power_post, plan.amplitude_post, plan.post_decayed_array)
     return True
