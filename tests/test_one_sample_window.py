@@ -176,3 +176,26 @@ def test_one_sample_window_after_a_state_dict_load_and_a_copy():
         results.append((state.trace_pre.clone(), state.trace_post.clone(), connection.weight.detach().clone()))
     for fast, plain in zip(*results, strict=True):
         assert torch.equal(fast, plain)
+
+
+@needs_numba
+def test_spike_arrays_follow_the_recording():
+    """A window viewing a ring (a slice of the kept array), a copied window, and a ring replaced by
+    another tensor or given new memory: always the window's own values."""
+    from plastic.learn.one_sample_window import OneSampleWindowPlan, compiled_window_traces
+
+    params = STDP.Params(tau_pre=5.0, tau_post=5.0)
+    plan = OneSampleWindowPlan(params, 1.0, 3, 4, 2, torch.float32, None, compiled_window_traces())
+    generator = torch.Generator().manual_seed(0)
+    ring = torch.rand(6, 1, 4, generator=generator) < 0.5
+    for start in (0, 2, 3):
+        window = ring[start : start + 3]
+        assert (plan.spike_array("pre", window, 3, 4) == window.reshape(3, 4).numpy()).all()
+    copied = ring[[5, 0, 1]]
+    assert (plan.spike_array("pre", copied, 3, 4) == copied.reshape(3, 4).numpy()).all()
+    ring.copy_(~ring)  # new values in place: the kept array is the same memory
+    assert (plan.spike_array("pre", ring[1:4], 3, 4) == ring[1:4].reshape(3, 4).numpy()).all()
+    ring.set_(torch.rand(6, 1, 4, generator=generator) < 0.5)  # new memory: made anew
+    assert (plan.spike_array("pre", ring[2:5], 3, 4) == ring[2:5].reshape(3, 4).numpy()).all()
+    other = torch.rand(6, 1, 4, generator=generator) < 0.5  # another ring
+    assert (plan.spike_array("pre", other[0:3], 3, 4) == other[0:3].reshape(3, 4).numpy()).all()
