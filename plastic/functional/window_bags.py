@@ -234,16 +234,17 @@ def pre_event_sums(
         entering_row[active[k]] = rows[steps, k]
         if has_carried_post:
             carried_compact[k] = carried_post[active[k]]
-    # each input's spikes as the bits of 32-step words (packed by a pass vectorised over the inputs),
-    # read back lowest bit first (u increasing) by a de Bruijn multiply: no branch per step, where at
-    # 5 % a branch mispredicts at most of the spikes
+    # each input's spikes as the bits of 32-step words (packed by a pass vectorised over the inputs;
+    # int32, half the bytes of int64 to rewrite per step), read back lowest bit first (u increasing)
+    # by a de Bruijn multiply: no branch per step, where at 5 % a branch mispredicts at most of the
+    # spikes
     words_per_input = (steps + 31) // 32
-    spike_bits = np.zeros((words_per_input, inputs), dtype=np.int64)
+    spike_bits = np.zeros((words_per_input, inputs), dtype=np.int32)
     for u in range(steps):
         word = u >> 5
         bit = u & 31
         for i in range(inputs):
-            spike_bits[word, i] |= np.int64(spikes_pre[u, i]) << bit
+            spike_bits[word, i] |= np.int32(spikes_pre[u, i]) << bit
     # input by input: the sums of its spikes' rows from zero, u increasing (0 + x is x: a sum from +0
     # is never -0, so rows holds no -0), then the input's row of the change written with the carried
     # terms, x_pre(-1)[i] r[o] (row T) then z[i] (-eta_pre x_post(-1)[o]), each product and sum rounded
@@ -255,7 +256,7 @@ def pre_event_sums(
         sum_entering = zero
         sum_seen = zero
         for word in range(words_per_input):
-            remaining = spike_bits[word, i]
+            remaining = np.int64(spike_bits[word, i]) & 0xFFFFFFFF  # bit 31 read as 2^31, not the sign
             while remaining != 0:
                 lowest = remaining & -remaining
                 u = 32 * word + _BIT_OF_DE_BRUIJN_INDEX[((lowest * _DE_BRUIJN) & 0xFFFFFFFF) >> 27]

@@ -383,7 +383,9 @@ class IndependentCellTrainer(nn.Module):
     @staticmethod
     def has_recorded(unit: Unit) -> bool:
         """Whether every monitor of ``unit`` observed at least one step since its last clear."""
-        return all(monitor.reducer.shape is not None for monitor in unit.monitors.values())
+        # the reducer from the submodule table (no nn.Module.__getattr__: read at every call)
+        reducers = [monitor._modules["reducer"] for monitor in unit.monitors.values()]
+        return all(reducer is not None and reducer.shape is not None for reducer in reducers)
 
     def recorded_units(self) -> list[Unit]:
         """The active units whose cell ran a step since its monitors were attached or cleared."""

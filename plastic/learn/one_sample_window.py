@@ -36,6 +36,7 @@ from plastic.functional.window_bags import compiled_pre_event_sums, sums_write_i
 from plastic.functional.window_traces import WindowTraceKernels, compiled_window_traces
 from plastic.learn.base import Unit
 from plastic.neural.buffers import set_plain
+from plastic.neural.connection_base import Connection
 
 __all__ = ["OneSampleWindowPlan", "learn_one_sample_window"]
 
@@ -168,7 +169,14 @@ def _plan(unit: Unit, steps: int, inputs: int, outputs: int, dtype: torch.dtype)
     return plan
 
 
-def learn_one_sample_window(unit: Unit, spikes_pre: Tensor, spikes_post: Tensor, grouped_shape: torch.Size) -> bool:
+def learn_one_sample_window(
+    unit: Unit,
+    spikes_pre: Tensor,
+    spikes_post: Tensor,
+    connection: Connection,
+    weight: Tensor,
+    grouped_shape: torch.Size,
+) -> bool:
     """Learn one window ``[T, 1, *in]`` / ``[T, 1, *out]`` of an all-to-all one-product STDP unit (the
     caller checked :meth:`~plastic.learn.stdp.STDP.uses_one_product`) with its
     :class:`OneSampleWindowPlan`: the change into the updater's empty accumulator, the carried traces
@@ -180,12 +188,10 @@ def learn_one_sample_window(unit: Unit, spikes_pre: Tensor, spikes_post: Tensor,
     bool CPU spikes of one sample through an all-to-all connection whose
     float32/float64 input-major weight's accumulator is empty, carried
     traces of the window's shapes and the weight's dtype, contiguous, finite
-    and without a graph. ``grouped_shape`` is the connection's
-    ``weight_grouped()`` shape.
+    and without a graph. ``connection`` is the unit's connection, ``weight``
+    its weight and ``grouped_shape`` its ``weight_grouped()`` shape.
     """
     steps, batch = spikes_pre.shape[:2]
-    connection = unit.cell.connection
-    weight = connection.weight
     dtype = weight.dtype
     buffers = unit.state._buffers
     trace_pre, trace_post = buffers.get("trace_pre"), buffers.get("trace_post")

@@ -134,11 +134,11 @@ def _trace_decays(dt: float, tau_pre: float, tau_post: float, exact: bool) -> tu
     return decay_factor(dt, tau_pre, exact=exact), decay_factor(dt, tau_post, exact=exact)
 
 
-def _grouped_shape(state: CellState, connection: Connection) -> torch.Size:
+def _grouped_shape(state: CellState, connection: Connection, weight: Tensor | None = None) -> torch.Size:
     """The shape of ``connection.weight_grouped()`` (``[G, O, K]``), kept in ``state`` for the
     connection and weight shape it was read for: its rearranged view costs more than the rest of a
-    one-sample window's bookkeeping."""
-    shape = connection.weight.shape
+    one-sample window's bookkeeping. ``weight``: ``connection.weight``, where the caller has it."""
+    shape = (connection.weight if weight is None else weight).shape
     cached = state.__dict__.get("grouped_shape")
     if cached is None or cached[0] is not connection or cached[1] != shape:
         cached = (connection, shape, connection.weight_grouped().shape)
@@ -333,12 +333,15 @@ class STDP(WindowTrainer):
         return bound <= torch.finfo(dtype).max / 1000
 
     @staticmethod
-    def _one_sample_window(unit: Unit, spikes_pre: Tensor, spikes_post: Tensor) -> bool:
+    def _one_sample_window(
+        unit: Unit, spikes_pre: Tensor, spikes_post: Tensor, connection: Connection, weight: Tensor
+    ) -> bool:
         """Whether the window was learnt by :func:`~plastic.learn.one_sample_window.learn_one_sample_window`
         (a one-product unit's one-sample input-major window with the compiled sums and carried traces,
-        the same values as the plain path with what its windows share kept); False: nothing done."""
-        shape = _grouped_shape(unit.state, unit.cell.connection)
-        return learn_one_sample_window(unit, spikes_pre, spikes_post, shape)
+        the same values as the plain path with what its windows share kept); False: nothing done.
+        ``connection`` and ``weight``: the unit's connection and its weight."""
+        shape = _grouped_shape(unit.state, connection, weight)
+        return learn_one_sample_window(unit, spikes_pre, spikes_post, connection, weight, shape)
 
     def learn_window(self, unit: Unit, windows: dict[str, Tensor]) -> None:
         params = unit.state.params
@@ -346,7 +349,7 @@ class STDP(WindowTrainer):
         weight = connection.weight
         spikes_pre, spikes_post = windows["pre"], windows["post"]
         one_product = self.uses_one_product(unit)
-        if one_product and self._one_sample_window(unit, spikes_pre, spikes_post):
+        if one_product and self._one_sample_window(unit, spikes_pre, spikes_post, connection, weight):
             return
         dtype = weight.dtype
         # no carried postsynaptic trace yet (first window since a reset): zeros, and the

@@ -203,7 +203,9 @@ class RingBuffer(nn.Module):
             raise ValueError(f"steps: expected an int in [0, {self.capacity}], got {steps!r}")
         start = (self._pointer - steps) % self.capacity
         if steps <= self._count and start + steps <= self.capacity:
-            return self.data[start : start + steps]
+            # the buffer without nn.Module.__getattr__ (a trainer's read at every call)
+            data: Tensor = self._buffers["data"]  # type: ignore[assignment]
+            return data[start : start + steps]
         return self.window(steps)
 
     def read(

@@ -33,13 +33,16 @@ from plastic.functional.bounding import Bounding, clamp_, normalize_rows_
 from plastic.functional.validation import all_finite, check_choice, check_positive
 from plastic.neural.updater_checks import (
     ClampBounds,
+    accumulator_key,
     buffer_key,
+    buffer_names,
     check_bounding,
     check_clamp_pair,
     check_magnitude,
     check_masks,
     check_param_names,
     check_real_like,
+    count_key,
     per_name,
     resolve_path,
 )
@@ -171,22 +174,27 @@ class Updater(nn.Module):
         """The live tensor ``name`` of the module (follows ``module.to(...)``)."""
         return resolve_path(self.module, self._check_name(name))  # type: ignore[return-value]
 
-    def _home(self, name: str) -> Tensor:
-        """Move ``name``'s buffers to the parameter's device (and floating dtype); return it."""
-        param = self.parameter(name)
-        key = buffer_key(name)
-        for kind in ("potentiation", "depression"):
-            accumulator: Tensor = self._buffers[f"{key}_{kind}"]  # type: ignore[assignment]
-            dtype = param.dtype if param.is_floating_point() else accumulator.dtype
-            if accumulator.device != param.device or accumulator.dtype != dtype:
-                self._buffers[f"{key}_{kind}"] = accumulator.to(device=param.device, dtype=dtype)
-            count: Tensor = self._buffers[f"{key}_{kind}_count"]  # type: ignore[assignment]
-            if count.device != param.device:
-                self._buffers[f"{key}_{kind}_count"] = count.to(param.device)
-        if f"{key}_mask" in self._buffers:
-            mask: Tensor = self._buffers[f"{key}_mask"]  # type: ignore[assignment]
-            if mask.device != param.device:
-                self._buffers[f"{key}_mask"] = mask.to(param.device)
+    def _home(self, name: str, param: Tensor | None = None) -> Tensor:
+        """Move ``name``'s buffers to the parameter's device (and floating dtype); return it (``param``:
+        the parameter, where the caller has it already)."""
+        if param is None:
+            param = self.parameter(name)
+        keys = buffer_names(name)
+        buffers = self._buffers
+        device = param.device
+        floating = param.is_floating_point()
+        for key in (keys.potentiation, keys.depression):
+            accumulator: Tensor = buffers[key]  # type: ignore[assignment]
+            dtype = param.dtype if floating else accumulator.dtype
+            if accumulator.device != device or accumulator.dtype != dtype:
+                buffers[key] = accumulator.to(device=device, dtype=dtype)
+        for key in (keys.potentiation_count, keys.depression_count):
+            count: Tensor = buffers[key]  # type: ignore[assignment]
+            if count.device != device:
+                buffers[key] = count.to(device)
+        mask = buffers.get(keys.mask)
+        if mask is not None and mask.device != device:
+            buffers[keys.mask] = mask.to(device)
         return param
 
     def _accumulator(self, name: str, kind: str) -> Tensor:
@@ -198,13 +206,13 @@ class Updater(nn.Module):
 
     def _stored(self, name: str, kind: str) -> Tensor:
         """The accumulator's buffer as it is: for writers that overwrite all of it, and layout reads."""
-        return self._buffers[f"{buffer_key(name)}_{kind}"]  # type: ignore[return-value]
+        return self._buffers[accumulator_key(name, kind)]  # type: ignore[return-value]
 
     def _count(self, name: str, kind: str) -> Tensor:
-        return self._buffers[f"{buffer_key(name)}_{kind}_count"]  # type: ignore[return-value]
+        return self._buffers[count_key(name, kind)]  # type: ignore[return-value]
 
     def _mask(self, name: str, param: Tensor) -> Tensor | None:
-        key = f"{buffer_key(name)}_mask"
+        key = buffer_names(name).mask
         if key in self._buffers:
             return self._buffers[key]
         implicit = resolve_path(self.module, f"{name}_mask")
@@ -238,7 +246,7 @@ class Updater(nn.Module):
             checked["potentiation"] = check_magnitude(potentiation, "potentiation", param)
         if depression is not None:
             checked["depression"] = check_magnitude(depression, "depression", param)
-        self._home(name)
+        self._home(name, param)
         self._split(name)
         for kind, value in checked.items():
             self._reduce_into(self._accumulator(name, kind), self._count(name, kind), value.detach())
@@ -253,7 +261,7 @@ class Updater(nn.Module):
         """
         self._check_name(name)
         param = self.parameter(name)
-        self._home(name)
+        self._home(name, param)
         positive = self._stored(name, "potentiation")  # stale or not: undefined until the caller writes it
         if name in self._unsplit or int(self._count(name, "potentiation")) or int(self._count(name, "depression")):
             return None
@@ -300,7 +308,7 @@ class Updater(nn.Module):
             tensor = change
         else:
             tensor = check_real_like(change, "change", param).detach()
-        self._home(name)
+        self._home(name, param)
         positive = self._stored(name, "potentiation")  # stale: overwritten whole below, or zeroed first
         negative = self._stored(name, "depression")
         count_positive = self._count(name, "potentiation")
@@ -504,7 +512,7 @@ class Updater(nn.Module):
         bounding = self.bounding.get(name)
         if bounding is not None and bounding.kind != "none":  # type: ignore[attr-defined]
             return False
-        self._home(name)
+        self._home(name, param)
         if not param.is_floating_point() or self._mask(name, param) is not None:
             return False
         positive = self._stored(name, "potentiation")

@@ -2,12 +2,15 @@
 
 Settings given once or as ``{parameter name: setting}`` (:func:`per_name`),
 bounding, clamp pairs, masks and accumulated magnitudes, and the dotted
-parameter paths of a module (:func:`resolve_path`, :func:`buffer_key`).
+parameter paths of a module and the buffer names they give (:func:`resolve_path`,
+:func:`buffer_key`, :func:`buffer_names`).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -16,7 +19,10 @@ from plastic.functional.bounding import Bounding
 from plastic.functional.validation import check_tensor
 
 __all__ = [
+    "BufferNames",
+    "accumulator_key",
     "buffer_key",
+    "buffer_names",
     "check_bounding",
     "check_clamp_pair",
     "check_magnitude",
@@ -24,6 +30,7 @@ __all__ = [
     "check_masks",
     "check_param_names",
     "check_real_like",
+    "count_key",
     "per_name",
     "resolve_path",
 ]
@@ -34,6 +41,42 @@ ClampBounds = tuple[float | None, float | None]
 def buffer_key(name: str) -> str:
     # Buffer names may not contain "."; dotted parameter paths are flattened.
     return name.replace(".", "__")
+
+
+class BufferNames(NamedTuple):
+    """The buffer names of one parameter's accumulators, counts and mask."""
+
+    potentiation: str
+    depression: str
+    potentiation_count: str
+    depression_count: str
+    mask: str
+
+
+@functools.cache
+def buffer_names(name: str) -> BufferNames:
+    """The buffer names of parameter ``name`` (formatted once per name: an updater reads them several
+    times per call)."""
+    key = buffer_key(name)
+    return BufferNames(
+        f"{key}_potentiation",
+        f"{key}_depression",
+        f"{key}_potentiation_count",
+        f"{key}_depression_count",
+        f"{key}_mask",
+    )
+
+
+@functools.cache
+def accumulator_key(name: str, kind: str) -> str:
+    """The buffer name of ``name``'s ``kind`` (potentiation or depression) accumulator."""
+    return f"{buffer_key(name)}_{kind}"
+
+
+@functools.cache
+def count_key(name: str, kind: str) -> str:
+    """The buffer name of the count of ``name``'s ``kind`` accumulator."""
+    return f"{buffer_key(name)}_{kind}_count"
 
 
 def resolve_path(module: nn.Module, name: str) -> object:

@@ -224,8 +224,10 @@ class WindowReducer(Reducer):
         """
         if self._shape is None:
             raise RuntimeError(f"{type(self).__name__}.recent: nothing observed yet")
-        assert self.history is not None
-        return self.history.recent(steps)
+        # the submodule without nn.Module.__getattr__ (the trainers' read at every call)
+        history = cast(RingBuffer | None, self._modules["history"])
+        assert history is not None
+        return history.recent(steps)
 
     def view(self, delay: float | Tensor, tolerance: float | None = None) -> Tensor:
         raise NotImplementedError("WindowReducer keeps whole windows: read them with peek()")
