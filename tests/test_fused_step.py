@@ -887,3 +887,26 @@ def test_modules_replaced_between_steps_are_followed(kernel: CountingKernel) -> 
     fused = run(True, spikes, actions=actions, trainer=False)
     assert_same(fused, eager)
     assert kernel.calls == 10
+
+
+def test_buffer_registration_hooks_see_the_steps_buffers(kernel: CountingKernel) -> None:
+    """A global buffer registration hook: the steps are eager (the kernel is not called) and the hook sees
+    each buffer a step stores (the synapse's deferred spikes, the connection's record, the neuron's state
+    and spikes), with the values of the fused steps of a cell without the hook."""
+    spikes = sparse_trains(25, 3, 1, 12)
+    seen: list[tuple[str, str]] = []
+    cell, _ = build(0, trainer=False)
+    handle = torch.nn.modules.module.register_module_buffer_registration_hook(
+        lambda module, name, buffer: seen.append((type(module).__name__, name))
+    )
+    try:
+        outputs = [cell(step) for step in spikes]
+    finally:
+        handle.remove()
+    assert kernel.calls == 0
+    for name in [("DeltaCurrent", "spike"), ("LinearDense", "synspike"), ("LIF", "voltage"), ("LIF", "spike")]:
+        assert seen.count(name) == 3, name
+    twin, _ = build(0, trainer=False)
+    assert torch.equal(torch.stack(outputs), torch.stack([twin(step) for step in spikes]))
+    assert kernel.calls == 3
+    assert torch.equal(cell.neuron.voltage, twin.neuron.voltage)

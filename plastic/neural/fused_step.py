@@ -209,7 +209,7 @@ def fused_cell_step(cell: Cell, spikes: Tensor, current: Tensor | None, args: tu
     pre_slot = post_slot = -1
     others: list[Any] = []
     if observers:
-        training = cell_state["training"]  # the recorders' gates (nn.Module's plain attribute)
+        training = cell.training  # read once for the recorders' gates
         for hook in observers.values():
             if type(hook) is AttributeRecorder:
                 path = hook.path

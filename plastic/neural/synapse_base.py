@@ -54,6 +54,7 @@ from typing import Any, ClassVar, cast
 
 import torch
 from torch import Tensor, nn
+from torch.nn.modules import module as _module_implementation
 
 from plastic.functional.traces import (
     spike_values,
@@ -198,7 +199,10 @@ class Synapse(StepModeMixin, nn.Module):
     def _defer(self, spikes: Tensor) -> None:
         """Keep the checked bool ``spikes`` as this single step's record, its state, current and histories
         written when first read (:meth:`_settle`): :meth:`pass_through`'s step, or a fused cell step's."""
-        rebind_buffer(self, "spike", spikes)
+        if type(spikes) is Tensor and not _module_implementation._global_buffer_registration_hooks:
+            self._buffers["spike"] = spikes  # what rebind_buffer does for this registered buffer, without its call
+        else:
+            rebind_buffer(self, "spike", spikes)
         self.__dict__["_deferred"] = True
 
     def _settle(self) -> None:
