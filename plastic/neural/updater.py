@@ -43,6 +43,7 @@ from plastic.neural.updater_checks import (
     check_param_names,
     check_real_like,
     count_key,
+    mask_key,
     per_name,
     resolve_path,
 )
@@ -147,14 +148,13 @@ class Updater(nn.Module):
         for name in names:
             param: Tensor = resolve_path(module, name)  # type: ignore[assignment]
             dtype = param.dtype if param.is_floating_point() else torch.get_default_dtype()
-            key = buffer_key(name)
             for kind in ("potentiation", "depression"):
                 # laid out like the parameter (an input-major weight's too): the apply's add is one
                 # sequential pass over both
-                self.register_buffer(f"{key}_{kind}", torch.zeros_like(param, dtype=dtype).detach())
-                self.register_buffer(f"{key}_{kind}_count", torch.zeros((), dtype=torch.int64, device=param.device))
+                self.register_buffer(accumulator_key(name, kind), torch.zeros_like(param, dtype=dtype).detach())
+                self.register_buffer(count_key(name, kind), torch.zeros((), dtype=torch.int64, device=param.device))
             if name in masks:
-                self.register_buffer(f"{key}_mask", masks[name])
+                self.register_buffer(mask_key(name), masks[name])
 
     # ------------------------------------------------------------------ validation
 
@@ -212,7 +212,7 @@ class Updater(nn.Module):
         return self._buffers[count_key(name, kind)]  # type: ignore[return-value]
 
     def _mask(self, name: str, param: Tensor) -> Tensor | None:
-        key = buffer_names(name).mask
+        key = mask_key(name)
         if key in self._buffers:
             return self._buffers[key]
         implicit = resolve_path(self.module, f"{name}_mask")
@@ -348,7 +348,7 @@ class Updater(nn.Module):
             # (0 + x, 0 + (x - 0) / 1, copy, first extreme): the change is kept whole in the
             # potentiation buffer and split into the two parts when they are read (_split)
             if owned and self._adoptable(tensor, positive):
-                self._buffers[f"{buffer_key(name)}_potentiation"] = tensor
+                self._buffers[accumulator_key(name, "potentiation")] = tensor
             else:
                 positive.copy_(tensor)
             self._stale.discard(name)

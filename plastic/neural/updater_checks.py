@@ -31,6 +31,7 @@ __all__ = [
     "check_param_names",
     "check_real_like",
     "count_key",
+    "mask_key",
     "per_name",
     "resolve_path",
 ]
@@ -54,20 +55,6 @@ class BufferNames(NamedTuple):
 
 
 @functools.cache
-def buffer_names(name: str) -> BufferNames:
-    """The buffer names of parameter ``name`` (formatted once per name: an updater reads them several
-    times per call)."""
-    key = buffer_key(name)
-    return BufferNames(
-        f"{key}_potentiation",
-        f"{key}_depression",
-        f"{key}_potentiation_count",
-        f"{key}_depression_count",
-        f"{key}_mask",
-    )
-
-
-@functools.cache
 def accumulator_key(name: str, kind: str) -> str:
     """The buffer name of ``name``'s ``kind`` (potentiation or depression) accumulator."""
     return f"{buffer_key(name)}_{kind}"
@@ -76,7 +63,26 @@ def accumulator_key(name: str, kind: str) -> str:
 @functools.cache
 def count_key(name: str, kind: str) -> str:
     """The buffer name of the count of ``name``'s ``kind`` accumulator."""
-    return f"{buffer_key(name)}_{kind}_count"
+    return f"{accumulator_key(name, kind)}_count"
+
+
+@functools.cache
+def mask_key(name: str) -> str:
+    """The buffer name of ``name``'s mask."""
+    return f"{buffer_key(name)}_mask"
+
+
+@functools.cache
+def buffer_names(name: str) -> BufferNames:
+    """The buffer names of parameter ``name`` (formatted once per name: an updater reads them several
+    times per call)."""
+    return BufferNames(
+        accumulator_key(name, "potentiation"),
+        accumulator_key(name, "depression"),
+        count_key(name, "potentiation"),
+        count_key(name, "depression"),
+        mask_key(name),
+    )
 
 
 def resolve_path(module: nn.Module, name: str) -> object:
