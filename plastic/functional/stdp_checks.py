@@ -27,6 +27,7 @@ __all__ = [
     "check_carried_together",
     "check_real",
     "check_stdp_inputs",
+    "finite_change_limit",
     "largest_magnitude",
     "pair_change_bound",
     "resolve_decay",
@@ -220,6 +221,12 @@ def pair_change_bound(
     reach_pre = largest_pre + abs(amplitude_pre) * steps
     reach_post = largest_post + abs(amplitude_post) * steps
     return batch * steps * (abs(eta_post) * reach_pre + abs(eta_pre) * reach_post)
+
+
+def finite_change_limit(dtype: torch.dtype) -> float:
+    """The largest :func:`pair_change_bound` that proves a change of ``dtype`` finite: a thousandth of
+    the dtype's largest value (room for the rounding of the partial sums)."""
+    return torch.finfo(dtype).max / 1000
 
 
 def largest_magnitude(values: Tensor) -> float:

@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from plastic.functional.event_forward import is_input_major
-from plastic.functional.stdp_checks import pair_change_bound
+from plastic.functional.stdp_checks import finite_change_limit, pair_change_bound
 from plastic.functional.stdp_engine import decay_powers, pre_event_tables, uses_pre_event_product
 from plastic.functional.traces import decay_factor
 from plastic.functional.window_bags import compiled_pre_event_sums, sums_write_into
@@ -103,7 +103,7 @@ class OneSampleWindowPlan:
         # Python float a_post ** T
         self.power_post = decay_powers(self.decay_post, steps, dtype, cpu)[steps].numpy()[()]
         # the bound under which the change is finite by construction (STDP._bounded_change)
-        self.finite_limit = torch.finfo(dtype).max / 1000
+        self.finite_limit = finite_change_limit(dtype)
         self.post_decayed = torch.empty(outputs, dtype=dtype)
         self.sums = torch.empty(inputs, 2, dtype=dtype)
         self.carried_post = torch.empty(outputs, dtype=dtype)

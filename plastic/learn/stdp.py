@@ -55,7 +55,7 @@ from plastic.functional.pairing_schemes import (
 )
 from plastic.functional.receptive import grouped_to_weight
 from plastic.functional.stdp import METHODS, stdp_window, stdp_window_net
-from plastic.functional.stdp_checks import largest_magnitude, pair_change_bound
+from plastic.functional.stdp_checks import finite_change_limit, largest_magnitude, pair_change_bound
 from plastic.functional.stdp_engine import pre_event_window_update, uses_pre_event_product
 from plastic.functional.traces import decay_factor
 from plastic.functional.window_bags import sums_write_into
@@ -330,7 +330,7 @@ class STDP(WindowTrainer):
             steps, batch, params.eta_post, params.eta_pre, params.amplitude_pre, params.amplitude_post,
             *_trace_decays(unit.cell.dt, params.tau_pre, params.tau_post, params.exact), largest_pre, largest_post,
         )  # fmt: skip
-        return bound <= torch.finfo(dtype).max / 1000
+        return bound <= finite_change_limit(dtype)
 
     @staticmethod
     def _one_sample_window(
