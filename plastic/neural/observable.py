@@ -32,7 +32,6 @@ __all__ = [
     "PreObserver",
     "any_call_hooks",
     "has_call_hooks",
-    "has_own_call_hooks",
     "own_call_hooks",
 ]
 
@@ -95,31 +94,19 @@ def has_call_hooks(module: nn.Module) -> bool:
     return own_call_hooks(module.__dict__) or _global_call_hooks()
 
 
-def has_own_call_hooks(module: nn.Module) -> bool:
-    """:func:`has_call_hooks` without torch's global tables: for a caller that read them for this call."""
-    return own_call_hooks(module.__dict__)
-
-
 def any_call_hooks(*modules: nn.Module) -> bool:
     """Whether :func:`has_call_hooks` holds for any of ``modules`` (torch's global tables read once)."""
     if _global_call_hooks():
         return True
-    for module in modules:
-        # own_call_hooks inlined: this runs for several modules at every fused cell step
-        state = module.__dict__
-        if (
-            state["_forward_hooks"]
-            or state["_forward_pre_hooks"]
-            or state["_backward_hooks"]
-            or state["_backward_pre_hooks"]
-            or state.get("_compiled_call_impl") is not None
-        ):
+    for module in modules:  # noqa: SIM110  # a loop, not any(): no generator at every step
+        if own_call_hooks(module.__dict__):
             return True
     return False
 
 
 def own_call_hooks(state: dict[str, Any]) -> bool:
-    """:func:`has_own_call_hooks` of the module whose attributes (``module.__dict__``) are ``state``."""
+    """:func:`has_call_hooks` without torch's global tables (for a caller that read them for this call), of
+    the module whose attributes (``module.__dict__``) are ``state``."""
     # the module's hook tables are plain attributes
     return bool(
         state["_forward_hooks"]
